@@ -1,0 +1,3 @@
+from northmigrate.cli.app import main
+
+main()

@@ -1,0 +1,190 @@
+"""The one place AWS clients come from, and the one place AWS errors are translated.
+
+``AwsClients`` honours region, profile and endpoint (from the config, else the standard AWS
+environment and credential chain), botocore's ``standard``/``adaptive`` retry modes, and a
+connection pool sized to the work's concurrency. It makes one client per service and
+process; boto3 clients are thread-safe, sessions are not, so the session is only touched
+under a lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from northmigrate.config import AwsSettings
+from northmigrate.errors import AwsError, ConfigError
+
+# Credentials used against a loopback endpoint when none are configured: local emulators
+# accept any, and a fresh machine has none.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+DEFAULT_REGION = "us-east-1"
+
+
+def is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AwsClients:
+    """A factory of boto3 clients that share one session, one config and one pool size."""
+
+    def __init__(
+        self,
+        settings: AwsSettings | None = None,
+        *,
+        pool_size: int = 10,
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        self.settings = settings or AwsSettings()
+        self.pool_size = max(10, pool_size)
+        self._session = session
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> boto3.session.Session:
+        with self._lock:
+            return self._session_locked()
+
+    def _session_locked(self) -> boto3.session.Session:
+        if self._session is None:
+            try:
+                self._session = boto3.session.Session(
+                    profile_name=self.settings.profile, region_name=self.settings.region
+                )
+            except botocore.exceptions.ProfileNotFound as exc:
+                raise ConfigError(
+                    f"invalid value for aws.profile: AWS profile {self.settings.profile!r} "
+                    "is not in your AWS config"
+                ) from exc
+        return self._session
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint in use: the config's, else AWS_ENDPOINT_URL (as the AWS CLI reads it)."""
+        if self.settings.endpoint_url:
+            return self.settings.endpoint_url
+        session = self.session
+        value = session._session.get_config_variable("endpoint_url")  # noqa: SLF001
+        return str(value) if value else None
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name or DEFAULT_REGION
+
+    def client(self, service: str) -> Any:
+        """The process-wide client for ``service`` (created on first use)."""
+        with self._lock:
+            existing = self._clients.get(service)
+            if existing is not None:
+                return existing
+            session = self._session_locked()
+            kwargs: dict[str, Any] = {"config": self._config_locked(session)}
+            if self.settings.endpoint_url:
+                kwargs["endpoint_url"] = self.settings.endpoint_url
+            endpoint = self.settings.endpoint_url or session._session.get_config_variable(  # noqa: SLF001
+                "endpoint_url"
+            )
+            if is_loopback(endpoint) and session.get_credentials() is None:
+                kwargs.update(LOCAL_CREDENTIALS)
+            created = session.client(service, **kwargs)  # type: ignore[call-overload]
+            self._clients[service] = created
+            return created
+
+    def _config_locked(self, session: boto3.session.Session) -> botocore.config.Config:
+        return botocore.config.Config(
+            region_name=session.region_name or DEFAULT_REGION,
+            retries={
+                "mode": self.settings.retry_mode,
+                "total_max_attempts": self.settings.max_attempts,
+            },
+            max_pool_connections=self.pool_size,
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
+            tcp_keepalive=True,
+        )
+
+    def account_id(self) -> str:
+        with aws_errors("sts GetCallerIdentity"):
+            return str(self.client("sts").get_caller_identity()["Account"])
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+_ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId"}
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def translate(exc: BaseException, what: str) -> AwsError:
+    """An AwsError with one line that says what went wrong and what to do."""
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError):
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "")
+        return AwsError(
+            f"cannot reach the AWS endpoint {endpoint} ({what})".replace(" ()", ""),
+            hint="is the endpoint running? for the embedded one: northmigrate local",
+        )
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return AwsError(
+            f"no AWS credentials found ({what})",
+            hint="set AWS_PROFILE, aws.profile in the config, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return AwsError("no AWS region set", hint="set aws.region in the config or AWS_REGION")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in _MISSING_QUEUE:
+            return AwsError(f"{what}: the queue does not exist", hint="run northmigrate provision")
+        if code in _ACCESS_CODES:
+            return AwsError(f"{what}: access denied ({code})", hint="check the IAM policy of your credentials")
+        return AwsError(f"{what}: {code}: {message}".rstrip(": "))
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
+        return AwsError(f"{what}: the AWS endpoint timed out", hint="check the network and aws.endpoint_url")
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return AwsError(f"{what}: {exc}")
+    return AwsError(f"{what}: {exc}")
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """True when retrying the same call cannot help: no endpoint, no credentials, no access."""
+    if isinstance(
+        exc,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.NoCredentialsError
+        | botocore.exceptions.PartialCredentialsError
+        | botocore.exceptions.NoRegionError,
+    ):
+        return True
+    return error_code(exc) in _ACCESS_CODES | _MISSING_QUEUE
+
+
+AWS_EXCEPTIONS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn botocore exceptions raised inside into AwsError (exit 3), keeping the cause."""
+    try:
+        yield
+    except AWS_EXCEPTIONS as exc:
+        raise translate(exc, what) from exc

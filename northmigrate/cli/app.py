@@ -1,0 +1,110 @@
+"""The ``northmigrate`` command: global options, sub-commands, and the one place errors
+become ``Error: …`` lines and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+import typer
+
+from northmigrate import __version__
+from northmigrate.cli import cmd_infra, cmd_records
+from northmigrate.cli.state import State
+from northmigrate.errors import EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
+
+app = typer.Typer(
+    name="northmigrate",
+    help=(
+        "Queue-driven data migration on AWS: validate records, put each on SQS, migrate one "
+        "record at a time, collect failures in a dead-letter queue, redrive them once the fix "
+        "ships, and prove that nothing was lost."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"northmigrate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: str | None = typer.Option(
+        None, "--config", "-c", metavar="PATH",
+        help="Config file (else $NORTHMIGRATE_CONFIG, else ./northmigrate.toml).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = State(config_path=config, debug=debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+cmd_infra.register(app)
+cmd_records.register(app)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (``main`` exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="northmigrate", standalone_mode=False)
+    except NorthmigrateError as exc:
+        return _fail(str(exc), exc.exit_code, debug)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except click.exceptions.UsageError as exc:
+        where = f" (see: northmigrate {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
+            "northmigrate  ", "northmigrate "
+        ) if exc.ctx else ""
+        return _fail(f"{exc.format_message()}{where}", EXIT_USAGE, debug)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return _fail("interrupted", EXIT_INTERRUPTED, False)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code, debug)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            70, debug,
+        )
+    return int(result) if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,171 @@
+"""Commands that read a source: validate and enqueue."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from northmigrate import enqueue as enqueue_lib
+from northmigrate.cli.output import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    emit,
+    key_value_table,
+    progress_bar,
+    say,
+)
+from northmigrate.cli.signals import graceful_stop
+from northmigrate.cli.state import State, state
+from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
+from northmigrate.rejects import RejectsWriter
+from northmigrate.sources import open_source
+
+SOURCE_HELP = (
+    "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
+    "dynamodb://TABLE; s3://BUCKET/KEY or s3://BUCKET/PREFIX/."
+)
+REJECTS_OPTION = typer.Option(
+    None, "--rejects", metavar="FILE",
+    help="Write each rejected item (original record plus reason) as JSONL (mode 0600).",
+)
+
+
+def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> None:
+    t = report.tally
+    rows: list[tuple[str, object]] = [("source", report.source)]
+    if not report.validate_only:
+        rows.append(("run id", report.run_id))
+    rows += [
+        ("read", t.read), ("valid", t.valid), ("eligible", t.eligible),
+        ("ineligible (skipped)", t.ineligible), ("invalid", t.invalid),
+        ("duplicates", t.duplicates),
+    ]
+    if not report.validate_only:
+        label = "would enqueue" if report.dry_run else "enqueued"
+        rows += [(label, t.eligible if report.dry_run else report.enqueued), ("failed", report.failed)]
+    rows.append(("rejects file", report.rejects_file))
+    rows.append(("seconds", f"{report.duration_s:.2f}"))
+    console.print(key_value_table(title, rows))
+    if t.errors:
+        errors = Table(title=f"rejected ({t.errors_total})", title_justify="left")
+        for column in ("line", "record id", "field", "error"):
+            errors.add_column(column, overflow="fold")
+        for e in t.errors[:20]:
+            line = f"{e.origin} {e.line}" if e.origin else str(e.line)
+            errors.add_row(line, e.record_id or "", e.field or "", e.error)
+        console.print(errors)
+        if t.errors_total > 20:
+            console.print(f"… and {t.errors_total - 20} more (see --rejects FILE or --output json)")
+    if report.resume_from_line is not None:
+        console.print(
+            f"[yellow]not everything was sent: run again with --from-line "
+            f"{report.resume_from_line} (re-sending is harmless)[/yellow]"
+        )
+
+
+def _run(
+    st: State, source_name: str, output: OutputFormat, rejects: Path | None, *,
+    send: bool, dry_run: bool = False, limit: int | None = None,
+    from_line: int | None = None, concurrency: int | None = None,
+) -> enqueue_lib.EnqueueReport:
+    settings = st.settings
+    migration = st.migration
+    sqs = queue_url = None
+    max_size = settings.queue.max_message_size
+    if send:
+        clients = st.clients(pool_size=concurrency)
+        queues = st.queues()
+        queue_url = queues.main_url()
+        max_size = queues.max_message_size(queue_url)
+        sqs = clients.client("sqs")
+    source = open_source(source_name, clients=st.clients() if source_name.startswith(("s3://", "dynamodb://")) else None)
+    with ExitStack() as stack:
+        writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
+        stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
+        done, total = source.progress()
+        update = stack.enter_context(
+            progress_bar(output, "enqueue" if send else "validate", float(total) if total else None)
+        )
+
+        def on_progress(r: enqueue_lib.EnqueueReport) -> None:
+            sent = f" sent {r.enqueued}" if send else ""
+            update(
+                completed=r.source_done, total=r.source_total,
+                description=f"read {r.tally.read} valid {r.tally.valid}{sent} rejected {r.tally.errors_total}",
+            )
+
+        return enqueue_lib.run(
+            source, migration, max_message_size=max_size, sqs=sqs, queue_url=queue_url,
+            fifo=settings.queue.fifo, dry_run=dry_run, limit=limit, from_line=from_line,
+            concurrency=concurrency or settings.worker.concurrency, rejects=writer,
+            progress=on_progress, stop=stop,
+        )
+
+
+def _finish(report: enqueue_lib.EnqueueReport, output: OutputFormat, title: str) -> None:
+    data = report.to_dict()
+    if report.error is not None:
+        data["error"] = str(report.error)
+    emit(output, data, lambda console: _render(report, console, title))
+    if report.error is not None:
+        raise report.error
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def validate(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    rejects: Path | None = REJECTS_OPTION,
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any record is invalid or a duplicate."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Read and validate every record against the migration's model; send nothing.
+
+    Each bad line is reported with its line number, record id, field and reason; ineligible
+    records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
+    """
+    report = _run(state(ctx), source, output, rejects, send=False)
+    _finish(report, output, "validate")
+    if strict and (report.tally.invalid or report.tally.duplicates):
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def enqueue(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    rejects: Path | None = REJECTS_OPTION,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count; send nothing."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N eligible records, then stop."),
+    from_line: int | None = typer.Option(
+        None, "--from-line", min=1, help="Skip the source's lines before N (resume an interrupted run)."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, max=256, help="Batches in flight at once (default: worker.concurrency)."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Validate every record and send each eligible one to the main queue as one message.
+
+    Messages go out with SendMessageBatch (10 entries or the size limit), several batches at
+    once; a record counts as enqueued only once SQS confirmed it. Safe to run again: a
+    repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
+    some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
+    """
+    report = _run(
+        state(ctx), source, output, rejects, send=True, dry_run=dry_run, limit=limit,
+        from_line=from_line, concurrency=concurrency,
+    )
+    _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue")
+    if report.failed:
+        say(f"[red]{report.failed} records were not sent; see the rejects and run again[/red]")
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(enqueue)

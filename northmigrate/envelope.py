@@ -1,0 +1,143 @@
+"""The message envelope: what every northmigrate message carries, versioned.
+
+Body (JSON object), version 1::
+
+    {"northmigrate": 1,                 # envelope version
+     "migration": "onboarding-v2",      # Migration.name of the producer
+     "record_id": "APP-000017",         # value of Migration.key
+     "run_id": "20261127T010203Z-3f9a1c",
+     "source": "records.jsonl", "line": 17,
+     "enqueued_at": "2026-11-27T01:02:03Z",
+     "record": {...},                   # the record as read from the source
+     "failures": [...],                 # newest last: why it was dead-lettered (worker)
+     "redrives": [...]}                 # newest last: when it was moved back (dlq redrive)
+
+Message attributes mirror the record id, the migration and the envelope version, so that
+tools can filter without parsing bodies. A consumer must accept unknown keys (a newer minor
+change adds keys; an incompatible change bumps the version).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ENVELOPE_VERSION = 1
+MARKER = "northmigrate"
+ATTR_RECORD_ID = "northmigrate.record_id"
+ATTR_MIGRATION = "northmigrate.migration"
+ATTR_VERSION = "northmigrate.envelope"
+HISTORY_LIMIT = 20
+
+
+class EnvelopeError(ValueError):
+    """A message body that is not a northmigrate envelope this version can read."""
+
+
+def utc_now() -> datetime:
+    """The clock seam: every timestamp northmigrate writes comes from here."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Envelope:
+    migration: str
+    record_id: str
+    record: dict[str, Any]
+    run_id: str = ""
+    source: str = ""
+    line: int | None = None
+    enqueued_at: str = ""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    redrives: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def last_failure(self) -> dict[str, Any] | None:
+        return self.failures[-1] if self.failures else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            MARKER: ENVELOPE_VERSION,
+            "migration": self.migration,
+            "record_id": self.record_id,
+            "run_id": self.run_id,
+            "source": self.source,
+            "line": self.line,
+            "enqueued_at": self.enqueued_at,
+            "record": self.record,
+        }
+        if self.failures:
+            out["failures"] = self.failures[-HISTORY_LIMIT:]
+        if self.redrives:
+            out["redrives"] = self.redrives[-HISTORY_LIMIT:]
+        return out
+
+    def to_body(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def body_with_raw_record(header: dict[str, Any], raw_record: str) -> str:
+    """Build a fresh envelope body around a record that is already JSON text.
+
+    Saves a parse and a dump per record on the enqueue hot path; ``header`` holds the
+    envelope keys other than ``record`` (in order).
+    """
+    head = json.dumps({MARKER: ENVELOPE_VERSION, **header}, separators=(",", ":"), ensure_ascii=False)
+    return f'{head[:-1]},"record":{raw_record}}}'
+
+
+def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
+    return {
+        ATTR_RECORD_ID: {"DataType": "String", "StringValue": record_id},
+        ATTR_MIGRATION: {"DataType": "String", "StringValue": migration},
+        ATTR_VERSION: {"DataType": "Number", "StringValue": str(ENVELOPE_VERSION)},
+    }
+
+
+def attributes_size(attrs: dict[str, dict[str, str]]) -> int:
+    """Bytes SQS counts against the message size for these attributes."""
+    total = 0
+    for name, value in attrs.items():
+        total += len(name.encode()) + len(value["DataType"].encode())
+        total += len(value.get("StringValue", "").encode())
+    return total
+
+
+def parse(body: str) -> Envelope:
+    """Read an envelope; raises EnvelopeError with a reason fit for a dead letter."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise EnvelopeError("message body is not JSON") from exc
+    if not isinstance(data, dict) or MARKER not in data:
+        raise EnvelopeError("message body is not a northmigrate envelope")
+    version = data[MARKER]
+    if version != ENVELOPE_VERSION:
+        raise EnvelopeError(f"unsupported envelope version {version!r}")
+    record = data.get("record")
+    migration = data.get("migration")
+    record_id = data.get("record_id")
+    if not isinstance(record, dict):
+        raise EnvelopeError("envelope has no record object")
+    if not isinstance(migration, str) or not isinstance(record_id, str):
+        raise EnvelopeError("envelope lacks migration or record_id")
+    line = data.get("line")
+    failures = data.get("failures") or []
+    redrives = data.get("redrives") or []
+    return Envelope(
+        migration=migration,
+        record_id=record_id,
+        record=record,
+        run_id=str(data.get("run_id") or ""),
+        source=str(data.get("source") or ""),
+        line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+        enqueued_at=str(data.get("enqueued_at") or ""),
+        failures=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
+        redrives=[r for r in redrives if isinstance(r, dict)] if isinstance(redrives, list) else [],
+    )

@@ -1,0 +1,57 @@
+"""One exception tree for the library; each class carries the CLI exit code it maps to.
+
+Only the CLI's entry point turns these into ``Error: …`` lines and exit codes. The library
+raises them with ``raise … from`` so that ``--debug`` shows the cause.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ATTENTION = 1
+EXIT_USAGE = 2
+EXIT_AWS = 3
+EXIT_INTERRUPTED = 130
+
+
+class NorthmigrateError(Exception):
+    """Root of every error northmigrate raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(NorthmigrateError):
+    """The configuration is missing, unreadable or invalid (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(NorthmigrateError):
+    """A source cannot be read, or a flag's value is unusable (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class PluginError(NorthmigrateError):
+    """The migration plugin cannot be imported or is not a Migration (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class AwsError(NorthmigrateError):
+    """AWS answered with an error, or could not be reached (exit 3)."""
+
+    exit_code = EXIT_AWS
+
+
+class Interrupted(NorthmigrateError):
+    """The user interrupted the command (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED

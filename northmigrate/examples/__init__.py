@@ -1,0 +1,1 @@
+"""Example migrations shipped with northmigrate."""

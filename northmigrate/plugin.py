@@ -1,0 +1,123 @@
+"""The plugin API: a migration is a Python module holding a ``Migration``.
+
+The same module runs unchanged in the local worker and on Lambda. See README "Python API".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from northmigrate.aws import AwsClients
+from northmigrate.errors import PluginError
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class PermanentError(Exception):
+    """This record can never succeed as it is: dead-letter it at once, without retries.
+
+    The message should say why in words an operator can act on; it is attached to the dead
+    letter (with sensitive fields redacted), so never put a sensitive value in it.
+    """
+
+
+@dataclass
+class MigrationContext:
+    """What a handler gets besides its record."""
+
+    options: Mapping[str, Any]
+    aws: AwsClients
+    attempt: int = 1
+    message_id: str = ""
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("northmigrate.plugin"))
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    """One resource a plugin's ``setup`` hook ensured exists."""
+
+    resource: str
+    name: str
+    action: str  # "created" | "updated" | "unchanged"
+
+
+Handler = Callable[[RecordT, MigrationContext], None]
+Eligible = Callable[[RecordT], bool]
+Verify = Callable[[RecordT, MigrationContext], bool]
+Setup = Callable[[MigrationContext], Sequence[SetupResult]]
+
+
+@dataclass(frozen=True)
+class Migration(Generic[RecordT]):
+    """A migration: a model to validate records with, and a handler that migrates one record.
+
+    ``key`` names the field that identifies a record (idempotency, reports, filters).
+    ``eligible`` decides which valid records are sent; ``verify`` tells ``reconcile`` whether a
+    record is present and correct in the target; ``sensitive`` lists field names (dotted for
+    nested ones; a list is walked into) that are redacted in every output unless asked for.
+    ``setup`` creates what the handler needs in the target (``provision`` calls it), and
+    ``iam_statements`` lists what it needs to be allowed to do (``deploy`` uses them).
+    """
+
+    name: str
+    model: type[RecordT]
+    key: str
+    handler: Handler[RecordT]
+    eligible: Eligible[RecordT] | None = None
+    verify: Verify[RecordT] | None = None
+    sensitive: tuple[str, ...] = ()
+    version: str = "1"
+    setup: Setup | None = None
+    iam_statements: Callable[[Mapping[str, Any], str, str], list[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise TypeError("Migration.name must be a non-empty string")
+        if not (isinstance(self.model, type) and issubclass(self.model, BaseModel)):
+            raise TypeError("Migration.model must be a pydantic BaseModel subclass")
+        if self.key not in self.model.model_fields:
+            raise TypeError(f"Migration.key {self.key!r} is not a field of {self.model.__name__}")
+        if isinstance(self.sensitive, str):
+            raise TypeError("Migration.sensitive must be a tuple of field names, not a string")
+
+    def record_id(self, record: RecordT) -> str:
+        return str(getattr(record, self.key))
+
+    def is_eligible(self, record: RecordT) -> bool:
+        return True if self.eligible is None else bool(self.eligible(record))
+
+
+def load_migration(spec: str, *, cwd: str | Path | None = None) -> Migration[Any]:
+    """Import ``module:attribute`` (the current directory importable) and check it."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise PluginError(
+            f"migration.plugin {spec!r} is not of the form module:attribute",
+            hint='e.g. "northmigrate.examples.onboarding:migration"',
+        )
+    directory = str(Path(cwd) if cwd else Path.cwd())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure of user code
+        detail = f"{type(exc).__name__}: {exc}"
+        raise PluginError(f"cannot import plugin module {module_name!r}: {detail}") from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError as exc:
+        raise PluginError(f"plugin module {module_name!r} has no attribute {attribute!r}") from exc
+    if not isinstance(value, Migration):
+        raise PluginError(
+            f"{spec} is a {type(value).__name__}, not a northmigrate.Migration"
+        )
+    return value

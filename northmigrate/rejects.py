@@ -1,0 +1,51 @@
+"""The rejects file: one JSON line per item that was not sent, with the original record.
+
+It holds the original text of bad records, sensitive fields included (it is the operator's
+own data, for fixing and re-sending), so it is created with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from northmigrate.errors import InputError
+from northmigrate.sources import SourceItem
+from northmigrate.validation import Rejection
+
+
+class RejectsWriter:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+        except OSError as exc:
+            raise InputError(f"cannot write rejects file {self.path}: {exc.strerror or exc}") from exc
+        self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, rejection: Rejection, item: SourceItem | None, raw: str | None = None) -> None:
+        entry = rejection.to_dict()
+        if raw is None and item is not None:
+            if item.text is not None:
+                raw = item.text
+            elif item.data is not None:
+                raw = json.dumps(item.data, ensure_ascii=False, default=str)
+        entry["raw"] = raw
+        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RejectsWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

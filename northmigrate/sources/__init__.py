@@ -1,0 +1,14 @@
+"""Sources of records: files (JSONL, JSON array, CSV, optionally gzip), stdin, and URIs.
+
+Every reader streams: memory stays flat in the size of the source. A reader yields one
+``SourceItem`` per record (or per unreadable line), numbered by the 1-based line where the
+record starts, and never stops at a bad record; only a source that cannot be opened, or a
+file whose structure cannot be resynchronised (a broken JSON array), raises ``SourceError``.
+"""
+
+from __future__ import annotations
+
+from northmigrate.sources.base import Source, SourceError, SourceItem
+from northmigrate.sources.open import open_source
+
+__all__ = ["Source", "SourceError", "SourceItem", "open_source"]

@@ -1,0 +1,239 @@
+"""Check one source item against the migration: parse, validate, de-duplicate, size, eligibility.
+
+``Validator.check`` turns a ``SourceItem`` into a ``Checked`` outcome: ``eligible`` (with
+the message to send), ``ineligible``, ``duplicate`` or ``invalid`` (with a ``Rejection``).
+Counting conventions (the JSON summary of validate and enqueue):
+``read = valid + invalid + duplicates`` and ``valid = eligible + ineligible``; a duplicate is
+a record whose key was already seen earlier in the same source (the first one wins), and a
+record too large for the queue is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from northmigrate import envelope
+from northmigrate.plugin import Migration
+from northmigrate.redact import scrub, sensitive_values
+from northmigrate.sources import SourceItem
+
+Kind = Literal["eligible", "ineligible", "duplicate", "invalid"]
+MAX_REPORTED_ERRORS = 100
+
+
+@dataclass(slots=True)
+class Rejection:
+    """Why one item of the source was not sent; never holds a sensitive value."""
+
+    line: int | None
+    record_id: str | None
+    field: str | None
+    error: str
+    origin: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "line": self.line,
+            "record_id": self.record_id,
+            "field": self.field,
+            "error": self.error,
+        }
+        if self.origin:
+            out["origin"] = self.origin
+        return out
+
+
+@dataclass(slots=True)
+class OutMessage:
+    """One message ready for SendMessageBatch."""
+
+    record_id: str
+    line: int | None
+    body: str
+    attributes: dict[str, dict[str, str]]
+    size: int
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+
+@dataclass(slots=True)
+class Checked:
+    kind: Kind
+    item: SourceItem
+    record_id: str | None = None
+    rejection: Rejection | None = None
+    message: OutMessage | None = None
+
+
+@dataclass
+class Tally:
+    read: int = 0
+    valid: int = 0
+    eligible: int = 0
+    ineligible: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    errors: list[Rejection] = field(default_factory=list)
+    errors_total: int = 0
+
+    def add(self, checked: Checked) -> None:
+        self.read += 1
+        kind = checked.kind
+        if kind == "invalid":
+            self.invalid += 1
+        elif kind == "duplicate":
+            self.duplicates += 1
+        else:
+            self.valid += 1
+            if kind == "eligible":
+                self.eligible += 1
+            else:
+                self.ineligible += 1
+        if checked.rejection is not None:
+            self.reject(checked.rejection)
+
+    def reject(self, rejection: Rejection) -> None:
+        self.errors_total += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(rejection)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str | None:
+    return ".".join(str(part) for part in loc) or None
+
+
+class Validator:
+    """Checks items one by one; keeps the set of keys seen for duplicate detection."""
+
+    def __init__(
+        self,
+        migration: Migration[Any],
+        *,
+        max_message_size: int,
+        run_id: str = "",
+        source_name: str = "",
+        fifo: bool = False,
+    ) -> None:
+        self.migration = migration
+        self.max_message_size = max_message_size
+        self.run_id = run_id
+        self.source_name = source_name
+        self.fifo = fifo
+        self.enqueued_at = envelope.iso(envelope.utc_now())
+        self._seen: set[str] = set()
+        self._model: type[BaseModel] = migration.model
+
+    def check(self, item: SourceItem) -> Checked:
+        if item.error is not None:
+            return self._invalid(item, None, None, item.error)
+        try:
+            if item.data is not None:
+                record = self._model.model_validate(item.data)
+            elif item.text is not None:
+                record = self._model.model_validate_json(item.text)
+            else:
+                return self._invalid(item, None, None, "empty record")
+        except ValidationError as exc:
+            return self._from_validation_error(item, exc)
+        except RecursionError:
+            return self._invalid(item, None, None, "record is nested too deeply")
+        record_id = self.migration.record_id(record)
+        if record_id in self._seen:
+            return Checked(
+                "duplicate",
+                item,
+                record_id,
+                Rejection(
+                    item.line, record_id, self.migration.key,
+                    f"duplicate {self.migration.key}: already read earlier in this source",
+                    item.origin,
+                ),
+            )
+        self._seen.add(record_id)
+        try:
+            eligible = self.migration.is_eligible(record)
+        except Exception as exc:  # the plugin's predicate failed on this record
+            reason = self._clean(f"eligibility check failed: {type(exc).__name__}: {exc}", item)
+            return self._invalid(item, record_id, None, reason)
+        if not eligible:
+            return Checked("ineligible", item, record_id)
+        message = self._message(item, record, record_id)
+        if message.size > self.max_message_size:
+            return self._invalid(
+                item, record_id, None,
+                f"record is {message.size} bytes as a message; the queue accepts at most "
+                f"{self.max_message_size}",
+            )
+        return Checked("eligible", item, record_id, message=message)
+
+    def _message(self, item: SourceItem, record: BaseModel, record_id: str) -> OutMessage:
+        header = {
+            "migration": self.migration.name,
+            "record_id": record_id,
+            "run_id": self.run_id,
+            "source": item.origin or self.source_name,
+            "line": item.line,
+            "enqueued_at": self.enqueued_at,
+        }
+        raw = item.text if item.text is not None else json.dumps(
+            record.model_dump(mode="json", by_alias=True), separators=(",", ":"), ensure_ascii=False
+        )
+        body = envelope.body_with_raw_record(header, raw)
+        attrs = envelope.attributes(self.migration.name, record_id)
+        size = len(body.encode("utf-8")) + envelope.attributes_size(attrs)
+        message = OutMessage(record_id, item.line, body, attrs, size)
+        if self.fifo:
+            import hashlib
+
+            message.group_id = record_id[:128]
+            message.dedup_id = hashlib.sha256(
+                f"{self.migration.name}\0{record_id}\0{raw}".encode()
+            ).hexdigest()
+        return message
+
+    def _from_validation_error(self, item: SourceItem, exc: ValidationError) -> Checked:
+        problems = exc.errors(include_url=False, include_input=False, include_context=False)
+        first = problems[0]
+        if first["type"] == "json_invalid":
+            return self._invalid(item, None, None, "invalid JSON")
+        record_id = self._guess_id(item)
+        if first["type"] == "model_type" and not first["loc"]:
+            return self._invalid(item, record_id, None, "record is not a JSON object")
+        parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:5]]
+        if len(problems) > 5:
+            parts.append(f"and {len(problems) - 5} more")
+        return self._invalid(item, record_id, _loc(first["loc"]), self._clean("; ".join(parts), item))
+
+    def _guess_id(self, item: SourceItem) -> str | None:
+        data = item.data
+        if data is None and item.text is not None:
+            try:
+                data = json.loads(item.text)
+            except (ValueError, RecursionError):
+                return None
+        if isinstance(data, dict):
+            value = data.get(self.migration.key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)[:200]
+        return None
+
+    def _clean(self, text: str, item: SourceItem) -> str:
+        """Scrub any sensitive value of this item's record out of a message."""
+        if not self.migration.sensitive:
+            return text
+        data = item.data
+        if data is None and item.text is not None:
+            try:
+                data = json.loads(item.text)
+            except (ValueError, RecursionError):
+                return text
+        return scrub(text, sensitive_values(data, self.migration.sensitive))
+
+    def _invalid(
+        self, item: SourceItem, record_id: str | None, field_name: str | None, error: str
+    ) -> Checked:
+        return Checked("invalid", item, record_id, Rejection(item.line, record_id, field_name, error, item.origin))
