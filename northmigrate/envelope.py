@@ -29,6 +29,10 @@ MARKER = "northmigrate"
 ATTR_RECORD_ID = "northmigrate.record_id"
 ATTR_MIGRATION = "northmigrate.migration"
 ATTR_VERSION = "northmigrate.envelope"
+# Set on every message the worker dead-letters itself (the body of an unreadable message
+# cannot carry it); the envelope's ``failures`` has the full history.
+ATTR_REASON = "northmigrate.reason"
+ATTR_FAILURE_KIND = "northmigrate.failure_kind"
 HISTORY_LIMIT = 20
 
 
@@ -90,6 +94,42 @@ def body_with_raw_record(header: dict[str, Any], raw_record: str) -> str:
     """
     head = json.dumps({MARKER: ENVELOPE_VERSION, **header}, separators=(",", ":"), ensure_ascii=False)
     return f'{head[:-1]},"record":{raw_record}}}'
+
+
+FailureKind = str  # "permanent" | "exhausted" | "invalid" | "unreadable"
+UNKNOWN_REASON = "unknown"  # a dead letter SQS moved itself (a worker died on its last try)
+
+
+def failure(
+    *,
+    kind: FailureKind,
+    error_class: str,
+    reason: str,
+    attempt: int,
+    migration: str,
+    version: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One entry of ``Envelope.failures``: why a message was dead-lettered.
+
+    ``kind``: ``permanent`` (PermanentError), ``exhausted`` (retries used up), ``invalid``
+    (the record no longer validates), ``unreadable`` (not an envelope of this migration).
+    ``reason`` is ``"<ErrorClass>: <message>"`` with sensitive values already scrubbed.
+    """
+    return {
+        "kind": kind,
+        "error_class": error_class,
+        "reason": reason,
+        "attempt": attempt,
+        "migration": migration,
+        "version": version,
+        "at": iso(at or utc_now()),
+    }
+
+
+def redrive_entry(*, source: str, destination: str, at: datetime | None = None) -> dict[str, Any]:
+    """One entry of ``Envelope.redrives``: when and where a dead letter was moved back."""
+    return {"from": source, "to": destination, "at": iso(at or utc_now())}
 
 
 def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:

@@ -1,0 +1,189 @@
+"""Test support: a project directory wired to a real local endpoint, and the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+
+REPO = Path(__file__).resolve().parents[1]
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a CLI subprocess runs with: no stray config, fake credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NORTHMIGRATE_", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        PYTHONPATH=str(REPO),
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
+    env.update(extra or {})
+    return env
+
+
+def client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3}),
+        **CREDENTIALS,
+    )
+
+
+@dataclass
+class Project:
+    """A working directory with a northmigrate.toml naming unique queues and a unique table."""
+
+    root: Path
+    endpoint: str
+    name: str = field(default_factory=lambda: f"nm-{uuid.uuid4().hex[:10]}")
+    plugin: str = "northmigrate.examples.onboarding:migration"
+    options: dict[str, Any] = field(default_factory=dict)
+    queue_settings: dict[str, Any] = field(default_factory=dict)
+    worker_settings: dict[str, Any] = field(default_factory=dict)
+    fifo: bool = False
+
+    def __post_init__(self) -> None:
+        self.options.setdefault("table", f"{self.name}-target")
+        self.write_config()
+
+    @property
+    def queue_name(self) -> str:
+        return self.name + (".fifo" if self.fifo else "")
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq" + (".fifo" if self.fifo else "")
+
+    @property
+    def table(self) -> str:
+        return str(self.options["table"])
+
+    def write_config(self) -> Path:
+        def toml_value(value: Any) -> str:
+            return json.dumps(value)
+
+        queue = {"name": self.queue_name, "max_receive_count": 3, "visibility_timeout": 10}
+        queue.update(self.queue_settings)
+        lines = ["[aws]", 'region = "us-east-1"', f'endpoint_url = "{self.endpoint}"', "", "[queue]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in queue.items()]
+        lines += ["", "[migration]", f'plugin = "{self.plugin}"', "", "[migration.options]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in self.options.items()]
+        if self.worker_settings:
+            lines += ["", "[worker]"] + [f"{k} = {toml_value(v)}" for k, v in self.worker_settings.items()]
+        path = self.root / "northmigrate.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def write_plugin(self, module: str, code: str) -> str:
+        """Write a plugin module into the project directory; returns its module name."""
+        (self.root / f"{module}.py").write_text(textwrap.dedent(code))
+        return module
+
+    def run(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+        timeout: float = 120, check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "northmigrate", *args],
+            cwd=self.root, env=cli_env(env), input=input, capture_output=True, text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"northmigrate {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def run_json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
+        result = self.run(*args, "--output", "json", **kwargs)
+        assert result.stdout.strip(), f"no JSON on stdout; exit {result.returncode}; stderr:\n{result.stderr}"
+        data = json.loads(result.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "northmigrate", *args],
+            cwd=self.root, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    # boto3 views of the same endpoint, for assertions
+    def client(self, service: str) -> Any:
+        return client(service, self.endpoint)
+
+    def queue_url(self, name: str | None = None) -> str:
+        return str(self.client("sqs").get_queue_url(QueueName=name or self.queue_name)["QueueUrl"])
+
+    def drain(self, name: str | None = None, *, delete: bool = True, wait: float = 0) -> list[dict[str, Any]]:
+        """Every message of a queue (received until empty), deleted unless told otherwise."""
+        sqs = self.client("sqs")
+        url = self.queue_url(name)
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                MessageAttributeNames=["All"], AttributeNames=["All"], VisibilityTimeout=60,
+            ).get("Messages", [])
+            if not got:
+                if time.monotonic() >= deadline:
+                    return out
+                time.sleep(0.2)
+                continue
+            out.extend(got)
+            if delete:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+                )
+
+    def depth(self, name: str | None = None) -> dict[str, int]:
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url(name),
+            AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attrs["ApproximateNumberOfMessages"]),
+            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+        }
+
+    def table_items(self) -> list[dict[str, Any]]:
+        ddb = self.client("dynamodb")
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            page = ddb.scan(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def write_jsonl(path: Path, items: list[Any]) -> Path:
+    """Write records (dicts) and raw lines (str) as JSONL."""
+    with path.open("w") as out:
+        for item in items:
+            out.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+    return path
