@@ -81,7 +81,7 @@ class AwsClients:
         if self.settings.endpoint_url:
             return self.settings.endpoint_url
         session = self.session
-        value = session._session.get_config_variable("endpoint_url")  # noqa: SLF001
+        value = session._session.get_config_variable("endpoint_url")
         return str(value) if value else None
 
     @property
@@ -98,7 +98,7 @@ class AwsClients:
             kwargs: dict[str, Any] = {"config": self._config_locked(session)}
             if self.settings.endpoint_url:
                 kwargs["endpoint_url"] = self.settings.endpoint_url
-            endpoint = self.settings.endpoint_url or session._session.get_config_variable(  # noqa: SLF001
+            endpoint = self.settings.endpoint_url or session._session.get_config_variable(
                 "endpoint_url"
             )
             if is_loopback(endpoint) and session.get_credentials() is None:
@@ -131,22 +131,32 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-_ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId"}
+_ACCESS_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+}
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
 def translate(exc: BaseException, what: str) -> AwsError:
     """An AwsError with one line that says what went wrong and what to do."""
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError):
+    if isinstance(
+        exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionClosedError
+    ):
         endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "")
         return AwsError(
             f"cannot reach the AWS endpoint {endpoint} ({what})".replace(" ()", ""),
             hint="is the endpoint running? for the embedded one: northmigrate local",
         )
-    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
         return AwsError(
             f"no AWS credentials found ({what})",
-            hint="set AWS_PROFILE, aws.profile in the config, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            hint="set AWS_PROFILE, aws.profile in the config, "
+            "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
         )
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return AwsError("no AWS region set", hint="set aws.region in the config or AWS_REGION")
@@ -156,10 +166,16 @@ def translate(exc: BaseException, what: str) -> AwsError:
         if code in _MISSING_QUEUE:
             return AwsError(f"{what}: the queue does not exist", hint="run northmigrate provision")
         if code in _ACCESS_CODES:
-            return AwsError(f"{what}: access denied ({code})", hint="check the IAM policy of your credentials")
+            return AwsError(
+                f"{what}: access denied ({code})", hint="check the IAM policy of your credentials"
+            )
         return AwsError(f"{what}: {code}: {message}".rstrip(": "))
-    if isinstance(exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError):
-        return AwsError(f"{what}: the AWS endpoint timed out", hint="check the network and aws.endpoint_url")
+    if isinstance(
+        exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectTimeoutError
+    ):
+        return AwsError(
+            f"{what}: the AWS endpoint timed out", hint="check the network and aws.endpoint_url"
+        )
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return AwsError(f"{what}: {exc}")
     return AwsError(f"{what}: {exc}")

@@ -48,7 +48,9 @@ class Batcher(Generic[T]):
         return out
 
 
-def batches(items: Iterable[T], max_bytes: int, max_entries: int = MAX_BATCH_ENTRIES) -> Iterator[list[T]]:
+def batches(
+    items: Iterable[T], max_bytes: int, max_entries: int = MAX_BATCH_ENTRIES
+) -> Iterator[list[T]]:
     batcher: Batcher[T] = Batcher(max_bytes, max_entries)
     for item in items:
         full = batcher.add(item)

@@ -133,9 +133,7 @@ def _describe(error: ValidationError) -> str:
     return f"invalid value for {key}: {first['msg']}"
 
 
-def load_settings(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate the configuration. Raises ConfigError (exit 2)."""
     env = os.environ if env is None else env
     file = find_config_file(path, env)

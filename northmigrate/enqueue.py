@@ -115,8 +115,11 @@ def run(
         rejects_file=str(rejects.path) if rejects else None,
     )
     validator = Validator(
-        migration, max_message_size=max_message_size, run_id=report.run_id,
-        source_name=source.name, fifo=fifo,
+        migration,
+        max_message_size=max_message_size,
+        run_id=report.run_id,
+        source_name=source.name,
+        fifo=fifo,
     )
     lock = threading.Lock()
     first_failed: list[int] = []  # the lowest line whose record was not sent
@@ -144,7 +147,10 @@ def run(
     if not validate_only and not dry_run:
         assert queue_url is not None
         sender = SqsSender(
-            sqs, queue_url, on_result=on_result, concurrency=concurrency,
+            sqs,
+            queue_url,
+            on_result=on_result,
+            concurrency=concurrency,
             max_batch_bytes=max_message_size,
         )
     started = time.monotonic()

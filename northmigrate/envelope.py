@@ -92,7 +92,9 @@ def body_with_raw_record(header: dict[str, Any], raw_record: str) -> str:
     Saves a parse and a dump per record on the enqueue hot path; ``header`` holds the
     envelope keys other than ``record`` (in order).
     """
-    head = json.dumps({MARKER: ENVELOPE_VERSION, **header}, separators=(",", ":"), ensure_ascii=False)
+    head = json.dumps(
+        {MARKER: ENVELOPE_VERSION, **header}, separators=(",", ":"), ensure_ascii=False
+    )
     return f'{head[:-1]},"record":{raw_record}}}'
 
 

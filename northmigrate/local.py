@@ -47,7 +47,9 @@ class EmbeddedEndpoint:
                         f"port {self.port} on {self.host} is already in use",
                         hint="is an endpoint already running? or pass --port N",
                     ) from exc
-                raise InputError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+                raise InputError(
+                    f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+                ) from exc
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.port = int(self._server.get_host_and_port()[1])

@@ -117,7 +117,5 @@ def load_migration(spec: str, *, cwd: str | Path | None = None) -> Migration[Any
     except AttributeError as exc:
         raise PluginError(f"plugin module {module_name!r} has no attribute {attribute!r}") from exc
     if not isinstance(value, Migration):
-        raise PluginError(
-            f"{spec} is a {type(value).__name__}, not a northmigrate.Migration"
-        )
+        raise PluginError(f"{spec} is a {type(value).__name__}, not a northmigrate.Migration")
     return value

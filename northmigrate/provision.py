@@ -23,7 +23,12 @@ class Change:
     changed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resource": self.resource, "name": self.name, "action": self.action, "changed": self.changed}
+        return {
+            "resource": self.resource,
+            "name": self.name,
+            "action": self.action,
+            "changed": self.changed,
+        }
 
 
 @dataclass
@@ -110,7 +115,11 @@ def _apply(sqs: Any, url: str, current: dict[str, str], desired: dict[str, str])
 def _change(resource: str, name: str, created: bool, changed: list[str]) -> Change:
     if created:
         return Change(resource, name, "created")
-    return Change(resource, name, "updated", changed) if changed else Change(resource, name, "unchanged")
+    return (
+        Change(resource, name, "updated", changed)
+        if changed
+        else Change(resource, name, "unchanged")
+    )
 
 
 def provision(

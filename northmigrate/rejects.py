@@ -24,7 +24,9 @@ class RejectsWriter:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.fchmod(fd, 0o600)
         except OSError as exc:
-            raise InputError(f"cannot write rejects file {self.path}: {exc.strerror or exc}") from exc
+            raise InputError(
+                f"cannot write rejects file {self.path}: {exc.strerror or exc}"
+            ) from exc
         self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
         self.count = 0
 

@@ -19,23 +19,112 @@ from typing import Any, Literal
 
 Format = Literal["jsonl", "json", "csv"]
 
-FIRST = ["Ava", "Liam", "Noah", "Mia", "Zoe", "Omar", "Priya", "Chen", "Sofia", "Mateo",
-         "Amara", "Yuki", "Lucas", "Leila", "Ethan", "Ines", "Kofi", "Hana", "Diego", "Nora"]
-LAST = ["Nguyen", "Smith", "Okafor", "Garcia", "Tremblay", "Patel", "Kim", "Roy", "Cohen",
-        "Silva", "Martin", "Singh", "Brown", "Lee", "Haddad", "Fischer", "Moreau", "Ali"]
-WORDS = ["Maple", "Harbor", "North", "Cedar", "Bright", "Summit", "River", "Pixel", "Golden",
-         "Atlas", "Lumen", "Copper", "Prairie", "Signal", "Orchard", "Beacon"]
-KINDS = ["Bakery", "Studio", "Labs", "Logistics", "Consulting", "Builders", "Cafe", "Design",
-         "Fitness", "Supply", "Analytics", "Outfitters"]
-INDUSTRIES = ["food_service", "software", "construction", "retail", "consulting", "health",
-              "creative", "transport", "fitness", "wholesale"]
-PLACES = [("Toronto", "ON", "CA", "M5V 2T6"), ("Vancouver", "BC", "CA", "V6B 1A1"),
-          ("Montreal", "QC", "CA", "H2X 1Y4"), ("Calgary", "AB", "CA", "T2P 1J9"),
-          ("New York", "NY", "US", "10001"), ("Austin", "TX", "US", "73301"),
-          ("Denver", "CO", "US", "80202"), ("Seattle", "WA", "US", "98101"),
-          ("Miami", "FL", "US", "33101"), ("Chicago", "IL", "US", "60601")]
-STATUSES = [("submitted", 45), ("approved", 33), ("in_review", 9), ("draft", 7),
-            ("rejected", 4), ("withdrawn", 2)]
+FIRST = [
+    "Ava",
+    "Liam",
+    "Noah",
+    "Mia",
+    "Zoe",
+    "Omar",
+    "Priya",
+    "Chen",
+    "Sofia",
+    "Mateo",
+    "Amara",
+    "Yuki",
+    "Lucas",
+    "Leila",
+    "Ethan",
+    "Ines",
+    "Kofi",
+    "Hana",
+    "Diego",
+    "Nora",
+]
+LAST = [
+    "Nguyen",
+    "Smith",
+    "Okafor",
+    "Garcia",
+    "Tremblay",
+    "Patel",
+    "Kim",
+    "Roy",
+    "Cohen",
+    "Silva",
+    "Martin",
+    "Singh",
+    "Brown",
+    "Lee",
+    "Haddad",
+    "Fischer",
+    "Moreau",
+    "Ali",
+]
+WORDS = [
+    "Maple",
+    "Harbor",
+    "North",
+    "Cedar",
+    "Bright",
+    "Summit",
+    "River",
+    "Pixel",
+    "Golden",
+    "Atlas",
+    "Lumen",
+    "Copper",
+    "Prairie",
+    "Signal",
+    "Orchard",
+    "Beacon",
+]
+KINDS = [
+    "Bakery",
+    "Studio",
+    "Labs",
+    "Logistics",
+    "Consulting",
+    "Builders",
+    "Cafe",
+    "Design",
+    "Fitness",
+    "Supply",
+    "Analytics",
+    "Outfitters",
+]
+INDUSTRIES = [
+    "food_service",
+    "software",
+    "construction",
+    "retail",
+    "consulting",
+    "health",
+    "creative",
+    "transport",
+    "fitness",
+    "wholesale",
+]
+PLACES = [
+    ("Toronto", "ON", "CA", "M5V 2T6"),
+    ("Vancouver", "BC", "CA", "V6B 1A1"),
+    ("Montreal", "QC", "CA", "H2X 1Y4"),
+    ("Calgary", "AB", "CA", "T2P 1J9"),
+    ("New York", "NY", "US", "10001"),
+    ("Austin", "TX", "US", "73301"),
+    ("Denver", "CO", "US", "80202"),
+    ("Seattle", "WA", "US", "98101"),
+    ("Miami", "FL", "US", "33101"),
+    ("Chicago", "IL", "US", "60601"),
+]
+STATUSES = [
+    ("submitted", 45),
+    ("approved", 33),
+    ("in_review", 9),
+    ("draft", 7),
+    ("rejected", 4),
+    ("withdrawn", 2),
+]
 TYPES = ["sole_proprietorship", "llc", "corporation", "partnership", "nonprofit"]
 PRODUCTS = ["checking", "debit_card", "invoicing", "envelopes"]
 
@@ -55,15 +144,21 @@ class SampleGenerator:
         owners = []
         for _ in range(owners_n):
             first, last = r.choice(FIRST), r.choice(LAST)
-            owners.append({
-                "first_name": first,
-                "last_name": last,
-                "date_of_birth": (date(1950, 1, 1) + timedelta(days=r.randrange(18_000))).isoformat(),
-                "tax_id": f"9{r.randrange(10, 100)}-{r.randrange(10, 100)}-{r.randrange(1000, 10000)}",
-                "ownership_pct": f"{shares.pop():.2f}",
-                "email": f"{first.lower()}.{last.lower()}{r.randrange(100)}@example.com",
-                "phone": f"+1 {r.randrange(200, 999)}-{r.randrange(200, 999)}-{r.randrange(1000, 9999)}",
-            })
+            owners.append(
+                {
+                    "first_name": first,
+                    "last_name": last,
+                    "date_of_birth": (
+                        date(1950, 1, 1) + timedelta(days=r.randrange(18_000))
+                    ).isoformat(),
+                    "tax_id": f"9{r.randrange(10, 100)}-{r.randrange(10, 100)}-"
+                    f"{r.randrange(1000, 10000)}",
+                    "ownership_pct": f"{shares.pop():.2f}",
+                    "email": f"{first.lower()}.{last.lower()}{r.randrange(100)}@example.com",
+                    "phone": f"+1 {r.randrange(200, 999)}-{r.randrange(200, 999)}-"
+                    f"{r.randrange(1000, 9999)}",
+                }
+            )
         name = f"{r.choice(WORDS)} {r.choice(KINDS)}"
         business: dict[str, Any] = {
             "legal_name": f"{name} Inc.",
@@ -71,8 +166,13 @@ class SampleGenerator:
             "ein": f"{r.randrange(10, 99)}-{r.randrange(1_000_000, 9_999_999)}",
             "incorporated_on": (date(1995, 1, 1) + timedelta(days=r.randrange(10_500))).isoformat(),
             "industry": r.choice(INDUSTRIES),
-            "address": {"line1": f"{r.randrange(1, 9999)} {r.choice(WORDS)} St", "city": city,
-                        "region": region, "postal_code": postal, "country": country},
+            "address": {
+                "line1": f"{r.randrange(1, 9999)} {r.choice(WORDS)} St",
+                "city": city,
+                "region": region,
+                "postal_code": postal,
+                "country": country,
+            },
         }
         if r.random() < 0.3:
             business["dba"] = name
@@ -83,8 +183,10 @@ class SampleGenerator:
             "submitted_at": submitted.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "business": business,
             "owners": owners,
-            "contact": {"email": f"hello@{name.split()[0].lower()}.example.com",
-                        "phone": f"+1 {r.randrange(200, 999)}-555-{r.randrange(1000, 9999)}"},
+            "contact": {
+                "email": f"hello@{name.split()[0].lower()}.example.com",
+                "phone": f"+1 {r.randrange(200, 999)}-555-{r.randrange(1000, 9999)}",
+            },
             "requested_products": sorted(r.sample(PRODUCTS, r.randrange(1, 4))),
             "annual_revenue": f"{r.randrange(10_000, 5_000_000)}.00",
         }
@@ -96,7 +198,7 @@ class SampleGenerator:
         way = r.randrange(6)
         if way == 0:
             return json.dumps(record)[: r.randrange(10, 60)]  # a truncated line
-        broken = json.loads(json.dumps(record))
+        broken: dict[str, Any] = json.loads(json.dumps(record))
         if way == 1:
             del broken["business"]["ein"]
         elif way == 2:
@@ -131,11 +233,26 @@ def generate(
 
 
 CSV_COLUMNS = [
-    "application_id", "customer_id", "status", "submitted_at", "business.legal_name",
-    "business.dba", "business.business_type", "business.ein", "business.incorporated_on",
-    "business.industry", "business.address.line1", "business.address.city",
-    "business.address.region", "business.address.postal_code", "business.address.country",
-    "owners", "contact.email", "contact.phone", "requested_products", "annual_revenue",
+    "application_id",
+    "customer_id",
+    "status",
+    "submitted_at",
+    "business.legal_name",
+    "business.dba",
+    "business.business_type",
+    "business.ein",
+    "business.incorporated_on",
+    "business.industry",
+    "business.address.line1",
+    "business.address.city",
+    "business.address.region",
+    "business.address.postal_code",
+    "business.address.country",
+    "owners",
+    "contact.email",
+    "contact.phone",
+    "requested_products",
+    "annual_revenue",
 ]
 
 
@@ -148,7 +265,9 @@ def _flat(record: dict[str, Any], column: str) -> str:
     return json.dumps(node) if isinstance(node, list | dict) else str(node)
 
 
-def write(items: Iterator[str | dict[str, Any]], out: io.TextIOBase | Any, fmt: Format = "jsonl") -> int:
+def write(
+    items: Iterator[str | dict[str, Any]], out: io.TextIOBase | Any, fmt: Format = "jsonl"
+) -> int:
     """Write items in the format; a text item (not JSON) is written as is. Returns the count."""
     n = 0
     if fmt == "csv":

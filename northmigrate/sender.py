@@ -115,15 +115,14 @@ class SqsSender:
                         Entries=[self._entry(i, m) for i, m in pending.items()],
                     )
                     for ok in response.get("Successful", []):
-                        message = pending.pop(ok["Id"], None)
-                        if message is not None:
-                            self.on_result(message, None)
+                        if ok["Id"] in pending:
+                            self.on_result(pending.pop(ok["Id"]), None)
                     for failed in response.get("Failed", []):
-                        reason = f"{failed.get('Code', 'Error')}: {failed.get('Message', '')}".rstrip(": ")
-                        if failed.get("SenderFault"):
-                            message = pending.pop(failed["Id"], None)
-                            if message is not None:
-                                self.on_result(message, f"SQS refused the message: {reason}")
+                        code, text = failed.get("Code", "Error"), failed.get("Message", "")
+                        reason = f"{code}: {text}" if text else code
+                        if failed.get("SenderFault") and failed["Id"] in pending:
+                            refused = pending.pop(failed["Id"])
+                            self.on_result(refused, f"SQS refused the message: {reason}")
                         else:
                             reasons[failed["Id"]] = reason
                     if pending:

@@ -148,7 +148,9 @@ class Validator:
                 item,
                 record_id,
                 Rejection(
-                    item.line, record_id, self.migration.key,
+                    item.line,
+                    record_id,
+                    self.migration.key,
                     f"duplicate {self.migration.key}: already read earlier in this source",
                     item.origin,
                 ),
@@ -164,7 +166,9 @@ class Validator:
         message = self._message(item, record, record_id)
         if message.size > self.max_message_size:
             return self._invalid(
-                item, record_id, None,
+                item,
+                record_id,
+                None,
                 f"record is {message.size} bytes as a message; the queue accepts at most "
                 f"{self.max_message_size}",
             )
@@ -179,8 +183,14 @@ class Validator:
             "line": item.line,
             "enqueued_at": self.enqueued_at,
         }
-        raw = item.text if item.text is not None else json.dumps(
-            record.model_dump(mode="json", by_alias=True), separators=(",", ":"), ensure_ascii=False
+        raw = (
+            item.text
+            if item.text is not None
+            else json.dumps(
+                record.model_dump(mode="json", by_alias=True),
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
         )
         body = envelope.body_with_raw_record(header, raw)
         attrs = envelope.attributes(self.migration.name, record_id)
@@ -206,7 +216,9 @@ class Validator:
         parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:5]]
         if len(problems) > 5:
             parts.append(f"and {len(problems) - 5} more")
-        return self._invalid(item, record_id, _loc(first["loc"]), self._clean("; ".join(parts), item))
+        return self._invalid(
+            item, record_id, _loc(first["loc"]), self._clean("; ".join(parts), item)
+        )
 
     def _guess_id(self, item: SourceItem) -> str | None:
         data = item.data
@@ -236,4 +248,9 @@ class Validator:
     def _invalid(
         self, item: SourceItem, record_id: str | None, field_name: str | None, error: str
     ) -> Checked:
-        return Checked("invalid", item, record_id, Rejection(item.line, record_id, field_name, error, item.origin))
+        return Checked(
+            "invalid",
+            item,
+            record_id,
+            Rejection(item.line, record_id, field_name, error, item.origin),
+        )

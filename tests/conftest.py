@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import Project, cli_env
 
 
@@ -15,13 +14,18 @@ def moto_endpoint() -> Iterator[str]:
     """The embedded endpoint (`northmigrate local`, moto's server) on a free port, as a process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     url = process.stdout.readline().strip()
     if not url.startswith("http://"):
         process.kill()
-        raise RuntimeError(f"northmigrate local did not start: {process.stderr.read() if process.stderr else ''}")
+        raise RuntimeError(
+            f"northmigrate local did not start: {process.stderr.read() if process.stderr else ''}"
+        )
     yield url
     process.terminate()
     try:

@@ -1,4 +1,4 @@
-"""Test support: a project directory wired to a real local endpoint, and the CLI as a user runs it."""
+"""Test support: a project directory wired to a real local endpoint; the CLI as a user runs it."""
 
 from __future__ import annotations
 
@@ -80,12 +80,20 @@ class Project:
 
         queue = {"name": self.queue_name, "max_receive_count": 3, "visibility_timeout": 10}
         queue.update(self.queue_settings)
-        lines = ["[aws]", 'region = "us-east-1"', f'endpoint_url = "{self.endpoint}"', "", "[queue]"]
+        lines = [
+            "[aws]",
+            'region = "us-east-1"',
+            f'endpoint_url = "{self.endpoint}"',
+            "",
+            "[queue]",
+        ]
         lines += [f"{k} = {toml_value(v)}" for k, v in queue.items()]
         lines += ["", "[migration]", f'plugin = "{self.plugin}"', "", "[migration.options]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in self.options.items()]
         if self.worker_settings:
-            lines += ["", "[worker]"] + [f"{k} = {toml_value(v)}" for k, v in self.worker_settings.items()]
+            lines += ["", "[worker]"] + [
+                f"{k} = {toml_value(v)}" for k, v in self.worker_settings.items()
+            ]
         path = self.root / "northmigrate.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -96,12 +104,20 @@ class Project:
         return module
 
     def run(
-        self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120, check: bool = False,
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "northmigrate", *args],
-            cwd=self.root, env=cli_env(env), input=input, capture_output=True, text=True,
+            cwd=self.root,
+            env=cli_env(env),
+            input=input,
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
         if check and result.returncode != 0:
@@ -113,7 +129,9 @@ class Project:
 
     def run_json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
         result = self.run(*args, "--output", "json", **kwargs)
-        assert result.stdout.strip(), f"no JSON on stdout; exit {result.returncode}; stderr:\n{result.stderr}"
+        assert result.stdout.strip(), (
+            f"no JSON on stdout; exit {result.returncode}; stderr:\n{result.stderr}"
+        )
         data = json.loads(result.stdout)
         assert isinstance(data, dict)
         return data
@@ -121,7 +139,10 @@ class Project:
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "northmigrate", *args],
-            cwd=self.root, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.root,
+            env=cli_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
 
@@ -132,7 +153,9 @@ class Project:
     def queue_url(self, name: str | None = None) -> str:
         return str(self.client("sqs").get_queue_url(QueueName=name or self.queue_name)["QueueUrl"])
 
-    def drain(self, name: str | None = None, *, delete: bool = True, wait: float = 0) -> list[dict[str, Any]]:
+    def drain(
+        self, name: str | None = None, *, delete: bool = True, wait: float = 0
+    ) -> list[dict[str, Any]]:
         """Every message of a queue (received until empty), deleted unless told otherwise."""
         sqs = self.client("sqs")
         url = self.queue_url(name)
@@ -140,8 +163,12 @@ class Project:
         deadline = time.monotonic() + wait
         while True:
             got = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                MessageAttributeNames=["All"], AttributeNames=["All"], VisibilityTimeout=60,
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+                VisibilityTimeout=60,
             ).get("Messages", [])
             if not got:
                 if time.monotonic() >= deadline:
@@ -152,14 +179,18 @@ class Project:
             if delete:
                 sqs.delete_message_batch(
                     QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(got)
+                    ],
                 )
 
     def depth(self, name: str | None = None) -> dict[str, int]:
         attrs = self.client("sqs").get_queue_attributes(
             QueueUrl=self.queue_url(name),
             AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
                 "ApproximateNumberOfMessagesDelayed",
             ],
         )["Attributes"]

@@ -39,7 +39,10 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: str | None = typer.Option(
-        None, "--config", "-c", metavar="PATH",
+        None,
+        "--config",
+        "-c",
+        metavar="PATH",
         help="Config file (else $NORTHMIGRATE_CONFIG, else ./northmigrate.toml).",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
@@ -86,9 +89,13 @@ def run(argv: list[str] | None = None) -> int:
         click.echo(exc.ctx.get_help() if exc.ctx else "")
         return 0
     except click.exceptions.UsageError as exc:
-        where = f" (see: northmigrate {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
-            "northmigrate  ", "northmigrate "
-        ) if exc.ctx else ""
+        where = (
+            f" (see: northmigrate {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
+                "northmigrate  ", "northmigrate "
+            )
+            if exc.ctx
+            else ""
+        )
         return _fail(f"{exc.format_message()}{where}", EXIT_USAGE, debug)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -101,7 +108,8 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         return _fail(
             f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            70, debug,
+            70,
+            debug,
         )
     return int(result) if isinstance(result, int) else 0
 

@@ -19,7 +19,9 @@ from northmigrate.provision import provision as provision_lib
 
 
 def local(
-    port: int = typer.Option(DEFAULT_PORT, "--port", "-p", help="Port to listen on (0: any free port)."),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", "-p", help="Port to listen on (0: any free port)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Run the embedded AWS endpoint (SQS, DynamoDB, S3, …) in the foreground until Ctrl-C.
@@ -61,8 +63,12 @@ def provision(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
 
 def sample(
     count: int = typer.Option(100, "--count", "-n", min=0, help="How many records."),
-    invalid_rate: float = typer.Option(0.0, "--invalid-rate", min=0.0, max=1.0, help="Share of invalid records."),
-    duplicate_rate: float = typer.Option(0.0, "--duplicate-rate", min=0.0, max=1.0, help="Share of repeated records."),
+    invalid_rate: float = typer.Option(
+        0.0, "--invalid-rate", min=0.0, max=1.0, help="Share of invalid records."
+    ),
+    duplicate_rate: float = typer.Option(
+        0.0, "--duplicate-rate", min=0.0, max=1.0, help="Share of repeated records."
+    ),
     seed: int = typer.Option(7, "--seed", help="Random seed: the same seed gives the same file."),
     fmt: sample_lib.Format = typer.Option("jsonl", "--format", help="jsonl, json or csv."),
     out: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
@@ -71,7 +77,9 @@ def sample(
 
     About a fifth of the records are ineligible (draft, in review, rejected, withdrawn).
     """
-    items = sample_lib.generate(count, invalid_rate=invalid_rate, duplicate_rate=duplicate_rate, seed=seed)
+    items = sample_lib.generate(
+        count, invalid_rate=invalid_rate, duplicate_rate=duplicate_rate, seed=seed
+    )
     if out is None:
         sample_lib.write(items, sys.stdout, fmt)
         return

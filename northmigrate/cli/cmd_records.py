@@ -29,7 +29,9 @@ SOURCE_HELP = (
     "dynamodb://TABLE; s3://BUCKET/KEY or s3://BUCKET/PREFIX/."
 )
 REJECTS_OPTION = typer.Option(
-    None, "--rejects", metavar="FILE",
+    None,
+    "--rejects",
+    metavar="FILE",
     help="Write each rejected item (original record plus reason) as JSONL (mode 0600).",
 )
 
@@ -40,13 +42,19 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
     if not report.validate_only:
         rows.append(("run id", report.run_id))
     rows += [
-        ("read", t.read), ("valid", t.valid), ("eligible", t.eligible),
-        ("ineligible (skipped)", t.ineligible), ("invalid", t.invalid),
+        ("read", t.read),
+        ("valid", t.valid),
+        ("eligible", t.eligible),
+        ("ineligible (skipped)", t.ineligible),
+        ("invalid", t.invalid),
         ("duplicates", t.duplicates),
     ]
     if not report.validate_only:
         label = "would enqueue" if report.dry_run else "enqueued"
-        rows += [(label, t.eligible if report.dry_run else report.enqueued), ("failed", report.failed)]
+        rows += [
+            (label, t.eligible if report.dry_run else report.enqueued),
+            ("failed", report.failed),
+        ]
     rows.append(("rejects file", report.rejects_file))
     rows.append(("seconds", f"{report.duration_s:.2f}"))
     console.print(key_value_table(title, rows))
@@ -68,9 +76,16 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
 
 
 def _run(
-    st: State, source_name: str, output: OutputFormat, rejects: Path | None, *,
-    send: bool, dry_run: bool = False, limit: int | None = None,
-    from_line: int | None = None, concurrency: int | None = None,
+    st: State,
+    source_name: str,
+    output: OutputFormat,
+    rejects: Path | None,
+    *,
+    send: bool,
+    dry_run: bool = False,
+    limit: int | None = None,
+    from_line: int | None = None,
+    concurrency: int | None = None,
 ) -> enqueue_lib.EnqueueReport:
     settings = st.settings
     migration = st.migration
@@ -82,27 +97,41 @@ def _run(
         queue_url = queues.main_url()
         max_size = queues.max_message_size(queue_url)
         sqs = clients.client("sqs")
-    source = open_source(source_name, clients=st.clients() if source_name.startswith(("s3://", "dynamodb://")) else None)
+    source = open_source(
+        source_name,
+        clients=st.clients() if source_name.startswith(("s3://", "dynamodb://")) else None,
+    )
     with ExitStack() as stack:
         writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
-        done, total = source.progress()
+        total = source.progress()[1]
         update = stack.enter_context(
             progress_bar(output, "enqueue" if send else "validate", float(total) if total else None)
         )
 
         def on_progress(r: enqueue_lib.EnqueueReport) -> None:
+            t = r.tally
             sent = f" sent {r.enqueued}" if send else ""
             update(
-                completed=r.source_done, total=r.source_total,
-                description=f"read {r.tally.read} valid {r.tally.valid}{sent} rejected {r.tally.errors_total}",
+                completed=r.source_done,
+                total=r.source_total,
+                description=f"read {t.read} valid {t.valid}{sent} rejected {t.errors_total}",
             )
 
         return enqueue_lib.run(
-            source, migration, max_message_size=max_size, sqs=sqs, queue_url=queue_url,
-            fifo=settings.queue.fifo, dry_run=dry_run, limit=limit, from_line=from_line,
-            concurrency=concurrency or settings.worker.concurrency, rejects=writer,
-            progress=on_progress, stop=stop,
+            source,
+            migration,
+            max_message_size=max_size,
+            sqs=sqs,
+            queue_url=queue_url,
+            fifo=settings.queue.fifo,
+            dry_run=dry_run,
+            limit=limit,
+            from_line=from_line,
+            concurrency=concurrency or settings.worker.concurrency,
+            rejects=writer,
+            progress=on_progress,
+            stop=stop,
         )
 
 
@@ -121,7 +150,9 @@ def validate(
     ctx: typer.Context,
     source: str = typer.Argument(..., help=SOURCE_HELP),
     rejects: Path | None = REJECTS_OPTION,
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any record is invalid or a duplicate."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 1 when any record is invalid or a duplicate."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Read and validate every record against the migration's model; send nothing.
@@ -140,12 +171,21 @@ def enqueue(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     rejects: Path | None = REJECTS_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count; send nothing."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N eligible records, then stop."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Send at most N eligible records, then stop."
+    ),
     from_line: int | None = typer.Option(
-        None, "--from-line", min=1, help="Skip the source's lines before N (resume an interrupted run)."
+        None,
+        "--from-line",
+        min=1,
+        help="Skip the source's lines before N (resume an interrupted run).",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", min=1, max=256, help="Batches in flight at once (default: worker.concurrency)."
+        None,
+        "--concurrency",
+        min=1,
+        max=256,
+        help="Batches in flight at once (default: worker.concurrency).",
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -157,8 +197,15 @@ def enqueue(
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
     """
     report = _run(
-        state(ctx), source, output, rejects, send=True, dry_run=dry_run, limit=limit,
-        from_line=from_line, concurrency=concurrency,
+        state(ctx),
+        source,
+        output,
+        rejects,
+        send=True,
+        dry_run=dry_run,
+        limit=limit,
+        from_line=from_line,
+        concurrency=concurrency,
     )
     _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue")
     if report.failed:

@@ -75,8 +75,10 @@ def interactive(output: OutputFormat) -> bool:
 
 
 @contextmanager
-def progress_bar(output: OutputFormat, description: str, total: float | None) -> Iterator[Callable[..., None]]:
-    """An ``update(completed=…, total=…, description=…)`` callable; a no-op when not on a terminal."""
+def progress_bar(
+    output: OutputFormat, description: str, total: float | None
+) -> Iterator[Callable[..., None]]:
+    """An ``update(completed=…, total=…, description=…)`` callable; a no-op off a terminal."""
     if not interactive(output):
         yield lambda **_: None
         return

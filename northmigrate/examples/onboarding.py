@@ -176,7 +176,9 @@ def migrate(record: OnboardingRecord, ctx: MigrationContext) -> None:
     options = ctx.options
     region = record.business.address.region
     if region in options.get("outage_regions", ()):
-        raise TargetUnavailable(f"onboarding service unavailable for region {region} (simulated outage)")
+        raise TargetUnavailable(
+            f"onboarding service unavailable for region {region} (simulated outage)"
+        )
     kind = record.business.business_type.value
     if kind in options.get("unsupported_business_types", ()):
         raise PermanentError(f"the new service does not accept business_type {kind!r} yet")
@@ -233,7 +235,9 @@ def setup(ctx: MigrationContext) -> Sequence[SetupResult]:
         BillingMode="PAY_PER_REQUEST",
         SSESpecification={"Enabled": True},
     )
-    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
     return [SetupResult("table", name, "created")]
 
 

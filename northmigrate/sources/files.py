@@ -60,14 +60,18 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
 def read_jsonl(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceItem]:
     for number, raw in _lines(stream):
         if raw is None:
-            yield SourceItem(number, error=f"line is longer than {MAX_LINE_BYTES} bytes", origin=origin)
+            yield SourceItem(
+                number, error=f"line is longer than {MAX_LINE_BYTES} bytes", origin=origin
+            )
             continue
         if not raw.strip():
             continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield SourceItem(number, error=f"line is not valid UTF-8 (byte {exc.start + 1})", origin=origin)
+            yield SourceItem(
+                number, error=f"line is not valid UTF-8 (byte {exc.start + 1})", origin=origin
+            )
             continue
         yield SourceItem(number, text=text.strip(), origin=origin)
 
@@ -211,11 +215,16 @@ def read_csv(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceIte
         if header is None:
             header = [name.strip() for name in row]
             if len(set(header)) != len(header) or "" in header:
-                raise SourceError(f"{origin or 'source'} line {start}: the CSV header has empty or repeated column names")
+                raise SourceError(
+                    f"{origin or 'source'} line {start}: "
+                    "the CSV header has empty or repeated column names"
+                )
             continue
         if len(row) != len(header):
             yield SourceItem(
-                start, error=f"row has {len(row)} columns, the header has {len(header)}", origin=origin
+                start,
+                error=f"row has {len(row)} columns, the header has {len(header)}",
+                origin=origin,
             )
             continue
         yield SourceItem(start, data=_nest(header, row), origin=origin)

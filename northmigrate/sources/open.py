@@ -18,7 +18,9 @@ FORMATS: dict[str, Reader] = {
     ".json": read_json_array,
     ".csv": read_csv,
 }
-SUPPORTED = ".jsonl, .ndjson, .json, .csv (each optionally .gz), -, dynamodb://TABLE, s3://BUCKET/KEY"
+SUPPORTED = (
+    ".jsonl, .ndjson, .json, .csv (each optionally .gz), -, dynamodb://TABLE, s3://BUCKET/KEY"
+)
 
 
 def reader_for(name: str) -> tuple[Reader, bool]:
@@ -36,7 +38,9 @@ def reader_for(name: str) -> tuple[Reader, bool]:
 class StreamSource:
     """A source over one binary stream (a file or stdin)."""
 
-    def __init__(self, name: str, stream: IO[bytes], reader: Reader, *, total: int | None, gz: bool) -> None:
+    def __init__(
+        self, name: str, stream: IO[bytes], reader: Reader, *, total: int | None, gz: bool
+    ) -> None:
         self.name = name
         self._counting = CountingReader(stream)
         self._reader = reader
