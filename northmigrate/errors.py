@@ -11,6 +11,7 @@ EXIT_ATTENTION = 1
 EXIT_USAGE = 2
 EXIT_AWS = 3
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # an unexpected internal error: a bug (outside the contract's codes)
 
 
 class NorthmigrateError(Exception):

@@ -105,7 +105,9 @@ def _apply(sqs: Any, url: str, current: dict[str, str], desired: dict[str, str])
     differing = {k: v for k, v in desired.items() if not _same(k, current.get(k), v)}
     if not differing:
         return []
-    sqs.set_queue_attributes(QueueUrl=url, Attributes=differing)
+    # All of them, not only the differing ones: some endpoints (moto) drop an attribute such
+    # as Policy when a SetQueueAttributes call does not repeat it.
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=desired)
     after = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     # An endpoint that accepts an attribute but never reports it back (moto does so with
     # RedriveAllowPolicy) cannot be compared: it is written each time, not counted.

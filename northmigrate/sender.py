@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from northmigrate.aws import AWS_EXCEPTIONS, is_fatal, translate
 from northmigrate.batching import Batcher
@@ -101,7 +101,7 @@ class SqsSender:
         reasons: dict[str, str] = {}
         retrying = Retrying(
             stop=stop_after_attempt(self.entry_attempts),
-            wait=wait_exponential_jitter(initial=0.05, max=2.0),
+            wait=wait_random_exponential(multiplier=0.05, max=2.0),
             retry=retry_if_exception_type(_Unconfirmed),
             sleep=self._sleep,
             reraise=True,

@@ -7,13 +7,12 @@ import logging
 import sys
 import traceback
 
-import click
 import typer
 
 from northmigrate import __version__
 from northmigrate.cli import cmd_infra, cmd_records
 from northmigrate.cli.state import State
-from northmigrate.errors import EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
+from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
 app = typer.Typer(
     name="northmigrate",
@@ -76,6 +75,12 @@ def _fail(message: str, code: int, debug: bool) -> int:
     return code
 
 
+def _names(exc: BaseException) -> set[str]:
+    """The class names of an exception's MRO: typer ships its own fork of click, so its
+    exceptions are matched by name, whichever of the two raised them."""
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (``main`` exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -85,30 +90,29 @@ def run(argv: list[str] | None = None) -> int:
         result = command.main(args=args, prog_name="northmigrate", standalone_mode=False)
     except NorthmigrateError as exc:
         return _fail(str(exc), exc.exit_code, debug)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "")
-        return 0
-    except click.exceptions.UsageError as exc:
-        where = (
-            f" (see: northmigrate {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
-                "northmigrate  ", "northmigrate "
-            )
-            if exc.ctx
-            else ""
-        )
-        return _fail(f"{exc.format_message()}{where}", EXIT_USAGE, debug)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED, False)
-    except click.ClickException as exc:
-        return _fail(exc.format_message(), exc.exit_code, debug)
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # a bug: still one line, the traceback with --debug
+    except Exception as exc:
+        names = _names(exc)
+        ctx = getattr(exc, "ctx", None)
+        if "NoArgsIsHelpError" in names:
+            sys.stdout.write((ctx.get_help() if ctx else "") + "\n")
+            return 0
+        if "UsageError" in names:
+            path = ctx.command_path if ctx else "northmigrate"
+            return _fail(f"{exc.format_message()} (see: {path} --help)", EXIT_USAGE, debug)  # type: ignore[attr-defined]
+        if "Exit" in names:
+            return int(getattr(exc, "exit_code", 0))
+        if "Abort" in names:
+            return _fail("interrupted", EXIT_INTERRUPTED, False)
+        if "ClickException" in names:
+            return _fail(exc.format_message(), int(getattr(exc, "exit_code", 1)), debug)  # type: ignore[attr-defined]
+        # a bug: still one line; the traceback with --debug
         return _fail(
             f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            70,
+            EXIT_INTERNAL,
             debug,
         )
     return int(result) if isinstance(result, int) else 0

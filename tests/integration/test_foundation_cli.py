@@ -1,0 +1,236 @@
+"""The foundation through the CLI, as a user runs it, against the embedded endpoint (moto's server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Project, write_jsonl
+
+from northmigrate.sample import SampleGenerator
+
+pytestmark = pytest.mark.integration
+
+
+def record(n: int, status: str = "approved", **changes: Any) -> dict[str, Any]:
+    rec = SampleGenerator(seed=n).record(n)
+    rec["status"] = status
+    rec.update(changes)
+    return rec
+
+
+def mixed_source(path: Path) -> tuple[Path, set[str], dict[int, str]]:
+    """A file with eligible, ineligible, invalid, duplicate and oversize lines.
+
+    Returns the path, the ids that must be enqueued, and {line: kind} of every bad line.
+    """
+    lines: list[Any] = []
+    expected: set[str] = set()
+    bad: dict[int, str] = {}
+    for n in range(1, 61):
+        kind = n % 6
+        if kind == 0:
+            lines.append(record(n, status="draft"))  # ineligible
+        elif kind == 1 and n > 1:
+            lines.append(json.dumps(record(n))[:40])  # truncated JSON
+            bad[len(lines)] = "invalid"
+        elif kind == 2:
+            rec = record(n)
+            del rec["business"]["ein"]
+            lines.append(rec)
+            bad[len(lines)] = "invalid"
+        elif kind == 3 and n > 10:
+            lines.append(record(n - 9))  # the same application again: a duplicate
+            bad[len(lines)] = "duplicate"
+        elif kind == 4 and n % 4 == 0:
+            lines.append(record(n, referral_code="x" * 9000))  # over the queue's 8 KiB limit
+            bad[len(lines)] = "invalid"
+        else:
+            rec = record(n, status="submitted" if n % 2 else "approved")
+            lines.append(rec)
+            expected.add(rec["application_id"])
+    lines.insert(5, "")  # blank lines are not records
+    bad = {line + (1 if line > 5 else 0): kind for line, kind in bad.items()}
+    return write_jsonl(path, lines), expected, bad
+
+
+@pytest.fixture
+def provisioned(project: Project) -> Project:
+    project.queue_settings["max_message_size"] = 8192
+    project.write_config()
+    project.run("provision", check=True)
+    return project
+
+
+def test_provision_is_idempotent(project: Project) -> None:
+    first = project.run_json("provision")
+    assert {c["action"] for c in first["changes"]} == {"created"}
+    assert first["queue_url"].endswith(project.queue_name)
+    assert first["dlq_arn"].endswith(project.dlq_name)
+    second = project.run_json("provision")
+    assert second["changed"] is False
+    assert {c["action"] for c in second["changes"]} == {"unchanged"}
+    table = project.run("provision")
+    assert "nothing to change" in table.stdout
+    attrs = project.client("sqs").get_queue_attributes(
+        QueueUrl=project.queue_url(), AttributeNames=["RedrivePolicy"]
+    )["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"])["maxReceiveCount"] == 3
+
+
+def test_validate_and_enqueue_a_mixed_file(provisioned: Project, tmp_path: Path) -> None:
+    project = provisioned
+    source, expected, bad = mixed_source(tmp_path / "records.jsonl")
+    invalid = sum(1 for kind in bad.values() if kind == "invalid")
+    duplicates = sum(1 for kind in bad.values() if kind == "duplicate")
+
+    validated = project.run_json("validate", str(source), "--rejects", "v.rejects.jsonl")
+    assert validated["read"] == 60
+    assert (validated["invalid"], validated["duplicates"]) == (invalid, duplicates)
+    assert validated["eligible"] == len(expected)
+    assert validated["valid"] == validated["eligible"] + validated["ineligible"]
+    assert sorted(e["line"] for e in validated["errors"]) == sorted(bad)
+    assert project.depth()["visible"] == 0  # validate sends nothing
+
+    strict = project.run("validate", str(source), "--strict")
+    assert strict.returncode == 1
+
+    enqueued = project.run_json("enqueue", str(source), "--rejects", "rejects.jsonl")
+    assert enqueued["enqueued"] == len(expected) and enqueued["failed"] == 0
+    assert enqueued["run_id"]
+
+    messages = project.drain()
+    ids = [json.loads(m["Body"])["record_id"] for m in messages]
+    assert sorted(ids) == sorted(expected)  # exactly the eligible valid records, each once
+    for m in messages:
+        assert (
+            m["MessageAttributes"]["northmigrate.record_id"]["StringValue"]
+            == json.loads(m["Body"])["record_id"]
+        )
+
+    rejects = [
+        json.loads(line) for line in (project.root / "rejects.jsonl").read_text().splitlines()
+    ]
+    assert {r["line"]: r for r in rejects}.keys() == bad.keys()
+    source_lines = source.read_text().splitlines()
+    for r in rejects:
+        assert r["raw"] == source_lines[r["line"] - 1]  # the original line, as it was
+        assert r["error"]
+    assert os.stat(project.root / "rejects.jsonl").st_mode & 0o777 == 0o600
+
+
+def test_dry_run_limit_and_stdin(provisioned: Project, tmp_path: Path) -> None:
+    project = provisioned
+    records = [record(n) for n in range(1, 21)]
+    source = write_jsonl(tmp_path / "r.jsonl", records)
+    dry = project.run_json("enqueue", str(source), "--dry-run")
+    assert (dry["dry_run"], dry["eligible"], dry["enqueued"]) == (True, 20, 0)
+    assert project.depth()["visible"] == 0
+
+    limited = project.run_json("enqueue", str(source), "--limit", "7")
+    assert limited["enqueued"] == 7 and limited["resume_from_line"] == 8
+    resumed = project.run_json("enqueue", str(source), "--from-line", "8")
+    assert resumed["enqueued"] == 13
+    ids = sorted(json.loads(m["Body"])["record_id"] for m in project.drain())
+    assert ids == sorted(r["application_id"] for r in records)
+
+    piped = project.run_json("enqueue", "-", input=source.read_text())
+    assert piped["enqueued"] == 20 and piped["source"] == "<stdin>"
+    assert len(project.drain()) == 20
+
+
+def test_csv_json_and_jsonl_give_the_same_counts(project: Project, tmp_path: Path) -> None:
+    results = []
+    for fmt in ("jsonl", "json", "csv"):
+        path = tmp_path / f"s.{fmt}"
+        project.run(
+            "sample",
+            "--count",
+            "80",
+            "--invalid-rate",
+            "0.1",
+            "--duplicate-rate",
+            "0.05",
+            "--format",
+            fmt,
+            "--out",
+            str(path),
+            check=True,
+        )
+        out = project.run_json("validate", str(path))
+        results.append(
+            {
+                k: out[k]
+                for k in ("read", "valid", "eligible", "ineligible", "invalid", "duplicates")
+            }
+        )
+    assert results[0] == results[1] == results[2]
+    assert results[0]["read"] == 80 and results[0]["invalid"] > 0 and results[0]["ineligible"] > 0
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_error_paths_give_one_line_and_the_contract_exit_code(
+    project: Project, tmp_path: Path
+) -> None:
+    missing = project.run("validate", "nope.jsonl")
+    assert missing.returncode == 2 and "nope.jsonl does not exist" in one_error_line(missing.stderr)
+
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"this is not gzip")
+    unreadable = project.run("validate", str(broken))
+    assert unreadable.returncode == 2 and "cannot read" in one_error_line(unreadable.stderr)
+
+    (project.root / "bad.toml").write_text(
+        '[queue]\nname = "q"\nmax_recieve_count = 3\n[migration]\nplugin = "a:b"\n'
+    )
+    bad_key = project.run("--config", "bad.toml", "validate", "x.jsonl")
+    assert bad_key.returncode == 2 and "queue.max_recieve_count" in one_error_line(bad_key.stderr)
+
+    project.plugin = "no_such_module:migration"
+    project.write_config()
+    bad_plugin = project.run("validate", str(broken))
+    assert bad_plugin.returncode == 2
+    assert "cannot import plugin module 'no_such_module'" in one_error_line(bad_plugin.stderr)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    project.plugin = "northmigrate.examples.onboarding:migration"
+    project.write_config()
+    down = project.run(
+        "provision",
+        env={"NORTHMIGRATE_AWS__ENDPOINT_URL": dead, "NORTHMIGRATE_AWS__MAX_ATTEMPTS": "1"},
+    )
+    assert down.returncode == 3 and "cannot reach the AWS endpoint" in one_error_line(down.stderr)
+
+    no_queue = project.run("enqueue", str(broken))
+    assert no_queue.returncode == 3 and "does not exist" in one_error_line(no_queue.stderr)
+
+    usage = project.run("enqueue", "--limit", "zero", "x.jsonl")
+    assert usage.returncode == 2 and one_error_line(usage.stderr)
+
+    debug = project.run("--debug", "validate", "nope.jsonl")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_every_command_has_help(project: Project) -> None:
+    top = project.run("--help")
+    assert top.returncode == 0
+    commands = ["local", "provision", "sample", "validate", "enqueue"]
+    for name in commands:
+        assert name in top.stdout
+        result = project.run(name, "--help")
+        assert result.returncode == 0, name
+        assert "Usage:" in result.stdout and len(result.stdout) > 200, name
+    assert project.run("--version").stdout.startswith("northmigrate ")

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from northmigrate.aws import AwsClients
+from northmigrate.config import load_settings
+from northmigrate.examples.onboarding import migration
+from northmigrate.provision import provision
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def settings_for(tmp_path: Path, name: str = "orders", receive: int = 4) -> object:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[queue]\nname = "{name}"\nmax_receive_count = {receive}\nvisibility_timeout = 45\n'
+        '[migration]\nplugin = "northmigrate.examples.onboarding:migration"\n'
+        '[migration.options]\ntable = "target"\n'
+    )
+    return load_settings(path, env={})
+
+
+def test_provision_creates_then_changes_nothing_then_updates(aws: None, tmp_path: Path) -> None:
+    clients = AwsClients()
+    first = provision(clients, settings_for(tmp_path), migration)  # type: ignore[arg-type]
+    assert [(c.resource, c.action) for c in first.changes] == [
+        ("queue", "created"),
+        ("dlq", "created"),
+        ("table", "created"),
+    ]
+    sqs = clients.client("sqs")
+    main = sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["All"])["Attributes"]
+    dlq = sqs.get_queue_attributes(QueueUrl=first.dlq_url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(main["RedrivePolicy"]) == {
+        "deadLetterTargetArn": first.dlq_arn,
+        "maxReceiveCount": 4,
+    }
+    assert main["VisibilityTimeout"] == "45"
+    assert main["SqsManagedSseEnabled"] == "true" and dlq["SqsManagedSseEnabled"] == "true"
+    assert int(dlq["MessageRetentionPeriod"]) > int(main["MessageRetentionPeriod"])
+    policy = json.loads(main["Policy"])["Statement"][0]
+    assert policy["Effect"] == "Deny" and policy["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+
+    second = provision(clients, settings_for(tmp_path), migration)  # type: ignore[arg-type]
+    assert not second.changed
+    assert second.queue_url == first.queue_url
+
+    third = provision(clients, settings_for(tmp_path, receive=7), migration)  # type: ignore[arg-type]
+    assert [(c.resource, c.action, c.changed) for c in third.changes][0] == (
+        "queue",
+        "updated",
+        ["RedrivePolicy"],
+    )
+
+
+def test_provision_fifo(aws: None, tmp_path: Path) -> None:
+    report = provision(AwsClients(), settings_for(tmp_path, name="orders.fifo"), None)  # type: ignore[arg-type]
+    assert report.queue_url.endswith("orders.fifo") and report.dlq_url.endswith("orders-dlq.fifo")

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import botocore.exceptions
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from northmigrate.sender import SqsSender
+from northmigrate.validation import OutMessage
+
+# What the fake SQS does with one entry on one call.
+OUTCOMES = ["ok", "retryable", "sender_fault", "missing"]
+
+
+class FakeSqs:
+    """Answers each SendMessageBatch entry by a script; raises for whole-call faults."""
+
+    def __init__(self, script: list[str], call_faults: list[bool]) -> None:
+        self.script = script
+        self.call_faults = call_faults
+        self.accepted: list[str] = []
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        with self.lock:
+            call = self.calls
+            self.calls += 1
+            if self.call_faults and self.call_faults[call % len(self.call_faults)]:
+                raise botocore.exceptions.ClientError(
+                    {"Error": {"Code": "InternalError", "Message": "boom"}}, "SendMessageBatch"
+                )
+            ok, failed = [], []
+            for n, entry in enumerate(Entries):
+                outcome = self.script[(call * 10 + n) % len(self.script)] if self.script else "ok"
+                if outcome == "ok":
+                    self.accepted.append(entry["MessageBody"])
+                    ok.append({"Id": entry["Id"], "MessageId": f"m{call}-{n}"})
+                elif outcome in ("retryable", "sender_fault"):
+                    failed.append(
+                        {
+                            "Id": entry["Id"],
+                            "Code": "X",
+                            "Message": "no",
+                            "SenderFault": outcome == "sender_fault",
+                        }
+                    )
+            return {"Successful": ok, "Failed": failed}
+
+
+def message(n: int) -> OutMessage:
+    return OutMessage(f"R{n}", n, f"body-{n}", {}, 100)
+
+
+@given(
+    count=st.integers(0, 60),
+    script=st.lists(st.sampled_from(OUTCOMES), max_size=12),
+    call_faults=st.lists(st.booleans(), max_size=5),
+    concurrency=st.integers(1, 4),
+)
+@settings(max_examples=150, deadline=None)
+def test_every_message_gets_one_result_and_sent_means_accepted(
+    count: int, script: list[str], call_faults: list[bool], concurrency: int
+) -> None:
+    fake = FakeSqs(script, call_faults)
+    results: dict[str, str | None] = {}
+    lock = threading.Lock()
+
+    def on_result(msg: OutMessage, error: str | None) -> None:
+        with lock:
+            assert msg.body not in results, "two results for one message"
+            results[msg.body] = error
+
+    sender = SqsSender(
+        fake, "url", on_result=on_result, concurrency=concurrency, sleep=lambda _: None
+    )
+    for n in range(count):
+        sender.submit(message(n))
+    sender.close()
+    assert len(results) == count
+    sent = {body for body, error in results.items() if error is None}
+    assert sent <= set(fake.accepted)  # never reported as sent unless SQS accepted it
+    for body, error in results.items():
+        if error is not None:
+            assert error  # a failure always says why
+
+
+def test_retryable_entries_are_retried_until_accepted() -> None:
+    fake = FakeSqs(["retryable", "ok", "ok"], [])
+    errors: list[str | None] = []
+    sender = SqsSender(fake, "url", on_result=lambda m, e: errors.append(e), sleep=lambda _: None)
+    for n in range(3):
+        sender.submit(message(n))
+    sender.close()
+    assert errors == [None, None, None]
+    assert sorted(fake.accepted) == ["body-0", "body-1", "body-2"]
+
+
+def test_unreachable_endpoint_marks_the_sender_broken() -> None:
+    class Down:
+        def send_message_batch(self, **_: Any) -> dict[str, Any]:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    errors: list[str | None] = []
+    sender = SqsSender(Down(), "url", on_result=lambda m, e: errors.append(e), sleep=lambda _: None)
+    sender.submit(message(1))
+    sender.close()
+    assert sender.broken is not None and "cannot reach" in sender.broken.message
+    assert errors and errors[0] is not None and "cannot reach" in errors[0]
