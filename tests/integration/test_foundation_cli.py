@@ -1,4 +1,4 @@
-"""The foundation through the CLI, as a user runs it, against the embedded endpoint (moto's server)."""
+"""The foundation through the CLI, as a user runs it, on the embedded endpoint (moto's server)."""
 
 from __future__ import annotations
 

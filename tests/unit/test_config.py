@@ -92,7 +92,7 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
 
 def test_fifo_queue_with_standard_dlq_is_refused(tmp_path: Path) -> None:
     text = MINIMAL.replace('name = "q"', 'name = "q.fifo"\ndlq_name = "plain-dlq"')
-    with pytest.raises(ConfigError, match="queue.dlq_name"):
+    with pytest.raises(ConfigError, match=r"queue\.dlq_name"):
         load_settings(write(tmp_path, text), env={})
 
 

@@ -64,7 +64,7 @@ def test_provision_creates_then_changes_nothing_then_updates(aws: None, tmp_path
     assert second.queue_url == first.queue_url
 
     third = provision(clients, settings_for(tmp_path, receive=7), migration)  # type: ignore[arg-type]
-    assert [(c.resource, c.action, c.changed) for c in third.changes][0] == (
+    assert (third.changes[0].resource, third.changes[0].action, third.changes[0].changed) == (
         "queue",
         "updated",
         ["RedrivePolicy"],

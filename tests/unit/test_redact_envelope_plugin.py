@@ -89,7 +89,7 @@ def test_load_migration_errors(tmp_path: Path) -> None:
         load_migration("broken_plugin:migration", cwd=tmp_path)
     with pytest.raises(PluginError, match="has no attribute 'other'"):
         load_migration("not_a_migration:other", cwd=tmp_path)
-    with pytest.raises(PluginError, match="not a northmigrate.Migration"):
+    with pytest.raises(PluginError, match=r"not a northmigrate\.Migration"):
         load_migration("not_a_migration:migration", cwd=tmp_path)
     sys.modules.pop("broken_plugin", None)
     sys.modules.pop("not_a_migration", None)
