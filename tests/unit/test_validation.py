@@ -116,3 +116,15 @@ def test_counts_always_add_up(entries: list[tuple[str, Any]]) -> None:
     assert tally.read == tally.valid + tally.invalid + tally.duplicates
     assert tally.valid == tally.eligible + tally.ineligible
     assert tally.errors_total == tally.invalid + tally.duplicates
+
+
+@given(st.lists(st.text(max_size=12), max_size=400))
+@settings(max_examples=100, deadline=None)
+def test_keyset_matches_a_set(keys: list[str]) -> None:
+    from northmigrate.validation import KeySet
+
+    compact, plain = KeySet(capacity=4), set()
+    for key in keys:
+        assert compact.add(key) == (key not in plain)
+        plain.add(key)
+    assert len(compact) == len(plain)
