@@ -46,6 +46,7 @@ class EnqueueReport:
     resume_from_line: int | None = None
     interrupted: bool = False
     duration_s: float = 0.0
+    largest_message: int = 0
     source_done: int = 0
     source_total: int | None = None
     error: NorthmigrateError | None = None
@@ -201,6 +202,7 @@ def run(
                 report.error = sender.broken
         source.close()
     report.duration_s = time.monotonic() - started
+    report.largest_message = validator.largest_message
     report.source_done, report.source_total = source.progress()
     if not validate_only:
         candidates = list(first_failed)

@@ -173,6 +173,7 @@ class Validator:
         self.fifo = fifo
         self.enqueued_at = envelope.iso(envelope.utc_now())
         self._seen = KeySet()
+        self.largest_message = 0  # bytes, over every valid eligible record checked
         self._model: type[BaseModel] = migration.model
 
     def check(self, item: SourceItem) -> Checked:
@@ -211,6 +212,7 @@ class Validator:
         if not eligible:
             return Checked("ineligible", item, record_id)
         message = self._message(item, record, record_id)
+        self.largest_message = max(self.largest_message, message.size)
         if message.size > self.max_message_size:
             return self._invalid(
                 item,

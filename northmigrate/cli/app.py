@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from northmigrate import __version__
-from northmigrate.cli import cmd_infra, cmd_records
+from northmigrate.cli import cmd_doctor, cmd_infra, cmd_records
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -61,6 +61,7 @@ def root(
 
 cmd_infra.register(app)
 cmd_records.register(app)
+cmd_doctor.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:
