@@ -53,6 +53,7 @@ class SetupResult:
 Handler = Callable[[RecordT, MigrationContext], None]
 Eligible = Callable[[RecordT], bool]
 Verify = Callable[[RecordT, MigrationContext], bool]
+VerifyBatch = Callable[[Sequence[RecordT], MigrationContext], Sequence[bool]]
 Setup = Callable[[MigrationContext], Sequence[SetupResult]]
 
 
@@ -66,6 +67,8 @@ class Migration(Generic[RecordT]):
     nested ones; a list is walked into) that are redacted in every output unless asked for.
     ``setup`` creates what the handler needs in the target (``provision`` calls it), and
     ``iam_statements`` lists what it needs to be allowed to do (``deploy`` uses them).
+    ``verify_batch`` answers ``verify`` for up to ``verify_batch_size`` records in one go
+    (``reconcile`` prefers it when given: e.g. DynamoDB BatchGetItem).
     """
 
     name: str
@@ -78,6 +81,8 @@ class Migration(Generic[RecordT]):
     version: str = "1"
     setup: Setup | None = None
     iam_statements: Callable[[Mapping[str, Any], str, str], list[dict[str, Any]]] | None = None
+    verify_batch: VerifyBatch[RecordT] | None = None
+    verify_batch_size: int = 100
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):

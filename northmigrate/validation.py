@@ -68,6 +68,7 @@ class Checked:
     record_id: str | None = None
     rejection: Rejection | None = None
     message: OutMessage | None = None
+    record: BaseModel | None = None  # the validated record (eligible and ineligible ones)
 
 
 @dataclass
@@ -210,7 +211,7 @@ class Validator:
             reason = self._clean(f"eligibility check failed: {type(exc).__name__}: {exc}", item)
             return self._invalid(item, record_id, None, reason)
         if not eligible:
-            return Checked("ineligible", item, record_id)
+            return Checked("ineligible", item, record_id, record=record)
         message = self._message(item, record, record_id)
         self.largest_message = max(self.largest_message, message.size)
         if message.size > self.max_message_size:
@@ -221,7 +222,7 @@ class Validator:
                 f"record is {message.size} bytes as a message; the queue accepts at most "
                 f"{self.max_message_size}",
             )
-        return Checked("eligible", item, record_id, message=message)
+        return Checked("eligible", item, record_id, message=message, record=record)
 
     def _message(self, item: SourceItem, record: BaseModel, record_id: str) -> OutMessage:
         header = {

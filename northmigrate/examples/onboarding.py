@@ -212,6 +212,28 @@ def verify(record: OnboardingRecord, ctx: MigrationContext) -> bool:
     return bool(found.get("Item", {}).get("source_hash", {}).get("S") == source_hash(record))
 
 
+def verify_batch(records: Sequence[OnboardingRecord], ctx: MigrationContext) -> list[bool]:
+    """``verify`` for up to 100 records with BatchGetItem (unprocessed keys are asked again)."""
+    dynamodb = ctx.aws.client("dynamodb")
+    table = table_name(ctx.options)
+    wanted = [((k["pk"], k["sk"]), source_hash(r)) for r in records for k in [item_key(r)]]
+    found: dict[tuple[str, str], str] = {}
+    keys = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict(wanted)]
+    request: dict[str, Any] = {
+        table: {"Keys": keys, "ProjectionExpression": "pk, sk, source_hash", "ConsistentRead": True}
+    }
+    for _ in range(10):
+        response = dynamodb.batch_get_item(RequestItems=request)
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["pk"]["S"], item["sk"]["S"])] = item.get("source_hash", {}).get("S", "")
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    else:
+        raise TargetUnavailable("BatchGetItem left keys unprocessed after 10 tries")
+    return [found.get(key) == digest for key, digest in wanted]
+
+
 def setup(ctx: MigrationContext) -> Sequence[SetupResult]:
     """Create the target table (on demand capacity) if it is missing."""
     dynamodb = ctx.aws.client("dynamodb")
@@ -264,4 +286,5 @@ migration = Migration(
     version="1",
     setup=setup,
     iam_statements=iam_statements,
+    verify_batch=verify_batch,
 )

@@ -1,0 +1,168 @@
+"""reconcile: account for every record of a source.
+
+Each record read is exactly one of: **migrated** (the plugin's ``verify`` says it is present
+and correct in the target), **rejected** (invalid, ineligible or a duplicate, as ``validate``
+says), **dead-lettered** (its message is in the DLQ), **in queue** (its message is in the main
+queue), or **missing**. The queues are read without being consumed (every message read is
+made visible again at once), before the source is checked. The counts add up to ``expected``,
+the number of records read.
+
+Run it when the workers are done: a message that another consumer holds in flight cannot
+be read; ``in_flight_unseen`` counts them, and a record whose message is in flight may show
+as missing until it settles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from northmigrate.aws import AwsClients, aws_errors
+from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.queues import Queues
+from northmigrate.sources import Source
+from northmigrate.validation import Validator
+
+MAX_LISTED_MISSING = 1000
+# Reads a queue without consuming it: {record_id: reason or None}.
+Peek = Callable[[Any, str], dict[str, str | None]]
+
+
+@dataclass
+class ReconcileReport:
+    source: str = ""
+    expected: int = 0
+    migrated: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    in_queue: int = 0
+    missing: list[str] = field(default_factory=list)
+    missing_total: int = 0
+    rejected_by_kind: Counter[str] = field(default_factory=Counter)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    in_flight_unseen: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.missing_total == 0
+
+    def add_missing(self, record_id: str) -> None:
+        self.missing_total += 1
+        if len(self.missing) < MAX_LISTED_MISSING:
+            self.missing.append(record_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "expected": self.expected,
+            "migrated": self.migrated,
+            "rejected": self.rejected,
+            "dead_lettered": self.dead_lettered,
+            "in_queue": self.in_queue,
+            "missing": self.missing,
+            "missing_total": self.missing_total,
+            "ok": self.ok,
+            "rejected_by_kind": dict(self.rejected_by_kind),
+            "dead_letter_reasons": [
+                {"reason": r, "count": c} for r, c in self.dead_letter_reasons.most_common()
+            ],
+            "in_flight_unseen": self.in_flight_unseen,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def _verify_chunks(
+    migration: Migration[Any], ctx: MigrationContext, chunk: list[BaseModel]
+) -> list[bool]:
+    with aws_errors(f"verify records of {migration.name} in the target"):
+        if migration.verify_batch is not None:
+            return [bool(v) for v in migration.verify_batch(chunk, ctx)]
+        assert migration.verify is not None
+        return [bool(migration.verify(record, ctx)) for record in chunk]
+
+
+def _chunks(
+    source: Source, validator: Validator, report: ReconcileReport, size: int
+) -> Iterator[list[tuple[str, BaseModel]]]:
+    chunk: list[tuple[str, BaseModel]] = []
+    for item in source:
+        checked = validator.check(item)
+        report.expected += 1
+        if checked.kind != "eligible" or checked.record is None or checked.record_id is None:
+            report.rejected += 1
+            report.rejected_by_kind[checked.kind] += 1
+            continue
+        chunk.append((checked.record_id, checked.record))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def reconcile(
+    source: Source,
+    migration: Migration[Any],
+    clients: AwsClients,
+    queues: Queues,
+    options: dict[str, Any],
+    *,
+    peek: Peek,
+    max_message_size: int,
+    concurrency: int = 8,
+    progress: Callable[[ReconcileReport], None] | None = None,
+) -> ReconcileReport:
+    """Account for every record of ``source``; see the module's docstring."""
+    if migration.verify is None and migration.verify_batch is None:
+        from northmigrate.errors import PluginError
+
+        raise PluginError(
+            f"migration {migration.name} has no verify: reconcile cannot tell migrated records",
+            hint="add verify=(record, ctx) -> bool to the Migration",
+        )
+    started = time.monotonic()
+    report = ReconcileReport(source=source.name)
+    sqs = queues.sqs
+    main_url, dlq_url = queues.main_url(), queues.dlq_url()
+    in_dlq = peek(sqs, dlq_url)
+    in_main = peek(sqs, main_url)
+    report.in_flight_unseen = queues.depth(main_url).in_flight + queues.depth(dlq_url).in_flight
+    ctx = MigrationContext(options=options, aws=clients)
+    validator = Validator(migration, max_message_size=max_message_size, source_name=source.name)
+    pending: deque[tuple[list[tuple[str, BaseModel]], Future[list[bool]]]] = deque()
+
+    def settle() -> None:
+        chunk, future = pending.popleft()
+        for (record_id, _), migrated in zip(chunk, future.result(), strict=True):
+            if migrated:
+                report.migrated += 1
+            elif record_id in in_dlq:
+                report.dead_lettered += 1
+                report.dead_letter_reasons[in_dlq[record_id] or "unknown"] += 1
+            elif record_id in in_main:
+                report.in_queue += 1
+            else:
+                report.add_missing(record_id)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nm-verify") as pool:
+        try:
+            for chunk in _chunks(source, validator, report, migration.verify_batch_size):
+                records = [record for _, record in chunk]
+                pending.append((chunk, pool.submit(_verify_chunks, migration, ctx, records)))
+                while len(pending) > concurrency * 2:  # bounded: memory stays flat
+                    settle()
+                if progress is not None:
+                    progress(report)
+            while pending:
+                settle()
+        finally:
+            source.close()
+    report.duration_s = time.monotonic() - started
+    return report
