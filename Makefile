@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/northmigrate demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check northmigrate tests bench
-	$(BIN)/ruff format --check northmigrate tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
