@@ -73,11 +73,33 @@ class WorkerSettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=512)
 
 
+class DeploySettings(_Section):
+    """The worker on Lambda (``deploy``); every key optional.
+
+    ``function_name`` defaults to ``<queue name>-worker``, ``role_name`` to
+    ``<function name>-role``, ``timeout_s`` to a sixth of the queue's visibility timeout.
+    """
+
+    function_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    role_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+    memory_mb: int = Field(default=256, ge=128, le=10_240)
+    timeout_s: int | None = Field(default=None, ge=1, le=900)
+    batch_size: int = Field(default=10, ge=1, le=10_000)
+    batching_window_s: int = Field(default=0, ge=0, le=300)
+    max_concurrency: int | None = Field(default=10, ge=2, le=1_000)
+    arch: Literal["x86_64", "arm64", "host"] = "x86_64"
+    runtime: str = Field(default="python3.12", pattern=r"^python3\.\d+$")
+    log_retention_days: int = Field(default=30, ge=1, le=3_653)
+    requirements: list[str] = Field(default_factory=list)
+    bundle_boto3: bool = False
+
+
 class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     queue: QueueSettings
     migration: MigrationSettings
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
     source_path: str | None = Field(default=None, exclude=True)
 
 
