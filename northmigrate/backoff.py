@@ -1,0 +1,82 @@
+"""Pacing: the per-record retry backoff, and the token bucket behind ``worker --rate``."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+SQS_MAX_VISIBILITY_S = 43_200  # 12 hours: the most SQS allows
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    visibility_timeout_s: int,
+    rng: random.Random | None = None,
+) -> int:
+    """Seconds before a failed record is tried again: exponential backoff, full jitter.
+
+    The ceiling doubles with each attempt (``base_s * 2**(attempt-1)``) and is bounded by
+    ``max_s``, the queue's visibility timeout and SQS's 12 hours; the delay is drawn uniformly
+    between 0 and that ceiling (full jitter), so a fleet of failing records spreads out
+    instead of hammering a service that is down in step.
+    """
+    exponent = min(max(attempt, 1) - 1, 40)
+    ceiling = min(base_s * (2.0**exponent), max_s, float(visibility_timeout_s))
+    ceiling = max(0.0, min(ceiling, float(SQS_MAX_VISIBILITY_S)))
+    draw = (rng or random).uniform(0.0, ceiling)
+    return round(draw)
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; thread-safe.
+
+    ``take(n)`` waits until at least one token is there and takes up to ``n`` whole tokens;
+    ``refund`` gives back what was not used. Waiting ends early when ``stop`` is set.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] | None = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._clock = clock
+        self._wait = wait or time.sleep
+        self._tokens = 1.0  # start with one: no burst at start-up
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def take(self, n: int, stop: threading.Event | None = None) -> int:
+        """Up to ``n`` tokens (at least 1), or 0 when ``stop`` was set while waiting."""
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= 1.0:
+                    got = min(n, int(self._tokens))
+                    self._tokens -= got
+                    return got
+                needed = (1.0 - self._tokens) / self.rate
+            if stop is not None and stop.is_set():
+                return 0
+            self._wait(min(needed, 0.25))
+
+    def refund(self, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self._tokens = min(self.burst, self._tokens + n)
