@@ -71,6 +71,16 @@ class MigrationSettings(_Section):
 
 class WorkerSettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=512)
+    # Long-poll wait of a receive (the worker uses at most 1 s with --until-empty).
+    wait_time_s: int = Field(default=20, ge=0, le=20)
+    # How long a stopping worker lets the records it started finish.
+    grace_period_s: float = Field(default=30.0, ge=0, le=43_200)
+    # Per-record retry backoff: full jitter on base * 2**(attempt-1), at most this and at
+    # most the queue's visibility timeout.
+    backoff_base_s: float = Field(default=1.0, ge=0, le=43_200)
+    backoff_max_s: float = Field(default=900.0, ge=0, le=43_200)
+    # Extend the visibility of records still in progress (so a slow one is not run twice).
+    heartbeat: bool = True
 
 
 class DeploySettings(_Section):
