@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from northmigrate import __version__
-from northmigrate.cli import cmd_doctor, cmd_infra, cmd_records
+from northmigrate.cli import cmd_deploy, cmd_doctor, cmd_infra, cmd_records, cmd_worker
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -62,6 +62,8 @@ def root(
 cmd_infra.register(app)
 cmd_records.register(app)
 cmd_doctor.register(app)
+cmd_worker.register(app)
+cmd_deploy.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:

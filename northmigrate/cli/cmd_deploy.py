@@ -1,0 +1,187 @@
+"""The worker on Lambda: deploy, destroy, and the tap (open, close, limit, status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from northmigrate import deploy as deploy_lib
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, say
+from northmigrate.cli.state import State, state
+from northmigrate.errors import InputError
+from northmigrate.provision import Change
+from northmigrate.tap import Tap, TapReport
+
+
+def _changes_table(title: str, changes: list[Change]) -> Table:
+    out = Table(title=title, title_justify="left")
+    for column in ("resource", "name", "action", "changed"):
+        out.add_column(column, overflow="fold")
+    for change in changes:
+        out.add_row(change.resource, change.name, change.action, ", ".join(change.changed))
+    return out
+
+
+def deploy(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the plan (what would be created or changed); change nothing.",
+    ),
+    template: Path | None = typer.Option(
+        None,
+        "--template",
+        metavar="FILE",
+        help="Write the stack as a CloudFormation template (and the package as FILE's .zip) "
+        "instead of deploying.",
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Deploy the worker to AWS Lambda behind an SQS event source mapping.
+
+    Builds the package (northmigrate, the plugin module and their dependencies), then creates
+    or updates the IAM role (least privilege), the log group, the function and the mapping
+    (ReportBatchItemFailures, batch size, batching window, maximum concurrency). Run it again
+    with nothing changed and it changes nothing. Settings: the [deploy] config section.
+    """
+    st = state(ctx)
+    if template is not None:
+        if dry_run:
+            raise InputError("--dry-run and --template do not go together")
+        written = deploy_lib.template(st.clients(), st.settings, st.migration, template)
+
+        def template_table(console: Console) -> None:
+            console.print(f"wrote {written.template} ({', '.join(written.resources)})")
+            console.print(
+                f"package: {written.package} ({written.package_size} bytes); upload it to "
+                f"s3://BUCKET/{written.code_key} and deploy the template with "
+                "CodeBucket=BUCKET and --capabilities CAPABILITY_NAMED_IAM"
+            )
+
+        emit(output, written.to_dict(), template_table)
+        return
+    say("building the package…")
+    report = deploy_lib.deploy(st.clients(), st.settings, st.migration, dry_run=dry_run)
+
+    def table(console: Console) -> None:
+        title = "deploy plan (dry run: nothing changed)" if dry_run else "deploy"
+        console.print(_changes_table(title, report.changes))
+        console.print(
+            f"function: {report.function_name}  code: {report.code_sha256} "
+            f"({report.package_size} bytes)  tap: {'open' if report.tap.open else 'closed'}"
+        )
+        if not report.changed:
+            console.print("nothing to change: everything is as configured")
+
+    emit(output, report.to_dict(), table)
+
+
+def destroy(
+    ctx: typer.Context,
+    delete_queues: bool = typer.Option(
+        False,
+        "--delete-queues",
+        help="Delete the main queue and the DLQ too (refused while the main queue holds "
+        "messages, or the DLQ does without --export).",
+    ),
+    export: Path | None = typer.Option(
+        None, "--export", metavar="FILE", help="Export the DLQ's messages here before deleting it."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Remove the worker from Lambda: the mapping, the function, the role and the log group.
+
+    The queues stay unless --delete-queues; a DLQ that holds messages is never deleted
+    unless they are exported first (--export FILE).
+    """
+    st = state(ctx)
+    if export is not None and not delete_queues:
+        raise InputError("--export only goes with --delete-queues")
+    report = deploy_lib.destroy(
+        st.clients(), st.settings, delete_queues=delete_queues, export=export
+    )
+
+    def table(console: Console) -> None:
+        console.print(_changes_table("destroy", report.changes))
+        if report.export_file:
+            console.print(f"exported {report.exported} dead letters to {report.export_file}")
+
+    emit(output, report.to_dict(), table)
+
+
+tap_app = typer.Typer(
+    help="Open, close or limit every consumer of the main queue (Lambda and local workers).",
+    no_args_is_help=True,
+)
+
+
+def _tap(st: State) -> Tap:
+    return Tap(st.clients(), st.queues(), default_limit=st.settings.deploy.max_concurrency)
+
+
+def _render_tap(output: OutputFormat, report: TapReport) -> None:
+    def table(console: Console) -> None:
+        data = report.to_dict()
+        console.print(
+            f"tap of {data['queue']}: [bold]{data['tap']}[/bold], "
+            f"limit: {data['limit'] if data['limit'] is not None else 'none'}",
+            highlight=False,
+        )
+        if not report.mappings:
+            console.print("no event source mapping (local workers only)")
+            return
+        out = Table(title="event source mappings", title_justify="left")
+        for column in ("function", "state", "max concurrency", "uuid"):
+            out.add_column(column)
+        for m in report.mappings:
+            concurrency = "—" if m.max_concurrency is None else str(m.max_concurrency)
+            out.add_row(m.function, m.state, concurrency, m.uuid)
+        console.print(out)
+
+    emit(output, report.to_dict(), table)
+
+
+@tap_app.command("open")
+def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Resume consumption: enable the mappings and let local workers receive again."""
+    _render_tap(output, _tap(state(ctx)).open())
+
+
+@tap_app.command("close")
+def tap_close(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Stop all consumption: local workers stop receiving within seconds, mappings are
+    disabled. Messages wait in the queue."""
+    _render_tap(output, _tap(state(ctx)).close())
+
+
+@tap_app.command("limit")
+def tap_limit(
+    ctx: typer.Context,
+    n: str = typer.Argument(..., metavar="N", help="2 to 1000, or 'none' to lift the limit."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Cap consumption: the mappings' maximum concurrency, and each local worker's rate
+    (records per second)."""
+    if n.lower() in {"none", "off"}:
+        limit = None
+    elif n.isdigit():
+        limit = int(n)
+    else:
+        raise InputError(f"tap limit takes a number or 'none', not {n!r}")
+    _render_tap(output, _tap(state(ctx)).limit(limit))
+
+
+@tap_app.command("status")
+def tap_status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Show the tap: open or closed, the limit, and the state of each mapping."""
+    _render_tap(output, _tap(state(ctx)).status())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(deploy)
+    app.command()(destroy)
+    app.add_typer(tap_app, name="tap")
