@@ -1,0 +1,217 @@
+"""Deploy, plan, tap and destroy against in-process moto (no messages on mapped queues)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from northmigrate.aws import AwsClients
+from northmigrate.config import Settings, load_settings
+from northmigrate.deploy import stack_spec
+from northmigrate.deploy.apply import Deployer, same_policy
+from northmigrate.deploy.destroy import destroy
+from northmigrate.deploy.package import Package, code_sha256
+from northmigrate.errors import InputError
+from northmigrate.examples.onboarding import migration
+from northmigrate.provision import provision
+from northmigrate.queues import Queues
+from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def settings(tmp_path: Path, extra: str = "") -> Settings:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[queue]\nname = "orders"\nvisibility_timeout = 120\n'
+        '[migration]\nplugin = "northmigrate.examples.onboarding:migration"\n'
+        '[migration.options]\ntable = "target"\n' + extra
+    )
+    return load_settings(path, env={})
+
+
+def fake_package(tmp_path: Path, content: str = "v1") -> Package:
+    path = tmp_path / f"{content}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("northmigrate/x.py", (1980, 1, 1, 0, 0, 0)), content)
+    data = path.read_bytes()
+    return Package(path, code_sha256(data), len(data), 1, (), "host")
+
+
+def run(
+    clients: AwsClients, s: Settings, package: Package, *, dry_run: bool = False
+) -> dict[str, Any]:
+    spec, _ = stack_spec(clients, s, migration)
+    report = Deployer(clients, spec, package, dry_run=dry_run, sleep=lambda _: None).run()
+    return report.to_dict()
+
+
+def actions(report: dict[str, Any]) -> dict[str, str]:
+    return {c["resource"]: c["action"] for c in report["changes"]}
+
+
+def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
+    aws: None, tmp_path: Path
+) -> None:
+    clients, s = AwsClients(), settings(tmp_path)
+    provision(clients, s, migration)
+    plan = run(clients, s, fake_package(tmp_path), dry_run=True)
+    assert actions(plan) == {
+        "role": "create",
+        "log_group": "create",
+        "function": "create",
+        "mapping": "create",
+    }
+    with pytest.raises(clients.client("iam").exceptions.NoSuchEntityException):
+        clients.client("iam").get_role(RoleName="orders-worker-role")
+    assert clients.client("lambda").list_functions()["Functions"] == []
+
+    first = run(clients, s, fake_package(tmp_path))
+    assert set(actions(first).values()) == {"created"}
+    again = run(clients, s, fake_package(tmp_path))
+    assert set(actions(again).values()) == {"unchanged"} and again["changed"] is False
+
+    plan = run(clients, s, fake_package(tmp_path, "v2"), dry_run=True)
+    assert actions(plan)["function"] == "update"
+    lam = clients.client("lambda")
+    assert lam.get_function(FunctionName="orders-worker")["Configuration"]["CodeSha256"] == (
+        fake_package(tmp_path).sha256
+    )
+
+
+def test_drift_is_put_back(aws: None, tmp_path: Path) -> None:
+    clients, s = AwsClients(), settings(tmp_path)
+    provision(clients, s, migration)
+    first = run(clients, s, fake_package(tmp_path))
+    lam, iam = clients.client("lambda"), clients.client("iam")
+    lam.update_event_source_mapping(UUID=first["mapping_uuid"], BatchSize=3)
+    lam.update_function_configuration(FunctionName="orders-worker", MemorySize=1024)
+    iam.put_role_policy(
+        RoleName="orders-worker-role",
+        PolicyName="northmigrate-worker",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}],
+            }
+        ),
+    )
+    fixed = run(clients, s, fake_package(tmp_path))
+    changes = {c["resource"]: c for c in fixed["changes"]}
+    assert changes["mapping"]["changed"] == ["BatchSize"]
+    assert changes["function"]["changed"] == ["MemorySize"]
+    assert changes["role"]["changed"] == ["policy northmigrate-worker"]
+    spec, _ = stack_spec(clients, s, migration)
+    document = iam.get_role_policy(RoleName="orders-worker-role", PolicyName="northmigrate-worker")
+    assert same_policy(document["PolicyDocument"], spec.policy)
+    assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["BatchSize"] == 10
+
+
+def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(aws: None, tmp_path: Path) -> None:
+    clients, s = AwsClients(), settings(tmp_path)
+    provision(clients, s, migration)
+    tap = Tap(clients, Queues(clients.client("sqs"), s.queue), sleep=lambda _: None)
+    tap.close()
+    tap.limit(4)
+    report = run(clients, s, fake_package(tmp_path))
+    assert report["tap"] == "closed"
+    mapping = clients.client("lambda").get_event_source_mapping(UUID=report["mapping_uuid"])
+    assert mapping["State"] == "Disabled"
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 4}
+    assert actions(run(clients, s, fake_package(tmp_path)))["mapping"] == "unchanged"
+
+    status = tap.open()
+    assert status.state == TapState(open=True, limit=4)
+    assert [(m.enabled, m.max_concurrency) for m in status.mappings] == [(True, 4)]
+    tap.default_limit = 10
+    lifted = tap.limit(None)
+    assert lifted.state.limit is None and lifted.mappings[0].max_concurrency == 10
+    with pytest.raises(InputError, match="2 to 1000"):
+        tap.limit(1)
+
+
+def test_destroy_removes_everything_deploy_made(aws: None, tmp_path: Path) -> None:
+    clients, s = AwsClients(), settings(tmp_path)
+    provision(clients, s, migration)
+    run(clients, s, fake_package(tmp_path))
+    report = destroy(clients, s, delete_queues=True, sleep=lambda _: None)
+    assert {(c["resource"], c["action"]) for c in report.to_dict()["changes"]} == {
+        ("mapping", "deleted"),
+        ("function", "deleted"),
+        ("role", "deleted"),
+        ("log_group", "deleted"),
+        ("queue", "deleted"),
+    }
+    assert clients.client("lambda").list_functions()["Functions"] == []
+    assert clients.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert clients.client("iam").list_roles()["Roles"] == []
+    assert clients.client("logs").describe_log_groups()["logGroups"] == []
+    assert clients.client("sqs").list_queues().get("QueueUrls", []) == []
+    again = destroy(clients, s, delete_queues=True, sleep=lambda _: None)
+    assert {c.action for c in again.changes} == {"absent"}
+
+
+def test_destroy_never_deletes_queues_that_hold_messages(aws: None, tmp_path: Path) -> None:
+    clients, s = AwsClients(), settings(tmp_path)
+    report = provision(clients, s, migration)  # nothing deployed: no mapping on the queue
+    sqs = clients.client("sqs")
+    sqs.send_message(QueueUrl=report.dlq_url, MessageBody="dead")
+    with pytest.raises(InputError, match="DLQ orders-dlq still holds 1 messages"):
+        destroy(clients, s, delete_queues=True)
+    sqs.send_message(QueueUrl=report.queue_url, MessageBody="pending")
+    with pytest.raises(InputError, match="queue orders still holds 1 messages"):
+        destroy(clients, s, delete_queues=True, export=tmp_path / "dlq.jsonl")
+    assert len(sqs.list_queues()["QueueUrls"]) == 2  # refused before deleting anything
+    sqs.purge_queue(QueueUrl=report.queue_url)
+
+    exported: list[Path] = []
+
+    def exporter(c: AwsClients, st: Settings, path: Path) -> int:
+        exported.append(path)
+        return 1
+
+    done = destroy(clients, s, delete_queues=True, export=tmp_path / "d.jsonl", exporter=exporter)
+    assert exported == [tmp_path / "d.jsonl"] and done.exported == 1
+    assert sqs.list_queues().get("QueueUrls", []) == []
+
+
+class FakeSqs:
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.calls = 0
+
+    def list_queue_tags(self, QueueUrl: str) -> dict[str, Any]:
+        self.calls += 1
+        return {"Tags": dict(self.tags)}
+
+
+def test_the_gate_reads_the_tags_at_most_once_per_ttl() -> None:
+    sqs, now = FakeSqs(), [0.0]
+    gate = TapGate(sqs, "url", ttl=2.0, clock=lambda: now[0])
+    assert gate.is_open() and gate.limit() is None
+    sqs.tags = {TAG_STATE: "closed", TAG_LIMIT: "5"}
+    now[0] = 1.9
+    assert gate.is_open()  # cached
+    now[0] = 2.0
+    assert not gate.is_open() and gate.limit() == 5
+    assert sqs.calls == 2
+    sqs.tags = {TAG_STATE: "open", TAG_LIMIT: "junk"}
+    now[0] = 4.5
+    assert gate.state() == TapState(open=True, limit=None)

@@ -1,0 +1,147 @@
+"""The desired stack: names, the visibility rule, the least-privilege policy, the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from northmigrate.config import Settings, load_settings
+from northmigrate.deploy.spec import (
+    build_spec,
+    environment,
+    function_name,
+    role_name,
+)
+from northmigrate.errors import ConfigError, PluginError
+from northmigrate.examples.onboarding import OnboardingRecord, migration
+from northmigrate.plugin import Migration
+
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders"
+DLQ_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders-dlq"
+
+
+def settings(tmp_path: Path, extra: str = "", queue: str = "orders") -> Settings:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[queue]\nname = "{queue}"\nvisibility_timeout = 180\n'
+        '[migration]\nplugin = "northmigrate.examples.onboarding:migration"\n'
+        '[migration.options]\ntable = "target"\nCamelKey = "kept"\n'
+        'outage_regions = ["ON", "QC"]\nnested = {deep = 1.5, flag = true}\n' + extra
+    )
+    return load_settings(path, env={})
+
+
+def spec_for(s: Settings, visibility: int = 180, plugin: Migration[Any] = migration) -> Any:
+    return build_spec(
+        s, plugin, queue_arn=QUEUE_ARN, dlq_arn=DLQ_ARN, visibility_timeout=visibility
+    )
+
+
+def test_names_default_from_the_queue_and_stay_within_aws_limits(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert function_name(s) == "orders-worker"
+    assert role_name(s) == "orders-worker-role"
+    fifo = settings(tmp_path, queue="orders.fifo")
+    assert function_name(fifo) == "orders-fifo-worker"  # no dot in a function name
+    long = settings(tmp_path, queue="q" * 80)
+    assert len(function_name(long)) <= 64 and len(role_name(long)) <= 64
+    other = settings(tmp_path, queue="q" * 79 + "x")
+    assert function_name(other) != function_name(long)  # a digest keeps them apart
+    named = settings(tmp_path, '[deploy]\nfunction_name = "mine"\nrole_name = "r"\n')
+    assert (function_name(named), role_name(named)) == ("mine", "r")
+
+
+def test_timeout_defaults_to_a_sixth_of_the_visibility_timeout(tmp_path: Path) -> None:
+    assert spec_for(settings(tmp_path), visibility=180).timeout_s == 30
+    assert spec_for(settings(tmp_path), visibility=60).timeout_s == 10
+
+
+def test_a_visibility_timeout_under_six_times_the_function_timeout_is_refused(
+    tmp_path: Path,
+) -> None:
+    s = settings(tmp_path, "[deploy]\ntimeout_s = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        spec_for(s, visibility=300)
+    text = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert "300 s" in text and "360 s" in text
+    assert "queue.visibility_timeout = 360" in text and "deploy.timeout_s = 50" in text
+    assert spec_for(s, visibility=360).timeout_s == 60
+
+
+def test_fifo_and_large_batches_are_checked_as_aws_would(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="batching window of at least 1 s"):
+        spec_for(settings(tmp_path, "[deploy]\nbatch_size = 100\n"))
+    assert spec_for(settings(tmp_path, "[deploy]\nbatch_size = 100\nbatching_window_s = 2\n"))
+    with pytest.raises(ConfigError, match="FIFO queue takes 1 to 10"):
+        spec_for(settings(tmp_path, "[deploy]\nbatch_size = 20\n", queue="o.fifo"))
+
+
+def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> None:
+    spec = spec_for(settings(tmp_path))
+    by_sid = {st.get("Sid", f"plugin{i}"): st for i, st in enumerate(spec.policy["Statement"])}
+    assert by_sid["ConsumeMainQueue"]["Action"] == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+    ]
+    assert by_sid["ConsumeMainQueue"]["Resource"] == QUEUE_ARN
+    assert by_sid["DeadLetter"]["Action"] == ["sqs:GetQueueUrl", "sqs:SendMessage"]
+    assert by_sid["DeadLetter"]["Resource"] == DLQ_ARN
+    group = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/orders-worker"
+    assert by_sid["OwnLogGroup"]["Resource"] == [group, group + ":*"]
+    assert by_sid["OwnLogGroup"]["Action"] == [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    table = by_sid["plugin3"]
+    assert table["Resource"] == "arn:aws:dynamodb:eu-west-1:111122223333:table/target"
+    assert table["Action"] == ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    for statement in spec.policy["Statement"]:
+        actions = statement["Action"]
+        assert all("*" not in a for a in ([actions] if isinstance(actions, str) else actions))
+        resources = statement["Resource"]
+        for resource in [resources] if isinstance(resources, str) else resources:
+            assert resource != "*" and ":*:" not in resource
+
+
+def test_a_plugin_asking_for_a_wildcard_action_is_refused(tmp_path: Path) -> None:
+    greedy = Migration(
+        name="greedy",
+        model=OnboardingRecord,
+        key="application_id",
+        handler=lambda record, ctx: None,
+        iam_statements=lambda o, r, a: [
+            {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "x"}
+        ],
+    )
+    with pytest.raises(PluginError, match="wildcard action 'dynamodb:\\*'"):
+        spec_for(settings(tmp_path), plugin=greedy)
+
+
+def test_environment_round_trips_through_the_config_loader(tmp_path: Path) -> None:
+    s = settings(tmp_path, '[aws]\nendpoint_url = "http://127.0.0.1:4566"\n')
+    env = environment(s)
+    assert all(k.startswith("NORTHMIGRATE_") for k in env)
+    again = load_settings(None, env=env)  # what the function reads, with no file
+    assert again.migration.options == s.migration.options  # key case, lists, nested kept
+    assert again.queue == s.queue.model_copy(update={"dlq_name": "orders-dlq"})
+    assert again.migration.plugin == s.migration.plugin
+    assert again.aws.endpoint_url == "http://127.0.0.1:4566"
+    assert "NORTHMIGRATE_AWS__ENDPOINT_URL" not in environment(settings(tmp_path))
+
+
+def test_mapping_settings_take_the_tap_limit_over_the_config(tmp_path: Path) -> None:
+    spec = spec_for(settings(tmp_path, "[deploy]\nmax_concurrency = 7\nbatch_size = 5\n"))
+    assert spec.mapping_settings(None) == {
+        "BatchSize": 5,
+        "MaximumBatchingWindowInSeconds": 0,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 7},
+    }
+    assert spec.mapping_settings(3)["ScalingConfig"] == {"MaximumConcurrency": 3}

@@ -1,0 +1,205 @@
+"""The Lambda handler: the shared per-record path, batchItemFailures, FIFO order, time left."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from northmigrate import aws_lambda, envelope
+from northmigrate.aws import AwsClients
+from northmigrate.config import load_settings
+from northmigrate.examples.onboarding import migration
+from northmigrate.provision import provision
+from northmigrate.sample import generate
+
+BASE = next(iter(generate(1, seed=3)))
+
+
+def record(n: int, *, region: str = "BC", business_type: str = "llc") -> dict[str, Any]:
+    out = copy.deepcopy(BASE)
+    out["application_id"] = f"APP-{n:06d}"
+    out["status"] = "approved"
+    out["business"]["address"].update(region=region, country="CA")
+    out["business"]["business_type"] = business_type
+    return out
+
+
+def sqs_record(body: str, *, receive_count: int = 1, group: str | None = None) -> dict[str, Any]:
+    attributes = {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1"}
+    if group:
+        attributes["MessageGroupId"] = group
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "rh-" + uuid.uuid4().hex,
+        "body": body,
+        "attributes": attributes,
+        "messageAttributes": {
+            envelope.ATTR_RECORD_ID: {"stringValue": "x", "dataType": "String"},
+        },
+        "eventSource": "aws:sqs",
+    }
+
+
+def body(rec: dict[str, Any]) -> str:
+    return envelope.Envelope(
+        migration=migration.name, record_id=rec["application_id"], record=rec
+    ).to_body()
+
+
+def env_for(queue: str) -> dict[str, str]:
+    return {
+        "NORTHMIGRATE_QUEUE__NAME": queue,
+        "NORTHMIGRATE_QUEUE__MAX_RECEIVE_COUNT": "3",
+        "NORTHMIGRATE_MIGRATION__PLUGIN": "northmigrate.examples.onboarding:migration",
+        "NORTHMIGRATE_MIGRATION__OPTIONS": '{table = "target", outage_regions = ["ON"], '
+        'unsupported_business_types = ["partnership"]}',
+        "NORTHMIGRATE_WORKER__CONCURRENCY": "4",
+    }
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def runtime_for(queue: str) -> aws_lambda.Runtime:
+    env = env_for(queue)
+    clients = AwsClients()
+    provision(clients, load_settings(None, env=env), migration)
+    return aws_lambda.build_runtime(env, clients=clients)
+
+
+def table_ids(clients: AwsClients) -> set[str]:
+    items = clients.client("dynamodb").scan(TableName="target")["Items"]
+    return {item["application_id"]["S"] for item in items}
+
+
+def dead_letters(rt: aws_lambda.Runtime) -> dict[str, str]:
+    sqs = rt.clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=rt.settings.queue.dead_letter_name)["QueueUrl"]
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    out = {}
+    for message in got.get("Messages", []):
+        reason = message["MessageAttributes"][envelope.ATTR_REASON]["StringValue"]
+        try:
+            out[json.loads(message["Body"])["record_id"]] = reason
+        except (ValueError, KeyError):
+            out[message["Body"]] = reason
+    return out
+
+
+def test_standard_batch_reports_only_the_records_to_retry(aws: None) -> None:
+    rt = runtime_for("orders")
+    ok = sqs_record(body(record(1)))
+    transient = sqs_record(body(record(2, region="ON")))
+    exhausted = sqs_record(body(record(3, region="ON")), receive_count=3)
+    permanent = sqs_record(body(record(4, business_type="partnership")))
+    unreadable = sqs_record("not json at all")
+    event = {"Records": [ok, transient, exhausted, permanent, unreadable]}
+
+    response = aws_lambda.handle(event, rt)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": transient["messageId"]}]}
+    assert table_ids(rt.clients) == {"APP-000001"}
+    dead = dead_letters(rt)
+    assert set(dead) == {"APP-000003", "APP-000004", "not json at all"}
+    assert dead["APP-000003"].startswith("TargetUnavailable: onboarding service unavailable")
+    assert dead["APP-000004"] == (
+        "PermanentError: the new service does not accept business_type 'partnership' yet"
+    )
+    assert dead["not json at all"] == "EnvelopeError: message body is not JSON"
+
+
+def test_fifo_stops_at_the_first_failure_and_fails_the_rest(aws: None) -> None:
+    rt = runtime_for("orders.fifo")
+    records = [
+        sqs_record(body(record(1)), group="g"),
+        sqs_record(body(record(2, region="ON")), group="g"),
+        sqs_record(body(record(3)), group="h"),
+    ]
+    response = aws_lambda.handle({"Records": records}, rt)
+    assert response["batchItemFailures"] == [
+        {"itemIdentifier": records[1]["messageId"]},
+        {"itemIdentifier": records[2]["messageId"]},
+    ]
+    assert table_ids(rt.clients) == {"APP-000001"}  # the third was never started
+
+
+def test_a_fifo_dead_letter_is_not_a_failure(aws: None) -> None:
+    rt = runtime_for("orders.fifo")
+    records = [
+        sqs_record(body(record(1, business_type="partnership")), group="g"),
+        sqs_record(body(record(2)), group="g"),
+    ]
+    assert aws_lambda.handle({"Records": records}, rt) == {"batchItemFailures": []}
+    assert table_ids(rt.clients) == {"APP-000002"}
+
+
+def test_records_are_not_started_when_the_invocation_is_about_to_time_out(aws: None) -> None:
+    rt = runtime_for("orders")
+    records = [sqs_record(body(record(n))) for n in range(1, 4)]
+    response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: 400)
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        r["messageId"] for r in records
+    ]
+    assert table_ids(rt.clients) == set()
+
+
+def test_an_unexpected_error_fails_only_its_record(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = runtime_for("orders")
+    records = [sqs_record(body(record(n))) for n in range(1, 4)]
+    real = rt.processor.process
+
+    def flaky(raw: Any) -> Any:
+        if raw["messageId"] == records[1]["messageId"]:
+            raise RuntimeError("bug")
+        return real(raw)
+
+    monkeypatch.setattr(rt.processor, "process", flaky)
+    response = aws_lambda.handle({"Records": records}, rt)
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
+    assert table_ids(rt.clients) == {"APP-000001", "APP-000003"}
+
+
+def test_the_entry_point_reads_the_environment_once_per_container(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = env_for("orders")
+    provision(AwsClients(), load_settings(None, env=env), migration)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aws_lambda, "_runtime", None)
+    built: list[aws_lambda.Runtime] = []
+    real = aws_lambda.build_runtime
+
+    def counting(*args: Any, **kwargs: Any) -> aws_lambda.Runtime:
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(aws_lambda, "build_runtime", counting)
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 30_000
+
+    for n in (1, 2):
+        event = {"Records": [sqs_record(body(record(n)))]}
+        assert aws_lambda.handler(event, Context()) == {"batchItemFailures": []}
+    assert len(built) == 1
+    assert table_ids(built[0].clients) == {"APP-000001", "APP-000002"}
