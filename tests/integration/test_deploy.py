@@ -1,0 +1,244 @@
+"""deploy, tap and destroy through the CLI against the moto server.
+
+moto cannot run Lambda functions: no message is ever sent to a queue with a mapping here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from helpers import Project
+
+pytestmark = pytest.mark.integration
+
+PLUGIN = """
+import dataclasses
+from northmigrate.examples.onboarding import migration as example
+
+VERSION = {version}
+migration = dataclasses.replace(example)
+"""
+
+
+def deploy_project(project: Project, deploy: str = "") -> Project:
+    project.queue_settings["visibility_timeout"] = 180
+    project.plugin = project.write_plugin("mig", PLUGIN.format(version=1)) + ":migration"
+    path = project.write_config()
+    path.write_text(
+        path.read_text()
+        + '\n[deploy]\narch = "host"\nbatch_size = 5\nbatching_window_s = 2\n'
+        + "max_concurrency = 6\nmemory_mb = 512\n"
+        + deploy
+    )
+    project.run("provision", check=True)
+    return project
+
+
+def actions(report: dict[str, Any]) -> dict[str, str]:
+    return {c["resource"]: c["action"] for c in report["changes"]}
+
+
+def statements(project: Project, role: str) -> list[dict[str, Any]]:
+    document = project.client("iam").get_role_policy(
+        RoleName=role, PolicyName="northmigrate-worker"
+    )["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return list(document["Statement"])
+
+
+def as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
+    deploy_project(project)
+    fn, role = f"{project.name}-worker", f"{project.name}-worker-role"
+    lam, iam = project.client("lambda"), project.client("iam")
+    sqs = project.client("sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=project.queue_url(), AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=project.queue_url(project.dlq_name), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    plan = project.run_json("deploy", "--dry-run")
+    assert plan["dry_run"] is True
+    assert set(actions(plan).values()) == {"create"}
+    assert lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role)
+
+    first = project.run_json("deploy")
+    assert set(actions(first).values()) == {"created"}, first
+
+    # the role: trusted by Lambda only, and a policy checked action by action
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    granted: dict[str, set[str]] = {}
+    for statement in statements(project, role):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            assert "*" not in action
+            granted.setdefault(action, set()).update(as_list(statement["Resource"]))
+    group = f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{fn}"
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{project.table}"
+    assert granted == {
+        "sqs:ReceiveMessage": {queue_arn},
+        "sqs:DeleteMessage": {queue_arn},
+        "sqs:ChangeMessageVisibility": {queue_arn},
+        "sqs:GetQueueAttributes": {queue_arn},
+        "sqs:GetQueueUrl": {queue_arn, dlq_arn},
+        "sqs:SendMessage": {dlq_arn},
+        "logs:CreateLogGroup": {group, group + ":*"},
+        "logs:CreateLogStream": {group, group + ":*"},
+        "logs:PutLogEvents": {group, group + ":*"},
+        "dynamodb:PutItem": {table},
+        "dynamodb:GetItem": {table},
+        "dynamodb:BatchGetItem": {table},
+    }
+
+    # the function and the mapping, with the requested settings
+    conf = lam.get_function(FunctionName=fn)["Configuration"]
+    assert conf["Runtime"] == "python3.12"
+    assert conf["Handler"] == "northmigrate.aws_lambda.handler"
+    assert conf["Role"] == first["role_arn"]
+    assert (conf["Timeout"], conf["MemorySize"]) == (30, 512)
+    assert conf["CodeSha256"] == first["code_sha256"]
+    variables = conf["Environment"]["Variables"]
+    assert variables["NORTHMIGRATE_QUEUE__NAME"] == project.queue_name
+    assert variables["NORTHMIGRATE_MIGRATION__PLUGIN"] == "mig:migration"
+    mapping = lam.get_event_source_mapping(UUID=first["mapping_uuid"])
+    assert mapping["EventSourceArn"] == queue_arn
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (5, 2)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 6}
+    assert mapping["State"] == "Enabled"
+
+    second = project.run_json("deploy")
+    assert second["changed"] is False and set(actions(second).values()) == {"unchanged"}
+    assert second["code_sha256"] == first["code_sha256"]
+
+    project.write_plugin("mig", PLUGIN.format(version=2))
+    third = project.run_json("deploy")
+    changes = {c["resource"]: c for c in third["changes"]}
+    assert changes["function"]["action"] == "updated" and changes["function"]["changed"] == ["Code"]
+    assert {changes[r]["action"] for r in ("role", "log_group", "mapping")} == {"unchanged"}
+    assert third["code_sha256"] != first["code_sha256"]
+    assert (
+        lam.get_function(FunctionName=fn)["Configuration"]["CodeSha256"] == (third["code_sha256"])
+    )
+
+    # the tap drives the mapping (and the queue's tags, for local workers)
+    closed = project.run_json("tap", "close")
+    assert closed["tap"] == "closed"
+    assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["State"] == "Disabled"
+    tags = sqs.list_queue_tags(QueueUrl=project.queue_url())["Tags"]
+    assert tags["northmigrate:tap"] == "closed"
+    limited = project.run_json("tap", "limit", "3")
+    assert limited["limit"] == 3 and limited["mappings"][0]["max_concurrency"] == 3
+    assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["ScalingConfig"] == {
+        "MaximumConcurrency": 3
+    }
+    assert project.run("tap", "limit", "1").returncode == 2
+    opened = project.run_json("tap", "open")
+    assert opened == {
+        "queue": project.queue_name,
+        "tap": "open",
+        "limit": 3,
+        "mappings": [
+            {
+                "uuid": first["mapping_uuid"],
+                "function": fn,
+                "state": "Enabled",
+                "enabled": True,
+                "max_concurrency": 3,
+            }
+        ],
+    }
+    assert project.run_json("tap", "status") == opened
+    assert project.run_json("tap", "limit", "none")["mappings"][0]["max_concurrency"] == 6
+
+    # destroy: nothing of the worker is left; the queues stay unless asked
+    gone = project.run_json("destroy")
+    assert {c["resource"] for c in gone["deleted"]} == {
+        "mapping",
+        "function",
+        "role",
+        "log_group",
+    }
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName=fn)
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role)
+    assert lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"] == []
+    logs = project.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{fn}")
+    assert logs["logGroups"] == []
+    assert project.queue_url() and project.queue_url(project.dlq_name)
+    queues = project.run_json("destroy", "--delete-queues")
+    assert [c["name"] for c in queues["deleted"]] == [project.queue_name, project.dlq_name]
+    names = [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])]
+    assert project.queue_name not in names and project.dlq_name not in names
+
+
+def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeout(
+    project: Project,
+) -> None:
+    deploy_project(project, "timeout_s = 60\n")
+    result = project.run("deploy")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "visibility timeout of 180 s" in result.stderr
+    assert "set queue.visibility_timeout = 360" in result.stderr
+    assert "set deploy.timeout_s = 30 or less" in result.stderr
+    assert project.client("lambda").list_functions()["Functions"] == [] or all(
+        f["FunctionName"] != f"{project.name}-worker"
+        for f in project.client("lambda").list_functions()["Functions"]
+    )
+
+
+def test_template_describes_the_same_stack_as_valid_cloudformation(project: Project) -> None:
+    deploy_project(project)
+    report = project.run_json("deploy", "--template", "stack.yaml")
+    template = json.loads((project.root / "stack.yaml").read_text())
+    assert (project.root / "stack.zip").is_file()
+    resources = template["Resources"]
+    assert {name: r["Type"] for name, r in resources.items()} == {
+        "WorkerRole": "AWS::IAM::Role",
+        "WorkerLogGroup": "AWS::Logs::LogGroup",
+        "WorkerFunction": "AWS::Lambda::Function",
+        "WorkerQueueMapping": "AWS::Lambda::EventSourceMapping",
+    }
+    function = resources["WorkerFunction"]["Properties"]
+    assert function["Handler"] == "northmigrate.aws_lambda.handler"
+    assert function["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
+    assert function["Code"]["S3Key"] == {"Ref": "CodeKey"}
+    assert template["Parameters"]["CodeKey"]["Default"] == report["code_key"]
+    mapping = resources["WorkerQueueMapping"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 6}
+    policy = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert all("*" not in a for s in policy["Statement"] for a in as_list(s["Action"]))
+    # nothing was deployed
+    assert all(
+        f["FunctionName"] != f"{project.name}-worker"
+        for f in project.client("lambda").list_functions()["Functions"]
+    )
+    try:
+        from cfnlint.api import lint_file
+    except ImportError:  # cfn-lint not installed: the structural checks above stand
+        return
+    from pathlib import Path
+
+    problems = lint_file(Path(project.root / "stack.yaml"))
+    assert [str(p) for p in problems] == []
