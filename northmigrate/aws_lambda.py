@@ -35,7 +35,7 @@ from northmigrate.processing import Outcome, Processor, Status
 from northmigrate.queues import Queues
 
 log = logging.getLogger("northmigrate.aws_lambda")
-SAFETY_MS = 1_000  # a record is not started with less time than this left
+SAFETY_MS = 1_000  # a record is not started with less than this left (or a quarter of the time)
 
 
 @dataclass
@@ -89,9 +89,10 @@ def handle(
 ) -> dict[str, list[dict[str, str]]]:
     """Process an SQS event; the ``batchItemFailures`` response for the records to retry."""
     records: Sequence[Mapping[str, Any]] = event.get("Records") or []
+    safety_ms = min(SAFETY_MS, remaining_ms() // 4) if remaining_ms is not None else 0
 
     def time_left() -> bool:
-        return remaining_ms is None or remaining_ms() >= SAFETY_MS
+        return remaining_ms is None or remaining_ms() >= safety_ms
 
     outcomes: list[Outcome | None] = []
     failed: list[str] = []

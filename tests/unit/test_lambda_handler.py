@@ -150,13 +150,26 @@ def test_a_fifo_dead_letter_is_not_a_failure(aws: None) -> None:
 
 
 def test_records_are_not_started_when_the_invocation_is_about_to_time_out(aws: None) -> None:
+    rt = runtime_for("orders.fifo")
+    records = [sqs_record(body(record(n)), group="g") for n in range(1, 4)]
+    left = iter([10_000, 9_500, 1_500, 900])  # at the start, then before each record
+    response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: next(left))
+    assert response["batchItemFailures"] == [{"itemIdentifier": records[2]["messageId"]}]
+    assert table_ids(rt.clients) == {"APP-000001", "APP-000002"}
+
     rt = runtime_for("orders")
-    records = [sqs_record(body(record(n))) for n in range(1, 4)]
-    response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: 400)
-    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
-        r["messageId"] for r in records
-    ]
-    assert table_ids(rt.clients) == set()
+    records = [sqs_record(body(record(n))) for n in range(4, 7)]
+    calls = iter([10_000])
+    response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: next(calls, 500))
+    assert len(response["batchItemFailures"]) == 3
+    assert table_ids(rt.clients) == {"APP-000001", "APP-000002"}
+
+
+def test_a_short_timeout_still_runs_its_records(aws: None) -> None:
+    rt = runtime_for("orders")
+    records = [sqs_record(body(record(n))) for n in range(1, 3)]
+    response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: 900)
+    assert response == {"batchItemFailures": []}  # 1 s functions: a quarter is kept back
 
 
 def test_an_unexpected_error_fails_only_its_record(
