@@ -1,0 +1,116 @@
+"""The worker command: drain the main queue into the new service."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
+from northmigrate.cli.signals import graceful_stop
+from northmigrate.cli.state import state
+from northmigrate.errors import InputError
+from northmigrate.worker import Worker, WorkerReport
+
+
+def _line(r: WorkerReport) -> str:
+    depth = f" queue {r.depth.visible}+{r.depth.in_flight} in flight" if r.depth else ""
+    return (
+        f"received {r.received} succeeded {r.succeeded} retried {r.retried} "
+        f"dead-lettered {r.dead_lettered}{depth}"
+    )
+
+
+def _render(report: WorkerReport, console: Console) -> None:
+    rows: list[tuple[str, object]] = [
+        ("queue", report.queue),
+        ("concurrency", report.concurrency),
+        ("received", report.received),
+        ("succeeded", report.succeeded),
+        ("retried", report.retried),
+        ("dead-lettered", report.dead_lettered),
+        ("handed back", report.released),
+        ("abandoned", report.abandoned),
+        ("delete failed", report.delete_failed),
+        ("seconds", f"{report.duration_s:.2f}"),
+        ("records/s", f"{report.rate:.1f}"),
+        ("stopped", report.stopped),
+    ]
+    console.print(key_value_table("worker", rows))
+    if report.reasons:
+        reasons = [(reason, count) for reason, count in report.reasons.most_common(10)]
+        console.print(key_value_table("dead-letter reasons", reasons))
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-n",
+        min=1,
+        max=512,
+        help="Records processed at once (default: worker.concurrency).",
+    ),
+    until_empty: bool = typer.Option(
+        False,
+        "--until-empty",
+        help="Drain the queue, then exit: nothing visible, in flight or delayed is left.",
+    ),
+    max_messages: int | None = typer.Option(
+        None, "--max-messages", min=1, help="Receive at most N messages, finish them, exit."
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", help="At most R records per second across the pool."
+    ),
+    grace: float | None = typer.Option(
+        None,
+        "--grace",
+        min=0,
+        help="Seconds a stopping worker lets started records finish (default: "
+        "worker.grace_period_s).",
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Poll the main queue and migrate each record with the plugin's handler.
+
+    A message is deleted only once its record is migrated or safely in the DLQ. Failures are
+    retried with backoff until queue.max_receive_count receives, then dead-lettered with
+    their reason; PermanentError, unreadable messages and invalid records are dead-lettered
+    at once. SIGINT/SIGTERM: stop receiving, hand back unstarted messages, finish started
+    records within the grace period, print the summary, exit 0 (a second Ctrl-C: 130).
+    """
+    if rate is not None and rate <= 0:
+        raise InputError("--rate must be a positive number of records per second")
+    st = state(ctx)
+    settings = st.settings
+    workers = concurrency or settings.worker.concurrency
+    clients = st.clients(pool_size=workers)
+    migration = st.migration
+    with (
+        graceful_stop("finishing the records in flight") as stop,
+        progress_bar(output, "worker", None) as update,
+    ):
+
+        def on_progress(r: WorkerReport) -> None:
+            update(completed=r.processed, description=_line(r))
+
+        report = Worker(
+            clients,
+            settings,
+            migration,
+            concurrency=workers,
+            rate=rate,
+            stop=stop,
+            grace_period_s=grace,
+            on_progress=on_progress,
+        ).run(until_empty=until_empty, max_messages=max_messages)
+    data = report.to_dict()
+    if report.error is not None:
+        data["error"] = str(report.error)
+    emit(output, data, lambda console: _render(report, console))
+    if report.error is not None:
+        raise report.error
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
