@@ -67,14 +67,14 @@ class TokenBucket:
         while True:
             with self._lock:
                 self._refill()
-                if self._tokens >= 1.0:
-                    got = min(n, int(self._tokens))
-                    self._tokens -= got
+                if self._tokens >= 1.0 - 1e-9:  # float dust must not stall the bucket
+                    got = max(1, min(n, int(self._tokens + 1e-9)))
+                    self._tokens = max(0.0, self._tokens - got)
                     return got
                 needed = (1.0 - self._tokens) / self.rate
             if stop is not None and stop.is_set():
                 return 0
-            self._wait(min(needed, 0.25))
+            self._wait(min(max(needed, 0.001), 0.25))
 
     def refund(self, n: int) -> None:
         if n > 0:

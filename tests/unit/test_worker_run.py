@@ -1,0 +1,244 @@
+"""The worker as a library, on moto in-process: delivery, FIFO order, stopping, draining."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from pydantic import BaseModel
+
+from northmigrate import envelope
+from northmigrate.aws import AwsClients
+from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
+from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.provision import provision
+from northmigrate.worker import Worker, WorkerReport
+
+
+class Item(BaseModel):
+    item_id: str
+    group: str = ""
+
+
+class Recorder:
+    """A handler that records what it ran; ``behave`` decides per call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, int]] = []
+        self.active: set[str] = set()
+        self.overlap = False
+        self.behave: Callable[[Item, MigrationContext], None] = lambda r, c: None
+
+    def __call__(self, record: Item, ctx: MigrationContext) -> None:
+        with self.lock:
+            self.calls.append((record.item_id, ctx.attempt))
+            if record.group and record.group in self.active:
+                self.overlap = True
+            self.active.add(record.group)
+        try:
+            time.sleep(0.01)
+            self.behave(record, ctx)
+        finally:
+            with self.lock:
+                self.active.discard(record.group)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield AwsClients(pool_size=16)
+
+
+def setup(
+    clients: AwsClients, *, fifo: bool = False, **worker: Any
+) -> tuple[Settings, Recorder, Migration[Item], str]:
+    settings = Settings(
+        queue=QueueSettings(
+            name="q.fifo" if fifo else "q", visibility_timeout=30, max_receive_count=3
+        ),
+        migration=MigrationSettings(plugin="tests:migration"),
+        worker=WorkerSettings(wait_time_s=0, backoff_base_s=0, **worker),
+    )
+    recorder = Recorder()
+    migration = Migration(name="items", model=Item, key="item_id", handler=recorder)
+    url = provision(clients, settings, None).queue_url
+    return settings, recorder, migration, url
+
+
+def send(clients: AwsClients, url: str, item_id: str, group: str | None = None) -> None:
+    record = {"item_id": item_id, "group": group or ""}
+    extra: dict[str, Any] = {}
+    if group is not None:
+        extra = {"MessageGroupId": group, "MessageDeduplicationId": item_id}
+    clients.client("sqs").send_message(
+        QueueUrl=url,
+        MessageBody=envelope.Envelope(
+            migration="items", record_id=item_id, record=record
+        ).to_body(),
+        MessageAttributes=envelope.attributes("items", item_id),
+        **extra,
+    )
+
+
+def depth(clients: AwsClients, url: str) -> tuple[int, int]:
+    attrs = clients.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    a = attrs["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def adds_up(report: WorkerReport) -> None:
+    assert report.received == (
+        report.succeeded
+        + report.retried
+        + report.dead_lettered
+        + report.released
+        + report.abandoned
+    )
+
+
+def test_every_message_is_migrated_once_and_deleted(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws)
+    for n in range(25):
+        send(aws, url, f"A-{n}")
+    report = Worker(aws, settings, migration, concurrency=4).run(until_empty=True)
+    assert sorted(i for i, _ in recorder.calls) == sorted(f"A-{n}" for n in range(25))
+    assert (report.received, report.succeeded, report.stopped) == (25, 25, "empty")
+    adds_up(report)
+    assert depth(aws, url) == (0, 0)
+
+
+def test_fifo_groups_run_in_order_and_never_two_at_once(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws, fifo=True)
+    for n in range(4):
+        for group in ("g1", "g2", "g3"):
+            send(aws, url, f"{group}-{n}", group)
+    report = Worker(aws, settings, migration, concurrency=8).run(until_empty=True)
+    assert report.succeeded == 12
+    assert not recorder.overlap
+    for group in ("g1", "g2", "g3"):
+        assert [i for i, _ in recorder.calls if i.startswith(group)] == [
+            f"{group}-{n}" for n in range(4)
+        ]
+
+
+def test_a_fifo_failure_holds_back_the_rest_of_its_group(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws, fifo=True)
+
+    def behave(record: Item, ctx: MigrationContext) -> None:
+        if record.item_id == "g-1" and ctx.attempt == 1:
+            raise ConnectionError("busy")
+
+    recorder.behave = behave
+    for n in range(4):
+        send(aws, url, f"g-{n}", "g")
+    report = Worker(aws, settings, migration, concurrency=8).run(until_empty=True)
+    assert [i for i, _ in recorder.calls] == ["g-0", "g-1", "g-1", "g-2", "g-3"]
+    assert (report.succeeded, report.retried, report.dead_lettered) == (4, 1, 0)
+    assert report.released == 2  # g-2 and g-3, received with g-1, went back unstarted
+    adds_up(report)
+    assert depth(aws, url) == (0, 0)
+
+
+def test_max_messages_receives_no_more(aws: AwsClients) -> None:
+    settings, _recorder, migration, url = setup(aws)
+    for n in range(15):
+        send(aws, url, f"A-{n}")
+    report = Worker(aws, settings, migration, concurrency=2).run(max_messages=5)
+    assert (report.received, report.succeeded, report.stopped) == (5, 5, "max_messages")
+    assert depth(aws, url) == (10, 0)
+
+
+def test_until_empty_waits_for_a_message_in_flight_elsewhere(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws)
+    send(aws, url, "A-1")
+    held = aws.client("sqs").receive_message(QueueUrl=url, VisibilityTimeout=1)
+    assert len(held["Messages"]) == 1  # another consumer holds it for a second, then dies
+    report = Worker(aws, settings, migration).run(until_empty=True)
+    assert report.succeeded == 1
+    assert recorder.calls == [("A-1", 2)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+        time.sleep(0.001)
+
+
+def run_in_thread(worker: Worker, **kwargs: Any) -> tuple[threading.Thread, list[WorkerReport]]:
+    out: list[WorkerReport] = []
+    thread = threading.Thread(target=lambda: out.append(worker.run(**kwargs)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_stop_finishes_started_records_and_hands_back_unstarted_ones(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws, fifo=True)
+    started, proceed = threading.Event(), threading.Event()
+
+    def behave(record: Item, ctx: MigrationContext) -> None:
+        started.set()
+        assert proceed.wait(10)
+
+    recorder.behave = behave
+    for n in range(3):
+        send(aws, url, f"g-{n}", "g")
+    stop = threading.Event()
+    thread, out = run_in_thread(Worker(aws, settings, migration, concurrency=4, stop=stop))
+    assert started.wait(10)
+    stop.set()
+    time.sleep(0.3)  # the unstarted ones are handed back while g-0 still runs
+    assert depth(aws, url) == (2, 1)
+    proceed.set()
+    thread.join(10)
+    [report] = out
+    assert (report.succeeded, report.released, report.stopped) == (1, 2, "signal")
+    adds_up(report)
+    assert [i for i, _ in recorder.calls] == ["g-0"]
+    assert depth(aws, url) == (2, 0)
+
+
+def test_a_record_still_running_after_the_grace_period_is_left_to_sqs(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws, grace_period_s=5)
+    started, release = threading.Event(), threading.Event()
+
+    def behave(record: Item, ctx: MigrationContext) -> None:
+        started.set()
+        release.wait(30)
+
+    recorder.behave = behave
+    send(aws, url, "A-1")
+    clock, stop = FakeClock(), threading.Event()
+    worker = Worker(
+        aws, settings, migration, concurrency=1, stop=stop, clock=clock, sleep=clock.sleep
+    )
+    thread, out = run_in_thread(worker)
+    assert started.wait(10)
+    stop.set()
+    thread.join(10)
+    release.set()
+    [report] = out
+    assert (report.abandoned, report.succeeded, report.stopped) == (1, 0, "signal")
+    assert 5 <= clock.now < 6  # it waited the grace period (on the fake clock), no more
+    adds_up(report)
+    assert depth(aws, url) == (0, 1)  # not deleted: it comes back when its visibility lapses
