@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.errors import AwsError, InputError
@@ -210,6 +210,16 @@ class Tap:
             self._tag({TAG_LIMIT: str(n)})
             self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
         return self.status()
+
+
+class Gate(Protocol):
+    """What a worker needs from a tap (``TapGate``, ``OpenGate``, or a test's fake)."""
+
+    def is_open(self) -> bool: ...
+
+    def limit(self) -> int | None: ...
+
+    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool: ...
 
 
 class TapGate:

@@ -40,6 +40,7 @@ from northmigrate.heartbeat import Heartbeat
 from northmigrate.plugin import Migration
 from northmigrate.processing import InMessage, Outcome, Processor, Status, normalise
 from northmigrate.queues import Depth, Queues
+from northmigrate.tap import Gate, TapGate
 
 log = logging.getLogger("northmigrate.worker")
 
@@ -56,6 +57,9 @@ ACK_ATTEMPTS = 5
 RECEIVE_ATTEMPTS = 10
 REASONS_SHOWN = 20
 _GONE = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"}
+# The longest long poll while a tap may close: a closed tap stops receives within the tap's
+# cache time plus this (2 + 3 s).
+TAP_MAX_WAIT_S = 3
 
 
 @dataclass
@@ -146,6 +150,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        tap: Gate | None = None,
     ) -> None:
         ws = settings.worker
         self.clients = clients
@@ -162,6 +167,9 @@ class Worker:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._bucket = TokenBucket(rate, clock=clock, wait=sleep) if rate else None
+        self.rate = rate
+        self._paced_at = rate  # the rate of the bucket: --rate, capped by the tap's limit
+        self.tap = tap  # None: the main queue's tap (northmigrate.tap), read when run starts
         self.sqs = clients.client("sqs")
         self.queues = Queues(self.sqs, settings.queue)
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
@@ -185,6 +193,8 @@ class Worker:
     def run(self, *, until_empty: bool = False, max_messages: int | None = None) -> WorkerReport:
         started = self._clock()
         self.url = self.queues.main_url()
+        if self.tap is None:
+            self.tap = TapGate(self.sqs, self.url)
         dlq_url = self.queues.dlq_url()
         attrs = self.queues.attributes(self.url, ["VisibilityTimeout"])
         self.visibility_timeout_s = int(
@@ -233,11 +243,14 @@ class Worker:
 
     def _receive_loop(self, until_empty: bool, max_messages: int | None) -> None:
         wait = min(self.wait_time_s, UNTIL_EMPTY_WAIT_S) if until_empty else self.wait_time_s
+        wait = min(wait, TAP_MAX_WAIT_S)
         empty = 0
         while True:
             if self.stop.is_set():
                 self.report.stopped = "signal"
                 return
+            if not self._tap_open():
+                continue  # stop was set while the tap was closed
             if max_messages is not None and self.report.received >= max_messages:
                 self.report.stopped = "max_messages"
                 return
@@ -274,6 +287,20 @@ class Worker:
                     return
             if wait == 0:
                 self.stop.wait(0.5)
+
+    def _tap_open(self) -> bool:
+        """Wait while the tap is closed, then pace at the tap's limit (records per second)."""
+        assert self.tap is not None
+        if not self.tap.wait_open(self.stop):
+            return False
+        limit = self.tap.limit()
+        paced = min(r for r in (self.rate, limit) if r) if (self.rate or limit) else None
+        if paced != self._paced_at:
+            self._paced_at = paced
+            self._bucket = (
+                TokenBucket(paced, clock=self._clock, wait=self._sleep) if paced else None
+            )
+        return True
 
     def _wait_for_room(self) -> int:
         with self._cond:
