@@ -4,48 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Project, cli_env, write_jsonl
+from helpers import Project, write_jsonl
 
 from northmigrate import envelope
 from northmigrate.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """This module's own embedded endpoint, its request log discarded.
-
-    The session fixture pipes the endpoint's stderr without reading it; moto's server logs
-    every request there, so after about a thousand requests the pipe is full and the server
-    stalls. A worker run makes thousands.
-    """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise RuntimeError("northmigrate local did not start")
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 # One test plugin; each record says how its handler behaves. The handler logs every start and
