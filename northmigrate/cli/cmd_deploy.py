@@ -89,7 +89,16 @@ def destroy(
         "messages, or the DLQ does without --export).",
     ),
     export: Path | None = typer.Option(
-        None, "--export", metavar="FILE", help="Export the DLQ's messages here before deleting it."
+        None,
+        "--export",
+        metavar="FILE",
+        help="Export the DLQ's messages, whole, to FILE (JSONL, mode 0600) before deleting it; "
+        "needs --show-pii.",
+    ),
+    show_pii: bool = typer.Option(
+        False,
+        "--show-pii",
+        help="Allow the export to hold sensitive fields (it must, to lose nothing).",
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -101,6 +110,12 @@ def destroy(
     st = state(ctx)
     if export is not None and not delete_queues:
         raise InputError("--export only goes with --delete-queues")
+    if export is not None and not show_pii:
+        raise InputError(
+            "the DLQ export keeps each record whole, sensitive fields included, so that "
+            "nothing is lost when the DLQ is deleted",
+            hint="add --show-pii to confirm (the file is created readable by you only)",
+        )
     report = deploy_lib.destroy(
         st.clients(), st.settings, delete_queues=delete_queues, export=export
     )

@@ -54,16 +54,25 @@ def _gone(exc: BaseException) -> bool:
 
 
 def default_exporter(clients: AwsClients, settings: Settings, path: Path) -> int:
-    """The DLQ export of ``dlq inspect --export`` (northmigrate.dlq)."""
+    """Every dead letter, whole, as JSON lines (``dlq inspect --export``'s format, mode 0600).
+
+    Whole means with sensitive fields: the file is what is left of those records once the
+    DLQ is gone (the CLI asks for ``--show-pii`` to say so).
+    """
     try:
-        module = importlib.import_module("northmigrate.dlq")
-        export_dead_letters = module.export_dead_letters
+        inspect_module = importlib.import_module("northmigrate.dlq.inspect")
+        export_module = importlib.import_module("northmigrate.dlq.export")
+        inspect, writer = inspect_module.inspect, export_module.ExportWriter
     except (ImportError, AttributeError) as exc:
         raise InputError(
             "this northmigrate cannot export the DLQ",
-            hint="export it with `northmigrate dlq inspect --export FILE` first, or redrive it",
+            hint="save or redrive its messages first, then run destroy --delete-queues again",
         ) from exc
-    return int(export_dead_letters(clients, settings, path))
+    sqs = clients.client("sqs")
+    url = Queues(sqs, settings.queue).dlq_url()
+    with writer(path) as export:
+        report = inspect(sqs, url, show_pii=True, limit=0, export=export)
+    return int(report.exported)
 
 
 def _queue_preconditions(queues: Queues, export: Path | None) -> tuple[str | None, str | None, int]:

@@ -242,3 +242,26 @@ def test_template_describes_the_same_stack_as_valid_cloudformation(project: Proj
 
     problems = lint_file(Path(project.root / "stack.yaml"))
     assert [str(p) for p in problems] == []
+
+
+def test_destroy_deletes_a_dlq_with_messages_only_after_exporting_them(project: Project) -> None:
+    pytest.importorskip("northmigrate.dlq.inspect")
+    project.run("provision", check=True)  # nothing deployed: no mapping on these queues
+    sqs = project.client("sqs")
+    for n in range(2):
+        sqs.send_message(QueueUrl=project.queue_url(project.dlq_name), MessageBody=f"dead {n}")
+
+    refused = project.run("destroy", "--delete-queues")
+    assert refused.returncode == 2 and "still holds 2 messages" in refused.stderr
+    assert "--export FILE" in refused.stderr
+    unconfirmed = project.run("destroy", "--delete-queues", "--export", "dlq.jsonl")
+    assert unconfirmed.returncode == 2 and "--show-pii" in unconfirmed.stderr
+    assert project.queue_url(project.dlq_name)  # nothing was deleted
+
+    done = project.run_json("destroy", "--delete-queues", "--export", "dlq.jsonl", "--show-pii")
+    assert done["exported"] == 2
+    lines = (project.root / "dlq.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all("dead " in line for line in lines)
+    assert (project.root / "dlq.jsonl").stat().st_mode & 0o777 == 0o600
+    names = [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])]
+    assert project.queue_name not in names and project.dlq_name not in names
