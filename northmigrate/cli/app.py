@@ -10,7 +10,15 @@ import traceback
 import typer
 
 from northmigrate import __version__
-from northmigrate.cli import cmd_deploy, cmd_doctor, cmd_infra, cmd_records, cmd_worker
+from northmigrate.cli import (
+    cmd_deploy,
+    cmd_dlq,
+    cmd_doctor,
+    cmd_infra,
+    cmd_records,
+    cmd_status,
+    cmd_worker,
+)
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -64,6 +72,8 @@ cmd_records.register(app)
 cmd_doctor.register(app)
 cmd_worker.register(app)
 cmd_deploy.register(app)
+cmd_dlq.register(app)
+cmd_status.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -1,0 +1,354 @@
+"""The ``dlq`` commands: inspect, redrive, watch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from northmigrate import dlq
+from northmigrate.cli.output import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    emit,
+    key_value_table,
+    progress_bar,
+    say,
+)
+from northmigrate.cli.signals import graceful_stop
+from northmigrate.cli.state import State, state
+from northmigrate.dlq.peek import depth
+from northmigrate.dlq.redrive import MODE_NATIVE
+from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
+
+dlq_app = typer.Typer(
+    name="dlq",
+    help="The dead-letter queue: inspect it (removing nothing), redrive it, watch it.",
+    no_args_is_help=True,
+)
+
+
+def _age(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172_800:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+# -- inspect -------------------------------------------------------------------------------
+
+
+def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
+    rows: list[tuple[str, object]] = [
+        ("queue", report.queue),
+        ("visible", report.depth.visible),
+        ("in flight", report.depth.in_flight),
+        ("delayed", report.depth.delayed),
+        ("oldest", _age(report.oldest_age_s)),
+        ("scanned", report.scanned),
+        ("complete", "yes" if report.complete else f"no ({report.ended})"),
+    ]
+    if report.export_file:
+        rows.append(("exported", f"{report.exported} to {report.export_file}"))
+    console.print(key_value_table("dead-letter queue", rows))
+    if report.reasons:
+        reasons = Table(title="reasons", title_justify="left")
+        reasons.add_column("count", justify="right")
+        reasons.add_column("reason", overflow="fold")
+        for reason, count in report.reasons.most_common():
+            reasons.add_row(str(count), reason)
+        console.print(reasons)
+    if report.messages:
+        sample = Table(title=f"sample ({len(report.messages)})", title_justify="left")
+        for column in ("message id", "record id", "receives", "reason", "body"):
+            sample.add_column(column, overflow="fold")
+        for m in report.messages:
+            body = m["body"] if isinstance(m["body"], str) else json.dumps(m["body"])
+            sample.add_row(
+                str(m["message_id"]),
+                str(m["record_id"] or ""),
+                str(m["receive_count"]),
+                str(m["reason"]),
+                body if len(body) <= 300 else body[:299] + "…",
+            )
+        console.print(sample)
+
+
+def inspect(
+    ctx: typer.Context,
+    limit: int = typer.Option(10, "--limit", "-n", min=0, help="Messages in the sample."),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        metavar="FILE",
+        help="Write every message read (body and attributes) as JSONL, mode 0600.",
+    ),
+    show_pii: bool = typer.Option(
+        False, "--show-pii", help="Show the fields the plugin marks sensitive (off: ***)."
+    ),
+    scan: int | None = typer.Option(
+        None,
+        "--scan",
+        min=1,
+        help="Read at most N messages (default: the whole queue, up to the in-flight limit).",
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Depth, oldest age, failure reasons and a sample of the DLQ; removes nothing.
+
+    SQS has no peek: every message read is hidden while the read lasts (its receive count
+    goes up by one) and made visible again at once when it ends, also when it is interrupted.
+    Reasons are counted over the messages read; "unknown" marks messages SQS moved itself.
+    Sensitive fields are masked in every output unless --show-pii.
+    """
+    st = state(ctx)
+    sensitive = () if show_pii else st.migration.sensitive
+    queues = st.queues()
+    url = queues.dlq_url()
+    with ExitStack() as stack:
+        writer = stack.enter_context(dlq.ExportWriter(export)) if export else None
+        stop = stack.enter_context(graceful_stop("making the messages read visible again"))
+        update = stack.enter_context(progress_bar(output, "inspect", None))
+        report = dlq.inspect(
+            queues.sqs,
+            url,
+            sensitive=sensitive,
+            show_pii=show_pii,
+            limit=limit,
+            scan=scan,
+            export=writer,
+            stop=stop,
+            progress=lambda r: update(completed=r.scanned, description=f"read {r.scanned}"),
+        )
+    emit(output, report.to_dict(), lambda console: _render_inspect(report, console))
+    if report.ended == "in_flight_limit":
+        say(
+            "[yellow]stopped at the in-flight limit: the counts cover the messages read "
+            "(see --export for a file of them)[/yellow]"
+        )
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+# -- redrive -------------------------------------------------------------------------------
+
+
+def _render_redrive(report: dlq.RedriveReport, console: Console) -> None:
+    title = "redrive (dry run)" if report.dry_run else f"redrive ({report.mode})"
+    rows: list[tuple[str, object]] = [
+        ("from", report.source),
+        ("to", report.destination),
+        ("matched", report.matched),
+        (
+            "would move" if report.dry_run else "moved",
+            report.matched if report.dry_run else report.moved,
+        ),
+        ("skipped (no match)", report.skipped),
+        ("failed (still in DLQ)", report.failed),
+    ]
+    if report.delete_failed:
+        rows.append(("in both queues", report.delete_failed))
+    if report.task_status:
+        rows.append(("task status", report.task_status))
+    rows.append(("seconds", f"{report.duration_s:.2f}"))
+    console.print(key_value_table(title, rows))
+    if report.failure_reasons:
+        console.print(key_value_table("send failures", list(report.failure_reasons.most_common())))
+
+
+def _destination(st: State, to: str | None) -> str:
+    queues = st.queues()
+    if to is None:
+        return dlq.default_destination(queues.sqs, queues.dlq_url(), queues.main_url())
+    if to.startswith(("https://", "http://")):
+        return to
+    return queues.url(to)
+
+
+def redrive(
+    ctx: typer.Context,
+    to: str | None = typer.Option(
+        None, "--to", metavar="QUEUE", help="Destination queue name or URL (default: main)."
+    ),
+    max_messages: int | None = typer.Option(None, "--max", min=1, help="Move at most N messages."),
+    rate: float | None = typer.Option(None, "--rate", help="At most R messages per second."),
+    where: list[str] = typer.Option(
+        [],
+        "--where",
+        metavar="EXPR",
+        help="Only messages where EXPR holds: reason~REGEX, record_id=X, record.a.b=V, "
+        "kind=permanent; also != and !~. Repeatable: all must hold.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Count what would move; move nothing, leave all visible."
+    ),
+    native: bool = typer.Option(
+        False,
+        "--native",
+        help="Use SQS's StartMessageMoveTask (real AWS; no --where/--max/--dry-run).",
+    ),
+    concurrency: int = typer.Option(
+        8, "--concurrency", min=1, max=64, help="Chunks of 10 moved at once."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Move dead letters back to the main queue (or --to another), losing none.
+
+    Each message is sent to the destination, and deleted from the DLQ only once the
+    destination confirmed it: a crash leaves it in one queue or both, never in neither.
+    Messages not moved are visible again when the command ends. Exit 1 when some messages
+    could not be moved (they stay in the DLQ).
+    """
+    if rate is not None and rate <= 0:
+        raise InputError("--rate must be a positive number of messages per second")
+    conditions = dlq.parse_all(where)
+    if native and (conditions or max_messages is not None or dry_run):
+        raise InputError("--native moves everything: it cannot take --where, --max or --dry-run")
+    st = state(ctx)
+    clients = st.clients(pool_size=concurrency + 8)
+    queues = st.queues()
+    source = queues.dlq_url()
+    destination = _destination(st, to)
+    sqs = clients.client("sqs")
+    with ExitStack() as stack:
+        stop = stack.enter_context(graceful_stop("finishing the chunks in flight"))
+        total = float(depth(sqs, source).visible) or None
+        update = stack.enter_context(progress_bar(output, "redrive", total))
+
+        def on_progress(r: dlq.RedriveReport) -> None:
+            line = f"moved {r.moved} skipped {r.skipped} failed {r.failed}"
+            if r.dry_run:
+                line = f"would move {r.matched} skipped {r.skipped}"
+            if r.mode == MODE_NATIVE:
+                update(completed=r.moved, total=float(r.matched) or None, description=line)
+            else:
+                update(completed=r.read, description=line)
+
+        if native:
+            report = dlq.native_redrive(
+                sqs, source, destination, rate=rate, stop=stop, progress=on_progress
+            )
+        else:
+            report = dlq.redrive(
+                sqs,
+                source,
+                destination,
+                conditions=conditions,
+                max_messages=max_messages,
+                rate=rate,
+                dry_run=dry_run,
+                concurrency=concurrency,
+                stop=stop,
+                progress=on_progress,
+                max_message_size=queues.max_message_size(destination),
+            )
+    data = report.to_dict()
+    if report.error is not None:
+        data["error"] = str(report.error)
+    emit(output, data, lambda console: _render_redrive(report, console))
+    if report.error is not None:
+        raise report.error
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.failed:
+        say(f"[red]{report.failed} messages could not be moved; they stay in the DLQ[/red]")
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+def _line(sample: dlq.Sample) -> str:
+    stamp = datetime.fromtimestamp(sample.at, UTC).strftime("%H:%M:%S")
+    age = _age(sample.oldest_age_s) or "?"
+    flag = "  ALERT" if sample.alert else ""
+    return (
+        f"{stamp} {sample.queue}: visible {sample.depth.visible} in flight "
+        f"{sample.depth.in_flight} delayed {sample.depth.delayed} oldest {age} "
+        f"inflow +{sample.inflow}{flag}"
+    )
+
+
+def watch(
+    ctx: typer.Context,
+    threshold: int = typer.Option(
+        1, "--threshold", min=1, help="Alert when the DLQ holds at least N messages."
+    ),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between checks."),
+    once: bool = typer.Option(
+        False, "--once", help="Check once and exit: 1 at or over the threshold, else 0."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Watch the DLQ's depth, oldest age and inflow; --once for cron and CI.
+
+    Live, one line per check goes to stderr until Ctrl-C; the last check is the summary.
+    The exit code is that of the last check: 1 at or over the threshold, else 0.
+    """
+    st = state(ctx)
+    queues = st.queues()
+    url = queues.dlq_url()
+    clients = st.clients()
+    cloudwatch: Any = None
+    if not once:
+        cloudwatch = clients.client("cloudwatch")
+    last: dlq.Sample | None = None
+    with graceful_stop("watch") as stop:
+        watcher = dlq.Watcher(
+            queues.sqs,
+            url,
+            threshold=threshold,
+            interval=interval,
+            cloudwatch=cloudwatch,
+            stop=stop,
+        )
+        if once:
+            last = watcher.sample()
+        else:
+            for sample in watcher.samples():
+                last = sample
+                print(_line(sample), file=sys.stderr, flush=True)
+    if last is None:  # stopped before the first check
+        last = watcher.sample()
+    final = last
+    emit(
+        output,
+        final.to_dict(),
+        lambda console: console.print(
+            key_value_table(
+                "dlq watch",
+                [
+                    ("queue", final.queue),
+                    ("visible", final.depth.visible),
+                    ("in flight", final.depth.in_flight),
+                    ("delayed", final.depth.delayed),
+                    ("threshold", final.threshold),
+                    ("alert", "YES" if final.alert else "no"),
+                    ("inflow", final.inflow),
+                    ("oldest", _age(final.oldest_age_s)),
+                ],
+            )
+        ),
+    )
+    if final.alert:
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def register(app: typer.Typer) -> None:
+    dlq_app.command()(inspect)
+    dlq_app.command()(redrive)
+    dlq_app.command()(watch)
+    app.add_typer(dlq_app, name="dlq")

@@ -1,0 +1,39 @@
+"""Dead-letter queue operations: inspect without consuming, export, redrive, watch, status,
+alarm. Each is a library call; the ``dlq``, ``status`` and ``alarm`` commands are thin
+wrappers over them."""
+
+from northmigrate.dlq.alarm import AlarmReport, create_alarm
+from northmigrate.dlq.export import ExportWriter
+from northmigrate.dlq.inspect import InspectReport, inspect
+from northmigrate.dlq.peek import Reader, peek, record_reasons
+from northmigrate.dlq.redrive import (
+    RedriveReport,
+    default_destination,
+    native_redrive,
+    redrive,
+)
+from northmigrate.dlq.status import StatusReport, status
+from northmigrate.dlq.watch import Sample, Watcher
+from northmigrate.dlq.where import Condition, parse_all, parse_where
+
+__all__ = [
+    "AlarmReport",
+    "Condition",
+    "ExportWriter",
+    "InspectReport",
+    "Reader",
+    "RedriveReport",
+    "Sample",
+    "StatusReport",
+    "Watcher",
+    "create_alarm",
+    "default_destination",
+    "inspect",
+    "native_redrive",
+    "parse_all",
+    "parse_where",
+    "peek",
+    "record_reasons",
+    "redrive",
+    "status",
+]

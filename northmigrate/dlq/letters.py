@@ -1,0 +1,156 @@
+"""One dead letter, read: its record id, reason and record, and its views for people.
+
+The reason is the ``northmigrate.reason`` message attribute the worker sets on every message
+it dead-letters; a message without it was moved by SQS itself (a worker died on its last
+receive, or another consumer gave up on it): ``unknown``. The envelope's ``failures`` holds
+the history of earlier failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from northmigrate import envelope
+from northmigrate.processing import InMessage
+from northmigrate.redact import redact, scrub, sensitive_values
+
+
+@dataclass(frozen=True)
+class Letter:
+    message: InMessage
+    data: Any  # the body parsed as JSON, or None when it is not JSON
+    is_envelope: bool
+    record_id: str | None
+    reason_or_none: str | None  # the worker's reason attribute
+    kind: str | None
+
+    @property
+    def reason(self) -> str:
+        return self.reason_or_none or envelope.UNKNOWN_REASON
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        if self.is_envelope:
+            record = self.data.get("record")
+            return record if isinstance(record, dict) else None
+        return None
+
+    @property
+    def sent_at(self) -> float | None:
+        """When SQS accepted the message into this queue (epoch seconds)."""
+        raw = self.message.attributes.get("SentTimestamp")
+        try:
+            return int(raw) / 1000.0 if raw is not None else None
+        except ValueError:
+            return None
+
+    def secrets(self, sensitive: Sequence[str]) -> set[str]:
+        return sensitive_values(self.record or self.data, sensitive) if sensitive else set()
+
+
+def _string_attribute(message: InMessage, name: str) -> str | None:
+    value = message.message_attributes.get(name)
+    if value is None:
+        return None
+    text = value.get("StringValue")
+    return str(text) if text is not None else None
+
+
+def read_letter(message: InMessage) -> Letter:
+    try:
+        data: Any = json.loads(message.body)
+    except (ValueError, RecursionError):
+        data = None
+    is_env = isinstance(data, dict) and data.get(envelope.MARKER) == envelope.ENVELOPE_VERSION
+    record_id = None
+    if is_env and isinstance(data.get("record_id"), str):
+        record_id = data["record_id"]
+    if record_id is None:
+        record_id = _string_attribute(message, envelope.ATTR_RECORD_ID)
+    return Letter(
+        message=message,
+        data=data,
+        is_envelope=is_env,
+        record_id=record_id,
+        reason_or_none=_string_attribute(message, envelope.ATTR_REASON),
+        kind=_string_attribute(message, envelope.ATTR_FAILURE_KIND),
+    )
+
+
+def _safe_reason(text: str, secrets: set[str]) -> str:
+    return scrub(text, secrets) if secrets else text
+
+
+def _scrub_tree(value: Any, secrets: set[str]) -> Any:
+    """Every string inside ``value`` with the secret values masked."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [_scrub_tree(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub_tree(item, secrets) for key, item in value.items()}
+    return value
+
+
+def shown_body(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> Any:
+    """The record (or the raw body) with sensitive fields masked unless ``show_pii``."""
+    if letter.is_envelope:
+        record = letter.record
+        return record if show_pii else redact(record, sensitive)
+    if letter.data is not None:
+        return letter.data if show_pii else redact(letter.data, sensitive)
+    return letter.message.body
+
+
+def sample_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dict[str, Any]:
+    """One entry of ``inspect``'s ``messages``."""
+    secrets = set() if show_pii else letter.secrets(sensitive)
+    return {
+        "message_id": letter.message.message_id,
+        "record_id": letter.record_id,
+        "receive_count": letter.message.receive_count,
+        "reason": _safe_reason(letter.reason, secrets),
+        "body": shown_body(letter, sensitive, show_pii),
+    }
+
+
+def export_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dict[str, Any]:
+    """One line of ``inspect --export``: the whole message, sensitive fields masked."""
+    secrets = set() if show_pii else letter.secrets(sensitive)
+    message = letter.message
+    body: Any
+    if letter.is_envelope:
+        body = dict(letter.data)
+        if not show_pii:
+            body["record"] = redact(body.get("record"), sensitive)
+            body = _scrub_tree(body, secrets)
+    elif letter.data is not None:
+        body = letter.data if show_pii else redact(letter.data, sensitive)
+    else:
+        body = message.body if show_pii else _safe_reason(message.body, secrets)
+    attributes = {name: dict(value) for name, value in message.message_attributes.items() if value}
+    if not show_pii:
+        for value in attributes.values():
+            if isinstance(value.get("StringValue"), str):
+                value["StringValue"] = _safe_reason(value["StringValue"], secrets)
+            if "BinaryValue" in value:
+                value["BinaryValue"] = "***"
+    for value in attributes.values():
+        if isinstance(value.get("BinaryValue"), bytes):
+            value["BinaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return {
+        "message_id": message.message_id,
+        "record_id": letter.record_id,
+        "receive_count": message.receive_count,
+        "reason": _safe_reason(letter.reason, secrets),
+        "failure_kind": letter.kind,
+        "attributes": dict(message.attributes),
+        "message_attributes": attributes,
+        "body": body,
+    }
