@@ -2,7 +2,8 @@
 
 What goes in:
 
-- ``northmigrate`` itself (its source directory, without byte code);
+- ``northmigrate`` itself (its source directory, without byte code, and without the CLI,
+  which never runs on Lambda);
 - the plugin's module or package, found from ``migration.plugin`` in the current directory
   (a plugin inside northmigrate, such as the example, is already there);
 - the runtime dependencies of the library, pinned to the versions installed here (what was
@@ -52,6 +53,8 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_DIRECT_UPLOAD = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the API call
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+# Parts of northmigrate a function never imports (and whose dependencies are not bundled).
+_NOT_ON_LAMBDA = ("cli", "testing")
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)(?:;(.*))?$")
 
 
@@ -280,7 +283,9 @@ def build_package(options: BuildOptions, out: Path) -> Package:
             raise InputError(f"invalid value for deploy.arch: {options.arch!r}")
         requirements = _pinned(dists) + list(options.requirements)
         entries.update(_installed_tree(_pip_install(requirements, platform, options)))
-    entries.update(_tree(Path(northmigrate.__file__).resolve().parent, "northmigrate"))
+    for arcname, path in _tree(Path(northmigrate.__file__).resolve().parent, "northmigrate"):
+        if arcname.split("/")[1] not in _NOT_ON_LAMBDA and arcname != "northmigrate/__main__.py":
+            entries[arcname] = path
     entries.update(plugin_sources(options.plugin, options.cwd))
     write_zip(entries, out)
     data = out.read_bytes()

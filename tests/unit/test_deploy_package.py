@@ -37,6 +37,7 @@ def test_host_build_is_deterministic_and_holds_what_lambda_needs(tmp_path: Path)
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert not [n for n in listed if n.endswith(".pyc") or "__pycache__" in n]
     assert "northmigrate/aws_lambda.py" in listed
+    assert not [n for n in listed if n.startswith("northmigrate/cli/")]
     assert "northmigrate/examples/onboarding.py" in listed
     present = tops(first.path)
     assert {"pydantic", "pydantic_core", "tenacity", "annotated_types"} <= present
