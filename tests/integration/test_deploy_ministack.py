@@ -49,7 +49,7 @@ def _own_ministack(binary: str) -> Iterator[str]:
         port = probe.getsockname()[1]
     workdir = tempfile.mkdtemp(prefix="ministack-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NORTHMIGRATE_"))}
-    env.update(GATEWAY_PORT=str(port), BIND_HOST="127.0.0.1")
+    env.update(GATEWAY_PORT=str(port), BIND_HOST="127.0.0.1", TMPDIR=workdir)
     log = Path(workdir) / "ministack.log"
     process = subprocess.Popen(
         [binary], cwd=workdir, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
