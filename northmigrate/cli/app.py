@@ -15,6 +15,7 @@ from northmigrate.cli import (
     cmd_dlq,
     cmd_doctor,
     cmd_infra,
+    cmd_reconcile,
     cmd_records,
     cmd_status,
     cmd_worker,
@@ -74,6 +75,7 @@ cmd_worker.register(app)
 cmd_deploy.register(app)
 cmd_dlq.register(app)
 cmd_status.register(app)
+cmd_reconcile.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:

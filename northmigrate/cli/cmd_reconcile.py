@@ -1,0 +1,94 @@
+"""reconcile: account for every record of the source."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from northmigrate.cli.cmd_records import SOURCE_HELP
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
+from northmigrate.cli.state import state
+from northmigrate.dlq.peek import record_reasons
+from northmigrate.errors import EXIT_ATTENTION
+from northmigrate.reconcile import ReconcileReport
+from northmigrate.reconcile import reconcile as reconcile_lib
+from northmigrate.sources import open_source
+
+
+def _render(report: ReconcileReport, console: Console) -> None:
+    rows: list[tuple[str, object]] = [
+        ("source", report.source),
+        ("expected (records read)", report.expected),
+        ("migrated (verified in the target)", report.migrated),
+        ("rejected (invalid, ineligible, duplicate)", report.rejected),
+        ("dead-lettered", report.dead_lettered),
+        ("still queued", report.in_queue),
+        ("missing", report.missing_total),
+    ]
+    if report.in_flight_unseen:
+        rows.append(("in flight elsewhere (unseen)", report.in_flight_unseen))
+    console.print(key_value_table("reconcile", rows))
+    if report.dead_letter_reasons:
+        console.print(
+            key_value_table("dead-letter reasons", report.dead_letter_reasons.most_common(10))
+        )
+    if report.missing:
+        shown = ", ".join(report.missing[:20])
+        more = f" … and {report.missing_total - 20} more" if report.missing_total > 20 else ""
+        console.print(f"[red]missing: {shown}{more}[/red]")
+    elif report.ok:
+        console.print("[green]every record is accounted for[/green]")
+
+
+def reconcile(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        max=256,
+        help="Verify calls in flight (default: worker.concurrency).",
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Account for every record of SOURCE: migrated, rejected, dead-lettered, still queued, or
+    missing. Exit 1 when any record is missing.
+
+    Reads both queues without consuming them, then checks each eligible record in the target
+    with the plugin's verify (batched where the plugin can). Run it when the workers are done.
+    """
+    st = state(ctx)
+    settings = st.settings
+    workers = concurrency or settings.worker.concurrency
+    clients = st.clients(pool_size=workers)
+    opened = open_source(
+        source, clients=clients if source.startswith(("s3://", "dynamodb://")) else None
+    )
+    total = opened.progress()[1]
+    with progress_bar(output, "reconcile", float(total) if total else None) as update:
+
+        def on_progress(r: ReconcileReport) -> None:
+            update(
+                completed=opened.progress()[0],
+                description=f"read {r.expected} migrated {r.migrated} missing {r.missing_total}",
+            )
+
+        report = reconcile_lib(
+            opened,
+            st.migration,
+            clients,
+            st.queues(),
+            dict(settings.migration.options),
+            peek=record_reasons,
+            max_message_size=settings.queue.max_message_size,
+            concurrency=workers,
+            progress=on_progress,
+        )
+    emit(output, report.to_dict(), lambda console: _render(report, console))
+    if not report.ok:
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(reconcile)
