@@ -24,6 +24,7 @@ from northmigrate.sources import Source, SourceItem
 from northmigrate.validation import Checked, OutMessage, Rejection, Tally, Validator
 
 Progress = Callable[["EnqueueReport"], None]
+Settled = Callable[[SourceItem, bool], None]
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
 
 
@@ -99,6 +100,7 @@ def run(
     progress: Progress | None = None,
     run_id: str | None = None,
     stop: threading.Event | None = None,
+    settled: Settled | None = None,
 ) -> EnqueueReport:
     """Validate ``source``; unless ``sqs`` is None or ``dry_run``, send the eligible records.
 
@@ -106,6 +108,12 @@ def run(
     stays down, ends the run early: the report then carries ``error`` and ``resume_from_line``.
     Setting ``stop`` (the CLI does on Ctrl-C) or a KeyboardInterrupt stops reading, sends
     what was already validated, and returns a report with ``interrupted`` set.
+
+    ``settled(item, ok)``, when given, is called once for every item checked, as soon as it
+    is accounted for: ``ok`` True when it was rejected (invalid, ineligible, duplicate) or
+    its message was confirmed by SQS, False when it was not sent (a failed send, a dry run).
+    It may be called from the sending threads. A table scan uses it to record how far it
+    can safely resume from.
     """
     validate_only = sqs is None
     report = EnqueueReport(
@@ -123,6 +131,7 @@ def run(
         fifo=fifo,
     )
     lock = threading.Lock()
+    inflight: dict[int, SourceItem] = {}  # id(message) -> its item, until SQS answers
     first_failed: list[int] = []  # the lowest line whose record was not sent
     last_line: int | None = None
     stopped_early = False
@@ -132,6 +141,15 @@ def run(
             rejects.write(rejection, item)
 
     def on_result(message: OutMessage, error: str | None) -> None:
+        with lock:
+            item = inflight.pop(id(message), None) if settled is not None else None
+        try:
+            _count_result(message, error)
+        finally:
+            if settled is not None and item is not None:
+                settled(item, error is None)
+
+    def _count_result(message: OutMessage, error: str | None) -> None:
         with lock:
             if error is None:
                 report.enqueued += 1
@@ -171,11 +189,16 @@ def run(
                 if checked.rejection is not None:
                     reject(checked.rejection, item)
             if checked.message is not None and sender is not None:
+                if settled is not None:
+                    with lock:
+                        inflight[id(checked.message)] = item
                 sender.submit(checked.message)
                 if sender.broken is not None:
                     report.error = sender.broken
                     stopped_early = True
                     break
+            elif settled is not None:
+                settled(item, checked.message is None)  # rejected: accounted; else not sent
             if checked.kind == "eligible":
                 sent += 1
                 if limit is not None and sent >= limit:

@@ -27,6 +27,7 @@ class SourceItem:
     data: Any = None
     error: str | None = None
     origin: str | None = None  # the S3 object key or the table key, where it applies
+    token: Any = None  # the source's own bookkeeping (a table page, for resuming a scan)
 
     @property
     def position(self) -> str:

@@ -1,0 +1,451 @@
+"""``dynamodb://TABLE``: a parallel scan of a table, each item as a plain record.
+
+Each segment of the scan (``Segment``/``TotalSegments``) runs in its own thread and hands
+its items over a bounded queue, so memory holds at most the queue plus one page per
+segment. A page is read again, from the same ``ExclusiveStartKey``, until it succeeds:
+throttling (``ProvisionedThroughputExceededException``…) is first retried by botocore's
+retry mode, then here with backoff; the position only moves after a page was received,
+so no page is ever skipped.
+
+Items are deserialized with boto3's ``TypeDeserializer`` and made plain: numbers stay
+``Decimal`` (exact; pydantic takes them for ``Decimal``, ``float`` and integral ``int``
+fields), sets become sorted lists, binary values become base64 text. An item's position
+is its key: ``dynamodb://TABLE pk=…,sk=…`` (a key attribute named in the migration's
+``sensitive`` fields shows as ``***``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import queue
+import random
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.errors import InputError
+from northmigrate.redact import MASK
+from northmigrate.resume import PageToken, ScanCheckpoint, ScanState
+from northmigrate.sources.base import SourceError, SourceItem
+
+MAX_SEGMENTS = 32
+BYTES_PER_SEGMENT = 100 * 1024 * 1024
+QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
+RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+_TRANSIENT = (
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+_DONE = object()
+_SIMPLE = re.compile(
+    r"^(?P<path>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)(?P<op>!=|=)(?P<value>.*)$"
+)
+
+
+def default_segments(table_size_bytes: int) -> int:
+    """One segment per 100 MiB of table, at least 1 and at most 32."""
+    return min(MAX_SEGMENTS, max(1, math.ceil(table_size_bytes / BYTES_PER_SEGMENT)))
+
+
+def plain(value: Any) -> Any:
+    """A deserialized DynamoDB value as plain data (Decimal kept, sets sorted, binary base64)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(v) for v in value)
+    if isinstance(value, Binary):
+        raw: bytes = value.value  # type: ignore[attr-defined]
+        return base64.b64encode(raw).decode("ascii")
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return value
+
+
+def _literal(text: str) -> Any:
+    """A simple filter's value: a JSON literal when it is one, else the text itself."""
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except ValueError:
+        return text
+    return value if isinstance(value, str | int | Decimal | bool) or value is None else text
+
+
+def build_filter(filters: Sequence[str], values_json: str | None = None) -> dict[str, Any]:
+    """Scan arguments (FilterExpression, names, values) for ``--filter`` expressions.
+
+    A filter is either the simple form ``PATH=VALUE`` or ``PATH!=VALUE`` (no spaces around
+    the operator; ``PATH`` dotted for nested maps; ``VALUE`` a JSON literal such as ``5``,
+    ``true`` or ``"007"``, else plain text), or a raw DynamoDB FilterExpression whose
+    ``#name`` placeholders stand for the attribute ``name`` and whose ``:value``
+    placeholders come from ``values_json`` (a JSON object). Several filters must all hold.
+    """
+    if not filters:
+        if values_json:
+            raise InputError("--filter-values needs a --filter that uses them")
+        return {}
+    values: dict[str, Any] = {}
+    if values_json:
+        try:
+            given = json.loads(values_json, parse_float=Decimal)
+        except ValueError as exc:
+            raise InputError(f"--filter-values is not valid JSON: {exc}") from exc
+        if not isinstance(given, dict) or not all(str(k).startswith(":") for k in given):
+            raise InputError('--filter-values must be a JSON object like {":v": "approved"}')
+        values.update(given)
+    names: dict[str, str] = {}
+    parts: list[str] = []
+    for n, text in enumerate(filters):
+        match = _SIMPLE.match(text.strip())
+        if match and not match["value"].startswith(":"):
+            aliases = []
+            for k, part in enumerate(match["path"].split(".")):
+                alias = f"#f{n}_{k}"
+                names[alias] = part
+                aliases.append(alias)
+            op = "<>" if match["op"] == "!=" else "="
+            values[f":f{n}"] = _literal(match["value"])
+            parts.append(f"{'.'.join(aliases)} {op} :f{n}")
+            continue
+        for alias in re.findall(r"#[A-Za-z0-9_]+", text):
+            names[alias] = alias[1:]
+        missing = sorted(set(re.findall(r":[A-Za-z0-9_]+", text)) - set(values))
+        if missing:
+            raise InputError(
+                f"--filter {text!r} uses {', '.join(missing)} without a value",
+                hint='give them with --filter-values \'{":v": "..."}\'',
+            )
+        parts.append(text.strip())
+    serialize = TypeSerializer().serialize
+    try:
+        wire = {k: serialize(v) for k, v in values.items()}
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--filter value cannot be used in DynamoDB: {exc}") from exc
+    out: dict[str, Any] = {
+        "FilterExpression": " AND ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
+    }
+    if names:
+        out["ExpressionAttributeNames"] = names
+    if wire:
+        out["ExpressionAttributeValues"] = wire
+    return out
+
+
+class _Stopped(Exception):
+    pass
+
+
+class DynamoSource:
+    """A parallel scan of one table; iterate it once. Use ``open_table`` to create one."""
+
+    def __init__(
+        self,
+        ddb: Any,
+        table: str,
+        *,
+        key_names: Sequence[str],
+        item_count: int | None,
+        state: ScanState,
+        checkpoint: ScanCheckpoint | None,
+        resumed: bool,
+        scan_args: dict[str, Any],
+        page_size: int | None = None,
+        sensitive: Sequence[str] = (),
+        sleep: Callable[[float], None] | None = None,
+        max_attempts: int = 8,
+        queue_items: int = QUEUE_ITEMS,
+    ) -> None:
+        self.name = f"dynamodb://{table}"
+        self.table = table
+        self.state = state
+        self.checkpoint = checkpoint
+        self.resumed = resumed
+        self._ddb = ddb
+        self._key_names = list(key_names)
+        self._hidden = set(sensitive)
+        self._item_count = item_count
+        self._scan_args = scan_args
+        self._page_size = page_size
+        self._max_attempts = max_attempts
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_items)
+        self._lock = threading.Lock()
+        self._scanned = state.scanned  # items scanned, the committed ones included
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._deserializer = TypeDeserializer()
+        self.pages_read = 0
+        self.retries = 0
+
+    # -- the Source protocol --------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        if self._started:
+            raise SourceError(f"{self.name} can only be read once")
+        self._started = True
+        for segment, seg in enumerate(self.state.segments):
+            if seg.done:
+                continue
+            thread = threading.Thread(
+                target=self._run_segment,
+                args=(segment, seg.start_key),
+                name=f"nm-scan-{segment}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+        live = len(self._threads)
+        try:
+            while live:
+                try:
+                    entry = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if entry is _DONE:
+                    live -= 1
+                elif isinstance(entry, BaseException):
+                    raise entry
+                else:
+                    yield entry
+        finally:
+            self._shutdown()
+
+    def progress(self) -> tuple[int, int | None]:
+        """(items scanned, the table's approximate item count)."""
+        return self._scanned, self._item_count
+
+    def close(self) -> None:
+        self._shutdown()
+
+    def settle(self, item: SourceItem, ok: bool) -> None:
+        """The caller accounted for ``item`` (sent or rejected; ``ok`` False: not sent)."""
+        if self.checkpoint is not None and isinstance(item.token, PageToken):
+            self.checkpoint.settle(item.token, ok)
+
+    def resume_info(self) -> dict[str, Any]:
+        cp = self.checkpoint
+        return {
+            "segments": self.state.total_segments,
+            "segments_done": sum(s.done for s in self.state.segments),
+            "resumed": self.resumed,
+            "state_file": str(cp.path) if cp is not None and cp.path is not None else None,
+        }
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        while True:  # unblock producers waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _put(self, entry: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def _run_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
+        try:
+            self._scan_segment(segment, start_key)
+            self._put(_DONE)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the reader, which raises it
+            try:
+                self._put(exc)
+            except _Stopped:
+                return
+
+    def _scan_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
+        total = self.state.total_segments
+        kwargs: dict[str, Any] = {"TableName": self.table, **self._scan_args}
+        if total > 1:
+            kwargs |= {"Segment": segment, "TotalSegments": total}
+        if self.state.consistent:
+            kwargs["ConsistentRead"] = True
+        if self._page_size:
+            kwargs["Limit"] = self._page_size
+        key = start_key
+        page = 0
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            if key is not None:
+                kwargs["ExclusiveStartKey"] = key
+            response = self._scan_page(kwargs, segment)
+            items = response.get("Items", [])
+            last = response.get("LastEvaluatedKey")
+            scanned = int(response.get("ScannedCount", len(items)))
+            token = (
+                self.checkpoint.page_read(segment, page, len(items), last, scanned)
+                if self.checkpoint is not None
+                else None
+            )
+            with self._lock:
+                self._scanned += scanned
+                self.pages_read += 1
+            for raw in items:
+                self._put(self._item(raw, token))
+            if not last:
+                return
+            key = last
+            page += 1
+
+    def _scan_page(self, kwargs: dict[str, Any], segment: int) -> dict[str, Any]:
+        """One Scan call, retried with backoff on throttling; the position never moves here."""
+        attempt = 0
+        while True:
+            try:
+                response: dict[str, Any] = self._ddb.scan(**kwargs)
+                return response
+            except AWS_EXCEPTIONS as exc:
+                attempt += 1
+                what = f"DynamoDB Scan of {self.table} (segment {segment})"
+                code = error_code(exc)
+                if code == "ValidationException":
+                    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+                    raise InputError(
+                        f"DynamoDB refused the scan of {self.table}: {message}",
+                        hint="check --filter and --filter-values",
+                    ) from exc
+                transient = code in RETRYABLE or isinstance(exc, _TRANSIENT)
+                if is_fatal(exc) or not transient or attempt >= self._max_attempts:
+                    raise translate(exc, what) from exc
+                with self._lock:
+                    self.retries += 1
+                self._sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+                if self._stop.is_set():
+                    raise _Stopped from exc
+
+    def _item(self, raw: dict[str, Any], token: PageToken | None) -> SourceItem:
+        try:
+            record = {k: plain(self._deserializer.deserialize(v)) for k, v in raw.items()}
+        except Exception as exc:  # a value boto3 cannot read: report it, keep going
+            origin = self._origin({k: raw.get(k, {}) for k in self._key_names})
+            return SourceItem(
+                None, error=f"cannot read the item: {exc}", origin=origin, token=token
+            )
+        return SourceItem(None, data=record, origin=self._origin(record), token=token)
+
+    def _origin(self, record: dict[str, Any]) -> str:
+        shown = ",".join(
+            f"{name}={MASK if name in self._hidden else record.get(name)}"
+            for name in self._key_names
+        )
+        return f"{self.name} {shown}"
+
+
+def open_table(
+    clients: Any,
+    table: str,
+    *,
+    segments: int | None = None,
+    consistent: bool = False,
+    filters: Sequence[str] = (),
+    filter_values: str | None = None,
+    page_size: int | None = None,
+    state_file: Path | None = None,
+    resume: bool = False,
+    save_state: bool = True,
+    queue_name: str = "",
+    sensitive: Sequence[str] = (),
+    sleep: Callable[[float], None] | None = None,
+) -> DynamoSource:
+    """Describe ``table`` and prepare its scan (nothing is read until iterated).
+
+    With ``state_file``, the scan's progress is recorded there (see northmigrate.resume);
+    with ``resume`` too, the scan starts from the positions recorded by an earlier run
+    (from the start when there are none). ``save_state`` False reads a state, writes none.
+    """
+    if segments is not None and not 1 <= segments <= 1_000_000:
+        raise InputError("--segments must be between 1 and 1000000")
+    if page_size is not None and page_size < 1:
+        raise InputError("page_size must be at least 1")
+    filter_text = " AND ".join(filters) if filters else None
+    scan_args = build_filter(filters, filter_values)
+    ddb = clients.client("dynamodb")
+    try:
+        described = ddb.describe_table(TableName=table)["Table"]
+    except AWS_EXCEPTIONS as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise SourceError(f"table {table} does not exist (dynamodb://{table})") from exc
+        raise translate(exc, f"DynamoDB DescribeTable {table}") from exc
+    hash_first = sorted(described.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
+    key_names = [k["AttributeName"] for k in hash_first]
+    state: ScanState | None = None
+    if resume and state_file is not None:
+        state = ScanState.load(state_file)
+        if state is not None:
+            if state.filter != filter_text:
+                raise InputError(
+                    f"the interrupted scan of {table} used --filter {state.filter!r}, "
+                    f"not {filter_text!r}",
+                    hint=f"resume with the same filter, or delete {state_file} to start over",
+                )
+            if segments is not None and segments != state.total_segments:
+                raise InputError(
+                    f"the interrupted scan of {table} used --segments {state.total_segments}",
+                    hint="resume with the same --segments (or none)",
+                )
+            state.consistent = consistent
+    elif resume:
+        raise InputError("--resume needs a place for the scan's state")
+    resumed = state is not None
+    if state is None:
+        count = segments or default_segments(int(described.get("TableSizeBytes", 0)))
+        state = ScanState(
+            table=table,
+            queue=queue_name,
+            total_segments=count,
+            filter=filter_text,
+            consistent=consistent,
+        )
+    checkpoint = None
+    if state_file is not None:
+        checkpoint = ScanCheckpoint(state, state_file if save_state else None)
+        if not resumed:
+            checkpoint.save()  # a fresh scan replaces the state of any earlier one
+    item_count = described.get("ItemCount")
+    return DynamoSource(
+        ddb,
+        table,
+        key_names=key_names,
+        item_count=int(item_count) if item_count is not None else None,
+        state=state,
+        checkpoint=checkpoint,
+        resumed=resumed,
+        scan_args=scan_args,
+        page_size=page_size,
+        sensitive=[s for s in sensitive if "." not in s],
+        sleep=sleep,
+    )
+
+
+__all__ = ["DynamoSource", "build_filter", "default_segments", "open_table", "plain"]

@@ -1,0 +1,254 @@
+"""``s3://BUCKET/KEY`` (one object) and ``s3://BUCKET/PREFIX/`` (every object under it).
+
+Objects are streamed: ``GetObject``'s body is read in 64 KiB chunks through the same
+readers as local files (by extension: ``.jsonl``/``.ndjson``, ``.json``, ``.csv``, each
+optionally ``.gz``), never held whole. A connection that drops part-way is picked up with a
+ranged ``GetObject`` from the byte reached (``If-Match`` on the ETag, so a changed object is
+an error, never a mix of two versions). Every item's origin is ``s3://BUCKET/KEY``, and its
+line number is the line within that object.
+
+A prefix is listed first (for the total and to fail before reading anything): objects are
+read in key order; "directory" placeholders (keys ending in ``/``) and empty objects are
+skipped; a non-empty object whose format cannot be told from its name stops the run before
+anything is read (nothing under the prefix is ignored silently).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import botocore.exceptions
+
+from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
+from northmigrate.errors import AwsError
+from northmigrate.sources.base import SourceError, SourceItem
+from northmigrate.sources.files import CountingReader
+from northmigrate.sources.open import Reader, open_buffered, reader_for
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+_NO_BUCKET = {"NoSuchBucket"}
+_STREAM_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+MAX_LISTED = 5
+
+
+def parse_uri(name: str) -> tuple[str, str]:
+    """(bucket, key or prefix) of an ``s3://`` URI."""
+    rest = name[len("s3://") :]
+    bucket, slash, key = rest.partition("/")
+    if not bucket or not slash:
+        raise SourceError(
+            f"{name}: name an object or a prefix",
+            hint="s3://BUCKET/KEY, or s3://BUCKET/PREFIX/ for every object under it",
+        )
+    return bucket, key
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    key: str
+    size: int
+
+
+class ObjectStream(io.RawIOBase):
+    """The bytes of one object, read from GetObject's body; resumes with a ranged GET."""
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        *,
+        size: int | None = None,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+        self.offset = 0
+        self.etag: str | None = None
+        self.reopened = 0
+        self._attempts = attempts
+        self._sleep = sleep
+        self._body: Any = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def readable(self) -> bool:
+        return True
+
+    def _open(self) -> None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
+        if self.offset:
+            kwargs["Range"] = f"bytes={self.offset}-"
+        if self.etag:
+            kwargs["IfMatch"] = self.etag
+        try:
+            response = self.s3.get_object(**kwargs)
+        except AWS_EXCEPTIONS as exc:
+            code = error_code(exc)
+            if code in _MISSING:
+                raise SourceError(f"{self.uri} does not exist") from exc
+            if code in _NO_BUCKET:
+                raise SourceError(f"bucket {self.bucket} does not exist ({self.uri})") from exc
+            if code in {"PreconditionFailed", "412"}:
+                raise SourceError(
+                    f"{self.uri} changed while it was being read",
+                    hint="read it again once it is no longer being written",
+                ) from exc
+            raise translate(exc, f"S3 GetObject {self.uri}") from exc
+        self.etag = response.get("ETag") or self.etag
+        if not self.offset:  # the whole object: its length now, whatever a listing said
+            self.size = int(response.get("ContentLength", 0))
+        self._body = response["Body"]
+
+    def readinto(self, buffer: Any) -> int:
+        if self.size is not None and self.offset >= self.size:
+            return 0
+        attempt = 0
+        while True:
+            try:
+                if self._body is None:
+                    self._open()
+                data: bytes = self._body.read(len(buffer))
+                break
+            except _STREAM_ERRORS as exc:
+                attempt += 1
+                self._drop_body()
+                if attempt >= self._attempts:
+                    raise AwsError(
+                        f"S3 GetObject {self.uri}: the connection kept failing at byte "
+                        f"{self.offset} ({exc})"
+                    ) from exc
+                self.reopened += 1
+                self._sleep(min(5.0, 0.2 * 2**attempt))
+        n = len(data)
+        buffer[:n] = data
+        self.offset += n
+        return n
+
+    def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                body.close()
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+class S3Source:
+    """One object, or the objects under a prefix in key order, as one stream of items."""
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        objects: list[S3Object],
+        *,
+        name: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.bucket = bucket
+        self.objects = objects
+        self._s3 = s3
+        self._sleep = sleep
+        self._done_bytes = 0
+        self._current: CountingReader | None = None
+        self._total = sum(o.size for o in objects)
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        for obj in self.objects:
+            reader, gz = reader_for(obj.key)
+            yield from self._read(obj, reader, gz)
+
+    def _read(self, obj: S3Object, reader: Reader, gz: bool) -> Iterator[SourceItem]:
+        origin = f"s3://{self.bucket}/{obj.key}"
+        raw = ObjectStream(self._s3, self.bucket, obj.key, size=obj.size, sleep=self._sleep)
+        counting = self._current = CountingReader(raw)  # type: ignore[arg-type]
+        stream: IO[bytes] = open_buffered(counting)
+        if gz:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        try:
+            yield from reader(stream, origin)
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"cannot read {origin}: {exc}") from exc
+        finally:
+            self._done_bytes += counting.count
+            self._current = None
+            counting.close()
+
+    def progress(self) -> tuple[int, int | None]:
+        current = self._current.count if self._current is not None else 0
+        return self._done_bytes + current, self._total
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> list[S3Object]:
+    """The readable objects under ``prefix``, in key order (see the module's rules)."""
+    uri = f"s3://{bucket}/{prefix}"
+    found: list[S3Object] = []
+    unknown: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                key, size = str(entry["Key"]), int(entry.get("Size", 0))
+                if key.endswith("/") or size == 0:
+                    continue
+                try:
+                    reader_for(key)
+                except SourceError:
+                    unknown.append(key)
+                    continue
+                found.append(S3Object(key, size))
+    except AWS_EXCEPTIONS as exc:
+        if error_code(exc) in _NO_BUCKET:
+            raise SourceError(f"bucket {bucket} does not exist ({uri})") from exc
+        raise translate(exc, f"S3 ListObjectsV2 {uri}") from exc
+    if unknown:
+        shown = ", ".join(unknown[:MAX_LISTED]) + (" …" if len(unknown) > MAX_LISTED else "")
+        raise SourceError(
+            f"{uri} holds {len(unknown)} objects of unknown format: {shown}",
+            hint="name them .jsonl, .ndjson, .json or .csv (optionally .gz), "
+            "or point at a narrower prefix",
+        )
+    if not found:
+        raise SourceError(f"no records to read under {uri}: no non-empty objects")
+    found.sort(key=lambda o: o.key.encode("utf-8"))
+    return found
+
+
+def open_s3(clients: Any, name: str, *, sleep: Callable[[float], None] = time.sleep) -> S3Source:
+    bucket, key = parse_uri(name)
+    s3 = clients.client("s3")
+    if key == "" or key.endswith("/"):
+        return S3Source(s3, bucket, list_objects(s3, bucket, key), name=name, sleep=sleep)
+    reader_for(key)  # an unknown format fails before any request
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except AWS_EXCEPTIONS as exc:
+        code = error_code(exc)
+        if code in _MISSING | _NO_BUCKET:
+            raise SourceError(f"{name} does not exist") from exc
+        raise translate(exc, f"S3 HeadObject {name}") from exc
+    obj = S3Object(key, int(head.get("ContentLength", 0)))
+    return S3Source(s3, bucket, [obj], name=name, sleep=sleep)
