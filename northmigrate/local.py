@@ -8,6 +8,7 @@ faster emulator (see README).
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from types import TracebackType
 from typing import Any
@@ -50,6 +51,9 @@ class EmbeddedEndpoint:
                 raise InputError(
                     f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
                 ) from exc
+        # werkzeug logs every request at INFO; only --debug (DEBUG on the root) shows them
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.port = int(self._server.get_host_and_port()[1])

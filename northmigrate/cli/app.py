@@ -11,6 +11,7 @@ import typer
 
 from northmigrate import __version__
 from northmigrate.cli import (
+    cmd_demo,
     cmd_deploy,
     cmd_dlq,
     cmd_doctor,
@@ -76,6 +77,7 @@ cmd_deploy.register(app)
 cmd_dlq.register(app)
 cmd_status.register(app)
 cmd_reconcile.register(app)
+cmd_demo.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:
