@@ -25,7 +25,7 @@ from northmigrate.cli.output import (
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
 from northmigrate.dlq.peek import depth
-from northmigrate.dlq.redrive import MODE_NATIVE
+from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
 
 dlq_app = typer.Typer(
@@ -203,6 +203,14 @@ def redrive(
     concurrency: int = typer.Option(
         8, "--concurrency", min=1, max=64, help="Chunks of 10 moved at once."
     ),
+    visibility_timeout: int = typer.Option(
+        REDRIVE_VISIBILITY_S,
+        "--visibility-timeout",
+        min=1,
+        max=43_200,
+        help="Seconds a message read stays hidden should this process die before giving "
+        "it back (messages not moved are given back at once when it ends).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Move dead letters back to the main queue (or --to another), losing none.
@@ -254,6 +262,7 @@ def redrive(
                 stop=stop,
                 progress=on_progress,
                 max_message_size=queues.max_message_size(destination),
+                visibility_timeout=visibility_timeout,
             )
     data = report.to_dict()
     if report.error is not None:

@@ -625,8 +625,14 @@ def native_redrive(
     }
     if rate is not None:
         request["MaxNumberOfMessagesPerSecond"] = max(1, min(NATIVE_MAX_RATE, int(rate)))
-    with aws_errors("StartMessageMoveTask (the native redrive)"):
+    try:
         handle = str(sqs.start_message_move_task(**request)["TaskHandle"])
+    except AWS_EXCEPTIONS as exc:
+        first = translate(exc, "StartMessageMoveTask").message.splitlines()[0][:200]
+        raise AwsError(
+            f"the native redrive could not start: {first}",
+            hint="emulators such as moto lack message move tasks: run without --native",
+        ) from exc
     try:
         while True:
             if stop.is_set():
