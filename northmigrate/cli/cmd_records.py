@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,9 +21,10 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
-from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
+from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
 from northmigrate.rejects import RejectsWriter
-from northmigrate.sources import open_source
+from northmigrate.resume import state_path
+from northmigrate.sources import Source, open_source
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -34,6 +36,71 @@ REJECTS_OPTION = typer.Option(
     metavar="FILE",
     help="Write each rejected item (original record plus reason) as JSONL (mode 0600).",
 )
+SEGMENTS_OPTION = typer.Option(
+    None,
+    "--segments",
+    min=1,
+    max=1_000_000,
+    help="dynamodb:// only: parallel scan segments, one thread each "
+    "(default: 1 per 100 MiB of table, at most 32).",
+)
+CONSISTENT_OPTION = typer.Option(
+    False, "--consistent", help="dynamodb:// only: strongly consistent reads."
+)
+FILTER_OPTION = typer.Option(
+    None,
+    "--filter",
+    metavar="EXPR",
+    help="dynamodb:// only: PATH=VALUE, PATH!=VALUE, or a raw FilterExpression "
+    "(#name for attribute name); several must all hold.",
+)
+FILTER_VALUES_OPTION = typer.Option(
+    None,
+    "--filter-values",
+    metavar="JSON",
+    help='dynamodb:// only: values of a raw --filter\'s placeholders, e.g. {":s": "approved"}.',
+)
+
+
+def _check_flags(name: str, *, resume: bool, from_line: int | None, scan: dict[str, Any]) -> None:
+    """A flag given for a source it does not apply to is a usage error (exit 2)."""
+    table = name.startswith("dynamodb://")
+    flags = {"segments": "--segments", "consistent": "--consistent", "filters": "--filter"}
+    flags["filter_values"] = "--filter-values"
+    misplaced = [flag for key, flag in flags.items() if scan.get(key)]
+    if misplaced and not table:
+        raise InputError(f"{misplaced[0]} applies to dynamodb:// sources, not to {name}")
+    if resume and not table:
+        raise InputError(
+            f"--resume applies to dynamodb:// sources, not to {name}", hint="use --from-line N"
+        )
+    if from_line is not None and (table or (name.startswith("s3://") and name.endswith("/"))):
+        raise InputError(
+            f"--from-line applies to one file or object, not to {name}",
+            hint="for a table, use --resume" if table else "point at one object",
+        )
+
+
+def _open(
+    st: State, name: str, *, send: bool, dry_run: bool, resume: bool, scan: dict[str, Any]
+) -> Source:
+    """Open the source with the options that apply to it."""
+    table = name.startswith("dynamodb://")
+    if not name.startswith(("s3://", "dynamodb://")):
+        return open_source(name)
+    options: dict[str, Any] = {}
+    if table:
+        options = dict(scan, sensitive=st.migration.sensitive)
+        if send:
+            queue_name = st.settings.queue.name
+            table_name = name[len("dynamodb://") :].partition("?")[0]
+            options |= {
+                "state_file": state_path(table_name, queue_name),
+                "resume": resume,
+                "save_state": not dry_run,
+                "queue_name": queue_name,
+            }
+    return open_source(name, clients=st.clients(), **options)
 
 
 def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> None:
@@ -63,7 +130,7 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
         for column in ("line", "record id", "field", "error"):
             errors.add_column(column, overflow="fold")
         for e in t.errors[:20]:
-            line = f"{e.origin} {e.line}" if e.origin else str(e.line)
+            line = " ".join(str(p) for p in (e.origin, e.line) if p is not None)
             errors.add_row(line, e.record_id or "", e.field or "", e.error)
         console.print(errors)
         if t.errors_total > 20:
@@ -86,7 +153,10 @@ def _run(
     limit: int | None = None,
     from_line: int | None = None,
     concurrency: int | None = None,
-) -> enqueue_lib.EnqueueReport:
+    resume: bool = False,
+    scan: dict[str, Any] | None = None,
+) -> tuple[enqueue_lib.EnqueueReport, Source]:
+    _check_flags(source_name, resume=resume, from_line=from_line, scan=scan or {})
     settings = st.settings
     migration = st.migration
     sqs = queue_url = None
@@ -97,10 +167,15 @@ def _run(
         queue_url = queues.main_url()
         max_size = queues.max_message_size(queue_url)
         sqs = clients.client("sqs")
-    source = open_source(
+    source = _open(
+        st,
         source_name,
-        clients=st.clients() if source_name.startswith(("s3://", "dynamodb://")) else None,
+        send=send,
+        dry_run=dry_run,
+        resume=resume,
+        scan=scan or {},
     )
+    settle = getattr(source, "settle", None) if send and not dry_run else None
     with ExitStack() as stack:
         writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
@@ -118,7 +193,7 @@ def _run(
                 description=f"read {t.read} valid {t.valid}{sent} rejected {t.errors_total}",
             )
 
-        return enqueue_lib.run(
+        report = enqueue_lib.run(
             source,
             migration,
             max_message_size=max_size,
@@ -132,11 +207,23 @@ def _run(
             rejects=writer,
             progress=on_progress,
             stop=stop,
+            settled=settle,
         )
+        return report, source
 
 
-def _finish(report: enqueue_lib.EnqueueReport, output: OutputFormat, title: str) -> None:
-    data = report.to_dict()
+def _scan_info(source: Source) -> dict[str, Any]:
+    info = getattr(source, "resume_info", None)
+    return {"scan": info()} if callable(info) else {}
+
+
+def _finish(
+    report: enqueue_lib.EnqueueReport,
+    output: OutputFormat,
+    title: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    data = report.to_dict() | (extra or {})
     if report.error is not None:
         data["error"] = str(report.error)
     emit(output, data, lambda console: _render(report, console, title))
@@ -153,6 +240,10 @@ def validate(
     strict: bool = typer.Option(
         False, "--strict", help="Exit 1 when any record is invalid or a duplicate."
     ),
+    segments: int | None = SEGMENTS_OPTION,
+    consistent: bool = CONSISTENT_OPTION,
+    filters: list[str] | None = FILTER_OPTION,
+    filter_values: str | None = FILTER_VALUES_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Read and validate every record against the migration's model; send nothing.
@@ -160,7 +251,13 @@ def validate(
     Each bad line is reported with its line number, record id, field and reason; ineligible
     records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
     """
-    report = _run(state(ctx), source, output, rejects, send=False)
+    scan = {
+        "segments": segments,
+        "consistent": consistent,
+        "filters": filters,
+        "filter_values": filter_values,
+    }
+    report, _ = _run(state(ctx), source, output, rejects, send=False, scan=scan)
     _finish(report, output, "validate")
     if strict and (report.tally.invalid or report.tally.duplicates):
         raise typer.Exit(EXIT_ATTENTION)
@@ -187,6 +284,16 @@ def enqueue(
         max=256,
         help="Batches in flight at once (default: worker.concurrency).",
     ),
+    segments: int | None = SEGMENTS_OPTION,
+    consistent: bool = CONSISTENT_OPTION,
+    filters: list[str] | None = FILTER_OPTION,
+    filter_values: str | None = FILTER_VALUES_OPTION,
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="dynamodb:// only: continue the scan where the last enqueue of this table to "
+        "this queue stopped (state in ./.northmigrate/resume/).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Validate every record and send each eligible one to the main queue as one message.
@@ -196,7 +303,13 @@ def enqueue(
     repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
     """
-    report = _run(
+    scan = {
+        "segments": segments,
+        "consistent": consistent,
+        "filters": filters,
+        "filter_values": filter_values,
+    }
+    report, opened = _run(
         state(ctx),
         source,
         output,
@@ -206,8 +319,13 @@ def enqueue(
         limit=limit,
         from_line=from_line,
         concurrency=concurrency,
+        resume=resume,
+        scan=scan,
     )
-    _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue")
+    info = _scan_info(opened)
+    if info and not dry_run and not report.complete:
+        say("[yellow]the scan did not finish: run again with --resume to continue[/yellow]")
+    _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue", info)
     if report.failed:
         say(f"[red]{report.failed} records were not sent; see the rejects and run again[/red]")
         raise typer.Exit(EXIT_ATTENTION)
