@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from northmigrate import dlq
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table
+from northmigrate.aws import aws_errors
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, stdout
 from northmigrate.cli.state import state
+from northmigrate.tap import TapState, read_state
 
 
 def _render_status(report: dlq.StatusReport, console: Console) -> None:
@@ -33,15 +43,96 @@ def _render_status(report: dlq.StatusReport, console: Console) -> None:
     console.print(key_value_table("progress", lines))
 
 
-def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Depths of the main queue and the DLQ side by side, and the progress of the last run.
+@dataclass
+class _Trend:
+    """The main queue's drain rate over the last minute of samples, and the time to empty."""
+
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=30))
+
+    def add(self, at: float, remaining: int) -> None:
+        self.samples.append((at, remaining))
+
+    @property
+    def rate(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, r0), (t1, r1) = self.samples[0], self.samples[-1]
+        return max(0.0, (r0 - r1) / (t1 - t0)) if t1 > t0 else None
+
+    def eta_s(self, remaining: int) -> float | None:
+        rate = self.rate
+        return remaining / rate if rate else None
+
+
+def _tap_text(tap: TapState) -> str:
+    text = "open" if tap.open else "[red]closed[/red]"
+    return text + (f", limited to {tap.limit}" if tap.limit else "")
+
+
+def _panel(report: dlq.StatusReport, tap: TapState, trend: _Trend) -> Table:
+    rows: list[tuple[str, object]] = [
+        ("main queue", report.main_queue),
+        ("  visible", report.main.visible),
+        ("  in flight", report.main.in_flight),
+        ("  delayed", report.main.delayed),
+        ("dead-letter queue", f"{report.dlq}: {report.dead.total}"),
+        ("tap", _tap_text(tap)),
+    ]
+    rate = trend.rate
+    eta = trend.eta_s(report.main.total)
+    rows.append(("rate", f"{rate:,.1f} messages/s" if rate is not None else "measuring…"))
+    if eta is not None:
+        rows.append(("time to empty", f"{eta:,.0f} s"))
+    progress = report.progress
+    if "done_pct" in progress:
+        rows.append(
+            (
+                "last run",
+                f"{progress['run_id']}: {progress['done']} of "
+                f"{progress['enqueued']} done ({progress['done_pct']}%)",
+            )
+        )
+    return key_value_table("status (Ctrl-C to stop)", rows)
+
+
+def status(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Print once and exit (for scripts)."),
+    interval: float = typer.Option(2.0, "--interval", min=0.5, help="Seconds between refreshes."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Depths of the main queue and the DLQ side by side, the tap, and the progress of the
+    last run; on a terminal a live panel (with the drain rate and time to empty) that
+    refreshes until Ctrl-C.
 
     Progress: messages still in the main queue and in the DLQ; with a run state file
-    (.northmigrate/last-run.json) also how many of the last run's records are done.
+    (.northmigrate/last-run.json, written by enqueue) also how many of the last run's records
+    are done. With --once, --output json, or off a terminal: one report, then exit.
     """
     queues = state(ctx).queues()
-    report = dlq.status(queues.sqs, queues.main_url(), queues.dlq_url())
-    emit(output, report.to_dict(), lambda console: _render_status(report, console))
+    main_url, dlq_url = queues.main_url(), queues.dlq_url()
+
+    def sample() -> tuple[dlq.StatusReport, TapState]:
+        with aws_errors("status"):
+            return dlq.status(queues.sqs, main_url, dlq_url), read_state(queues.sqs, main_url)
+
+    if once or output == OutputFormat.json or not sys.stdout.isatty():
+        report, tap = sample()
+        data = report.to_dict() | {"tap": {"open": tap.open, "limit": tap.limit}}
+        emit(output, data, lambda console: _render_status(report, console))
+        return
+    trend = _Trend()
+    report, tap = sample()
+    trend.add(time.monotonic(), report.main.total)
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        Live(_panel(report, tap, trend), console=stdout(), auto_refresh=False) as live,
+    ):
+        while True:
+            time.sleep(interval)
+            report, tap = sample()
+            trend.add(time.monotonic(), report.main.total)
+            live.update(_panel(report, tap, trend), refresh=True)
 
 
 def alarm(
