@@ -21,6 +21,8 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
+from northmigrate.dlq.status import LastRun, write_last_run
+from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
 from northmigrate.rejects import RejectsWriter
 from northmigrate.resume import state_path
@@ -323,6 +325,9 @@ def enqueue(
         scan=scan,
     )
     info = _scan_info(opened)
+    if not dry_run and report.enqueued:
+        # status reads it to show how much of this run is done
+        write_last_run(LastRun(report.run_id, report.enqueued, iso(utc_now())))
     if info and not dry_run and not report.complete:
         say("[yellow]the scan did not finish: run again with --resume to continue[/yellow]")
     _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue", info)

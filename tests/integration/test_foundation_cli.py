@@ -234,3 +234,17 @@ def test_every_command_has_help(project: Project) -> None:
         assert result.returncode == 0, name
         assert "Usage:" in result.stdout and len(result.stdout) > 200, name
     assert project.run("--version").stdout.startswith("northmigrate ")
+
+
+def test_status_reports_the_last_run_and_the_tap(provisioned: Project, tmp_path: Path) -> None:
+    project = provisioned
+    source = write_jsonl(tmp_path / "r.jsonl", [record(n) for n in range(1, 13)])
+    project.run_json("enqueue", str(source))
+    status = project.run_json("status")
+    assert status["main"] == {"visible": 12, "in_flight": 0, "delayed": 0}
+    assert status["last_run"]["enqueued"] == 12
+    assert status["progress"]["done"] == 0 and status["tap"] == {"open": True, "limit": None}
+    project.drain()
+    project.run("tap", "close", check=True)
+    status = project.run_json("status", "--once")
+    assert status["progress"]["done"] == 12 and status["tap"]["open"] is False
