@@ -1,0 +1,115 @@
+"""dlq redrive under faults, killed by SIGKILL and run again: every dead letter is in the DLQ
+or the main queue at every step, none in neither, and after the last run all are back in the
+main queue."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers import Project
+
+from northmigrate import envelope
+from northmigrate.testing.proxy import FaultPlan, FaultProxy
+
+from .support import (
+    SEED,
+    TIMEOUT,
+    Profile,
+    chaos_settings,
+    faults_injected,
+    figures,
+    hostile,
+    peek_ids,
+    record_ids,
+    run_killed_then_rerun,
+    via,
+    visible,
+    wait_until_settled,
+)
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, TIMEOUT]
+
+
+def fill_dlq(project: Project, ids: list[str]) -> None:
+    sqs = project.client("sqs")
+    url = project.queue_url(project.dlq_name)
+    reason = {envelope.ATTR_REASON: {"DataType": "String", "StringValue": "PermanentError: x"}}
+    for start in range(0, len(ids), 10):
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": envelope.Envelope(
+                    migration="chaos-v1", record_id=rid, record={"rid": rid, "n": 1, "payload": ""}
+                ).to_body(),
+                "MessageAttributes": reason,
+            }
+            for i, rid in enumerate(ids[start : start + 10])
+        ]
+        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        assert not response.get("Failed"), response
+
+
+def test_redrive_killed_and_rerun_loses_no_dead_letter(
+    chaos_project: Project, proxy: FaultProxy, profile: Profile
+) -> None:
+    project = chaos_project
+    rng = random.Random(SEED + 2)
+    chaos_settings(project)
+    project.write_config()
+    project.run("provision", check=True)
+    ids = [f"D-{n:05d}" for n in range(profile.redrive_messages)]
+    fill_dlq(project, ids)
+    sqs = project.client("sqs")
+
+    proxy.plan = hostile(profile, SEED + 2, rate=0.05)
+    args = ["dlq", "redrive", "--visibility-timeout", "2", "--concurrency", "2", "--rate", "100"]
+    killed, _ = run_killed_then_rerun(
+        project,
+        args,
+        via(proxy.url),
+        kills=profile.redrive_kills,
+        rng=rng,
+        mark=visible(sqs, project.queue_url()),
+        step=10,
+        kill_delay_s=0.5,
+        deadline_s=profile.deadline_s,
+    )
+    assert any(run.killed for run in killed), "every redrive finished before its kill"
+    faults = faults_injected(proxy.counts)
+    # After the kills and a re-run under faults: each dead letter is in one queue or both.
+    # (What the killed runs held, or what a run received but never got the answer of, is
+    # hidden in the DLQ until its visibility lapses.)
+    proxy.plan = FaultPlan()
+    wait_until_settled(project, project.dlq_name)
+    during = peek_ids(project, project.dlq_name)
+    lost_midway = sorted(set(ids) - set(during) - set(peek_ids(project)))
+    assert lost_midway == [], lost_midway
+
+    # Without faults, one more run moves whatever is left.
+    again = project.run_json(*args, env=via(proxy.url), timeout=profile.deadline_s)
+    assert again["failed"] == 0, again
+    wait_until_settled(project, project.dlq_name, project.queue_name)
+
+    in_dlq = record_ids(project.drain(project.dlq_name))
+    in_main = record_ids(project.drain())
+    expected = set(ids)
+    lost = sorted(expected - set(in_main) - set(in_dlq))
+    unexpected = sorted((set(in_main) | set(in_dlq)) - expected)
+    figures(
+        f"redrive/{profile.name}",
+        {
+            "messages": len(ids),
+            "faults": faults,
+            "kills": sum(run.killed for run in killed),
+            "in_main": sum(in_main.values()),
+            "left_in_dlq_after_faulty_runs": sum(during.values()),
+            "left_in_dlq": sum(in_dlq.values()),
+            "duplicated": sum(n - 1 for n in in_main.values()),
+            "lost": len(lost),
+            "unexpected": len(unexpected),
+        },
+    )
+    assert lost == [] and unexpected == [], (lost, unexpected)
+    assert set(in_main) == expected  # everything made it back
+    assert set(in_dlq) <= set(in_main)  # a dead letter left behind was also moved
