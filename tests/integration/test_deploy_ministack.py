@@ -79,15 +79,7 @@ def _own_ministack(binary: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def ministack() -> Iterator[str]:
-    try:
-        from northmigrate.testing.emulators import start_ministack  # type: ignore[import-not-found]
-    except ImportError:
-        start_ministack = None
     binary = ministack_binary()
-    if start_ministack is not None and binary is None:
-        with start_ministack() as emulator:
-            yield str(getattr(emulator, "url", emulator))
-        return
     if binary is None:
         pytest.skip("ministack is not installed (make ministack, or set NORTHMIGRATE_MINISTACK)")
     with _own_ministack(binary) as url:

@@ -171,7 +171,10 @@ def test_transient_failures_are_retried_with_backoff_then_migrated(project: Proj
 
 
 def test_failing_and_permanent_records_land_in_the_dlq_with_reasons(project: Project) -> None:
-    items_project(project)
+    # a visibility timeout with room to spare: on a loaded machine a 2 s one can lapse
+    # between receives, and SQS's own redrive (no reason attached) would beat the worker's
+    project.worker_settings.update({"backoff_base_s": 0.5, "backoff_max_s": 2})
+    items_project(project, visibility_timeout=6)
     behaviours = {f"IT-{n:03d}": "ok" for n in range(1, 15)}
     behaviours.update(
         {"IT-F1": "fail", "IT-F2": "fail", "IT-P1": "permanent", "IT-P2": "permanent"}
