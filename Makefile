@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit volume bench ministack clean
+.PHONY: demo test lint typecheck volume chaos-large bench ministack clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ ministack: .venv-ministack/.installed
 
 volume: $(STAMP) ministack
 	$(BIN)/python -m pytest -q -m volume
+
+chaos-large: $(STAMP) ministack
+	NORTHMIGRATE_CHAOS=large $(BIN)/python -m pytest -q -n 0 -s -m chaos
 
 bench: $(STAMP) ministack
 	$(BIN)/python bench/enqueue.py

@@ -1,0 +1,130 @@
+"""Shared benchmark plumbing: an emulator, an optional 20 ms proxy, child processes measured
+for wall time, client CPU and peak RSS, and a table printed against the baselines."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+from rich.console import Console
+from rich.table import Table
+
+from northmigrate.testing.emulators import start_ministack
+from northmigrate.testing.proxy import FaultPlan, FaultProxy
+
+CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
+
+
+def sqs(endpoint: str, pool: int = 10) -> Any:
+    config = botocore.config.Config(max_pool_connections=pool, retries={"mode": "standard"})
+    return boto3.client("sqs", endpoint_url=endpoint, config=config, **CREDS)
+
+
+@contextmanager
+def endpoints(latency_ms: float) -> Iterator[dict[str, str]]:
+    """{"loopback": url, "proxy N ms": url} for one ministack process."""
+    with start_ministack() as emulator:
+        if latency_ms <= 0:
+            yield {"loopback": emulator.url}
+            return
+        with FaultProxy(emulator.url, FaultPlan(latency_s=latency_ms / 1000)) as proxy:
+            yield {"loopback": emulator.url, f"+{latency_ms:g} ms": proxy.url}
+
+
+@dataclass
+class Measure:
+    contender: str
+    network: str
+    records: int
+    seconds: float
+    cpu_s: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.records * 1e6 if self.records else 0.0
+
+
+def run_child(script: Path, args: list[str], contender: str, network: str) -> Measure:
+    """Run one contender in its own process; its CPU and peak RSS are its own."""
+    env = {**os.environ, "PYTHONPATH": str(script.parent.parent)}
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--child", *args], stdout=subprocess.PIPE, env=env, text=True
+    )
+    out, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"{contender} on {network} failed with exit {process.returncode}")
+    data = json.loads(out.strip().splitlines()[-1])
+    return Measure(
+        contender, network, data["records"], data["seconds"], data["cpu_s"], data["peak_rss_mb"]
+    )
+
+
+def child_report(records: int, started: float, cpu_started: float) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_started
+    print(
+        json.dumps(
+            {
+                "records": records,
+                "seconds": time.perf_counter() - started,
+                "cpu_s": cpu,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def cpu_now() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def print_table(
+    title: str, rows: list[Measure], baseline_of: Callable[[Measure], Measure | None]
+) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "network",
+        "contender",
+        "records",
+        "records/s",
+        "x baseline",
+        "CPU µs/record",
+        "peak RSS MB",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("network", "contender") else "left"
+        )
+    for m in rows:
+        base = baseline_of(m)
+        ratio = f"{m.rate / base.rate:.1f}x" if base and base is not m else "—"
+        table.add_row(
+            m.network,
+            m.contender,
+            str(m.records),
+            f"{m.rate:,.0f}",
+            ratio,
+            f"{m.cpu_us:,.0f}",
+            f"{m.peak_rss_mb:.0f}",
+        )
+    Console().print(table)
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {os.uname().machine}"

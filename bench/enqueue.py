@@ -1,0 +1,195 @@
+"""Benchmark: enqueue against two plain-boto3 baselines, on the same emulator, in one run.
+
+    python bench/enqueue.py            # or: make bench
+
+Starts ministack (installed by `make ministack`), and measures each contender in its own
+process (records/s, client CPU µs per record, peak RSS) twice: on plain loopback, and
+through a proxy that adds 20 ms to every request (about a real SQS round trip). Then times
+`validate` over a generated file of 1,000,000 records (records/s and peak RSS).
+
+Contenders: northmigrate's enqueue (validation, envelope, batches in flight); a plain loop
+of send_message per record; a plain single-threaded send_message_batch loop. Every
+contender sends the same eligible records, each to a fresh queue. Slow baselines send a
+prefix of the records (their rate does not depend on the count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from _common import (
+    Measure,
+    child_report,
+    cpu_now,
+    endpoints,
+    machine,
+    print_table,
+    run_child,
+    sqs,
+)
+
+HERE = Path(__file__).resolve()
+
+
+def child(args: argparse.Namespace) -> None:
+    started, cpu = time.perf_counter(), cpu_now()
+    if args.child == "validate":
+        from northmigrate import enqueue
+        from northmigrate.examples.onboarding import migration
+        from northmigrate.sources import open_source
+
+        report = enqueue.run(open_source(args.source), migration, max_message_size=262_144)
+        child_report(report.tally.read, started, cpu)
+        return
+    if args.child == "northmigrate":
+        from northmigrate import enqueue
+        from northmigrate.aws import AwsClients
+        from northmigrate.config import AwsSettings
+        from northmigrate.examples.onboarding import migration
+        from northmigrate.sources import open_source
+
+        clients = AwsClients(
+            AwsSettings(endpoint_url=args.endpoint, region="us-east-1"),
+            pool_size=args.concurrency + 4,
+        )
+        client = clients.client("sqs")
+        url = client.create_queue(QueueName=args.queue)["QueueUrl"]
+        started, cpu = time.perf_counter(), cpu_now()
+        report = enqueue.run(
+            open_source(args.source),
+            migration,
+            max_message_size=262_144,
+            sqs=client,
+            queue_url=url,
+            concurrency=args.concurrency,
+        )
+        assert report.failed == 0 and report.error is None, report.to_dict()
+        child_report(report.enqueued, started, cpu)
+        return
+    client = sqs(args.endpoint)
+    url = client.create_queue(QueueName=args.queue)["QueueUrl"]
+    with open(args.source) as handle:
+        lines = [line.rstrip("\n") for line in itertools.islice(handle, args.max)]
+    started, cpu = time.perf_counter(), cpu_now()
+    if args.child == "per-record":
+        for line in lines:
+            client.send_message(QueueUrl=url, MessageBody=line)
+    else:
+        for start in range(0, len(lines), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": body}
+                for n, body in enumerate(lines[start : start + 10])
+            ]
+            response = client.send_message_batch(QueueUrl=url, Entries=entries)
+            assert not response.get("Failed"), response["Failed"]
+    child_report(len(lines), started, cpu)
+
+
+def eligible_file(path: Path, count: int) -> Path:
+    """``count`` valid, eligible onboarding records (the same for every contender)."""
+    from northmigrate.sample import SampleGenerator
+
+    gen = SampleGenerator(seed=11)
+    with path.open("w") as out:
+        for n in range(1, count + 1):
+            record = gen.record(n)
+            record["status"] = "approved" if n % 2 else "submitted"
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--validate-records", type=int, default=1_000_000)
+    parser.add_argument("--child")
+    parser.add_argument("--endpoint")
+    parser.add_argument("--queue")
+    parser.add_argument("--source")
+    parser.add_argument("--max", type=int, default=None)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="nm-bench-"))
+    source = eligible_file(work / "eligible.jsonl", args.records)
+    rows: list[Measure] = []
+    with endpoints(args.latency_ms) as urls:
+        for network, url in urls.items():
+            slow = network != "loopback"
+            plans = [
+                ("per-record loop", "per-record", min(args.records, 400 if slow else 2_000)),
+                ("batch loop", "batch", min(args.records, 2_000 if slow else args.records)),
+                ("northmigrate", "northmigrate", args.records),
+            ]
+            for name, mode, count in plans:
+                print(f"… {name} on {network}: {count} records", file=sys.stderr)
+                extra = (
+                    ["--max", str(count)]
+                    if mode != "northmigrate"
+                    else ["--concurrency", str(args.concurrency)]
+                )
+                queue = f"bench-{uuid.uuid4().hex[:8]}"
+                argv = [mode, "--endpoint", url, "--queue", queue, "--source", str(source), *extra]
+                rows.append(run_child(HERE, argv, name, network))
+
+    def baseline(m: Measure) -> Measure | None:
+        wanted = "per-record loop" if m.network == "loopback" else "batch loop"
+        return next((r for r in rows if r.network == m.network and r.contender == wanted), None)
+
+    print_table(f"enqueue, {args.records} records, ministack ({machine()})", rows, baseline)
+    by = {(r.network, r.contender): r for r in rows}
+    nm, per, batch = (
+        by[("loopback", "northmigrate")],
+        by[("loopback", "per-record loop")],
+        by[("loopback", "batch loop")],
+    )
+    checks = [
+        (
+            f"loopback: {nm.rate / per.rate:.1f}x the per-record loop (target >= 8x)",
+            nm.rate >= 8 * per.rate,
+        ),
+        (
+            f"loopback: CPU/record {nm.cpu_us / batch.cpu_us:.2f}x the batch loop (target <= 1.3)",
+            nm.cpu_us <= 1.3 * batch.cpu_us,
+        ),
+    ]
+    for network in urls:
+        if network != "loopback":
+            nm_p, batch_p = by[(network, "northmigrate")], by[(network, "batch loop")]
+            checks.append(
+                (
+                    f"{network}: {nm_p.rate / batch_p.rate:.1f}x the batch loop (target >= 5x)",
+                    nm_p.rate >= 5 * batch_p.rate,
+                )
+            )
+
+    if args.validate_records:
+        from northmigrate import sample
+
+        big = work / "validate.jsonl"
+        print(f"… generating {args.validate_records} records for validate", file=sys.stderr)
+        with big.open("w") as out:
+            sample.write(sample.generate(args.validate_records, invalid_rate=0.01, seed=3), out)
+        v = run_child(HERE, ["validate", "--source", str(big)], "validate", "local file")
+        print_table(f"validate, {v.records} records", [v], lambda m: None)
+        checks.append(
+            (f"validate peak RSS {v.peak_rss_mb:.0f} MB (target < 150 MB)", v.peak_rss_mb < 150)
+        )
+        big.unlink()
+    for text, ok in checks:
+        print(("PASS " if ok else "MISS ") + text)
+
+
+if __name__ == "__main__":
+    main()
