@@ -65,8 +65,10 @@ def root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not debug:
-        logging.getLogger("botocore").setLevel(logging.WARNING)
+    # AWS wire logs hold message bodies, that is records with their sensitive fields: even
+    # --debug keeps them out (tracebacks and northmigrate's own debug logs are enough).
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 cmd_infra.register(app)
