@@ -7,12 +7,11 @@ own data, for fixing and re-sending), so it is created with owner-only permissio
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from northmigrate.errors import InputError
+from northmigrate.privatefile import open_private
 from northmigrate.sources import SourceItem
 from northmigrate.validation import Rejection
 
@@ -20,14 +19,7 @@ from northmigrate.validation import Rejection
 class RejectsWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write rejects file {self.path}: {exc.strerror or exc}"
-            ) from exc
-        self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+        self._file: IO[str] = open_private(self.path, "rejects file")
         self.count = 0
 
     def write(self, rejection: Rejection, item: SourceItem | None, raw: str | None = None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from northmigrate.errors import InputError
+from northmigrate.privatefile import open_private
 
 
 class ExportWriter:
@@ -16,14 +16,7 @@ class ExportWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write export file {self.path}: {exc.strerror or exc}"
-            ) from exc
-        self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+        self._file: IO[str] = open_private(self.path, "export file")
         self.count = 0
 
     def write(self, entry: dict[str, Any]) -> None:

@@ -11,44 +11,17 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Project, cli_env, write_jsonl
+from helpers import Project, write_jsonl
 
 from northmigrate import envelope
 
 pytestmark = pytest.mark.integration
 
 SECRET = "SSN-900-12-3456"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """This module's own endpoint with its request log discarded (a full stderr pipe would
-    stall the server after about a thousand requests)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise RuntimeError("northmigrate local did not start")
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 # Each record says how it fails; the option `fixed` lists the behaviours the "fix" repairs.
