@@ -43,6 +43,7 @@ chaos-large: $(STAMP) ministack
 
 bench: $(STAMP) ministack
 	$(BIN)/python bench/enqueue.py
+	$(BIN)/python bench/worker.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache

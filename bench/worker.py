@@ -1,0 +1,172 @@
+"""Benchmark: the worker against a plain boto3 loop, on the same emulator, in one run.
+
+    python bench/worker.py             # needs ministack: make ministack
+
+Each contender drains its own queue of onboarding-record messages in its own process
+(records/s, client CPU µs per record, peak RSS), with a no-op handler and with a handler that
+sleeps 20 ms (an I/O-bound write), on plain loopback and through a proxy adding 20 ms to
+each request. The baseline: receive 10, process each, delete each, until empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from _common import Measure, child_report, cpu_now, endpoints, machine, print_table, run_child
+
+HERE = Path(__file__).resolve()
+
+
+def _fill(sqs: object, url: str, count: int) -> None:
+    from northmigrate.batching import batches
+    from northmigrate.examples.onboarding import migration
+    from northmigrate.sample import SampleGenerator
+    from northmigrate.sources import SourceItem
+    from northmigrate.validation import Validator
+
+    gen = SampleGenerator(seed=5)
+    validator = Validator(migration, max_message_size=262_144, run_id="bench")
+    messages = []
+    for n in range(1, count + 1):
+        record = gen.record(n)
+        record["status"] = "approved"
+        checked = validator.check(SourceItem(n, data=record))
+        assert checked.message is not None
+        messages.append(checked.message)
+    for batch in batches(messages, 262_144):
+        entries = [
+            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
+            for i, m in enumerate(batch)
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
+
+
+def child(args: argparse.Namespace) -> None:
+    from northmigrate.aws import AwsClients
+    from northmigrate.config import (
+        AwsSettings,
+        MigrationSettings,
+        QueueSettings,
+        Settings,
+        WorkerSettings,
+    )
+    from northmigrate.examples.onboarding import OnboardingRecord
+    from northmigrate.plugin import Migration
+
+    sleep_s = args.sleep_ms / 1000
+
+    def handler(record: OnboardingRecord, ctx: object) -> None:
+        if sleep_s:
+            time.sleep(sleep_s)
+
+    migration = Migration(
+        name="onboarding-v2", model=OnboardingRecord, key="application_id", handler=handler
+    )
+    settings = Settings(
+        aws=AwsSettings(endpoint_url=args.endpoint, region="us-east-1"),
+        queue=QueueSettings(name=args.queue, visibility_timeout=60),
+        migration=MigrationSettings(plugin="bench:none"),
+        worker=WorkerSettings(concurrency=args.concurrency, wait_time_s=1),
+    )
+    clients = AwsClients(settings.aws, pool_size=args.concurrency + 4)
+    sqs = clients.client("sqs")
+    dlq = sqs.create_queue(QueueName=args.queue + "-dlq")["QueueUrl"]
+    url = sqs.create_queue(QueueName=args.queue)["QueueUrl"]
+    _fill(sqs, url, args.count)
+    assert dlq
+    started, cpu = time.perf_counter(), cpu_now()
+    if args.child == "northmigrate":
+        from northmigrate.worker import Worker
+
+        report = Worker(clients, settings, migration, concurrency=args.concurrency).run(
+            until_empty=True
+        )
+        assert report.succeeded == args.count, report.to_dict()
+        child_report(report.succeeded, started, cpu)
+        return
+    done = 0
+    from northmigrate.envelope import parse
+
+    while done < args.count:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in got.get("Messages", []):
+            record = OnboardingRecord.model_validate(parse(message["Body"]).record)
+            handler(record, None)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            done += 1
+    child_report(done, started, cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=4_000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--child")
+    parser.add_argument("--endpoint")
+    parser.add_argument("--queue")
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--sleep-ms", type=float, default=0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    rows: list[Measure] = []
+    with endpoints(args.latency_ms) as urls:
+        for network, url in urls.items():
+            for sleep_ms, conc in ((0, 8), (20, 32)):
+                slow = network != "loopback" or sleep_ms
+                plans = [
+                    ("plain loop", "plain", min(args.records, 300 if slow else 2_000), 1),
+                    ("northmigrate", "northmigrate", args.records, conc),
+                ]
+                for name, mode, count, workers in plans:
+                    label = f"{name} ({sleep_ms:g} ms handler)"
+                    print(f"… {label} on {network}: {count} records", file=sys.stderr)
+                    argv = [
+                        mode,
+                        "--endpoint",
+                        url,
+                        "--queue",
+                        f"bench-{uuid.uuid4().hex[:8]}",
+                        "--count",
+                        str(count),
+                        "--sleep-ms",
+                        str(sleep_ms),
+                        "--concurrency",
+                        str(workers),
+                    ]
+                    rows.append(run_child(HERE, argv, label, network))
+
+    def baseline(m: Measure) -> Measure | None:
+        wanted = m.contender.replace("northmigrate", "plain loop")
+        return next((r for r in rows if r.network == m.network and r.contender == wanted), None)
+
+    print_table(f"worker, ministack ({machine()})", rows, baseline)
+    by = {(r.network, r.contender): r for r in rows}
+    for network in urls:
+        for sleep_ms, target in ((0, 3), (20, 15)):
+            nm = by[(network, f"northmigrate ({sleep_ms:g} ms handler)")]
+            base = by[(network, f"plain loop ({sleep_ms:g} ms handler)")]
+            ratio = nm.rate / base.rate
+            verdict = "PASS" if ratio >= target else "MISS"
+            print(
+                json.dumps(
+                    {
+                        "network": network,
+                        "handler_ms": sleep_ms,
+                        "ratio": round(ratio, 1),
+                        "target": target,
+                        "verdict": verdict,
+                    }
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
