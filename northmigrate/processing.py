@@ -39,6 +39,7 @@ from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, translate
 from northmigrate.envelope import EnvelopeError, utc_now
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
 from northmigrate.redact import scrub, sensitive_values
+from northmigrate.validation import describe_validation
 
 log = logging.getLogger("northmigrate.processing")
 
@@ -140,18 +141,6 @@ class Outcome:
 def _reason(error_class: str, text: str, secrets: set[str]) -> str:
     reason = scrub(f"{error_class}: {text}".rstrip(": ").strip(), secrets)
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """A validation error without the values (they may be sensitive)."""
-    problems = exc.errors(include_url=False, include_input=False, include_context=False)
-    parts = []
-    for problem in problems[:5]:
-        where = ".".join(str(p) for p in problem["loc"]) or "record"
-        parts.append(f"{where}: {problem['msg']}")
-    if len(problems) > 5:
-        parts.append(f"and {len(problems) - 5} more")
-    return "; ".join(parts)
 
 
 class Processor:

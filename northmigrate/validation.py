@@ -151,6 +151,16 @@ class KeySet:
                 table[index] = h
 
 
+def describe_validation(exc: ValidationError, shown: int = 5) -> str:
+    """``field: problem; …`` for the first ``shown`` problems, never with the values (they
+    may be sensitive). Validate's rejections and the worker's dead-letter reasons use it."""
+    problems = exc.errors(include_url=False, include_input=False, include_context=False)
+    parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:shown]]
+    if len(problems) > shown:
+        parts.append(f"and {len(problems) - shown} more")
+    return "; ".join(parts)
+
+
 def _loc(loc: tuple[int | str, ...]) -> str | None:
     return ".".join(str(part) for part in loc) or None
 
@@ -263,11 +273,8 @@ class Validator:
         record_id = self._guess_id(item)
         if first["type"] == "model_type" and not first["loc"]:
             return self._invalid(item, record_id, None, "record is not a JSON object")
-        parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:5]]
-        if len(problems) > 5:
-            parts.append(f"and {len(problems) - 5} more")
         return self._invalid(
-            item, record_id, _loc(first["loc"]), self._clean("; ".join(parts), item)
+            item, record_id, _loc(first["loc"]), self._clean(describe_validation(exc), item)
         )
 
     def _guess_id(self, item: SourceItem) -> str | None:
