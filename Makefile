@@ -44,6 +44,7 @@ chaos-large: $(STAMP) ministack
 bench: $(STAMP) ministack
 	$(BIN)/python bench/enqueue.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/redrive.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache

@@ -76,14 +76,19 @@ def run_child(script: Path, args: list[str], contender: str, network: str) -> Me
 
 
 def child_report(records: int, started: float, cpu_started: float) -> None:
+    """Print what a child measured from ``started``/``cpu_started`` to now."""
+    report(records, time.perf_counter() - started, cpu_now() - cpu_started)
+
+
+def report(records: int, seconds: float, cpu_s: float) -> None:
+    """Print a child's measure (the last line of its stdout) for :func:`run_child`."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime - cpu_started
     print(
         json.dumps(
             {
                 "records": records,
-                "seconds": time.perf_counter() - started,
-                "cpu_s": cpu,
+                "seconds": seconds,
+                "cpu_s": cpu_s,
                 "peak_rss_mb": usage.ru_maxrss / 1024,
             }
         )
@@ -96,16 +101,19 @@ def cpu_now() -> float:
 
 
 def print_table(
-    title: str, rows: list[Measure], baseline_of: Callable[[Measure], Measure | None]
+    title: str,
+    rows: list[Measure],
+    baseline_of: Callable[[Measure], Measure | None],
+    unit: str = "record",
 ) -> None:
     table = Table(title=title, title_justify="left")
     for column in (
         "network",
         "contender",
-        "records",
-        "records/s",
+        f"{unit}s",
+        f"{unit}s/s",
         "x baseline",
-        "CPU µs/record",
+        f"CPU µs/{unit}",
         "peak RSS MB",
     ):
         table.add_column(

@@ -1,0 +1,210 @@
+"""Benchmark: ``dlq redrive`` against a plain boto3 loop, on the same emulator, in one run.
+
+    python bench/redrive.py            # needs ministack: make ministack
+
+Each contender empties its own DLQ of dead letters (onboarding-record envelopes with the
+failure the worker attaches, and its reason attributes) into its own main queue, in its own
+process (messages/s, client CPU µs per message, peak RSS), on plain loopback and through a
+proxy adding 20 ms to each request (about a real SQS round trip). The baseline: receive 1,
+send 1, delete 1, until the DLQ is empty. The native ``StartMessageMoveTask`` moves at most
+500 messages/s; through the proxy, the client-side move should beat that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import (
+    Measure,
+    cpu_now,
+    endpoints,
+    machine,
+    print_table,
+    report,
+    run_child,
+    sqs,
+)
+
+HERE = Path(__file__).resolve()
+NATIVE_MAX_RATE = 500
+SLICES = 4
+
+
+@dataclass
+class _Letter:
+    body: str
+    attributes: dict[str, dict[str, str]]
+    size: int
+
+
+def _fill(client: object, url: str, count: int) -> None:
+    """``count`` dead letters as the worker writes them: envelope, failure entry, reason."""
+    from northmigrate import envelope
+    from northmigrate.batching import batches
+    from northmigrate.examples.onboarding import migration
+    from northmigrate.sample import SampleGenerator
+    from northmigrate.sources import SourceItem
+    from northmigrate.validation import Validator
+
+    gen = SampleGenerator(seed=9)
+    validator = Validator(migration, max_message_size=262_144, run_id="bench")
+    messages = []
+    for n in range(1, count + 1):
+        record = gen.record(n)
+        record["status"] = "approved"
+        checked = validator.check(SourceItem(n, data=record))
+        assert checked.message is not None
+        data = json.loads(checked.message.body)
+        reason = f"ConflictError: target service rejected record ({n % 3})"
+        data["failures"] = [
+            envelope.failure(
+                kind="permanent",
+                error_class="ConflictError",
+                reason=reason,
+                attempt=1,
+                migration=migration.name,
+                version=migration.version,
+            )
+        ]
+        attrs = dict(checked.message.attributes)
+        attrs[envelope.ATTR_REASON] = {"DataType": "String", "StringValue": reason}
+        attrs[envelope.ATTR_FAILURE_KIND] = {"DataType": "String", "StringValue": "permanent"}
+        body = json.dumps(data, separators=(",", ":"))
+        size = len(body.encode()) + envelope.attributes_size(attrs)
+        messages.append(_Letter(body, attrs, size))
+    for batch in batches(messages, 262_144):
+        entries = [
+            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
+            for i, m in enumerate(batch)
+        ]
+        result = client.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
+        assert not result.get("Failed"), result["Failed"]
+
+
+def _depth(client: object, url: str) -> int:
+    attrs = client.get_queue_attributes(  # type: ignore[attr-defined]
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def _plain_slice(client: object, dlq: str, main_url: str, count: int) -> None:
+    """The baseline: receive 1, send 1, delete 1, ``count`` times."""
+    moved = 0
+    while moved < count:
+        got = client.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1, WaitTimeSeconds=1)  # type: ignore[attr-defined]
+        for message in got.get("Messages", []):
+            client.send_message(  # type: ignore[attr-defined]
+                QueueUrl=main_url,
+                MessageBody=message["Body"],
+                MessageAttributes=message.get("MessageAttributes", {}),
+            )
+            client.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])  # type: ignore[attr-defined]
+            moved += 1
+
+
+def child(args: argparse.Namespace) -> None:
+    from northmigrate.dlq.redrive import redrive
+
+    client = sqs(args.endpoint, pool=args.concurrency + 4)
+    dlq = client.create_queue(QueueName=args.queue + "-dlq")["QueueUrl"]
+    main_url = client.create_queue(QueueName=args.queue)["QueueUrl"]
+    _fill(client, dlq, args.count)
+    if args.child == "northmigrate":
+        started, cpu = time.perf_counter(), cpu_now()
+        result = redrive(client, dlq, main_url, concurrency=args.concurrency)
+        report(result.moved, time.perf_counter() - started, cpu_now() - cpu)
+        in_main, in_dlq = _depth(client, main_url), _depth(client, dlq)
+        assert result.moved == args.count, f"moved {result.moved} of {args.count}"
+        assert in_main == args.count and in_dlq == 0, f"main {in_main}, DLQ {in_dlq}"
+        return
+    # The emulator's cost per call grows with the depth of the queue, so the baseline is
+    # timed in slices at the midpoints of the depths the contender drains (7/8, 5/8, 3/8
+    # and 1/8 full); before each slice, the DLQ is brought down to its depth, untimed.
+    scratch = client.create_queue(QueueName=args.queue + "-scratch")["QueueUrl"]
+    per_slice = max(1, args.sample // SLICES)
+    seconds = cpu_s = 0.0
+    timed = 0
+    for n in range(SLICES):
+        depth_wanted = args.count - (2 * n + 1) * args.count // (2 * SLICES)
+        excess = _depth(client, dlq) - depth_wanted
+        if excess > 0:
+            redrive(client, dlq, scratch, max_messages=excess, concurrency=8)
+        started, cpu = time.perf_counter(), cpu_now()
+        _plain_slice(client, dlq, main_url, per_slice)
+        seconds += time.perf_counter() - started
+        cpu_s += cpu_now() - cpu
+        timed += per_slice
+    report(timed, seconds, cpu_s)
+    total = sum(_depth(client, url) for url in (dlq, main_url, scratch))
+    assert _depth(client, main_url) == timed, "the baseline lost or duplicated a message"
+    assert total == args.count, f"{total} messages of {args.count} accounted for"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="dead letters to move")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--child")
+    parser.add_argument("--endpoint")
+    parser.add_argument("--queue")
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--sample", type=int, default=0)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    rows: list[Measure] = []
+    with endpoints(args.latency_ms) as urls:
+        for network, url in urls.items():
+            # The plain loop makes three calls per message: it is timed on a sample, taken
+            # at the same queue depths (see child()).
+            sample = min(args.records, 2_000 if network == "loopback" else 300)
+            for name in ("plain loop", "northmigrate"):
+                shown = sample if name == "plain loop" else args.records
+                print(f"… {name} on {network}: {shown} of {args.records}", file=sys.stderr)
+                argv = [
+                    "plain" if name == "plain loop" else name,
+                    "--endpoint",
+                    url,
+                    "--queue",
+                    f"bench-{uuid.uuid4().hex[:8]}",
+                    "--count",
+                    str(args.records),
+                    "--sample",
+                    str(sample),
+                    "--concurrency",
+                    str(args.concurrency),
+                ]
+                rows.append(run_child(HERE, argv, name, network))
+
+    def baseline(m: Measure) -> Measure | None:
+        return next(r for r in rows if r.network == m.network and r.contender == "plain loop")
+
+    print_table(f"dlq redrive, ministack ({machine()})", rows, baseline, unit="message")
+    by = {(r.network, r.contender): r for r in rows}
+    for network in urls:
+        nm, base = by[(network, "northmigrate")], by[(network, "plain loop")]
+        ratio = nm.rate / base.rate
+        verdicts = {"ratio": round(ratio, 1), "target": 8, "verdict": _verdict(ratio >= 8)}
+        if network != "loopback":
+            verdicts["over_native_max"] = _verdict(nm.rate > NATIVE_MAX_RATE)
+        print(json.dumps({"network": network, "messages_per_s": round(nm.rate), **verdicts}))
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+if __name__ == "__main__":
+    main()
