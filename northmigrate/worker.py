@@ -2,14 +2,18 @@
 
 Threads, each with one job:
 
-- the caller's thread receives: it long-polls for as many messages as the pool has free
-  slots (at most 10 a call), so slow handlers never starve the pipe and no message waits
-  unstarted in memory;
+- receivers long-poll (at most 10 messages a call) while the pool has room: the caller's
+  thread and more (see :func:`receivers_for`), so a round trip never starves the pool.
+  Besides the messages being processed, at most ``PREFETCH`` per receiver wait in memory
+  to be started (the heartbeat
+  covers them; stopping hands them back at once; after a SIGKILL they come back when their
+  visibility lapses, like the ones that were running);
 - ``concurrency`` pool threads run :class:`~northmigrate.processing.Processor` on each
   message (on a FIFO queue, the messages of one message group one after the other, in
   order; a retry holds the rest of the group back by handing it back to SQS);
-- an acknowledger deletes finished messages in batches (``DeleteMessageBatch``), sets the
-  backoff visibility of the ones to retry and hands back (visibility 0) the unstarted ones;
+- acknowledgers (as many as receivers) delete finished messages in batches
+  (``DeleteMessageBatch``), set the backoff visibility of the ones to retry and hand back
+  (visibility 0) the unstarted ones;
 - the heartbeat extends the visibility of every message held, so a slow record is not
   delivered to anyone else while it runs.
 
@@ -51,7 +55,10 @@ RECEIVE_ATTRIBUTES = [
     "MessageGroupId",
 ]
 UNTIL_EMPTY_WAIT_S = 1  # long-poll wait when draining: an empty queue is noticed quickly
-EMPTY_RECEIVES = 2  # consecutive empty receives before the queue's depth is asked
+EMPTY_RECEIVES = 1  # consecutive empty receives before the queue's depth is asked
+MAX_RECEIVERS = 4  # receive threads: one per 10 slots of concurrency, at most this many
+PREFETCH = 10  # messages per receiver that may wait in memory to be started
+RECEIVER_JOIN_S = 10  # beyond its long poll, how long stopping waits for a receiver
 ACK_LINGER_S = 0.02  # how long the acknowledger waits to fill a batch
 ACK_ATTEMPTS = 5
 RECEIVE_ATTEMPTS = 10
@@ -118,6 +125,16 @@ class WorkerReport:
         }
 
 
+def receivers_for(concurrency: int, *, fifo: bool = False) -> int:
+    """Receive threads for a pool of ``concurrency``: one per 10 slots, at most
+    ``MAX_RECEIVERS``, and two from a pool of 4 up (one receive's round trip overlaps the
+    other's, which keeps even a pool of fast handlers fed). One on a FIFO queue: its
+    throughput is bounded by its message groups, and one receiver keeps their order plain."""
+    if fifo or concurrency < 4:
+        return 1
+    return max(2, min(MAX_RECEIVERS, -(-concurrency // 10)))
+
+
 @dataclass(frozen=True)
 class _Ack:
     message: InMessage
@@ -173,8 +190,15 @@ class Worker:
         self.sqs = clients.client("sqs")
         self.queues = Queues(self.sqs, settings.queue)
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
+        self.receivers = receivers_for(self.concurrency, fifo=self.fifo)
+        self.capacity = self.concurrency + PREFETCH * self.receivers  # running + waiting
         self._cond = threading.Condition()
         self._held = 0  # received and not yet settled (finished, or handed back)
+        self._reserved = 0  # slots taken by receives in progress
+        self._holding: dict[str, str] = {}  # message id -> the receipt handle it came with
+        self._newest: dict[str, str] = {}  # message id -> a newer receipt handle, if it came again
+        self._receiving_over = threading.Event()
+        self._receive_failure: NorthmigrateError | None = None
         self._acks_pending = 0
         self._groups: dict[str, deque[InMessage]] = {}
         self._work: queue.Queue[str | None] = queue.Queue()
@@ -211,8 +235,12 @@ class Worker:
         )
         self.heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
         self._start_threads()
+        wait = min(self.wait_time_s, UNTIL_EMPTY_WAIT_S) if until_empty else self.wait_time_s
+        wait = min(wait, TAP_MAX_WAIT_S)
+        for i in range(1, self.receivers):
+            self._spawn(lambda: self._more_receives(wait, max_messages), f"nm-receive-{i}")
         try:
-            self._receive_loop(until_empty, max_messages)
+            self._receive_loop(until_empty, max_messages, wait)
         except NorthmigrateError as exc:
             self.report.error = exc
             self.report.stopped = "error"
@@ -226,7 +254,8 @@ class Worker:
     def _start_threads(self) -> None:
         for i in range(self.concurrency):
             self._spawn(self._pool_loop, f"nm-worker-{i}")
-        self._spawn(self._ack_loop, "nm-ack")
+        for i in range(self.receivers):
+            self._spawn(self._ack_loop, f"nm-ack-{i}")
         if self.settings.worker.heartbeat and self.heartbeat is not None:
             self._spawn(lambda: self._heartbeat_loop(), "nm-heartbeat")
         if self.on_progress is not None:
@@ -241,11 +270,12 @@ class Worker:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def _receive_loop(self, until_empty: bool, max_messages: int | None) -> None:
-        wait = min(self.wait_time_s, UNTIL_EMPTY_WAIT_S) if until_empty else self.wait_time_s
-        wait = min(wait, TAP_MAX_WAIT_S)
+    def _receive_loop(self, until_empty: bool, max_messages: int | None, wait: int) -> None:
+        """The first receiver, which also decides when receiving ends."""
         empty = 0
         while True:
+            if self._receive_failure is not None:
+                raise self._receive_failure
             if self.stop.is_set():
                 self.report.stopped = "signal"
                 return
@@ -254,29 +284,11 @@ class Worker:
             if max_messages is not None and self.report.received >= max_messages:
                 self.report.stopped = "max_messages"
                 return
-            room = self._wait_for_room()
-            if room == 0:
-                continue  # stop was set
-            want = min(room, 10)
-            if max_messages is not None:
-                want = min(want, max_messages - self.report.received)
-            if self._bucket is not None:
-                want = self._bucket.take(want, self.stop)
-                if want == 0:
-                    continue
-            messages = self._receive(want, wait)
-            if self._bucket is not None:
-                self._bucket.refund(want - len(messages))
-            if messages and self.stop.is_set():
-                with self._cond:
-                    self.report.received += len(messages)
-                    self._held += len(messages)
-                self._hand_back(messages)
-                continue
-            if messages:
+            got = self._receive_some(wait, max_messages)
+            if got is None:
+                continue  # nothing asked for: stop was set, or --max-messages is reserved
+            if got:
                 empty = 0
-                for message in messages:
-                    self._dispatch(message)
                 continue
             empty += 1
             if until_empty and empty >= EMPTY_RECEIVES and self._idle():
@@ -287,6 +299,19 @@ class Worker:
                     return
             if wait == 0:
                 self.stop.wait(0.5)
+
+    def _more_receives(self, wait: int, max_messages: int | None) -> None:
+        """A further receiver: receives while the pool has room, until receiving is over."""
+        assert self.tap is not None
+        try:
+            while not self._receiving_over.is_set() and not self.stop.is_set():
+                if not self.tap.wait_open(self._receiving_over):
+                    return
+                got = self._receive_some(wait, max_messages)
+                if got is None or (got == 0 and wait == 0):
+                    self._receiving_over.wait(0.1 if got is None else 0.5)
+        except NorthmigrateError as exc:
+            self._receive_failure = exc  # the first receiver raises it
 
     def _tap_open(self) -> bool:
         """Wait while the tap is closed, then pace at the tap's limit (records per second)."""
@@ -302,13 +327,45 @@ class Worker:
             )
         return True
 
-    def _wait_for_room(self) -> int:
+    def _reserve(self, max_messages: int | None) -> int:
+        """Slots for one receive (1..10), once the pool and its prefetch have room; 0 when
+        nothing should be received (stop set, receiving over, --max-messages all taken)."""
         with self._cond:
-            while self._held >= self.concurrency:
-                if self.stop.is_set():
+            while True:
+                if self.stop.is_set() or self._receiving_over.is_set():
                     return 0
+                room = self.capacity - self._held - self._reserved
+                if max_messages is not None:
+                    room = min(room, max_messages - self.report.received - self._reserved)
+                    if room <= 0 and self._reserved == 0:
+                        return 0
+                if room > 0:
+                    n = min(room, 10)
+                    self._reserved += n
+                    return n
                 self._cond.wait(0.25)
-            return 0 if self.stop.is_set() else self.concurrency - self._held
+
+    def _receive_some(self, wait: int, max_messages: int | None) -> int | None:
+        """One receive into the pool: how many messages came, or None if none was asked for."""
+        n = self._reserve(max_messages)
+        if n == 0:
+            return None
+        bucket = self._bucket
+        asked = n
+        if bucket is not None:
+            asked = bucket.take(n, self.stop)
+            if asked == 0:
+                self._take_in([], n)
+                return None
+        try:
+            messages = self._receive(asked, wait)
+        except NorthmigrateError:
+            self._take_in([], n)
+            raise
+        if bucket is not None:
+            bucket.refund(asked - len(messages))
+        self._take_in(messages, n)
+        return len(messages)
 
     def _idle(self) -> bool:
         with self._cond:
@@ -335,19 +392,65 @@ class Worker:
                 if self.stop.wait(delay):
                     return []
 
-    def _dispatch(self, message: InMessage) -> None:
+    def _take_in(self, messages: list[InMessage], reserved: int) -> None:
+        """Settle a receive's reservation and start its messages (hand them back if the
+        worker is stopping).
+
+        A message that comes again while this worker still holds it (SQS delivers at least
+        once; an emulator may hand one message to two concurrent receives) is not started
+        twice: the newest receipt handle is kept for its heartbeat and its delete.
+        """
         assert self.heartbeat is not None
-        self.heartbeat.add(message.receipt_handle, message.receipt_handle)
-        key = message.group_id if self.fifo and message.group_id else message.receipt_handle
+        starts: list[str] = []
+        fresh: list[InMessage] = []
         with self._cond:
-            self.report.received += 1
-            self._held += 1
-            group = self._groups.get(key)
-            if group is not None:
-                group.append(message)
+            self._reserved -= reserved
+            self._cond.notify_all()
+            if not messages:
                 return
-            self._groups[key] = deque([message])
-        self._work.put(key)
+            if self._closed:
+                # Too late even to hand them back: SQS gives them out again after their
+                # visibility timeout.
+                return
+            for message in messages:
+                first = self._holding.get(message.message_id)
+                if first is None:
+                    self._holding[message.message_id] = message.receipt_handle
+                    fresh.append(message)
+                    continue
+                self._newest[message.message_id] = message.receipt_handle
+                self.heartbeat.add(first, message.receipt_handle)
+                log.info("message %s came again while held: not started twice", message.message_id)
+            for message in fresh:
+                self.heartbeat.add(message.receipt_handle, message.receipt_handle)
+            self.report.received += len(fresh)
+            self._held += len(fresh)
+            accept = not (self.stop.is_set() or self._no_new_starts)
+            if accept:
+                for message in fresh:
+                    key = message.receipt_handle
+                    if self.fifo and message.group_id:
+                        key = message.group_id
+                    group = self._groups.get(key)
+                    if group is not None:
+                        group.append(message)
+                    else:
+                        self._groups[key] = deque([message])
+                        starts.append(key)
+        if not accept:
+            self._hand_back(fresh)
+            return
+        for key in starts:
+            self._work.put(key)
+
+    def _let_go(self, message: InMessage) -> InMessage:
+        """Stop holding ``message``; it, with the newest receipt handle it came with."""
+        assert self.heartbeat is not None
+        self.heartbeat.remove(message.receipt_handle)
+        with self._cond:
+            self._holding.pop(message.message_id, None)
+            newest = self._newest.pop(message.message_id, None)
+        return message if newest is None else replace(message, receipt_handle=newest)
 
     # -- processing -----------------------------------------------------------------------
 
@@ -365,7 +468,7 @@ class Worker:
                 if not group:
                     self._groups.pop(key, None)
                     return
-                if self._no_new_starts:
+                if self._no_new_starts or self.stop.is_set():
                     rest = list(group)
                     self._groups.pop(key, None)
                     break
@@ -389,9 +492,7 @@ class Worker:
             return Outcome(Status.RETRY, message, reason=f"internal error: {exc!r}", error=exc)
 
     def _settle(self, outcome: Outcome) -> None:
-        assert self.heartbeat is not None
-        message = outcome.message
-        self.heartbeat.remove(message.receipt_handle)
+        message = self._let_go(outcome.message)
         if outcome.delete:
             ack = _Ack(message, None)
         else:
@@ -434,9 +535,7 @@ class Worker:
         """Make received-but-unstarted messages visible again at once."""
         if not messages:
             return
-        assert self.heartbeat is not None
-        for message in messages:
-            self.heartbeat.remove(message.receipt_handle)
+        messages = [self._let_go(message) for message in messages]
         with self._cond:
             self.report.released += len(messages)
             self._held -= len(messages)
@@ -553,11 +652,19 @@ class Worker:
         self._hand_back(unstarted)
 
     def _shutdown(self, *, graceful: bool) -> None:
-        """Hand back what was not started, let started records finish (within the grace
-        period when stopping early), flush acknowledgements, stop the background threads."""
+        """End receiving, hand back what was not started, let started records finish (within
+        the grace period when stopping early), flush acknowledgements, stop the background
+        threads."""
+        self._receiving_over.set()
         deadline: float | None = None
+        if graceful or self.stop.is_set():
+            self._stop_starting()
+            deadline = self._clock() + self.grace_period_s
+        for thread in self._threads:
+            if thread.name.startswith("nm-receive-"):
+                thread.join(timeout=TAP_MAX_WAIT_S + RECEIVER_JOIN_S)
         while True:
-            if deadline is None and (graceful or self.stop.is_set()):
+            if deadline is None and self.stop.is_set():
                 self._stop_starting()
                 deadline = self._clock() + self.grace_period_s
             with self._cond:
@@ -576,9 +683,11 @@ class Worker:
                 self.report.abandoned,
                 self.grace_period_s,
             )
-        self._acks.put(None)
-        ack_thread = next(t for t in self._threads if t.name == "nm-ack")
-        ack_thread.join(timeout=60)
+        ackers = [t for t in self._threads if t.name.startswith("nm-ack-")]
+        for _ in ackers:
+            self._acks.put(None)
+        for thread in ackers:
+            thread.join(timeout=60)
         self._background_stop.set()
         for _ in range(self.concurrency):
             self._work.put(None)

@@ -16,7 +16,7 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
 from northmigrate.plugin import Migration, MigrationContext
 from northmigrate.provision import provision
-from northmigrate.worker import Worker, WorkerReport
+from northmigrate.worker import PREFETCH, Worker, WorkerReport, receivers_for
 
 
 class Item(BaseModel):
@@ -158,6 +158,83 @@ def test_max_messages_receives_no_more(aws: AwsClients) -> None:
     report = Worker(aws, settings, migration, concurrency=2).run(max_messages=5)
     assert (report.received, report.succeeded, report.stopped) == (5, 5, "max_messages")
     assert depth(aws, url) == (10, 0)
+
+
+def test_max_messages_holds_with_several_receivers(aws: AwsClients) -> None:
+    settings, _recorder, migration, url = setup(aws)
+    for n in range(40):
+        send(aws, url, f"A-{n}")
+    worker = Worker(aws, settings, migration, concurrency=8)
+    assert worker.receivers == 2
+    report = worker.run(max_messages=15)
+    assert (report.received, report.succeeded, report.stopped) == (15, 15, "max_messages")
+    assert depth(aws, url) == (25, 0)
+
+
+def test_a_message_that_comes_again_while_held_runs_once_and_is_deleted(
+    aws: AwsClients,
+) -> None:
+    settings, recorder, migration, url = setup(aws)
+    send(aws, url, "A-1")
+    sqs = aws.client("sqs")
+    real_receive, real_delete = sqs.receive_message, sqs.delete_message_batch
+    handles: list[str] = []  # receipt handles of A-1, in the order they came
+    deleted: list[str] = []
+
+    def receive(**kwargs: Any) -> Any:
+        # The first delivery is made visible again at once: the next receive, while the
+        # handler still runs, brings the same message with a newer receipt handle.
+        response = real_receive(**kwargs)
+        for message in response.get("Messages", []):
+            handles.append(message["ReceiptHandle"])
+            if len(handles) == 1:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=0
+                )
+        return response
+
+    def delete(**kwargs: Any) -> Any:
+        deleted.extend(entry["ReceiptHandle"] for entry in kwargs["Entries"])
+        return real_delete(**kwargs)
+
+    sqs.receive_message, sqs.delete_message_batch = receive, delete
+    recorder.behave = lambda record, ctx: time.sleep(0.5)
+    report = Worker(aws, settings, migration, concurrency=1).run(until_empty=True)
+
+    assert recorder.calls == [("A-1", 1)]
+    assert (report.received, report.succeeded) == (1, 1)
+    assert len(handles) == 2
+    assert deleted == [handles[1]]  # real SQS keeps a message deleted with an older handle
+    assert depth(aws, url) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "receivers"),
+    [(1, 1), (3, 1), (4, 2), (8, 2), (20, 2), (21, 3), (32, 4), (200, 4)],
+)
+def test_receivers_grow_with_the_pool(concurrency: int, receivers: int) -> None:
+    assert receivers_for(concurrency) == receivers
+    assert receivers_for(concurrency, fifo=True) == 1
+
+
+def test_the_worker_holds_at_most_its_pool_and_prefetch(aws: AwsClients) -> None:
+    settings, recorder, migration, url = setup(aws)
+    for n in range(60):
+        send(aws, url, f"A-{n}")
+    worker = Worker(aws, settings, migration, concurrency=4)
+    peaks: list[int] = []
+
+    def behave(record: Item, ctx: MigrationContext) -> None:
+        peaks.append(depth(aws, url)[1])  # in flight: running, waiting, or being deleted
+        time.sleep(0.05)
+
+    recorder.behave = behave
+    report = worker.run(until_empty=True)
+    assert report.succeeded == 60
+    assert worker.capacity == 4 + PREFETCH * 2
+    # Messages wait in memory while the pool is busy (the pipe stays full), never more than
+    # the pool and its prefetch; a few more may be in flight while their delete goes out.
+    assert worker.concurrency < max(peaks) <= worker.capacity + 10
 
 
 def test_until_empty_waits_for_a_message_in_flight_elsewhere(aws: AwsClients) -> None:
