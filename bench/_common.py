@@ -23,6 +23,7 @@ from rich.table import Table
 from northmigrate.testing.emulators import start_ministack
 from northmigrate.testing.proxy import FaultPlan, FaultProxy
 
+SLICES = 4
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 
 
@@ -95,6 +96,56 @@ def report(records: int, seconds: float, cpu_s: float) -> None:
     )
 
 
+def depth(client: Any, url: str) -> int:
+    """Messages in the queue: visible plus in flight."""
+    attrs = client.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def discard_down_to(client: Any, url: str, wanted: int) -> None:
+    """Delete messages (untimed set-up) until the queue holds ``wanted``."""
+    excess = depth(client, url) - wanted
+    while excess > 0:
+        got = client.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=min(10, excess), WaitTimeSeconds=1
+        ).get("Messages", [])
+        if got:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ]
+            client.delete_message_batch(QueueUrl=url, Entries=entries)
+            excess -= len(got)
+
+
+def timed_slices(
+    client: Any, url: str, total: int, sample: int, run_slice: Callable[[int], None]
+) -> tuple[int, float, float]:
+    """Time a slow baseline on ``sample`` of a queue of ``total`` messages: (count, seconds,
+    CPU seconds).
+
+    An emulator's cost per call can grow with the depth of the queue (ministack scans it),
+    so the baseline is not timed on a smaller queue of its own: it runs ``run_slice(n)`` in
+    slices at the midpoints of the depths a contender that drains all ``total`` goes
+    through (7/8, 5/8, 3/8 and 1/8 full); before each slice the queue is brought down to
+    that depth, untimed.
+    """
+    per_slice = max(1, sample // SLICES)
+    timed, seconds, cpu_s = 0, 0.0, 0.0
+    for n in range(SLICES):
+        discard_down_to(client, url, total - (2 * n + 1) * total // (2 * SLICES))
+        started, cpu = time.perf_counter(), cpu_now()
+        run_slice(per_slice)
+        seconds += time.perf_counter() - started
+        cpu_s += cpu_now() - cpu
+        timed += per_slice
+    return timed, seconds, cpu_s
+
+
 def cpu_now() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -131,7 +182,7 @@ def print_table(
             f"{m.cpu_us:,.0f}",
             f"{m.peak_rss_mb:.0f}",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)
 
 
 def machine() -> str:

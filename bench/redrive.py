@@ -19,21 +19,24 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _common import (
+    SLICES,
     Measure,
     cpu_now,
+    depth,
     endpoints,
     machine,
     print_table,
     report,
     run_child,
     sqs,
+    timed_slices,
 )
 
 HERE = Path(__file__).resolve()
 NATIVE_MAX_RATE = 500
-SLICES = 4
 
 
 @dataclass
@@ -43,7 +46,7 @@ class _Letter:
     size: int
 
 
-def _fill(client: object, url: str, count: int) -> None:
+def _fill(client: Any, url: str, count: int) -> None:
     """``count`` dead letters as the worker writes them: envelope, failure entry, reason."""
     from northmigrate import envelope
     from northmigrate.batching import batches
@@ -83,32 +86,22 @@ def _fill(client: object, url: str, count: int) -> None:
             {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
             for i, m in enumerate(batch)
         ]
-        result = client.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
+        result = client.send_message_batch(QueueUrl=url, Entries=entries)
         assert not result.get("Failed"), result["Failed"]
 
 
-def _depth(client: object, url: str) -> int:
-    attrs = client.get_queue_attributes(  # type: ignore[attr-defined]
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-def _plain_slice(client: object, dlq: str, main_url: str, count: int) -> None:
+def _plain_slice(client: Any, dlq: str, main_url: str, count: int) -> None:
     """The baseline: receive 1, send 1, delete 1, ``count`` times."""
     moved = 0
     while moved < count:
-        got = client.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1, WaitTimeSeconds=1)  # type: ignore[attr-defined]
+        got = client.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1, WaitTimeSeconds=1)
         for message in got.get("Messages", []):
-            client.send_message(  # type: ignore[attr-defined]
+            client.send_message(
                 QueueUrl=main_url,
                 MessageBody=message["Body"],
                 MessageAttributes=message.get("MessageAttributes", {}),
             )
-            client.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])  # type: ignore[attr-defined]
+            client.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
 
 
@@ -123,31 +116,22 @@ def child(args: argparse.Namespace) -> None:
         started, cpu = time.perf_counter(), cpu_now()
         result = redrive(client, dlq, main_url, concurrency=args.concurrency)
         report(result.moved, time.perf_counter() - started, cpu_now() - cpu)
-        in_main, in_dlq = _depth(client, main_url), _depth(client, dlq)
+        in_main, in_dlq = depth(client, main_url), depth(client, dlq)
         assert result.moved == args.count, f"moved {result.moved} of {args.count}"
         assert in_main == args.count and in_dlq == 0, f"main {in_main}, DLQ {in_dlq}"
         return
-    # The emulator's cost per call grows with the depth of the queue, so the baseline is
-    # timed in slices at the midpoints of the depths the contender drains (7/8, 5/8, 3/8
-    # and 1/8 full); before each slice, the DLQ is brought down to its depth, untimed.
-    scratch = client.create_queue(QueueName=args.queue + "-scratch")["QueueUrl"]
-    per_slice = max(1, args.sample // SLICES)
-    seconds = cpu_s = 0.0
-    timed = 0
-    for n in range(SLICES):
-        depth_wanted = args.count - (2 * n + 1) * args.count // (2 * SLICES)
-        excess = _depth(client, dlq) - depth_wanted
-        if excess > 0:
-            redrive(client, dlq, scratch, max_messages=excess, concurrency=8)
-        started, cpu = time.perf_counter(), cpu_now()
-        _plain_slice(client, dlq, main_url, per_slice)
-        seconds += time.perf_counter() - started
-        cpu_s += cpu_now() - cpu
-        timed += per_slice
+    # Timed at the same depths as the contender, on a sample (see timed_slices).
+    timed, seconds, cpu_s = timed_slices(
+        client, dlq, args.count, args.sample, lambda n: _plain_slice(client, dlq, main_url, n)
+    )
     report(timed, seconds, cpu_s)
-    total = sum(_depth(client, url) for url in (dlq, main_url, scratch))
-    assert _depth(client, main_url) == timed, "the baseline lost or duplicated a message"
-    assert total == args.count, f"{total} messages of {args.count} accounted for"
+    # Outside the timing: the last slice left its depth minus what it moved in the DLQ.
+    last_depth = args.count - (2 * SLICES - 1) * args.count // (2 * SLICES)
+    in_main, in_dlq = depth(client, main_url), depth(client, dlq)
+    assert in_main == timed, f"the baseline moved {in_main} of {timed}"
+    assert in_dlq == last_depth - timed // SLICES, (
+        f"DLQ {in_dlq}, expected {last_depth - timed // SLICES}"
+    )
 
 
 def main() -> None:

@@ -5,7 +5,8 @@
 Each contender drains its own queue of onboarding-record messages in its own process
 (records/s, client CPU µs per record, peak RSS), with a no-op handler and with a handler that
 sleeps 20 ms (an I/O-bound write), on plain loopback and through a proxy adding 20 ms to
-each request. The baseline: receive 10, process each, delete each, until empty.
+each request. The baseline: receive 10, process each, delete each; it is timed on a sample
+of the same queue, at the same depths (the emulator's cost per call grows with the depth).
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import Measure, child_report, cpu_now, endpoints, machine, print_table, run_child
+from _common import (
+    Measure,
+    child_report,
+    cpu_now,
+    endpoints,
+    machine,
+    print_table,
+    report,
+    run_child,
+    timed_slices,
+)
 
 HERE = Path(__file__).resolve()
 
@@ -79,27 +90,38 @@ def child(args: argparse.Namespace) -> None:
     url = sqs.create_queue(QueueName=args.queue)["QueueUrl"]
     _fill(sqs, url, args.count)
     assert dlq
-    started, cpu = time.perf_counter(), cpu_now()
     if args.child == "northmigrate":
+        started, cpu = time.perf_counter(), cpu_now()
         from northmigrate.worker import Worker
 
-        report = Worker(clients, settings, migration, concurrency=args.concurrency).run(
-            until_empty=True
+        # Like the plain loop, it stops at the count it was given (--until-empty would add
+        # the one-second empty long poll that tells it the queue is drained).
+        result = Worker(clients, settings, migration, concurrency=args.concurrency).run(
+            max_messages=args.count
         )
-        assert report.succeeded == args.count, report.to_dict()
-        child_report(report.succeeded, started, cpu)
+        child_report(result.succeeded, started, cpu)
+        assert result.succeeded == args.count, result.to_dict()
+        left = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        assert left == "0", f"{left} messages left on the queue"
         return
-    done = 0
     from northmigrate.envelope import parse
 
-    while done < args.count:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        for message in got.get("Messages", []):
-            record = OnboardingRecord.model_validate(parse(message["Body"]).record)
-            handler(record, None)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            done += 1
-    child_report(done, started, cpu)
+    def plain_slice(count: int) -> None:
+        done = 0
+        while done < count:
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(10, count - done), WaitTimeSeconds=1
+            )
+            for message in got.get("Messages", []):
+                record = OnboardingRecord.model_validate(parse(message["Body"]).record)
+                handler(record, None)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                done += 1
+
+    # Timed at the same queue depths as the worker, on a sample (see timed_slices).
+    report(*timed_slices(sqs, url, args.count, args.sample, plain_slice))
 
 
 def main() -> None:
@@ -110,6 +132,7 @@ def main() -> None:
     parser.add_argument("--endpoint")
     parser.add_argument("--queue")
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--sample", type=int, default=0)
     parser.add_argument("--sleep-ms", type=float, default=0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
@@ -121,21 +144,21 @@ def main() -> None:
         for network, url in urls.items():
             for sleep_ms, conc in ((0, 8), (20, 32)):
                 slow = network != "loopback" or sleep_ms
-                plans = [
-                    ("plain loop", "plain", min(args.records, 300 if slow else 2_000), 1),
-                    ("northmigrate", "northmigrate", args.records, conc),
-                ]
-                for name, mode, count, workers in plans:
+                sample = min(args.records, 300 if slow else 2_000)
+                for name, workers in (("plain loop", 1), ("northmigrate", conc)):
                     label = f"{name} ({sleep_ms:g} ms handler)"
-                    print(f"… {label} on {network}: {count} records", file=sys.stderr)
+                    shown = sample if name == "plain loop" else args.records
+                    print(f"… {label} on {network}: {shown} of {args.records}", file=sys.stderr)
                     argv = [
-                        mode,
+                        "plain" if name == "plain loop" else name,
                         "--endpoint",
                         url,
                         "--queue",
                         f"bench-{uuid.uuid4().hex[:8]}",
                         "--count",
-                        str(count),
+                        str(args.records),
+                        "--sample",
+                        str(sample),
                         "--sleep-ms",
                         str(sleep_ms),
                         "--concurrency",
