@@ -24,16 +24,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/python -m pytest -q
+# The suite on moto's server, then the volume tests on ministack (CI runs both).
+test: lint typecheck ministack
+	$(BIN)/python -m pytest -q -m "not volume"
+	NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -n 2 -m volume \
+		tests/integration/test_volume.py tests/integration/test_deploy_ministack.py
 
 # The emulator for volume tests and benchmarks, in its own environment (it pins botocore).
-.venv-ministack/.installed:
-	$(PYTHON) -m venv .venv-ministack
-	.venv-ministack/bin/python -m pip install --quiet ministack
-	touch .venv-ministack/.installed
+MINISTACK_VERSION := 1.5.33
+MINISTACK_STAMP := .venv-ministack/.installed-$(MINISTACK_VERSION)
 
-ministack: .venv-ministack/.installed
+$(MINISTACK_STAMP):
+	rm -rf .venv-ministack
+	$(PYTHON) -m venv .venv-ministack
+	.venv-ministack/bin/python -m pip install --quiet 'ministack==$(MINISTACK_VERSION)'
+	touch $(MINISTACK_STAMP)
+
+ministack: $(MINISTACK_STAMP)
 
 volume: $(STAMP) ministack
 	$(BIN)/python -m pytest -q -m volume

@@ -9,12 +9,15 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.config
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -218,3 +221,38 @@ def write_jsonl(path: Path, items: list[Any]) -> Path:
         for item in items:
             out.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
     return path
+
+
+def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
+    """Run the CLI; its peak resident set size in MB, and its JSON output."""
+    out = project.root / "out.json"
+    with out.open("w") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "northmigrate", *args, "--output", "json"],
+            cwd=project.root,
+            env=cli_env(),
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, out.read_text()
+    return usage.ru_maxrss / 1024, json.loads(out.read_text())
+
+
+@contextmanager
+def ministack_endpoint() -> Iterator[str]:
+    """A ministack of its own (for a test module): its URL. Skips when ministack is not
+    installed, or fails when ``NORTHMIGRATE_REQUIRE_MINISTACK`` is set (CI installs it)."""
+    from northmigrate.testing.emulators import find_ministack, start_ministack
+
+    binary = find_ministack()
+    if binary is None:
+        if os.environ.get("NORTHMIGRATE_REQUIRE_MINISTACK"):
+            pytest.fail("NORTHMIGRATE_REQUIRE_MINISTACK is set, but ministack is not installed")
+        pytest.skip(
+            "ministack is not installed: run `make ministack`, or set "
+            "NORTHMIGRATE_MINISTACK=/path/to/bin/ministack"
+        )
+    with start_ministack(executable=binary) as emulator:
+        yield emulator.url

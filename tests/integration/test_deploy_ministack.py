@@ -11,19 +11,13 @@ dead-lettered with its reason. Run it with ``make volume`` or::
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import REPO, Project, client, write_jsonl
+from helpers import Project, ministack_endpoint, write_jsonl
 
 from northmigrate.sample import generate
 
@@ -31,58 +25,9 @@ pytestmark = [pytest.mark.volume, pytest.mark.integration]
 RECORDS = 300
 
 
-def ministack_binary() -> str | None:
-    for candidate in (
-        os.environ.get("NORTHMIGRATE_MINISTACK"),
-        str(REPO / ".venv-ministack" / "bin" / "ministack"),
-        shutil.which("ministack"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@contextmanager
-def _own_ministack(binary: str) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="ministack-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NORTHMIGRATE_"))}
-    env.update(GATEWAY_PORT=str(port), BIND_HOST="127.0.0.1", TMPDIR=workdir)
-    log = Path(workdir) / "ministack.log"
-    process = subprocess.Popen(
-        [binary], cwd=workdir, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client("sqs", url).list_queues()
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"ministack did not start: {log.read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def ministack() -> Iterator[str]:
-    binary = ministack_binary()
-    if binary is None:
-        pytest.skip("ministack is not installed (make ministack, or set NORTHMIGRATE_MINISTACK)")
-    with _own_ministack(binary) as url:
+    with ministack_endpoint() as url:
         yield url
 
 

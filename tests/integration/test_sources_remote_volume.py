@@ -11,15 +11,13 @@ with ``make volume`` or::
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import Project, cli_env, client
+from helpers import Project, cli_env, client, peak_rss_mb
 
 from northmigrate.sample import SampleGenerator
 
@@ -66,23 +64,6 @@ def write_object(path: Path, size: int) -> int:
             out.write(line)
             written += len(line)
     return count
-
-
-def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
-    """Run the CLI; its peak resident set size in MB, and its JSON output."""
-    out = project.root / "out.json"
-    with out.open("w") as stdout:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "northmigrate", *args, "--output", "json"],
-            cwd=project.root,
-            env=cli_env(),
-            stdout=stdout,
-            stderr=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.returncode == 0, out.read_text()
-    return usage.ru_maxrss / 1024, json.loads(out.read_text())
 
 
 def test_a_200_mb_object_streams_in_flat_memory(tmp_path: Path, own_endpoint: str) -> None:
