@@ -329,10 +329,13 @@ class Worker:
 
     def _reserve(self, max_messages: int | None) -> int:
         """Slots for one receive (1..10), once the pool and its prefetch have room; 0 when
-        nothing should be received (stop set, receiving over, --max-messages all taken)."""
+        nothing should be received (stop set, receiving over or failed, --max-messages all
+        taken)."""
         with self._cond:
             while True:
                 if self.stop.is_set() or self._receiving_over.is_set():
+                    return 0
+                if self._receive_failure is not None:
                     return 0
                 room = self.capacity - self._held - self._reserved
                 if max_messages is not None:

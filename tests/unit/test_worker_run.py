@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.exceptions
 import pytest
 from moto import mock_aws
 from pydantic import BaseModel
@@ -206,6 +207,28 @@ def test_a_message_that_comes_again_while_held_runs_once_and_is_deleted(
     assert len(handles) == 2
     assert deleted == [handles[1]]  # real SQS keeps a message deleted with an older handle
     assert depth(aws, url) == (0, 0)
+
+
+def test_a_receiver_that_fails_ends_the_run_with_its_error(aws: AwsClients) -> None:
+    settings, _recorder, migration, url = setup(aws)
+    for n in range(30):
+        send(aws, url, f"A-{n}")
+    sqs = aws.client("sqs")
+    real_receive = sqs.receive_message
+
+    def receive(**kwargs: Any) -> Any:
+        if threading.current_thread().name == "nm-receive-1":  # the second receiver only
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "ReceiveMessage"
+            )
+        return real_receive(**kwargs)
+
+    sqs.receive_message = receive
+    report = Worker(aws, settings, migration, concurrency=8).run(until_empty=True)
+
+    assert report.stopped == "error"
+    assert report.error is not None and "AccessDenied" in str(report.error)
+    adds_up(report)
 
 
 @pytest.mark.parametrize(
