@@ -404,31 +404,36 @@ class Worker:
         twice: the newest receipt handle is kept for its heartbeat and its delete.
         """
         assert self.heartbeat is not None
-        starts: list[str] = []
         fresh: list[InMessage] = []
+        again: list[tuple[str, str]] = []  # (first receipt handle, newest) of repeats
         with self._cond:
             self._reserved -= reserved
             self._cond.notify_all()
-            if not messages:
-                return
-            if self._closed:
-                # Too late even to hand them back: SQS gives them out again after their
-                # visibility timeout.
+            if not messages or self._closed:
+                # Closed: too late even to hand them back; SQS gives them out again after
+                # their visibility timeout.
                 return
             for message in messages:
                 first = self._holding.get(message.message_id)
                 if first is None:
                     self._holding[message.message_id] = message.receipt_handle
                     fresh.append(message)
-                    continue
-                self._newest[message.message_id] = message.receipt_handle
-                self.heartbeat.add(first, message.receipt_handle)
-                log.info("message %s came again while held: not started twice", message.message_id)
-            for message in fresh:
-                self.heartbeat.add(message.receipt_handle, message.receipt_handle)
-            self.report.received += len(fresh)
-            self._held += len(fresh)
-            accept = not (self.stop.is_set() or self._no_new_starts)
+                else:
+                    self._newest[message.message_id] = message.receipt_handle
+                    again.append((first, message.receipt_handle))
+        # The heartbeat's lock may be held across a round of calls: not under ours.
+        for first, newest in again:
+            self.heartbeat.add(first, newest)
+            log.info("a message came again while held: not started twice")
+        for message in fresh:
+            self.heartbeat.add(message.receipt_handle, message.receipt_handle)
+        starts: list[str] = []
+        with self._cond:
+            late = self._closed
+            if not late:
+                self.report.received += len(fresh)
+                self._held += len(fresh)
+            accept = not (late or self.stop.is_set() or self._no_new_starts)
             if accept:
                 for message in fresh:
                     key = message.receipt_handle
@@ -440,6 +445,10 @@ class Worker:
                     else:
                         self._groups[key] = deque([message])
                         starts.append(key)
+        if late:  # closed meanwhile: SQS gives them out again after their visibility timeout
+            for message in fresh:
+                self._let_go(message)
+            return
         if not accept:
             self._hand_back(fresh)
             return
