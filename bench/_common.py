@@ -96,6 +96,39 @@ def report(records: int, seconds: float, cpu_s: float) -> None:
     )
 
 
+def onboarding_messages(count: int, seed: int) -> list[Any]:
+    """``count`` eligible onboarding records as the enqueue sends them (OutMessage: body,
+    attributes, size)."""
+    from northmigrate.examples.onboarding import migration
+    from northmigrate.sample import SampleGenerator
+    from northmigrate.sources import SourceItem
+    from northmigrate.validation import Validator
+
+    gen = SampleGenerator(seed=seed)
+    validator = Validator(migration, max_message_size=262_144, run_id="bench")
+    messages = []
+    for n in range(1, count + 1):
+        record = gen.record(n)
+        record["status"] = "approved"
+        checked = validator.check(SourceItem(n, data=record))
+        assert checked.message is not None
+        messages.append(checked.message)
+    return messages
+
+
+def send_all(client: Any, url: str, messages: list[Any]) -> None:
+    """Send messages (anything with ``body``, ``attributes`` and ``size``) in batches."""
+    from northmigrate.batching import batches
+
+    for batch in batches(messages, 262_144):
+        entries = [
+            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
+            for i, m in enumerate(batch)
+        ]
+        result = client.send_message_batch(QueueUrl=url, Entries=entries)
+        assert not result.get("Failed"), result["Failed"]
+
+
 def depth(client: Any, url: str) -> int:
     """Messages in the queue: visible plus in flight."""
     attrs = client.get_queue_attributes(
@@ -134,7 +167,8 @@ def timed_slices(
     through (7/8, 5/8, 3/8 and 1/8 full); before each slice the queue is brought down to
     that depth, untimed.
     """
-    per_slice = max(1, sample // SLICES)
+    # A slice never takes more than the depth it starts at (the last is 1/8 full).
+    per_slice = max(1, min(sample // SLICES, total // (2 * SLICES)))
     timed, seconds, cpu_s = 0, 0.0, 0.0
     for n in range(SLICES):
         discard_down_to(client, url, total - (2 * n + 1) * total // (2 * SLICES))

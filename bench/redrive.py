@@ -28,9 +28,11 @@ from _common import (
     depth,
     endpoints,
     machine,
+    onboarding_messages,
     print_table,
     report,
     run_child,
+    send_all,
     sqs,
     timed_slices,
 )
@@ -49,21 +51,11 @@ class _Letter:
 def _fill(client: Any, url: str, count: int) -> None:
     """``count`` dead letters as the worker writes them: envelope, failure entry, reason."""
     from northmigrate import envelope
-    from northmigrate.batching import batches
     from northmigrate.examples.onboarding import migration
-    from northmigrate.sample import SampleGenerator
-    from northmigrate.sources import SourceItem
-    from northmigrate.validation import Validator
 
-    gen = SampleGenerator(seed=9)
-    validator = Validator(migration, max_message_size=262_144, run_id="bench")
-    messages = []
-    for n in range(1, count + 1):
-        record = gen.record(n)
-        record["status"] = "approved"
-        checked = validator.check(SourceItem(n, data=record))
-        assert checked.message is not None
-        data = json.loads(checked.message.body)
+    letters = []
+    for n, message in enumerate(onboarding_messages(count, seed=9), start=1):
+        data = json.loads(message.body)
         reason = f"ConflictError: target service rejected record ({n % 3})"
         data["failures"] = [
             envelope.failure(
@@ -75,19 +67,12 @@ def _fill(client: Any, url: str, count: int) -> None:
                 version=migration.version,
             )
         ]
-        attrs = dict(checked.message.attributes)
+        attrs = dict(message.attributes)
         attrs[envelope.ATTR_REASON] = {"DataType": "String", "StringValue": reason}
         attrs[envelope.ATTR_FAILURE_KIND] = {"DataType": "String", "StringValue": "permanent"}
         body = json.dumps(data, separators=(",", ":"))
-        size = len(body.encode()) + envelope.attributes_size(attrs)
-        messages.append(_Letter(body, attrs, size))
-    for batch in batches(messages, 262_144):
-        entries = [
-            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
-            for i, m in enumerate(batch)
-        ]
-        result = client.send_message_batch(QueueUrl=url, Entries=entries)
-        assert not result.get("Failed"), result["Failed"]
+        letters.append(_Letter(body, attrs, len(body.encode()) + envelope.attributes_size(attrs)))
+    send_all(client, url, letters)
 
 
 def _plain_slice(client: Any, dlq: str, main_url: str, count: int) -> None:
@@ -114,7 +99,11 @@ def child(args: argparse.Namespace) -> None:
     _fill(client, dlq, args.count)
     if args.child == "northmigrate":
         started, cpu = time.perf_counter(), cpu_now()
-        result = redrive(client, dlq, main_url, concurrency=args.concurrency)
+        # Like the plain loop, it stops at the count it was given (without --max, the end of
+        # a run is a one-second receive that finds the DLQ empty).
+        result = redrive(
+            client, dlq, main_url, concurrency=args.concurrency, max_messages=args.count
+        )
         report(result.moved, time.perf_counter() - started, cpu_now() - cpu)
         in_main, in_dlq = depth(client, main_url), depth(client, dlq)
         assert result.moved == args.count, f"moved {result.moved} of {args.count}"

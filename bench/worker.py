@@ -24,37 +24,15 @@ from _common import (
     cpu_now,
     endpoints,
     machine,
+    onboarding_messages,
     print_table,
     report,
     run_child,
+    send_all,
     timed_slices,
 )
 
 HERE = Path(__file__).resolve()
-
-
-def _fill(sqs: object, url: str, count: int) -> None:
-    from northmigrate.batching import batches
-    from northmigrate.examples.onboarding import migration
-    from northmigrate.sample import SampleGenerator
-    from northmigrate.sources import SourceItem
-    from northmigrate.validation import Validator
-
-    gen = SampleGenerator(seed=5)
-    validator = Validator(migration, max_message_size=262_144, run_id="bench")
-    messages = []
-    for n in range(1, count + 1):
-        record = gen.record(n)
-        record["status"] = "approved"
-        checked = validator.check(SourceItem(n, data=record))
-        assert checked.message is not None
-        messages.append(checked.message)
-    for batch in batches(messages, 262_144):
-        entries = [
-            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": m.attributes}
-            for i, m in enumerate(batch)
-        ]
-        sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
 
 
 def child(args: argparse.Namespace) -> None:
@@ -88,7 +66,7 @@ def child(args: argparse.Namespace) -> None:
     sqs = clients.client("sqs")
     dlq = sqs.create_queue(QueueName=args.queue + "-dlq")["QueueUrl"]
     url = sqs.create_queue(QueueName=args.queue)["QueueUrl"]
-    _fill(sqs, url, args.count)
+    send_all(sqs, url, onboarding_messages(args.count, seed=5))
     assert dlq
     if args.child == "northmigrate":
         started, cpu = time.perf_counter(), cpu_now()
