@@ -421,6 +421,10 @@ class Worker:
                 else:
                     self._newest[message.message_id] = message.receipt_handle
                     again.append((first, message.receipt_handle))
+            # Counted with the reservation's end, so that no other receive overshoots the
+            # capacity or --max-messages meanwhile.
+            self.report.received += len(fresh)
+            self._held += len(fresh)
         # The heartbeat's lock may be held across a round of calls: not under ours.
         for first, newest in again:
             self.heartbeat.add(first, newest)
@@ -430,9 +434,9 @@ class Worker:
         starts: list[str] = []
         with self._cond:
             late = self._closed
-            if not late:
-                self.report.received += len(fresh)
-                self._held += len(fresh)
+            if late:
+                self.report.received -= len(fresh)
+                self._held -= len(fresh)
             accept = not (late or self.stop.is_set() or self._no_new_starts)
             if accept:
                 for message in fresh:
