@@ -3,6 +3,11 @@
 moto's SQS scans the whole queue on every call, so it suits queues of up to a few hundred
 messages: the demo, tests, trying things out. For volume, point ``aws.endpoint_url`` at a
 faster emulator (see README).
+
+moto picks and marks the messages of a ReceiveMessage without a lock, so two receives at
+the same moment (a worker has several receivers) could both be handed one message, or two
+messages of one FIFO group; SQS never does that within a visibility timeout. The endpoint
+makes each receive atomic (:func:`atomic_sqs_receives`), keeping long polling.
 """
 
 from __future__ import annotations
@@ -10,12 +15,57 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import threading
+import time
 from types import TracebackType
 from typing import Any
 
 from northmigrate.errors import ConfigError, InputError
 
 DEFAULT_PORT = 4566
+_RECEIVE_LOCK = threading.Lock()  # one ReceiveMessage picks its messages at a time
+_PATCH_LOCK = threading.Lock()
+_patched = False
+
+
+def atomic_sqs_receives() -> None:
+    """Make moto's SQS ReceiveMessage atomic in this process (idempotent).
+
+    Each receive picks its messages under one lock; a long poll waits for messages outside
+    it, checking again at least once a second, as moto's own long poll does.
+    """
+    global _patched
+    with _PATCH_LOCK:
+        if _patched:
+            return
+        from moto.sqs.models import SQSBackend
+
+        original = SQSBackend.receive_message
+
+        def receive_message(
+            self: Any,
+            queue_name: str,
+            count: int,
+            wait_seconds_timeout: int,
+            visibility_timeout: int,
+            message_attribute_names: list[str] | None = None,
+        ) -> Any:
+            deadline = time.monotonic() + wait_seconds_timeout
+            while True:
+                with _RECEIVE_LOCK:
+                    got = original(
+                        self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                    )
+                remaining = deadline - time.monotonic()
+                if got or remaining <= 0:
+                    return got
+                # Wakes when a message is visible; one may be visible and still not ours
+                # (its FIFO group is in flight): do not spin on it.
+                self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+                time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+        SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+        _patched = True
 
 
 class EmbeddedEndpoint:
@@ -54,6 +104,7 @@ class EmbeddedEndpoint:
         # werkzeug logs every request at INFO; only --debug (DEBUG on the root) shows them
         if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        atomic_sqs_receives()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.port = int(self._server.get_host_and_port()[1])

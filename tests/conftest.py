@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 from helpers import Project, cli_env
 
+from northmigrate.local import atomic_sqs_receives
+
+# In-process moto (mock_aws) receives atomically too, as the embedded endpoint's and SQS's do:
+# a worker's or a redrive's concurrent receives are never handed one message twice.
+atomic_sqs_receives()
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
