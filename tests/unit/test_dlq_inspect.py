@@ -7,13 +7,10 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from northmigrate import envelope
 from northmigrate.dlq import ExportWriter, inspect, peek, record_reasons
@@ -22,19 +19,6 @@ from northmigrate.dlq.peek import Reader, peek_reader
 SENSITIVE = ("owner.ssn", "email")
 SSN = "900-12-3456"
 EMAIL = "pat@example.com"
-
-
-@pytest.fixture
-def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("sqs", region_name="us-east-1")
 
 
 def dead_letter(sqs: Any, url: str, n: int, reason: str | None, kind: str = "permanent") -> None:

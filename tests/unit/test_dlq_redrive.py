@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from northmigrate import envelope
 from northmigrate.dlq import default_destination, native_redrive, parse_all, redrive
 from northmigrate.errors import AwsError, InputError
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
-
-
-@pytest.fixture
-def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("sqs", region_name="us-east-1")
 
 
 def queues(sqs: Any, fifo: bool = False) -> tuple[str, str]:
