@@ -9,8 +9,8 @@ from moto import mock_aws
 
 
 @pytest.fixture
-def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An SQS client on in-process moto, with fake credentials and no endpoint override."""
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In-process moto, with fake credentials and no endpoint override."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "t",
         "AWS_SECRET_ACCESS_KEY": "t",
@@ -19,4 +19,10 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield boto3.client("sqs", region_name="us-east-1")
+        yield
+
+
+@pytest.fixture
+def sqs(mocked_aws: None) -> Any:
+    """An SQS client on in-process moto."""
+    return boto3.client("sqs", region_name="us-east-1")

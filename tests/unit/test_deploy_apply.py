@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from northmigrate.aws import AwsClients
 from northmigrate.config import Settings, load_settings
@@ -22,19 +20,6 @@ from northmigrate.examples.onboarding import migration
 from northmigrate.provision import provision
 from northmigrate.queues import Queues
 from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
 
 
 def settings(tmp_path: Path, extra: str = "") -> Settings:
@@ -68,7 +53,7 @@ def actions(report: dict[str, Any]) -> dict[str, str]:
 
 
 def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
-    aws: None, tmp_path: Path
+    mocked_aws: None, tmp_path: Path
 ) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
@@ -96,7 +81,7 @@ def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
     )
 
 
-def test_drift_is_put_back(aws: None, tmp_path: Path) -> None:
+def test_drift_is_put_back(mocked_aws: None, tmp_path: Path) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
     first = run(clients, s, fake_package(tmp_path))
@@ -124,7 +109,9 @@ def test_drift_is_put_back(aws: None, tmp_path: Path) -> None:
     assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["BatchSize"] == 10
 
 
-def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(aws: None, tmp_path: Path) -> None:
+def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(
+    mocked_aws: None, tmp_path: Path
+) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
     tap = Tap(clients, Queues(clients.client("sqs"), s.queue), sleep=lambda _: None)
@@ -147,7 +134,7 @@ def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(aws: None, tmp_pa
         tap.limit(1)
 
 
-def test_destroy_removes_everything_deploy_made(aws: None, tmp_path: Path) -> None:
+def test_destroy_removes_everything_deploy_made(mocked_aws: None, tmp_path: Path) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
     run(clients, s, fake_package(tmp_path))
@@ -168,7 +155,7 @@ def test_destroy_removes_everything_deploy_made(aws: None, tmp_path: Path) -> No
     assert {c.action for c in again.changes} == {"absent"}
 
 
-def test_destroy_never_deletes_queues_that_hold_messages(aws: None, tmp_path: Path) -> None:
+def test_destroy_never_deletes_queues_that_hold_messages(mocked_aws: None, tmp_path: Path) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     report = provision(clients, s, migration)  # nothing deployed: no mapping on the queue
     sqs = clients.client("sqs")

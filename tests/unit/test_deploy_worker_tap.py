@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 from pydantic import BaseModel
 
 from northmigrate import envelope
@@ -43,16 +41,8 @@ class FakeGate:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield AwsClients()
+def aws(mocked_aws: None) -> AwsClients:
+    return AwsClients()
 
 
 def setup(clients: AwsClients, count: int) -> tuple[Settings, Migration[Item], list[str], str]:

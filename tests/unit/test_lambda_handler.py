@@ -5,11 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from northmigrate import aws_lambda, envelope
 from northmigrate.aws import AwsClients
@@ -63,19 +61,6 @@ def env_for(queue: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
-
-
 def runtime_for(queue: str) -> aws_lambda.Runtime:
     env = env_for(queue)
     clients = AwsClients()
@@ -102,7 +87,7 @@ def dead_letters(rt: aws_lambda.Runtime) -> dict[str, str]:
     return out
 
 
-def test_standard_batch_reports_only_the_records_to_retry(aws: None) -> None:
+def test_standard_batch_reports_only_the_records_to_retry(mocked_aws: None) -> None:
     rt = runtime_for("orders")
     ok = sqs_record(body(record(1)))
     transient = sqs_record(body(record(2, region="ON")))
@@ -124,7 +109,7 @@ def test_standard_batch_reports_only_the_records_to_retry(aws: None) -> None:
     assert dead["not json at all"] == "EnvelopeError: message body is not JSON"
 
 
-def test_fifo_stops_at_the_first_failure_and_fails_the_rest(aws: None) -> None:
+def test_fifo_stops_at_the_first_failure_and_fails_the_rest(mocked_aws: None) -> None:
     rt = runtime_for("orders.fifo")
     records = [
         sqs_record(body(record(1)), group="g"),
@@ -139,7 +124,7 @@ def test_fifo_stops_at_the_first_failure_and_fails_the_rest(aws: None) -> None:
     assert table_ids(rt.clients) == {"APP-000001"}  # the third was never started
 
 
-def test_a_fifo_dead_letter_is_not_a_failure(aws: None) -> None:
+def test_a_fifo_dead_letter_is_not_a_failure(mocked_aws: None) -> None:
     rt = runtime_for("orders.fifo")
     records = [
         sqs_record(body(record(1, business_type="partnership")), group="g"),
@@ -149,7 +134,7 @@ def test_a_fifo_dead_letter_is_not_a_failure(aws: None) -> None:
     assert table_ids(rt.clients) == {"APP-000002"}
 
 
-def test_records_are_not_started_when_the_invocation_is_about_to_time_out(aws: None) -> None:
+def test_records_are_not_started_when_the_invocation_is_about_to_time_out(mocked_aws: None) -> None:
     rt = runtime_for("orders.fifo")
     records = [sqs_record(body(record(n)), group="g") for n in range(1, 4)]
     left = iter([10_000, 9_500, 1_500, 900])  # at the start, then before each record
@@ -165,7 +150,7 @@ def test_records_are_not_started_when_the_invocation_is_about_to_time_out(aws: N
     assert table_ids(rt.clients) == {"APP-000001", "APP-000002"}
 
 
-def test_a_short_timeout_still_runs_its_records(aws: None) -> None:
+def test_a_short_timeout_still_runs_its_records(mocked_aws: None) -> None:
     rt = runtime_for("orders")
     records = [sqs_record(body(record(n))) for n in range(1, 3)]
     response = aws_lambda.handle({"Records": records}, rt, remaining_ms=lambda: 900)
@@ -173,7 +158,7 @@ def test_a_short_timeout_still_runs_its_records(aws: None) -> None:
 
 
 def test_an_unexpected_error_fails_only_its_record(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    mocked_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = runtime_for("orders")
     records = [sqs_record(body(record(n))) for n in range(1, 4)]
@@ -191,7 +176,7 @@ def test_an_unexpected_error_fails_only_its_record(
 
 
 def test_the_entry_point_reads_the_environment_once_per_container(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    mocked_aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = env_for("orders")
     provision(AwsClients(), load_settings(None, env=env), migration)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 from pydantic import BaseModel
 
 from northmigrate import envelope
@@ -42,17 +40,9 @@ NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws(mocked_aws: None) -> AwsClients:
     CALLS.clear()
-    with mock_aws():
-        yield AwsClients()
+    return AwsClients()
 
 
 def make(clients: AwsClients, *, fifo: bool = False, sqs: Any = None) -> tuple[Processor, str]:

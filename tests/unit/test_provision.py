@@ -1,29 +1,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from moto import mock_aws
 
 from northmigrate.aws import AwsClients
 from northmigrate.config import load_settings
 from northmigrate.examples.onboarding import migration
 from northmigrate.provision import provision
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
 
 
 def settings_for(tmp_path: Path, name: str = "orders", receive: int = 4) -> object:
@@ -36,7 +19,9 @@ def settings_for(tmp_path: Path, name: str = "orders", receive: int = 4) -> obje
     return load_settings(path, env={})
 
 
-def test_provision_creates_then_changes_nothing_then_updates(aws: None, tmp_path: Path) -> None:
+def test_provision_creates_then_changes_nothing_then_updates(
+    mocked_aws: None, tmp_path: Path
+) -> None:
     clients = AwsClients()
     first = provision(clients, settings_for(tmp_path), migration)  # type: ignore[arg-type]
     assert [(c.resource, c.action) for c in first.changes] == [
@@ -71,6 +56,6 @@ def test_provision_creates_then_changes_nothing_then_updates(aws: None, tmp_path
     )
 
 
-def test_provision_fifo(aws: None, tmp_path: Path) -> None:
+def test_provision_fifo(mocked_aws: None, tmp_path: Path) -> None:
     report = provision(AwsClients(), settings_for(tmp_path, name="orders.fifo"), None)  # type: ignore[arg-type]
     assert report.queue_url.endswith("orders.fifo") and report.dlq_url.endswith("orders-dlq.fifo")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import botocore.exceptions
 import pytest
 from boto3.dynamodb.types import Binary
-from moto import mock_aws
 
 from northmigrate import enqueue
 from northmigrate.aws import AwsClients
@@ -31,16 +29,8 @@ TABLE = "old-onboarding"
 
 
 @pytest.fixture
-def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield AwsClients(AwsSettings(region="us-east-1"))
+def clients(mocked_aws: None) -> AwsClients:
+    return AwsClients(AwsSettings(region="us-east-1"))
 
 
 def make_table(clients: AwsClients, count: int, name: str = TABLE) -> list[str]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 from pydantic import BaseModel
 
 from northmigrate import envelope
@@ -50,16 +49,8 @@ class Recorder:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield AwsClients(pool_size=16)
+def aws(mocked_aws: None) -> AwsClients:
+    return AwsClients(pool_size=16)
 
 
 def setup(
