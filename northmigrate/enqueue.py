@@ -141,6 +141,10 @@ def run(
             rejects.write(rejection, item)
 
     def on_result(message: OutMessage, error: str | None) -> None:
+        if error is None and settled is None:  # the common case, once per record sent
+            with lock:
+                report.enqueued += 1
+            return
         with lock:
             item = inflight.pop(id(message), None) if settled is not None else None
         try:

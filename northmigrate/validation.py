@@ -183,6 +183,7 @@ class Validator:
         self.source_name = source_name
         self.fifo = fifo
         self.enqueued_at = envelope.iso(envelope.utc_now())
+        self._bodies = envelope.BodyWriter(migration.name, run_id, self.enqueued_at)
         self._seen = KeySet()
         self.largest_message = 0  # bytes, over every valid eligible record checked
         self._model: type[BaseModel] = migration.model
@@ -235,14 +236,6 @@ class Validator:
         return Checked("eligible", item, record_id, message=message, record=record)
 
     def _message(self, item: SourceItem, record: BaseModel, record_id: str) -> OutMessage:
-        header = {
-            "migration": self.migration.name,
-            "record_id": record_id,
-            "run_id": self.run_id,
-            "source": item.origin or self.source_name,
-            "line": item.line,
-            "enqueued_at": self.enqueued_at,
-        }
         raw = (
             item.text
             if item.text is not None
@@ -252,9 +245,11 @@ class Validator:
                 ensure_ascii=False,
             )
         )
-        body = envelope.body_with_raw_record(header, raw)
+        body = self._bodies.body(record_id, item.origin or self.source_name, item.line, raw)
         attrs = envelope.attributes(self.migration.name, record_id)
-        size = len(body.encode("utf-8")) + envelope.attributes_size(attrs)
+        size = (len(body) if body.isascii() else len(body.encode())) + envelope.attributes_size(
+            attrs
+        )
         message = OutMessage(record_id, item.line, body, attrs, size)
         if self.fifo:
             import hashlib

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from northmigrate import envelope
 from northmigrate.errors import PluginError
@@ -57,6 +59,35 @@ def test_envelope_round_trip_and_raw_body() -> None:
     )
     again = envelope.parse(parsed.to_body())
     assert again.last_failure is not None and again.last_failure["reason"] == "E: x"
+
+
+@given(
+    migration=st.text(),
+    run_id=st.text(),
+    record_ids=st.lists(st.text(), min_size=1, max_size=3),
+    sources=st.lists(st.text(max_size=5), min_size=1, max_size=3),
+    line=st.none() | st.integers(min_value=0),
+)
+def test_the_fast_body_writer_writes_the_same_bytes_as_json_dumps(
+    migration: str, run_id: str, record_ids: list[str], sources: list[str], line: int | None
+) -> None:
+    writer = envelope.BodyWriter(migration, run_id, "2026-11-27T01:02:03.000000Z")
+    for record_id in record_ids:
+        for source in sources:  # the source name changes within a run (S3 objects)
+            header = {
+                "migration": migration,
+                "record_id": record_id,
+                "run_id": run_id,
+                "source": source,
+                "line": line,
+                "enqueued_at": "2026-11-27T01:02:03.000000Z",
+            }
+            raw = '{"k":"\\u00e9 \\"q\\""}'
+            assert writer.body(record_id, source, line, raw) == envelope.body_with_raw_record(
+                header, raw
+            )
+            parsed = envelope.parse(writer.body(record_id, source, line, raw))
+            assert (parsed.record_id, parsed.source, parsed.line) == (record_id, source, line)
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,32 @@ def test_unreachable_endpoint_marks_the_sender_broken() -> None:
     sender.close()
     assert sender.broken is not None and "cannot reach" in sender.broken.message
     assert errors and errors[0] is not None and "cannot reach" in errors[0]
+
+
+def test_an_entry_never_accepted_gets_every_attempt_with_growing_jittered_waits() -> None:
+    fake = FakeSqs(["retryable"], [])
+    waits: list[float] = []
+    errors: list[str | None] = []
+    sender = SqsSender(
+        fake, "url", on_result=lambda m, e: errors.append(e), entry_attempts=5, sleep=waits.append
+    )
+    sender.submit(message(1))
+    sender.close()
+    assert fake.calls == 5 and sender.calls == 5
+    assert len(waits) == 4
+    for wait, ceiling in zip(waits, [0.05, 0.1, 0.2, 0.4], strict=True):
+        assert 0 <= wait <= ceiling
+    assert errors == ["not accepted after 5 attempts: X: no"]
+
+
+def test_one_attempt_means_no_retry_and_no_wait() -> None:
+    fake = FakeSqs(["retryable"], [])
+    waits: list[float] = []
+    errors: list[str | None] = []
+    sender = SqsSender(
+        fake, "url", on_result=lambda m, e: errors.append(e), entry_attempts=1, sleep=waits.append
+    )
+    sender.submit(message(1))
+    sender.close()
+    assert (fake.calls, waits) == (1, [])
+    assert errors == ["not accepted after 1 attempts: X: no"]
