@@ -50,6 +50,7 @@ chaos-large: $(STAMP) ministack
 
 bench: $(STAMP) ministack
 	$(BIN)/python bench/enqueue.py
+	$(BIN)/python bench/enqueue_cpu.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/redrive.py
 
