@@ -247,9 +247,8 @@ class Validator:
         )
         body = self._bodies.body(record_id, item.origin or self.source_name, item.line, raw)
         attrs = envelope.attributes(self.migration.name, record_id)
-        size = (len(body) if body.isascii() else len(body.encode())) + envelope.attributes_size(
-            attrs
-        )
+        body_bytes = len(body) if body.isascii() else len(body.encode())
+        size = body_bytes + envelope.attributes_size(attrs)
         message = OutMessage(record_id, item.line, body, attrs, size)
         if self.fifo:
             import hashlib

@@ -70,6 +70,17 @@ def test_oversize_record_is_invalid_with_its_size() -> None:
     )
 
 
+def test_message_size_counts_utf8_bytes_and_the_attribute() -> None:
+    attribute = len(envelope.ATTR_RECORD_ID) + len("String")
+    for referral in ("plain ascii", "Zoë Ðorđević 東京 🚀"):
+        rec = record(referral_code=referral)
+        message = validator().check(SourceItem(1, text=json.dumps(rec, ensure_ascii=False))).message
+        assert message is not None
+        body_bytes = len(message.body.encode("utf-8"))
+        assert message.size == body_bytes + attribute + len(rec["application_id"])
+    assert body_bytes > len(message.body)  # the multi-byte case really was multi-byte
+
+
 def test_errors_never_carry_sensitive_values() -> None:
     rec = record()
     rec["owners"][0]["tax_id"] = "987654321"  # wrong format: the value must not be echoed
