@@ -34,9 +34,9 @@ from enqueue import eligible_file
 from rich.console import Console
 from rich.table import Table
 
-from northmigrate import enqueue
 from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
+from northmigrate.enqueue import run as enqueue_records
 from northmigrate.examples.onboarding import migration
 from northmigrate.sources import open_source
 from northmigrate.validation import OutMessage, Validator
@@ -115,7 +115,7 @@ def main() -> None:
                     chunk = []
 
         def enqueue_run() -> None:
-            report = enqueue.run(
+            report = enqueue_records(
                 open_source(str(source)),
                 migration,
                 max_message_size=262_144,
