@@ -28,7 +28,8 @@ typecheck: $(STAMP)
 test: lint typecheck ministack
 	$(BIN)/python -m pytest -q -m "not volume"
 	NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -n 2 -m volume \
-		tests/integration/test_volume.py tests/integration/test_deploy_ministack.py
+		tests/integration/test_volume.py tests/integration/test_deploy_ministack.py \
+		tests/integration/test_bench.py
 
 # The emulator for volume tests and benchmarks, in its own environment (it pins botocore).
 MINISTACK_VERSION := 1.5.33

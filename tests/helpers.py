@@ -244,7 +244,16 @@ def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
 def ministack_endpoint() -> Iterator[str]:
     """A ministack of its own (for a test module): its URL. Skips when ministack is not
     installed, or fails when ``NORTHMIGRATE_REQUIRE_MINISTACK`` is set (CI installs it)."""
-    from northmigrate.testing.emulators import find_ministack, start_ministack
+    from northmigrate.testing.emulators import start_ministack
+
+    with start_ministack(executable=require_ministack()) as emulator:
+        yield emulator.url
+
+
+def require_ministack() -> str:
+    """The ministack executable. Skips when it is not installed, or fails when
+    ``NORTHMIGRATE_REQUIRE_MINISTACK`` is set (CI installs it)."""
+    from northmigrate.testing.emulators import find_ministack
 
     binary = find_ministack()
     if binary is None:
@@ -254,5 +263,4 @@ def ministack_endpoint() -> Iterator[str]:
             "ministack is not installed: run `make ministack`, or set "
             "NORTHMIGRATE_MINISTACK=/path/to/bin/ministack"
         )
-    with start_ministack(executable=binary) as emulator:
-        yield emulator.url
+    return binary

@@ -1,0 +1,81 @@
+"""The benchmarks still run: each ``bench/`` script, as ``make bench`` runs it, on a few
+hundred records (ministack, started by the script itself, and its 20 ms proxy at 5 ms).
+
+The figures at this size say nothing; what is checked is that every script ends with exit
+0, prints its table with every contender, and gives a verdict on every target, so that a
+change to the library cannot leave a benchmark broken until someone next runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import require_ministack
+
+pytestmark = [pytest.mark.volume, pytest.mark.integration]
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(script: str, *args: str) -> str:
+    env = {**os.environ, "NORTHMIGRATE_MINISTACK": require_ministack(), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def verdicts(out: str) -> list[str]:
+    """PASS or MISS for every target line (text or JSON), in order."""
+    found = []
+    for line in out.splitlines():
+        if line.startswith(("PASS ", "MISS ")):
+            found.append(line[:4])
+        elif line.startswith("{"):
+            data = json.loads(line)
+            found += [v for k, v in data.items() if k == "verdict" or k == "over_native_max"]
+    return found
+
+
+def test_the_enqueue_benchmark_runs() -> None:
+    out = run_bench(
+        "enqueue.py", "--records", "300", "--latency-ms", "5", "--validate-records", "2000"
+    )
+    for contender in ("per-record loop", "batch loop", "northmigrate", "validate"):
+        assert contender in out
+    assert len(verdicts(out)) == 4  # two on loopback, one through the proxy, validate's RSS
+
+
+def test_the_enqueue_cpu_breakdown_runs() -> None:
+    out = run_bench("enqueue_cpu.py", "--records", "300", "--rounds", "1")
+    for stage in (
+        "batch loop",
+        "+ envelope and attribute",
+        "read and check only",
+        "check then send, one thread",
+        "enqueue, 16 sender threads",
+    ):
+        assert stage in out
+
+
+def test_the_worker_benchmark_runs() -> None:
+    out = run_bench("worker.py", "--records", "200", "--latency-ms", "5")
+    assert "northmigrate (0 ms handler)" in out and "plain loop (20 ms handler)" in out
+    assert len(verdicts(out)) == 4  # two handlers, two networks
+
+
+def test_the_redrive_benchmark_runs() -> None:
+    out = run_bench("redrive.py", "--records", "200", "--latency-ms", "5")
+    assert "northmigrate" in out and "plain loop" in out
+    assert len(verdicts(out)) == 3  # the ratio on both networks, the native maximum once
