@@ -85,24 +85,13 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
 
-def body_with_raw_record(header: dict[str, Any], raw_record: str) -> str:
-    """Build a fresh envelope body around a record that is already JSON text.
-
-    Saves a parse and a dump per record on the enqueue hot path; ``header`` holds the
-    envelope keys other than ``record`` (in order).
-    """
-    head = json.dumps(
-        {MARKER: ENVELOPE_VERSION, **header}, separators=(",", ":"), ensure_ascii=False
-    )
-    return f'{head[:-1]},"record":{raw_record}}}'
-
-
 class BodyWriter:
     """Builds the envelope bodies of one enqueue run, as fast as the hot path needs.
 
-    The same bytes as ``body_with_raw_record``: the keys that do not change within a run
-    (version, migration, run id, enqueue time) are encoded once, the source name once per
-    distinct name, and only the record id and line are encoded per record.
+    The same bytes as ``Envelope.to_body`` for a fresh envelope, around a record that is
+    already JSON text (no parse and dump per record): the keys that do not change within a
+    run (version, migration, run id, enqueue time) are encoded once, the source name once
+    per distinct name, and only the record id and line are encoded per record.
     """
 
     def __init__(self, migration: str, run_id: str, enqueued_at: str) -> None:

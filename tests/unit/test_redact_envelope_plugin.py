@@ -41,15 +41,7 @@ def test_redact_whole_subtree_and_scrub_text() -> None:
 
 
 def test_envelope_round_trip_and_raw_body() -> None:
-    header = {
-        "migration": "m",
-        "record_id": "R1",
-        "run_id": "r",
-        "source": "s",
-        "line": 3,
-        "enqueued_at": "t",
-    }
-    body = envelope.body_with_raw_record(header, '{"a": [1, 2]}')
+    body = envelope.BodyWriter("m", "r", "t").body("R1", "s", 3, '{"a": [1, 2]}')
     parsed = envelope.parse(body)
     assert parsed.record == {"a": [1, 2]} and parsed.line == 3 and parsed.record_id == "R1"
     parsed.failures.append(
@@ -68,24 +60,23 @@ def test_envelope_round_trip_and_raw_body() -> None:
     sources=st.lists(st.text(max_size=5), min_size=1, max_size=3),
     line=st.none() | st.integers(min_value=0),
 )
-def test_the_fast_body_writer_writes_the_same_bytes_as_json_dumps(
+def test_the_fast_body_writer_writes_the_same_bytes_as_an_envelope(
     migration: str, run_id: str, record_ids: list[str], sources: list[str], line: int | None
 ) -> None:
     writer = envelope.BodyWriter(migration, run_id, "2026-11-27T01:02:03.000000Z")
     for record_id in record_ids:
         for source in sources:  # the source name changes within a run (S3 objects)
-            header = {
-                "migration": migration,
-                "record_id": record_id,
-                "run_id": run_id,
-                "source": source,
-                "line": line,
-                "enqueued_at": "2026-11-27T01:02:03.000000Z",
-            }
-            raw = '{"k":"\\u00e9 \\"q\\""}'
-            assert writer.body(record_id, source, line, raw) == envelope.body_with_raw_record(
-                header, raw
+            raw = '{"k":"é \\"q\\"","n":[1,2.5,null]}'  # compact: to_body writes it so
+            fresh = envelope.Envelope(
+                migration=migration,
+                record_id=record_id,
+                record=json.loads(raw),
+                run_id=run_id,
+                source=source,
+                line=line,
+                enqueued_at="2026-11-27T01:02:03.000000Z",
             )
+            assert writer.body(record_id, source, line, raw) == fresh.to_body()
             parsed = envelope.parse(writer.body(record_id, source, line, raw))
             assert (parsed.record_id, parsed.source, parsed.line) == (record_id, source, line)
 

@@ -4,6 +4,7 @@ import threading
 from typing import Any
 
 import botocore.exceptions
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,30 +110,26 @@ def test_unreachable_endpoint_marks_the_sender_broken() -> None:
     assert errors and errors[0] is not None and "cannot reach" in errors[0]
 
 
-def test_an_entry_never_accepted_gets_every_attempt_with_growing_jittered_waits() -> None:
+@pytest.mark.parametrize(
+    ("attempts", "ceilings"), [(5, [0.05, 0.1, 0.2, 0.4]), (2, [0.05]), (1, [])]
+)
+def test_an_entry_never_accepted_gets_every_attempt_with_growing_jittered_waits(
+    attempts: int, ceilings: list[float]
+) -> None:
     fake = FakeSqs(["retryable"], [])
     waits: list[float] = []
     errors: list[str | None] = []
     sender = SqsSender(
-        fake, "url", on_result=lambda m, e: errors.append(e), entry_attempts=5, sleep=waits.append
+        fake,
+        "url",
+        on_result=lambda m, e: errors.append(e),
+        entry_attempts=attempts,
+        sleep=waits.append,
     )
     sender.submit(message(1))
     sender.close()
-    assert fake.calls == 5 and sender.calls == 5
-    assert len(waits) == 4
-    for wait, ceiling in zip(waits, [0.05, 0.1, 0.2, 0.4], strict=True):
+    assert fake.calls == attempts and sender.calls == attempts
+    assert len(waits) == len(ceilings)  # one wait between two attempts, none after the last
+    for wait, ceiling in zip(waits, ceilings, strict=True):
         assert 0 <= wait <= ceiling
-    assert errors == ["not accepted after 5 attempts: X: no"]
-
-
-def test_one_attempt_means_no_retry_and_no_wait() -> None:
-    fake = FakeSqs(["retryable"], [])
-    waits: list[float] = []
-    errors: list[str | None] = []
-    sender = SqsSender(
-        fake, "url", on_result=lambda m, e: errors.append(e), entry_attempts=1, sleep=waits.append
-    )
-    sender.submit(message(1))
-    sender.close()
-    assert (fake.calls, waits) == (1, [])
-    assert errors == ["not accepted after 1 attempts: X: no"]
+    assert errors == [f"not accepted after {attempts} attempts: X: no"]
