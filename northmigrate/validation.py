@@ -179,11 +179,10 @@ class Validator:
     ) -> None:
         self.migration = migration
         self.max_message_size = max_message_size
-        self.run_id = run_id
         self.source_name = source_name
         self.fifo = fifo
-        self.enqueued_at = envelope.iso(envelope.utc_now())
-        self._bodies = envelope.BodyWriter(migration.name, run_id, self.enqueued_at)
+        enqueued_at = envelope.iso(envelope.utc_now())
+        self._bodies = envelope.BodyWriter(migration.name, run_id, enqueued_at)
         self._seen = KeySet()
         self.largest_message = 0  # bytes, over every valid eligible record checked
         self._model: type[BaseModel] = migration.model

@@ -44,7 +44,8 @@ def verdicts(out: str) -> list[str]:
             found.append(line[:4])
         elif line.startswith("{"):
             data = json.loads(line)
-            found += [v for k, v in data.items() if k == "verdict" or k == "over_native_max"]
+            found += [v for k, v in data.items() if k in ("verdict", "over_native_max")]
+    assert set(found) <= {"PASS", "MISS"}, found
     return found
 
 
