@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from northmigrate import envelope, records
 from northmigrate.envelope import utc_now
-from northmigrate.errors import NorthmigrateError
+from northmigrate.errors import Interrupted, NorthmigrateError
 from northmigrate.plugin import Migration
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sender import SqsSender
@@ -214,7 +215,7 @@ def run(
                 report.source_done, report.source_total = source.progress()
                 report.duration_s = now - started
                 progress(report)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):  # Interrupted: a read stopped by the signal
         report.interrupted = stopped_early = True
     except NorthmigrateError as exc:  # the source broke part-way
         report.error = exc
@@ -240,11 +241,8 @@ def run(
 
 
 def _record_text(body: str) -> str | None:
-    """The record part of an envelope body, for the rejects file."""
-    import json
-
-    try:
-        record = json.loads(body).get("record")
-    except ValueError:
+    """The record part of an envelope body, for the rejects file (every number exact)."""
+    data = envelope.load_body(body)
+    if data is None or not isinstance(data.get("record"), dict):
         return None
-    return json.dumps(record, ensure_ascii=False)
+    return records.dumps(data["record"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,22 @@ def _check_flags(name: str, *, resume: bool, from_line: int | None, scan: dict[s
 
 
 def _open(
-    st: State, name: str, *, send: bool, dry_run: bool, resume: bool, scan: dict[str, Any]
+    st: State,
+    name: str,
+    *,
+    send: bool,
+    dry_run: bool,
+    resume: bool,
+    scan: dict[str, Any],
+    stop: threading.Event,
 ) -> Source:
     """Open the source with the options that apply to it."""
     table = name.startswith("dynamodb://")
     if not name.startswith(("s3://", "dynamodb://")):
-        return open_source(name)
-    options: dict[str, Any] = {}
+        return open_source(name, stop=stop)
+    options: dict[str, Any] = {"stop": stop}
     if table:
-        options = dict(scan, sensitive=st.migration.sensitive)
+        options |= dict(scan, sensitive=st.migration.sensitive)
         if send:
             queue_name = st.settings.queue.name
             table_name = name[len("dynamodb://") :].partition("?")[0]
@@ -169,18 +177,20 @@ def _run(
         queue_url = queues.main_url()
         max_size = queues.max_message_size(queue_url)
         sqs = clients.client("sqs")
-    source = _open(
-        st,
-        source_name,
-        send=send,
-        dry_run=dry_run,
-        resume=resume,
-        scan=scan or {},
-    )
-    settle = getattr(source, "settle", None) if send and not dry_run else None
     with ExitStack() as stack:
-        writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
+        # Before the source opens: a signal stops even a read that never ends.
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
+        source = _open(
+            st,
+            source_name,
+            send=send,
+            dry_run=dry_run,
+            resume=resume,
+            scan=scan or {},
+            stop=stop,
+        )
+        settle = getattr(source, "settle", None) if send and not dry_run else None
+        writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
         total = source.progress()[1]
         update = stack.enter_context(
             progress_bar(output, "enqueue" if send else "validate", float(total) if total else None)

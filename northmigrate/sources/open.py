@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -39,10 +40,17 @@ class StreamSource:
     """A source over one binary stream (a file or stdin)."""
 
     def __init__(
-        self, name: str, stream: IO[bytes], reader: Reader, *, total: int | None, gz: bool
+        self,
+        name: str,
+        stream: IO[bytes],
+        reader: Reader,
+        *,
+        total: int | None,
+        gz: bool,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
-        self._counting = CountingReader(stream)
+        self._counting = CountingReader(stream, stop)
         self._reader = reader
         self._total = total
         self._gz = gz
@@ -69,14 +77,21 @@ def open_buffered(raw: Any) -> IO[bytes]:
     return io.BufferedReader(raw, buffer_size=1 << 16)
 
 
-def open_source(name: str, *, clients: Any = None, **options: Any) -> Source:
-    """Open ``name`` for reading. Raises SourceError (exit 2) when it cannot be opened."""
+def open_source(
+    name: str, *, clients: Any = None, stop: threading.Event | None = None, **options: Any
+) -> Source:
+    """Open ``name`` for reading. Raises SourceError (exit 2) when it cannot be opened.
+
+    Once ``stop`` is set, reading raises ``ReadInterrupted`` (exit 130) at its next read.
+    """
     if name == "-":
-        return StreamSource("<stdin>", sys.stdin.buffer, read_jsonl, total=None, gz=False)
+        return StreamSource(
+            "<stdin>", sys.stdin.buffer, read_jsonl, total=None, gz=False, stop=stop
+        )
     if name.startswith(("s3://", "dynamodb://")):
         from northmigrate.sources import remote
 
-        return remote.open_remote(name, clients=clients, **options)
+        return remote.open_remote(name, clients=clients, stop=stop, **options)
     path = Path(name)
     reader, gz = reader_for(path.name)
     if not path.exists():
@@ -87,4 +102,4 @@ def open_source(name: str, *, clients: Any = None, **options: Any) -> Source:
         stream = path.open("rb")
     except OSError as exc:
         raise SourceError(f"cannot open source {name}: {exc.strerror or exc}") from exc
-    return StreamSource(name, stream, reader, total=path.stat().st_size, gz=gz)
+    return StreamSource(name, stream, reader, total=path.stat().st_size, gz=gz, stop=stop)

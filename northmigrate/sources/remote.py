@@ -26,7 +26,7 @@ TABLE_OPTIONS = {
     "page_size": "page_size",
     "resume": "--resume",
 }
-_ACCEPTED = {*TABLE_OPTIONS, "state_file", "save_state", "queue_name", "sensitive", "sleep"}
+_ACCEPTED = {*TABLE_OPTIONS, "state_file", "save_state", "queue_name", "sensitive", "sleep", "stop"}
 
 
 def _table_uri(name: str) -> tuple[str, dict[str, str]]:
@@ -58,7 +58,7 @@ def open_remote(name: str, *, clients: Any = None, **options: Any) -> Source:
         if given:
             raise SourceError(f"{given[0]} applies to dynamodb:// sources, not to {name}")
         kwargs = {"sleep": options["sleep"]} if options.get("sleep") else {}
-        return s3.open_s3(clients, name, **kwargs)
+        return s3.open_s3(clients, name, stop=options.get("stop"), **kwargs)
     from northmigrate.sources import dynamodb
 
     table, params = _table_uri(name)
@@ -67,6 +67,7 @@ def open_remote(name: str, *, clients: Any = None, **options: Any) -> Source:
             options["page_size"] = int(params["page_size"])
         except ValueError as exc:
             raise SourceError(f"{name}: page_size must be a whole number") from exc
+    options.pop("stop", None)  # a scan is read page by page: the caller checks between items
     options.setdefault("filters", ())
     options["filters"] = tuple(options["filters"] or ())
     return dynamodb.open_table(clients, table, **options)

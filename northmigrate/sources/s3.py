@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -163,8 +164,10 @@ class S3Source:
         *,
         name: str,
         sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
+        self._stop = stop
         self.bucket = bucket
         self.objects = objects
         self._s3 = s3
@@ -181,7 +184,7 @@ class S3Source:
     def _read(self, obj: S3Object, reader: Reader, gz: bool) -> Iterator[SourceItem]:
         origin = f"s3://{self.bucket}/{obj.key}"
         raw = ObjectStream(self._s3, self.bucket, obj.key, size=obj.size, sleep=self._sleep)
-        counting = self._current = CountingReader(raw)  # type: ignore[arg-type]
+        counting = self._current = CountingReader(raw, self._stop)  # type: ignore[arg-type]
         stream: IO[bytes] = open_buffered(counting)
         if gz:
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
@@ -237,11 +240,18 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[S3Object]:
     return found
 
 
-def open_s3(clients: Any, name: str, *, sleep: Callable[[float], None] = time.sleep) -> S3Source:
+def open_s3(
+    clients: Any,
+    name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
+) -> S3Source:
     bucket, key = parse_uri(name)
     s3 = clients.client("s3")
     if key == "" or key.endswith("/"):
-        return S3Source(s3, bucket, list_objects(s3, bucket, key), name=name, sleep=sleep)
+        objects = list_objects(s3, bucket, key)
+        return S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop)
     reader_for(key)  # an unknown format fails before any request
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
@@ -251,4 +261,4 @@ def open_s3(clients: Any, name: str, *, sleep: Callable[[float], None] = time.sl
             raise SourceError(f"{name} does not exist") from exc
         raise translate(exc, f"S3 HeadObject {name}") from exc
     obj = S3Object(key, int(head.get("ContentLength", 0)))
-    return S3Source(s3, bucket, [obj], name=name, sleep=sleep)
+    return S3Source(s3, bucket, [obj], name=name, sleep=sleep, stop=stop)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,11 @@ def test_jsonl_bad_utf8_and_overlong_lines_are_reported_and_reading_goes_on() ->
 def test_jsonl_never_fails_and_never_drops_a_line(data: bytes) -> None:
     items = list(read_jsonl(io.BytesIO(data)))
     expected = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if raw.rstrip(b"\r").strip():
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    # \n, \r\n and a lone \r each end a line (universal newlines)
+    for number, raw in enumerate(re.split(rb"\r\n?|\n", data), 1):
+        if raw.strip():
             expected.append(number)
     assert [i.line for i in items] == expected
     for item in items:
@@ -67,7 +69,7 @@ def test_json_array_streams_elements_with_their_start_lines() -> None:
     records = [{"id": n, "text": "x" * (n * 7)} for n in range(40)]
     text = "[\n" + ",\n".join(json.dumps(r, indent=1) for r in records) + "\n]\n"
     items = list(read_json_array(io.BufferedReader(Trickle(text.encode(), 5))))  # type: ignore[arg-type]
-    assert [i.data for i in items] == records
+    assert [json.loads(i.text or "") for i in items] == records
     lines = text.split("\n")
     for item in items:
         assert lines[item.line - 1].startswith("{"), item.line  # type: ignore[operator]
@@ -77,9 +79,10 @@ def test_json_array_streams_elements_with_their_start_lines() -> None:
     ("text", "message"),
     [
         ('{"a": 1}', "one JSON array"),
-        ('[{"a": 1}, {"a": ]', "invalid JSON"),
+        ('[{"a": 1}, {"a": ]', "not closed"),  # the broken element is an item first
         ('[{"a": 1} {"a": 2}]', "expected ','"),
-        ('[{"a": 1},', "not closed"),
+        ('[{"a": 1},', "a value is missing after ','"),
+        ('[{"a": 1}, "open string', "not closed"),
     ],
 )
 def test_json_array_that_cannot_be_resynchronised_raises(text: str, message: str) -> None:
@@ -89,7 +92,7 @@ def test_json_array_that_cannot_be_resynchronised_raises(text: str, message: str
 
 def test_json_array_non_object_elements_are_items() -> None:
     items = list(read_json_array(io.BytesIO(b'[1, "two", null, {"a": 1}]')))
-    assert [i.data for i in items] == [1, "two", None, {"a": 1}]
+    assert [i.text for i in items] == ["1", '"two"', "null", '{"a": 1}']
 
 
 def test_csv_nests_dotted_headers_parses_json_cells_and_reports_bad_rows() -> None:
@@ -137,3 +140,46 @@ def test_open_source_directory_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(SourceError, match="is a directory"):
         open_source(str(folder))
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        ("id,notes.extra,notes", ("'notes'", "'notes.extra'")),
+        ("id,notes,notes.extra", ("'notes'", "'notes.extra'")),
+        ("id,a.b.c,a", ("'a'", "'a.b.c'")),
+        ("id,a.b,a.b.c", ("'a.b'", "'a.b.c'")),
+    ],
+)
+def test_csv_columns_that_claim_the_same_field_are_an_input_error(
+    header: str, names: tuple[str, str]
+) -> None:
+    data = f"{header}\n1,x,y\n".encode()
+    with pytest.raises(SourceError) as raised:
+        list(read_csv(io.BytesIO(data)))
+    assert raised.value.exit_code == 2
+    for name in names:
+        assert name in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("id,,x", "empty column name"),
+        ("id,x,x", "repeats the column 'x'"),
+        ("id,a..b", "empty part"),
+    ],
+)
+def test_csv_header_names_are_checked(header: str, problem: str) -> None:
+    with pytest.raises(SourceError, match=problem):
+        list(read_csv(io.BytesIO(f"{header}\n1,2,3\n".encode())))
+
+
+def test_a_csv_with_cr_only_line_endings_is_read_row_by_row() -> None:
+    data = b"id,name\r1,a\r2,b\r3,c"
+    items = list(read_csv(io.BytesIO(data)))
+    assert [(i.line, i.data) for i in items] == [
+        (2, {"id": "1", "name": "a"}),
+        (3, {"id": "2", "name": "b"}),
+        (4, {"id": "3", "name": "c"}),
+    ]
