@@ -6,7 +6,10 @@ a reason on ``PermanentError``, on an unreadable message and on the last attempt
 handler returns ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` naming the
 records to retry (the mapping needs ``FunctionResponseTypes: ["ReportBatchItemFailures"]``,
 which ``deploy`` sets); the mapping deletes every other record of the batch. A dead-lettered
-record is not a failure: it is already safe in the DLQ.
+record is not a failure: it is already safe in the DLQ. Neither is a record to retry on a
+standard queue whose delayed copy SQS confirmed (``REQUEUED``: the backoff is the copy's
+delay, and its attempt count is in the copy); only a retry in place is reported to the
+mapping.
 
 Standard queue: a batch's records run concurrently (``worker.concurrency`` threads).
 FIFO queue: records run in order, and at the first failure the handler stops and reports
@@ -29,9 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from northmigrate.aws import AwsClients
+from northmigrate.backoff import retry_delay
 from northmigrate.config import Settings, load_settings
 from northmigrate.plugin import Migration, load_migration
-from northmigrate.processing import Outcome, Processor, Status
+from northmigrate.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
 from northmigrate.queues import Queues
 
 log = logging.getLogger("northmigrate.aws_lambda")
@@ -60,14 +64,27 @@ def build_runtime(
     clients = clients or AwsClients(settings.aws, pool_size=settings.worker.concurrency + 4)
     migration = load_migration(settings.migration.plugin)
     sqs = clients.client("sqs")
+    queues = Queues(sqs, settings.queue)
+    worker = settings.worker
+
+    def delay(attempt: int) -> int:
+        return retry_delay(
+            attempt,
+            base_s=worker.backoff_base_s,
+            max_s=worker.backoff_max_s,
+            visibility_timeout_s=SQS_MAX_DELAY_S,
+        )
+
     processor = Processor(
         migration,
         clients=clients,
         options=settings.migration.options,
-        dlq_url=Queues(sqs, settings.queue).dlq_url(),
+        dlq_url=queues.dlq_url(),
         max_receive_count=settings.queue.max_receive_count,
         fifo=settings.queue.fifo,
         sqs=sqs,
+        queue_url=queues.main_url(),
+        retry_delay=delay,
     )
     return Runtime(settings, clients, migration, processor)
 
@@ -123,7 +140,7 @@ def handle(
                 "received": len(records),
                 "succeeded": sum(o.status == Status.SUCCEEDED for o in done),
                 "dead_lettered": sum(o.status == Status.DEAD_LETTERED for o in done),
-                "retried": len(failed),
+                "retried": len(failed) + sum(o.status == Status.REQUEUED for o in done),
             }
         )
     )

@@ -45,7 +45,11 @@ class AwsSettings(_Section):
 class QueueSettings(_Section):
     name: str = Field(min_length=1, max_length=80)
     dlq_name: str | None = Field(default=None, min_length=1, max_length=80)
-    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    # Tries of the plugin's handler before the worker dead-letters a record (with its reason).
+    max_receive_count: int = Field(default=5, ge=1, le=990)
+    # Receives SQS allows beyond that before its redrive policy moves a message by itself
+    # (reads that tried nothing: peeks, hand-backs, killed workers, throttled Lambda polls).
+    receive_headroom: int = Field(default=10, ge=1, le=500)
     visibility_timeout: int = Field(default=60, ge=0, le=43_200)
     retention_s: int = Field(default=4 * 86_400, ge=60, le=1_209_600)
     dlq_retention_s: int = Field(default=1_209_600, ge=60, le=1_209_600)
@@ -54,6 +58,12 @@ class QueueSettings(_Section):
     @property
     def fifo(self) -> bool:
         return self.name.endswith(FIFO_SUFFIX)
+
+    @property
+    def sqs_max_receive_count(self) -> int:
+        """The redrive policy's ``maxReceiveCount``: the worker's tries plus the headroom, so
+        that the worker always dead-letters first, with the reason (SQS allows 1000)."""
+        return min(1000, self.max_receive_count + self.receive_headroom)
 
     @property
     def dead_letter_name(self) -> str:

@@ -167,15 +167,30 @@ class _Doctor:
                 f"dead letters go to {target}, not to the configured DLQ",
                 "run northmigrate provision",
             )
-        elif receives < MIN_RECEIVES:
+        elif receives <= self.settings.queue.max_receive_count:
             self.add(
                 "redrive policy",
                 "warn",
-                f"maxReceiveCount is {receives}: a passing glitch may dead-letter a record",
-                f"set queue.max_receive_count to {MIN_RECEIVES} or more and run provision",
+                f"maxReceiveCount is {receives}, not above queue.max_receive_count "
+                f"({self.settings.queue.max_receive_count}): SQS may dead-letter a record "
+                "before the worker has tried it that often, and without its reason",
+                "run northmigrate provision (it sets max_receive_count + receive_headroom)",
+            )
+        elif self.settings.queue.max_receive_count < MIN_RECEIVES:
+            self.add(
+                "redrive policy",
+                "warn",
+                f"queue.max_receive_count is {self.settings.queue.max_receive_count}: a "
+                "passing glitch may dead-letter a record",
+                f"set queue.max_receive_count to {MIN_RECEIVES} or more",
             )
         else:
-            self.add("redrive policy", "pass", f"dead-letters after {receives} receives")
+            self.add(
+                "redrive policy",
+                "pass",
+                f"the worker dead-letters after {self.settings.queue.max_receive_count} tries; "
+                f"SQS after {receives} receives",
+            )
 
     def retention(self, main: dict[str, str], dlq: dict[str, str]) -> None:
         main_s = int(main.get("MessageRetentionPeriod", 345_600))

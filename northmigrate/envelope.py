@@ -8,9 +8,31 @@ Body (JSON object), version 1::
      "run_id": "20261127T010203Z-3f9a1c",
      "source": "records.jsonl", "line": 17,
      "enqueued_at": "2026-11-27T01:02:03Z",
-     "record": {...},                   # the record as read from the source
-     "failures": [...],                 # newest last: why it was dead-lettered (worker)
+     "record": {...},                   # the record (see "The record" below)
+     "attempts": 2,                     # tries that failed and were retried (absent: 0)
+     "origin": {...},                   # the record's first message (see "Provenance")
+     "failures": [...],                 # newest last: why it was retried or dead-lettered
      "redrives": [...]}                 # newest last: when it was moved back (dlq redrive)
+
+**The record.** The ``record`` object is the record as ``validate`` read it: for a JSONL
+source the line's own text, verbatim; for a ``.json`` array the element's own text; for a
+CSV row or a DynamoDB item the values written by :func:`northmigrate.records.dumps`, every
+number digit for digit. Every reader parses it with :func:`northmigrate.records.loads`
+(:func:`parse` here): a number with a fraction or an exponent is a ``Decimal`` of exactly its
+digits, never a binary float, so the model the handler gets is equal, to the last digit, to
+the one ``validate`` accepted. What is canonical is the values, not the bytes: a body
+rewritten to add history (:func:`with_history`) may spell a number differently
+(``0.0000001`` as ``1E-7``) but never changes one.
+
+**Attempts.** ``attempts`` counts the tries of the plugin's handler that failed with an
+error worth retrying. On a standard queue a retry is a new copy of the message with
+``attempts`` one higher, sent with a delay (the backoff) before the old one is deleted; so
+an attempt is counted only when the handler really ran, never for a receive that tried
+nothing (a peek, a hand-back, a killed worker). See docs/guarantees.md.
+
+**Provenance.** ``origin`` names the record's first message: ``message_id``, ``queue`` (its
+name) and ``first_received_at`` (when it was first received); set when the record is first
+retried or dead-lettered, and kept through retries and redrives.
 
 The record id is also a message attribute (``northmigrate.record_id``), so that tools can
 filter without parsing bodies. A consumer must accept unknown keys (a newer minor
@@ -19,11 +41,14 @@ change adds keys; an incompatible change bumps the version).
 
 from __future__ import annotations
 
+import base64
 import json
 import json.encoder
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from northmigrate import records
 
 ENVELOPE_VERSION = 1
 MARKER = "northmigrate"
@@ -32,6 +57,8 @@ ATTR_RECORD_ID = "northmigrate.record_id"
 # cannot carry it); the envelope's ``failures`` has the full history.
 ATTR_REASON = "northmigrate.reason"
 ATTR_FAILURE_KIND = "northmigrate.failure_kind"
+# The dead letter's provenance, as compact JSON: {"message_id", "queue", "first_received_at"}.
+ATTR_ORIGIN = "northmigrate.origin"
 HISTORY_LIMIT = 20
 
 
@@ -57,6 +84,8 @@ class Envelope:
     source: str = ""
     line: int | None = None
     enqueued_at: str = ""
+    attempts: int = 0
+    origin: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     redrives: list[dict[str, Any]] = field(default_factory=list)
 
@@ -75,6 +104,10 @@ class Envelope:
             "enqueued_at": self.enqueued_at,
             "record": self.record,
         }
+        if self.attempts:
+            out["attempts"] = self.attempts
+        if self.origin:
+            out["origin"] = self.origin
         if self.failures:
             out["failures"] = self.failures[-HISTORY_LIMIT:]
         if self.redrives:
@@ -82,7 +115,7 @@ class Envelope:
         return out
 
     def to_body(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return records.dumps(self.to_dict())
 
 
 class BodyWriter:
@@ -113,8 +146,8 @@ class BodyWriter:
 _string = json.encoder.encode_basestring  # json.dumps of a str, ensure_ascii=False (C)
 
 
-FailureKind = str  # "permanent" | "exhausted" | "invalid" | "unreadable"
-UNKNOWN_REASON = "unknown"  # a dead letter SQS moved itself (a worker died on its last try)
+FailureKind = str  # "permanent" | "exhausted" | "invalid" | "unreadable" | "retry"
+UNKNOWN_REASON = "unknown"  # a dead letter SQS moved itself (no outcome was ever recorded)
 
 
 def failure(
@@ -126,14 +159,16 @@ def failure(
     migration: str,
     version: str,
     at: datetime | None = None,
+    message_id: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of ``Envelope.failures``: why a message was dead-lettered.
+    """One entry of ``Envelope.failures``: why a try failed.
 
-    ``kind``: ``permanent`` (PermanentError), ``exhausted`` (retries used up), ``invalid``
-    (the record no longer validates), ``unreadable`` (not an envelope of this migration).
-    ``reason`` is ``"<ErrorClass>: <message>"`` with sensitive values already scrubbed.
+    ``kind``: ``retry`` (tried again later), ``permanent`` (PermanentError), ``exhausted``
+    (retries used up), ``invalid`` (the record no longer validates), ``unreadable`` (not an
+    envelope of this migration). ``reason`` is ``"<ErrorClass>: <message>"`` with sensitive
+    values already scrubbed; ``message_id`` the message the try was made on.
     """
-    return {
+    entry: dict[str, Any] = {
         "kind": kind,
         "error_class": error_class,
         "reason": reason,
@@ -142,11 +177,19 @@ def failure(
         "version": version,
         "at": iso(at or utc_now()),
     }
+    if message_id:
+        entry["message_id"] = message_id
+    return entry
 
 
 def redrive_entry(*, source: str, destination: str, at: datetime | None = None) -> dict[str, Any]:
     """One entry of ``Envelope.redrives``: when and where a dead letter was moved back."""
     return {"from": source, "to": destination, "at": iso(at or utc_now())}
+
+
+def origin(message_id: str, queue: str, first_received_at: str | None) -> dict[str, Any]:
+    """The provenance of a record's first message (``Envelope.origin``)."""
+    return {"message_id": message_id, "queue": queue, "first_received_at": first_received_at}
 
 
 def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
@@ -159,21 +202,69 @@ def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
     return {ATTR_RECORD_ID: {"DataType": "String", "StringValue": record_id}}
 
 
-def attributes_size(attrs: dict[str, dict[str, str]]) -> int:
-    """Bytes SQS counts against the message size for these attributes."""
+def attributes_size(attrs: dict[str, dict[str, Any]]) -> int:
+    """Bytes SQS counts against the message size for these attributes: each name, data type
+    and value (a binary value by its bytes)."""
     total = 0
     for name, value in attrs.items():
-        total += len(name.encode()) + len(value["DataType"].encode())
-        total += len(value.get("StringValue", "").encode())
+        total += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        if "StringValue" in value:
+            total += len(str(value["StringValue"]).encode())
+        binary = value.get("BinaryValue")
+        if isinstance(binary, bytes | bytearray):
+            total += len(binary)
+        elif isinstance(binary, str):  # base64 text, as a Lambda event carries it
+            total += len(base64.b64decode(binary, validate=False))
     return total
+
+
+def load_body(body: str) -> dict[str, Any] | None:
+    """The body as an envelope of this version, numbers exact; None when it is not one."""
+    try:
+        data = records.loads(body)
+    except records.RecordSyntaxError:
+        return None
+    if not isinstance(data, dict) or data.get(MARKER) != ENVELOPE_VERSION:
+        return None
+    return data
+
+
+def with_history(
+    body: str,
+    key: str,
+    entry: dict[str, Any],
+    *,
+    attempts: int | None = None,
+    origin: dict[str, Any] | None = None,
+) -> str:
+    """The envelope with ``entry`` appended to its ``key`` history (``failures`` or
+    ``redrives``, the newest ``HISTORY_LIMIT`` kept), and ``attempts`` and a missing
+    ``origin`` set when given; any other body unchanged.
+
+    Works on the JSON itself, not on an ``Envelope``, so that keys this version does not
+    know (a newer producer's) travel on untouched; every number keeps its exact value.
+    """
+    data = load_body(body)
+    if data is None:
+        return body
+    history = data.get(key)
+    history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    history.append(entry)
+    data[key] = history[-HISTORY_LIMIT:]
+    if attempts is not None:
+        data["attempts"] = attempts
+    if origin is not None and not isinstance(data.get("origin"), dict):
+        data["origin"] = origin
+    return records.dumps(data)
 
 
 def parse(body: str) -> Envelope:
     """Read an envelope; raises EnvelopeError with a reason fit for a dead letter."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise EnvelopeError("message body is not JSON") from exc
+        data = records.loads(body)
+    except records.RecordSyntaxError as exc:
+        why = "message body is not JSON" if str(exc).startswith("invalid JSON") else str(exc)
+        raise EnvelopeError(why) from exc
     if not isinstance(data, dict) or MARKER not in data:
         raise EnvelopeError("message body is not a northmigrate envelope")
     version = data[MARKER]
@@ -187,6 +278,8 @@ def parse(body: str) -> Envelope:
     if not isinstance(migration, str) or not isinstance(record_id, str):
         raise EnvelopeError("envelope lacks migration or record_id")
     line = data.get("line")
+    attempts = data.get("attempts")
+    found_origin = data.get("origin")
     failures = data.get("failures") or []
     redrives = data.get("redrives") or []
     return Envelope(
@@ -197,6 +290,10 @@ def parse(body: str) -> Envelope:
         source=str(data.get("source") or ""),
         line=line if isinstance(line, int) and not isinstance(line, bool) else None,
         enqueued_at=str(data.get("enqueued_at") or ""),
+        attempts=attempts
+        if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0
+        else 0,
+        origin=found_origin if isinstance(found_origin, dict) else None,
         failures=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
         redrives=[r for r in redrives if isinstance(r, dict)] if isinstance(redrives, list) else [],
     )

@@ -3,38 +3,52 @@
 The local worker and the Lambda handler both call :meth:`Processor.process`. It accepts a
 message as ``ReceiveMessage`` returns it (``MessageId``, ``ReceiptHandle``, ``Body``,
 ``Attributes``, ``MessageAttributes``) or as a Lambda SQS event record (``messageId``,
-``receiptHandle``, ``body``, ``attributes``, ``messageAttributes``), then:
+``receiptHandle``, ``body``, ``attributes``, ``messageAttributes``; a binary attribute's
+``binaryValue`` there is base64 text, decoded here to its bytes), then:
 
-1. parses the envelope: a body that is not one is dead-lettered (``unreadable``);
+1. parses the envelope (numbers exact, :mod:`northmigrate.records`): a body that is not one
+   is dead-lettered (``unreadable``);
 2. checks it belongs to this migration: another migration's envelope is dead-lettered
    (``unreadable``);
-3. validates the record with the plugin's model again: schema drift is dead-lettered
-   (``invalid``);
+3. validates the record with the plugin's model again, the same way ``validate`` did
+   (:func:`northmigrate.records.build`): schema drift is dead-lettered (``invalid``), and so
+   is a model validator that raises anything at all;
 4. calls ``handler(record, ctx)``; ``PermanentError`` is dead-lettered at once
    (``permanent``); any other exception is a retry, except on the last allowed attempt
    (``attempt >= max_receive_count``), where it is dead-lettered (``exhausted``).
 
-Dead-lettering is a move done here: ``SendMessage`` to the DLQ first (the envelope with a
-failure entry appended, or an unreadable body unchanged; the message attributes kept plus
-``northmigrate.reason`` and ``northmigrate.failure_kind``), and only when SQS confirmed it
-does the outcome say the message may be deleted from the main queue. If the send fails the
-message stays (a retry), and the queue's redrive policy remains the backstop.
+**Attempts.** On a standard queue the attempt is the envelope's ``attempts`` plus one, and
+a retry is a new copy of the message (``attempts`` one higher, the failure in its history,
+a delay of the backoff) sent to the main queue; only when SQS confirmed the copy does the
+outcome (``REQUEUED``) allow the old one to be deleted. A receive that tried nothing (a
+peek, a hand-back, a killed worker) never counts as an attempt. When that send fails, the
+retry stays in place (``RETRY``: the visibility backoff), and the same attempt is made
+again. On a FIFO queue a retry always stays in place, to keep its group's order, and the
+attempt is SQS's receive count.
+
+**Dead letters** are a move done here: ``SendMessage`` to the DLQ first (see
+:mod:`northmigrate.resend`: the body kept, the failure and provenance added, fitted under
+the DLQ's size limit), and only when SQS confirmed it does the outcome allow the message to
+be deleted from the main queue. If the send fails the message stays (a retry in place),
+and the queue's redrive policy remains the backstop.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from northmigrate import envelope
+from northmigrate import envelope, records, resend
 from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, translate
 from northmigrate.envelope import EnvelopeError, utc_now
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
@@ -44,7 +58,9 @@ from northmigrate.validation import describe_validation
 log = logging.getLogger("northmigrate.processing")
 
 REASON_LIMIT = 1_000  # characters of a reason kept on a dead letter
-SQS_MAX_MESSAGE_ATTRIBUTES = 10
+SQS_MAX_DELAY_S = 900  # the longest DelaySeconds SQS takes: a retry's copy waits at most this
+DEFAULT_MAX_MESSAGE_SIZE = 262_144
+KIND_RETRY = "retry"
 KIND_PERMANENT = "permanent"
 KIND_EXHAUSTED = "exhausted"
 KIND_INVALID = "invalid"
@@ -53,7 +69,8 @@ KIND_UNREADABLE = "unreadable"
 
 class Status(StrEnum):
     SUCCEEDED = "succeeded"
-    RETRY = "retry"
+    RETRY = "retry"  # tried again in place: the message stays (visibility backoff)
+    REQUEUED = "requeued"  # tried again as a new, delayed copy: the message may go
     DEAD_LETTERED = "dead_lettered"
 
 
@@ -73,9 +90,22 @@ class InMessage:
     def attempt(self) -> int:
         return max(1, self.receive_count)
 
+    @property
+    def first_received_at(self) -> str | None:
+        """When SQS first handed this message out (ISO), if the receive asked for it."""
+        raw = self.attributes.get("ApproximateFirstReceiveTimestamp")
+        try:
+            return envelope.iso(datetime.fromtimestamp(int(raw) / 1000.0, UTC)) if raw else None
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None
 
-def _attribute(value: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A message attribute in the shape SendMessage takes (either input shape)."""
+
+def _attribute(value: Mapping[str, Any], *, lambda_shape: bool) -> dict[str, Any] | None:
+    """A message attribute in the shape SendMessage takes (either input shape).
+
+    A Lambda event carries a binary value as base64 text: it is decoded to the bytes it
+    stands for, so that a copy holds the original bytes, not their base64 spelling.
+    """
     data_type = value.get("DataType", value.get("dataType"))
     if not isinstance(data_type, str):
         return None
@@ -85,6 +115,11 @@ def _attribute(value: Mapping[str, Any]) -> dict[str, Any] | None:
     if string is not None:
         out["StringValue"] = str(string)
     elif binary is not None:
+        if lambda_shape and isinstance(binary, str):
+            try:
+                binary = base64.b64decode(binary, validate=True)
+            except (binascii.Error, ValueError):
+                return None
         out["BinaryValue"] = binary
     else:
         return None
@@ -104,7 +139,10 @@ def normalise(message: Mapping[str, Any] | InMessage) -> InMessage:
     raw_attrs = get("MessageAttributes", "messageAttributes") or {}
     message_attributes: dict[str, dict[str, Any]] = {}
     for name, value in raw_attrs.items():
-        if isinstance(value, Mapping) and (converted := _attribute(value)) is not None:
+        if (
+            isinstance(value, Mapping)
+            and (converted := _attribute(value, lambda_shape=lambda_shape)) is not None
+        ):
             message_attributes[name] = converted
     try:
         count = int(attributes.get("ApproximateReceiveCount", 1))
@@ -132,10 +170,16 @@ class Outcome:
     reason: str | None = None  # "<ErrorClass>: <message>", sensitive values scrubbed
     error: BaseException | None = None
     dead_letter_error: str | None = None  # the DLQ send failed: the message stays
+    attempt: int = 1
+    delay_s: int | None = None  # a retry: seconds before it is tried again
 
     @property
     def delete(self) -> bool:
-        return self.status in (Status.SUCCEEDED, Status.DEAD_LETTERED)
+        return self.status in (Status.SUCCEEDED, Status.DEAD_LETTERED, Status.REQUEUED)
+
+    @property
+    def retried(self) -> bool:
+        return self.status in (Status.RETRY, Status.REQUEUED)
 
 
 def _reason(error_class: str, text: str, secrets: set[str]) -> str:
@@ -143,8 +187,17 @@ def _reason(error_class: str, text: str, secrets: set[str]) -> str:
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"
 
 
+def _no_delay(attempt: int) -> int:
+    return 0
+
+
 class Processor:
-    """Turns one message into one outcome for a migration (see the module docstring)."""
+    """Turns one message into one outcome for a migration (see the module docstring).
+
+    ``queue_url`` is the main queue: with it, a retry on a standard queue is a delayed copy
+    sent there (``REQUEUED``); without it, every retry stays in place (``RETRY``).
+    ``retry_delay(attempt)`` gives the backoff in seconds.
+    """
 
     def __init__(
         self,
@@ -157,15 +210,20 @@ class Processor:
         fifo: bool = False,
         sqs: Any | None = None,
         clock: Any = utc_now,
+        queue_url: str | None = None,
+        retry_delay: Callable[[int], int] = _no_delay,
     ) -> None:
         self.migration = migration
         self.clients = clients
         self.options = options
         self.dlq_url = dlq_url
+        self.queue_url = queue_url
         self.max_receive_count = max_receive_count
         self.fifo = fifo
         self.sqs = sqs if sqs is not None else clients.client("sqs")
+        self.retry_delay = retry_delay
         self._clock = clock
+        self._size_limits: dict[str, int] = {}
         self.plugin_log = logging.getLogger(f"northmigrate.plugin.{migration.name}")
 
     def process(self, raw: Mapping[str, Any] | InMessage) -> Outcome:
@@ -174,23 +232,33 @@ class Processor:
             env = envelope.parse(message.body)
         except EnvelopeError as exc:
             reason = _reason("EnvelopeError", str(exc), set())
-            return self._dead_letter(message, None, KIND_UNREADABLE, reason, exc)
+            return self._dead_letter(message, None, None, KIND_UNREADABLE, reason, exc, 0)
+        attempt = self._attempt(message, env)
         if env.migration != self.migration.name:
             reason = (
                 f"ForeignMessage: an envelope of migration {env.migration!r}, "
                 f"not {self.migration.name!r}"
             )
-            return self._dead_letter(message, env.record_id, KIND_UNREADABLE, reason, None)
+            return self._dead_letter(
+                message, env, env.record_id, KIND_UNREADABLE, reason, None, attempt
+            )
         secrets = sensitive_values(env.record, self.migration.sensitive)
         try:
-            record: BaseModel = self.migration.model.model_validate(env.record)
+            record: BaseModel = records.build(self.migration.model, env.record)
         except ValidationError as exc:
             reason = _reason("ValidationError", describe_validation(exc), secrets)
-            return self._dead_letter(message, env.record_id, KIND_INVALID, reason, exc)
+            return self._dead_letter(
+                message, env, env.record_id, KIND_INVALID, reason, exc, attempt
+            )
+        except Exception as exc:  # a model validator of the plugin raised something else
+            reason = _reason(type(exc).__name__, str(exc), secrets)
+            return self._dead_letter(
+                message, env, env.record_id, KIND_INVALID, reason, exc, attempt
+            )
         ctx = MigrationContext(
             options=self.options,
             aws=self.clients,
-            attempt=message.attempt,
+            attempt=attempt,
             message_id=message.message_id,
             log=self.plugin_log,
         )
@@ -198,38 +266,139 @@ class Processor:
             self.migration.handler(record, ctx)
         except PermanentError as exc:
             reason = _reason(type(exc).__name__, str(exc), secrets)
-            return self._dead_letter(message, env.record_id, KIND_PERMANENT, reason, exc)
+            return self._dead_letter(
+                message, env, env.record_id, KIND_PERMANENT, reason, exc, attempt
+            )
         except Exception as exc:  # the handler's failure, whatever it is: retried
             reason = _reason(type(exc).__name__, str(exc), secrets)
-            if message.attempt >= self.max_receive_count:
-                return self._dead_letter(message, env.record_id, KIND_EXHAUSTED, reason, exc)
-            return Outcome(Status.RETRY, message, env.record_id, None, reason, exc)
-        return Outcome(Status.SUCCEEDED, message, env.record_id)
+            if attempt >= self.max_receive_count:
+                return self._dead_letter(
+                    message, env, env.record_id, KIND_EXHAUSTED, reason, exc, attempt
+                )
+            return self._retry(message, env, reason, exc, attempt)
+        return Outcome(Status.SUCCEEDED, message, env.record_id, attempt=attempt)
+
+    def _attempt(self, message: InMessage, env: envelope.Envelope) -> int:
+        if self.fifo or self.queue_url is None:
+            return max(message.attempt, env.attempts + 1)
+        return env.attempts + 1
+
+    def _origin(self, message: InMessage, env: envelope.Envelope | None) -> dict[str, Any]:
+        """The record's first message: the envelope's ``origin``, else the provenance
+        attribute of an earlier dead-lettering (a body that is not an envelope, redriven),
+        else this message."""
+        if env is not None and env.origin:
+            return env.origin
+        earlier = message.message_attributes.get(envelope.ATTR_ORIGIN, {}).get("StringValue")
+        if earlier:
+            try:
+                found = json.loads(earlier)
+            except ValueError:
+                found = None
+            if isinstance(found, dict) and isinstance(found.get("message_id"), str):
+                first = found.get("first_message_id") or found["message_id"]
+                return envelope.origin(
+                    str(first), str(found.get("queue", "")), found.get("first_received_at")
+                )
+        queue = (self.queue_url or "").rstrip("/").rsplit("/", 1)[-1]
+        return envelope.origin(message.message_id, queue, message.first_received_at)
+
+    # -- retries --------------------------------------------------------------------------
+
+    def _retry(
+        self,
+        message: InMessage,
+        env: envelope.Envelope,
+        reason: str,
+        error: BaseException,
+        attempt: int,
+    ) -> Outcome:
+        delay = self.retry_delay(attempt)
+        if self.fifo or self.queue_url is None:
+            return Outcome(
+                Status.RETRY, message, env.record_id, None, reason, error, None, attempt, delay
+            )
+        delay = min(delay, SQS_MAX_DELAY_S)
+        entry = self._entry(KIND_RETRY, reason, attempt, message)
+        copy = resend.build(
+            message.body,
+            entry,
+            kept=message.message_attributes,
+            ours=resend.no_attributes,
+            limit=self._size_limit(self.queue_url),
+            attempts=attempt,
+            origin=self._origin(message, env),
+            unchanged_last=False,
+        )
+        if not copy.fits:  # within a few bytes of the limit: it cannot carry its count
+            log.warning(
+                "record %s is too large to carry its attempt count in a copy; it is tried "
+                "again in place",
+                env.record_id,
+            )
+            return Outcome(
+                Status.RETRY, message, env.record_id, None, reason, error, None, attempt, delay
+            )
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=copy.body,
+                MessageAttributes=copy.attributes,
+                DelaySeconds=delay,
+            )
+        except AWS_EXCEPTIONS as exc:
+            why = translate(exc, "SendMessage of a retry to the main queue").message
+            log.warning(
+                "could not send the retry of message %s (%s); it is tried again in place",
+                message.message_id,
+                why,
+            )
+            return Outcome(
+                Status.RETRY, message, env.record_id, None, reason, error, None, attempt, delay
+            )
+        return Outcome(
+            Status.REQUEUED, message, env.record_id, None, reason, error, None, attempt, delay
+        )
 
     # -- dead letters ---------------------------------------------------------------------
+
+    def _entry(self, kind: str, reason: str, attempt: int, message: InMessage) -> dict[str, Any]:
+        return envelope.failure(
+            kind=kind,
+            error_class=reason.split(":", 1)[0],
+            reason=reason,
+            attempt=attempt,
+            migration=self.migration.name,
+            version=self.migration.version,
+            at=self._now(),
+            message_id=message.message_id,
+        )
 
     def _dead_letter(
         self,
         message: InMessage,
+        env: envelope.Envelope | None,
         record_id: str | None,
         kind: str,
         reason: str,
         error: BaseException | None,
+        attempt: int,
     ) -> Outcome:
-        error_class = reason.split(":", 1)[0]
-        entry = envelope.failure(
-            kind=kind,
-            error_class=error_class,
-            reason=reason,
-            attempt=message.attempt,
-            migration=self.migration.name,
-            version=self.migration.version,
-            at=self._now(),
+        origin = self._origin(message, env)
+        provenance = dict(origin, message_id=message.message_id)
+        if origin.get("message_id") != message.message_id:
+            provenance["first_message_id"] = origin.get("message_id")
+        copy = resend.build(
+            message.body,
+            self._entry(kind, reason, attempt, message),
+            kept=message.message_attributes,
+            ours=resend.dead_letter_attributes(kind, provenance),
+            limit=self._size_limit(self.dlq_url),
+            attempts=0,  # a record brought back from the DLQ gets a whole set of tries
+            origin=origin,
         )
-        # An envelope carries the failure in its history; an unreadable body goes unchanged.
-        body = self._with_failure(message.body, entry)
         try:
-            self._send(message, body, record_id, kind, reason)
+            self._send_dead_letter(message, copy, record_id, kind)
         except AWS_EXCEPTIONS as exc:
             why = translate(exc, "SendMessage to the DLQ").message
             log.warning(
@@ -238,52 +407,38 @@ class Processor:
                 reason,
                 why,
             )
-            return Outcome(Status.RETRY, message, record_id, kind, reason, error, why)
+            return Outcome(
+                Status.RETRY, message, record_id, kind, reason, error, why, attempt, None
+            )
         log.info("dead-lettered message %s (record %s): %s", message.message_id, record_id, reason)
-        return Outcome(Status.DEAD_LETTERED, message, record_id, kind, reason, error)
+        return Outcome(Status.DEAD_LETTERED, message, record_id, kind, reason, error, None, attempt)
 
     def _now(self) -> datetime:
         now = self._clock()
         assert isinstance(now, datetime)
         return now
 
-    @staticmethod
-    def _with_failure(body: str, entry: dict[str, Any]) -> str:
-        """The body with ``entry`` appended to its failures; an unreadable body unchanged.
+    def _size_limit(self, url: str) -> int:
+        """The queue's maximum message size (asked once; SQS's default when it cannot be)."""
+        limit = self._size_limits.get(url)
+        if limit is None:
+            try:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["MaximumMessageSize"]
+                )
+                limit = int(attrs["Attributes"]["MaximumMessageSize"])
+            except (*AWS_EXCEPTIONS, KeyError, ValueError, TypeError):
+                limit = DEFAULT_MAX_MESSAGE_SIZE
+            self._size_limits[url] = limit
+        return limit
 
-        Works on the JSON itself, not on an ``Envelope``, so that keys this version does not
-        know (a newer producer's) travel on untouched.
-        """
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            return body
-        if not isinstance(data, dict) or data.get(envelope.MARKER) != envelope.ENVELOPE_VERSION:
-            return body
-        failures = data.get("failures")
-        failures = (
-            [f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else []
-        )
-        failures.append(entry)
-        data["failures"] = failures[-envelope.HISTORY_LIMIT :]
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-    def _send(
-        self, message: InMessage, body: str, record_id: str | None, kind: str, reason: str
+    def _send_dead_letter(
+        self, message: InMessage, copy: resend.Copy, record_id: str | None, kind: str
     ) -> None:
-        ours = {
-            envelope.ATTR_REASON: {"DataType": "String", "StringValue": reason},
-            envelope.ATTR_FAILURE_KIND: {"DataType": "String", "StringValue": kind},
-        }
-        kept = {k: v for k, v in message.message_attributes.items() if k not in ours}
-        room = SQS_MAX_MESSAGE_ATTRIBUTES - len(ours)
-        if len(kept) > room:  # northmigrate's own attributes first, then the others
-            names = sorted(kept, key=lambda n: (not n.startswith("northmigrate."), n))[:room]
-            kept = {name: kept[name] for name in names}
         request: dict[str, Any] = {
             "QueueUrl": self.dlq_url,
-            "MessageBody": body,
-            "MessageAttributes": kept | ours,
+            "MessageBody": copy.body,
+            "MessageAttributes": copy.attributes,
         }
         if self.fifo:
             group = message.group_id or record_id or message.message_id or "northmigrate"

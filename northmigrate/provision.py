@@ -13,6 +13,7 @@ from northmigrate.plugin import Migration, MigrationContext
 # Attributes SQS returns as JSON text: compared parsed, not as strings.
 _JSON_ATTRIBUTES = {"RedrivePolicy", "RedriveAllowPolicy", "Policy"}
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+DLQ_MAX_MESSAGE_SIZE = 1_048_576
 
 
 @dataclass
@@ -134,13 +135,16 @@ def provision(
         dlq_url, dlq_now, dlq_created = _ensure_queue(sqs, q.dead_letter_name, q.fifo)
         main_url, main_now, main_created = _ensure_queue(sqs, q.name, q.fifo)
         dlq_arn, main_arn = dlq_now["QueueArn"], main_now["QueueArn"]
-        common = {"SqsManagedSseEnabled": "true", "MaximumMessageSize": str(q.max_message_size)}
+        common = {"SqsManagedSseEnabled": "true"}
         dlq_changed = _apply(
             sqs,
             dlq_url,
             dlq_now,
             common
             | {
+                # SQS's largest: a dead letter keeps its whole body and still has room for
+                # its reason and provenance (see northmigrate.resend).
+                "MaximumMessageSize": str(DLQ_MAX_MESSAGE_SIZE),
                 "Policy": tls_only_policy(dlq_arn),
                 "MessageRetentionPeriod": str(q.dlq_retention_s),
                 "RedriveAllowPolicy": json.dumps(
@@ -155,12 +159,13 @@ def provision(
             main_now,
             common
             | {
+                "MaximumMessageSize": str(q.max_message_size),
                 "Policy": tls_only_policy(main_arn),
                 "VisibilityTimeout": str(q.visibility_timeout),
                 "MessageRetentionPeriod": str(q.retention_s),
                 "ReceiveMessageWaitTimeSeconds": "20",
                 "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count},
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.sqs_max_receive_count},
                     separators=(",", ":"),
                 ),
             },

@@ -10,14 +10,15 @@ record too large for the queue is invalid.
 
 from __future__ import annotations
 
-import json
+import hashlib
+import re
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from northmigrate import envelope
+from northmigrate import envelope, records
 from northmigrate.plugin import Migration
 from northmigrate.redact import scrub, sensitive_values
 from northmigrate.sources import SourceItem
@@ -151,6 +152,15 @@ class KeySet:
                 table[index] = h
 
 
+# Characters SQS refuses in a message body (a JSON string may hold them: they are sent
+# escaped, the same value).
+_SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escaped(text: str) -> str:
+    return records.dumps(records.loads(text), ascii_only=True)
+
+
 def describe_validation(exc: ValidationError, shown: int = 5) -> str:
     """``field: problem; …`` for the first ``shown`` problems, never with the values (they
     may be sensitive). Validate's rejections and the worker's dead-letter reasons use it."""
@@ -191,16 +201,20 @@ class Validator:
         if item.error is not None:
             return self._invalid(item, None, None, item.error)
         try:
-            if item.data is not None:
-                record = self._model.model_validate(item.data)
-            elif item.text is not None:
-                record = self._model.model_validate_json(item.text)
-            else:
-                return self._invalid(item, None, None, "empty record")
+            # One text for every reader: the envelope carries it, the worker and reconcile
+            # validate it with the same records.validate (numbers exact).
+            text = item.text if item.text is not None else records.dumps(item.data)
+            record = records.validate(self._model, text)
+        except records.RecordSyntaxError as exc:
+            record_id = None if item.text is not None else self._guess_id(item)
+            return self._invalid(item, record_id, None, str(exc))
         except ValidationError as exc:
             return self._from_validation_error(item, exc)
         except RecursionError:
             return self._invalid(item, None, None, "record is nested too deeply")
+        except Exception as exc:  # a model validator of the plugin raised something else
+            reason = self._clean(f"model validation failed: {type(exc).__name__}: {exc}", item)
+            return self._invalid(item, self._guess_id(item), None, reason)
         record_id = self.migration.record_id(record)
         if not self._seen.add(record_id):
             return Checked(
@@ -222,7 +236,7 @@ class Validator:
             return self._invalid(item, record_id, None, reason)
         if not eligible:
             return Checked("ineligible", item, record_id, record=record)
-        message = self._message(item, record, record_id)
+        message = self._message(item, text, record_id)
         self.largest_message = max(self.largest_message, message.size)
         if message.size > self.max_message_size:
             return self._invalid(
@@ -234,24 +248,14 @@ class Validator:
             )
         return Checked("eligible", item, record_id, message=message, record=record)
 
-    def _message(self, item: SourceItem, record: BaseModel, record_id: str) -> OutMessage:
-        raw = (
-            item.text
-            if item.text is not None
-            else json.dumps(
-                record.model_dump(mode="json", by_alias=True),
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-        )
+    def _message(self, item: SourceItem, text: str, record_id: str) -> OutMessage:
+        raw = text if text.isascii() or not _SQS_REFUSES.search(text) else _escaped(text)
         body = self._bodies.body(record_id, item.origin or self.source_name, item.line, raw)
         attrs = envelope.attributes(self.migration.name, record_id)
         body_bytes = len(body) if body.isascii() else len(body.encode())
         size = body_bytes + envelope.attributes_size(attrs)
         message = OutMessage(record_id, item.line, body, attrs, size)
         if self.fifo:
-            import hashlib
-
             message.group_id = record_id[:128]
             message.dedup_id = hashlib.sha256(
                 f"{self.migration.name}\0{record_id}\0{raw}".encode()
@@ -261,11 +265,7 @@ class Validator:
     def _from_validation_error(self, item: SourceItem, exc: ValidationError) -> Checked:
         problems = exc.errors(include_url=False, include_input=False, include_context=False)
         first = problems[0]
-        if first["type"] == "json_invalid":
-            return self._invalid(item, None, None, "invalid JSON")
         record_id = self._guess_id(item)
-        if first["type"] == "model_type" and not first["loc"]:
-            return self._invalid(item, record_id, None, "record is not a JSON object")
         return self._invalid(
             item, record_id, _loc(first["loc"]), self._clean(describe_validation(exc), item)
         )
@@ -274,8 +274,8 @@ class Validator:
         data = item.data
         if data is None and item.text is not None:
             try:
-                data = json.loads(item.text)
-            except (ValueError, RecursionError):
+                data = records.loads(item.text)
+            except records.RecordSyntaxError:
                 return None
         if isinstance(data, dict):
             value = data.get(self.migration.key)
@@ -290,8 +290,8 @@ class Validator:
         data = item.data
         if data is None and item.text is not None:
             try:
-                data = json.loads(item.text)
-            except (ValueError, RecursionError):
+                data = records.loads(item.text)
+            except records.RecordSyntaxError:
                 return text
         return scrub(text, sensitive_values(data, self.migration.sensitive))
 

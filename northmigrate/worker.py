@@ -42,7 +42,14 @@ from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
 from northmigrate.heartbeat import Heartbeat
 from northmigrate.plugin import Migration
-from northmigrate.processing import InMessage, Outcome, Processor, Status, normalise
+from northmigrate.processing import (
+    SQS_MAX_DELAY_S,
+    InMessage,
+    Outcome,
+    Processor,
+    Status,
+    normalise,
+)
 from northmigrate.queues import Depth, Queues
 from northmigrate.tap import Gate, TapGate
 
@@ -232,6 +239,8 @@ class Worker:
             max_receive_count=self.settings.queue.max_receive_count,
             fifo=self.fifo,
             sqs=self.sqs,
+            queue_url=self.url,
+            retry_delay=self._retry_delay,
         )
         self.heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
         self._start_threads()
@@ -507,20 +516,24 @@ class Worker:
             log.exception("processing message %s failed", message.message_id)
             return Outcome(Status.RETRY, message, reason=f"internal error: {exc!r}", error=exc)
 
+    def _retry_delay(self, attempt: int, *, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
+        """The backoff before a failed record's next try (see backoff.retry_delay): at most
+        SQS's longest delay for a retry's copy, the visibility timeout for one in place."""
+        return retry_delay(
+            attempt,
+            base_s=self.settings.worker.backoff_base_s,
+            max_s=self.settings.worker.backoff_max_s,
+            visibility_timeout_s=ceiling_s,
+            rng=self._rng,
+        )
+
     def _settle(self, outcome: Outcome) -> None:
         message = self._let_go(outcome.message)
         if outcome.delete:
             ack = _Ack(message, None)
-        else:
+        else:  # in place: hidden for the backoff, at most the queue's visibility timeout
             ack = _Ack(
-                message,
-                retry_delay(
-                    message.attempt,
-                    base_s=self.settings.worker.backoff_base_s,
-                    max_s=self.settings.worker.backoff_max_s,
-                    visibility_timeout_s=self.visibility_timeout_s,
-                    rng=self._rng,
-                ),
+                message, self._retry_delay(outcome.attempt, ceiling_s=self.visibility_timeout_s)
             )
         with self._cond:
             if outcome.status is Status.SUCCEEDED:
@@ -537,12 +550,12 @@ class Worker:
                 return  # too late to acknowledge: SQS delivers it again
             self._acks_pending += 1
             self._cond.notify_all()
-        if outcome.status is Status.RETRY:
+        if outcome.retried:
             log.info(
-                "record %s (attempt %d) will be retried in %s s: %s",
+                "record %s (attempt %d) will be tried again in %s s: %s",
                 outcome.record_id,
-                message.attempt,
-                ack.visibility,
+                outcome.attempt,
+                outcome.delay_s if ack.visibility is None else ack.visibility,
                 outcome.reason,
             )
         self._acks.put(ack)

@@ -40,7 +40,15 @@ from northmigrate.backoff import TokenBucket
 from northmigrate.batching import MAX_BATCH_ENTRIES, batches
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
 from northmigrate.dlq.letters import Letter, read_letter
-from northmigrate.dlq.peek import STALE_RECEIVES, Reader, is_fifo, queue_name
+from northmigrate.dlq.peek import (
+    STALE_RECEIVES,
+    Reader,
+    back_within_s,
+    depth,
+    hidden_note,
+    is_fifo,
+    queue_name,
+)
 from northmigrate.dlq.where import Condition, matches
 from northmigrate.envelope import utc_now
 from northmigrate.errors import AwsError, InputError, NorthmigrateError
@@ -83,6 +91,12 @@ class RedriveReport:
     duration_s: float = 0.0
     task_status: str | None = None  # native: the move task's last status
     error: NorthmigrateError | None = None
+    in_flight: int = 0  # dead letters hidden when the run started: not seen by it
+    back_within_s: int | None = None  # when those come back, at most
+
+    @property
+    def hidden_note(self) -> str | None:
+        return hidden_note(self.in_flight, self.back_within_s)
 
     def snapshot(self) -> RedriveReport:
         return replace(self, failure_reasons=Counter(self.failure_reasons))
@@ -106,6 +120,8 @@ class RedriveReport:
             "interrupted": self.interrupted,
             "duration_s": round(self.duration_s, 3),
             "task_status": self.task_status,
+            "in_flight": self.in_flight,
+            "in_flight_back_within_s": self.back_within_s if self.in_flight else None,
         }
 
 
@@ -153,29 +169,10 @@ class _Entry:
 def redriven_body(body: str, entry: dict[str, Any]) -> str:
     """The envelope with ``entry`` appended to its ``redrives``; any other body unchanged.
 
-    Works on the JSON itself so that keys this version does not know travel on untouched.
+    Works on the JSON itself so that keys this version does not know travel on untouched,
+    and every number keeps its exact value (see northmigrate.envelope).
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return body
-    if not isinstance(data, dict) or data.get(envelope.MARKER) != envelope.ENVELOPE_VERSION:
-        return body
-    redrives = data.get("redrives")
-    redrives = [r for r in redrives if isinstance(r, dict)] if isinstance(redrives, list) else []
-    redrives.append(entry)
-    data["redrives"] = redrives[-envelope.HISTORY_LIMIT :]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def _attribute_bytes(attrs: dict[str, dict[str, Any]]) -> int:
-    total = 0
-    for name, value in attrs.items():
-        total += len(name.encode()) + len(str(value.get("DataType", "")).encode())
-        total += len(str(value.get("StringValue", "")).encode())
-        binary = value.get("BinaryValue")
-        total += len(binary) if isinstance(binary, bytes | str) else 0
-    return total
+    return envelope.with_history(body, "redrives", entry)
 
 
 class Mover:
@@ -215,10 +212,10 @@ class Mover:
         )
         history["reason"] = letter.reason
         body = redriven_body(message.body, history)
-        size = len(body.encode()) + _attribute_bytes(attrs)
+        size = len(body.encode()) + envelope.attributes_size(attrs)
         if size > self.max_message_size:  # the history would not fit: send it as it was
             body = message.body
-            size = len(body.encode()) + _attribute_bytes(attrs)
+            size = len(body.encode()) + envelope.attributes_size(attrs)
         request: dict[str, Any] = {"Id": str(index), "MessageBody": body}
         if attrs:
             request["MessageAttributes"] = attrs
@@ -544,6 +541,9 @@ def redrive(
         mode=MODE_CLIENT,
         dry_run=dry_run,
     )
+    report.in_flight = depth(sqs, source_url).in_flight
+    if report.in_flight:
+        report.back_within_s = max(back_within_s(sqs, source_url), visibility_timeout)
     reader = Reader(
         sqs,
         source_url,

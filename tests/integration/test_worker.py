@@ -336,3 +336,33 @@ def test_worker_without_a_queue_is_an_aws_error(project: Project) -> None:
     assert result.stderr.startswith("Error: ")
     assert "provision" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hand_backs_and_kills_are_not_attempts(project: Project) -> None:
+    """Workers stopped with SIGTERM (hand-backs) and killed with SIGKILL, again and again:
+    each record still gets its three real tries and is migrated on the first."""
+    items_project(project, visibility_timeout=2)
+    project.options["slow_s"] = 0.3
+    project.write_config()
+    rows = [{"item_id": f"S-{n:02d}", "behaviour": "slow"} for n in range(25)]
+    write_jsonl(project.root / "items.jsonl", rows)
+    assert project.run_json("enqueue", "items.jsonl")["enqueued"] == 25
+    for round_ in range(4):
+        worker = project.popen("worker", "--concurrency", "1", "--grace", "5", "--output", "json")
+        started = len(events(project, "start"))
+        wait_for(lambda started=started: len(events(project, "start")) > started)  # type: ignore[misc]
+        if round_ % 2:
+            worker.kill()  # SIGKILL: what it held comes back after its visibility timeout
+            worker.wait(timeout=10)
+            time.sleep(2.5)
+        else:
+            worker.send_signal(signal.SIGTERM)  # hands its prefetched messages back
+            worker.communicate(timeout=20)
+    summary = work(project, "--concurrency", "4")
+    assert summary["dead_lettered"] == 0
+    assert project.depth(project.dlq_name) == EMPTY
+    done = events(project, "done")
+    assert set(done) == {row["item_id"] for row in rows}
+    # Received many times over, each was on its first real try when it ran (a record the
+    # SIGKILL cut short ran again: an attempt that produced no outcome is not counted).
+    assert {attempt for attempts in done.values() for attempt in attempts} == {1}

@@ -74,6 +74,19 @@ class FakeSqs:
                     )
             return {"Messages": out}
 
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str]) -> Any:
+        with self.lock:
+            messages = list(self.queues[QueueUrl].values())
+        visible = sum(m.visible for m in messages)
+        return {
+            "Attributes": {
+                "ApproximateNumberOfMessages": str(visible),
+                "ApproximateNumberOfMessagesNotVisible": str(len(messages) - visible),
+                "ApproximateNumberOfMessagesDelayed": "0",
+                "VisibilityTimeout": "30",
+            }
+        }
+
     def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[Any]) -> Any:
         with self.lock:
             ok, failed = [], []

@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from northmigrate import aws_lambda, envelope
@@ -44,9 +45,9 @@ def sqs_record(body: str, *, receive_count: int = 1, group: str | None = None) -
     }
 
 
-def body(rec: dict[str, Any]) -> str:
+def body(rec: dict[str, Any], *, attempts: int = 0) -> str:
     return envelope.Envelope(
-        migration=migration.name, record_id=rec["application_id"], record=rec
+        migration=migration.name, record_id=rec["application_id"], record=rec, attempts=attempts
     ).to_body()
 
 
@@ -87,18 +88,35 @@ def dead_letters(rt: aws_lambda.Runtime) -> dict[str, str]:
     return out
 
 
-def test_standard_batch_reports_only_the_records_to_retry(mocked_aws: None) -> None:
+def main_queue_copies(rt: aws_lambda.Runtime) -> list[dict[str, Any]]:
+    """The envelopes of the retry copies in the main queue."""
+    sqs = rt.clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=rt.settings.queue.name)["QueueUrl"]
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def test_standard_batch_requeues_retries_and_reports_no_failure(mocked_aws: None) -> None:
     rt = runtime_for("orders")
     ok = sqs_record(body(record(1)))
-    transient = sqs_record(body(record(2, region="ON")))
-    exhausted = sqs_record(body(record(3, region="ON")), receive_count=3)
+    # Received many times (peeks, throttled polls) but never tried: not an attempt.
+    transient = sqs_record(body(record(2, region="ON")), receive_count=50)
+    exhausted = sqs_record(body(record(3, region="ON"), attempts=2))
     permanent = sqs_record(body(record(4, business_type="partnership")))
     unreadable = sqs_record("not json at all")
     event = {"Records": [ok, transient, exhausted, permanent, unreadable]}
+    rt.processor.retry_delay = lambda attempt: 0  # the copy is receivable at once
 
     response = aws_lambda.handle(event, rt)
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": transient["messageId"]}]}
+    # The retry is a delayed copy in the main queue (confirmed by SQS), so the original may
+    # be deleted by the mapping: nothing for it to redeliver.
+    assert response == {"batchItemFailures": []}
+    [copy_] = main_queue_copies(rt)
+    assert (copy_["record_id"], copy_["attempts"]) == ("APP-000002", 1)
+    assert copy_["record"] == record(2, region="ON")
+    assert copy_["failures"][-1]["kind"] == "retry"
+    assert copy_["origin"]["message_id"] == transient["messageId"]
     assert table_ids(rt.clients) == {"APP-000001"}
     dead = dead_letters(rt)
     assert set(dead) == {"APP-000003", "APP-000004", "not json at all"}
@@ -107,6 +125,23 @@ def test_standard_batch_reports_only_the_records_to_retry(mocked_aws: None) -> N
         "PermanentError: the new service does not accept business_type 'partnership' yet"
     )
     assert dead["not json at all"] == "EnvelopeError: message body is not JSON"
+
+
+def test_a_retry_whose_copy_cannot_be_sent_is_reported_to_the_mapping(
+    mocked_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = runtime_for("orders")
+    transient = sqs_record(body(record(2, region="ON")))
+    real = rt.processor.sqs.send_message
+
+    def refuse_main_queue(**request: Any) -> Any:
+        if request["QueueUrl"] == rt.processor.queue_url:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://sqs")
+        return real(**request)
+
+    monkeypatch.setattr(rt.processor.sqs, "send_message", refuse_main_queue)
+    response = aws_lambda.handle({"Records": [transient]}, rt)
+    assert response == {"batchItemFailures": [{"itemIdentifier": transient["messageId"]}]}
 
 
 def test_fifo_stops_at_the_first_failure_and_fails_the_rest(mocked_aws: None) -> None:

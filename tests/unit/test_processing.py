@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
+import pydantic
 import pytest
 from pydantic import BaseModel
 
@@ -144,6 +145,7 @@ def test_the_last_attempt_moves_the_message_to_the_dlq_with_its_reason(aws: AwsC
             "migration": "items",
             "version": "1",
             "at": "2026-11-27T01:02:03.000000Z",
+            "message_id": "m-1",
         }
     ]
     attrs = dead["MessageAttributes"]
@@ -210,10 +212,13 @@ def test_unreadable_foreign_and_invalid_messages_are_dead_lettered(
 
 def test_when_the_dlq_send_fails_the_message_is_not_deleted(aws: AwsClients) -> None:
     class Broken:
-        def send_message(self, **_: Any) -> None:
-            raise botocore.exceptions.ClientError(
-                {"Error": {"Code": "InternalError", "Message": "try later"}}, "SendMessage"
-            )
+        def __getattr__(self, operation: str) -> Any:
+            def call(**_: Any) -> None:
+                raise botocore.exceptions.ClientError(
+                    {"Error": {"Code": "InternalError", "Message": "try later"}}, operation
+                )
+
+            return call
 
     processor, _ = make(aws, sqs=Broken())
     outcome = processor.process(message(body({"item_id": "A-1", "mode": "permanent"}), 1))
@@ -233,3 +238,255 @@ def test_a_fifo_dlq_gets_the_group_and_at_most_ten_attributes(aws: AwsClients) -
     assert dead["Attributes"]["MessageGroupId"] == "grp"
     assert len(dead["MessageAttributes"]) == 10
     assert envelope.ATTR_REASON in dead["MessageAttributes"]
+
+
+# -- attempts are real attempts ------------------------------------------------------------
+
+
+def make_with_main(clients: AwsClients, *, delay: int = 0) -> tuple[Processor, str, str]:
+    """A processor whose retries are delayed copies in a main queue (as the worker's are)."""
+    sqs = clients.client("sqs")
+    main = sqs.create_queue(QueueName="main")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    processor = Processor(
+        MIGRATION,
+        clients=clients,
+        options={"table": "t"},
+        dlq_url=dlq,
+        max_receive_count=3,
+        clock=lambda: NOW,
+        queue_url=main,
+        retry_delay=lambda attempt: delay,
+    )
+    return processor, main, dlq
+
+
+def receive_all(clients: AwsClients, url: str) -> list[dict[str, Any]]:
+    got = clients.client("sqs").receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )
+    return list(got.get("Messages", []))
+
+
+def test_receives_that_tried_nothing_do_not_count_as_attempts(aws: AwsClients) -> None:
+    """A message received 40 times (peeks, hand-backs, killed workers) is on its 1st try."""
+    processor, main, dlq = make_with_main(aws)
+    failing = {"item_id": "A-1", "mode": "boom", "secret": "s3cr3t"}
+    outcome = processor.process(message(body(failing), 40))
+    assert outcome.status is Status.REQUEUED and outcome.delete
+    assert (outcome.attempt, CALLS[-1][1].attempt) == (1, 1)
+    assert receive_all(aws, dlq) == []
+    # Each try that failed is one more attempt in the copy; the third is the last.
+    attempts = []
+    for _ in range(3):
+        [copy] = receive_all(aws, main)
+        outcome = processor.process(copy)
+        attempts.append((outcome.attempt, outcome.status))
+        aws.client("sqs").delete_message(QueueUrl=main, ReceiptHandle=copy["ReceiptHandle"])
+        if outcome.status is Status.DEAD_LETTERED:
+            break
+    assert attempts == [(2, Status.REQUEUED), (3, Status.DEAD_LETTERED)]
+    [dead] = receive_all(aws, dlq)
+    data = json.loads(dead["Body"])
+    assert [(f["kind"], f["attempt"]) for f in data["failures"]] == [
+        ("retry", 1),
+        ("retry", 2),
+        ("exhausted", 3),
+    ]
+    assert data["attempts"] == 0  # brought back from the DLQ, it gets a whole set of tries
+    assert data["record"] == failing
+
+
+def test_a_retry_copy_keeps_the_body_attributes_and_provenance(aws: AwsClients) -> None:
+    processor, main, _ = make_with_main(aws, delay=0)
+    raw = message(
+        body({"item_id": "A-1", "mode": "boom"}),
+        1,
+        ApproximateFirstReceiveTimestamp="1764464523000",
+    )
+    raw["MessageAttributes"] = {
+        **envelope.attributes("items", "A-1"),
+        "trace": {"DataType": "Binary", "BinaryValue": b"\x00\xff\x10"},
+    }
+    assert processor.process(raw).status is Status.REQUEUED
+    [copy] = receive_all(aws, main)
+    data = json.loads(copy["Body"])
+    assert data["origin"] == {
+        "message_id": "m-1",
+        "queue": "main",
+        "first_received_at": "2025-11-30T01:02:03.000000Z",
+    }
+    assert copy["MessageAttributes"]["trace"]["BinaryValue"] == b"\x00\xff\x10"
+    assert copy["MessageAttributes"][envelope.ATTR_RECORD_ID]["StringValue"] == "A-1"
+
+
+def test_a_retry_copy_is_delayed_by_the_backoff(aws: AwsClients) -> None:
+    processor, main, _ = make_with_main(aws, delay=7)
+    sent: list[dict[str, Any]] = []
+    real = processor.sqs.send_message
+
+    def spy(**request: Any) -> Any:
+        sent.append(request)
+        return real(**request)
+
+    processor.sqs = type(
+        "Spy",
+        (),
+        {
+            "send_message": staticmethod(spy),
+            "get_queue_attributes": processor.sqs.get_queue_attributes,
+        },
+    )()
+    outcome = processor.process(message(body({"item_id": "A-1", "mode": "boom"}), 1))
+    assert outcome.status is Status.REQUEUED and outcome.delay_s == 7
+    assert [(r["QueueUrl"], r["DelaySeconds"]) for r in sent] == [(main, 7)]
+
+
+def test_on_a_fifo_queue_a_retry_stays_in_place(aws: AwsClients) -> None:
+    processor, _ = make(aws, fifo=True)
+    processor.queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/main.fifo"
+    outcome = processor.process(message(body({"item_id": "A-1", "mode": "boom"}), 2))
+    assert outcome.status is Status.RETRY and not outcome.delete
+    assert outcome.attempt == 2  # SQS's receive count, on a FIFO queue
+
+
+# -- every dead letter keeps its reason and provenance, whatever its size --------------------
+
+
+@pytest.mark.parametrize("history", [0, 20])
+def test_a_record_at_the_size_limit_is_dead_lettered_with_its_reason(
+    aws: AwsClients, history: int
+) -> None:
+    processor, main, dlq = make_with_main(aws)
+    limit = 16_384
+    for url in (main, dlq):
+        aws.client("sqs").set_queue_attributes(
+            QueueUrl=url, Attributes={"MaximumMessageSize": str(limit)}
+        )
+    earlier = [
+        envelope.failure(
+            kind="retry",
+            error_class="X",
+            reason="X: " + "r" * 300,
+            attempt=i,
+            migration="items",
+            version="1",
+        )
+        for i in range(history)
+    ]
+    attrs = envelope.attributes("items", "A-1")
+    env = envelope.Envelope(
+        migration="items",
+        record_id="A-1",
+        record={"item_id": "A-1", "mode": "permanent"},
+        failures=earlier,
+    )
+    # 300 bytes short of the limit: the failure entry, the history, the reason and origin
+    # attributes cannot all fit; the copy still keeps the body and a reason.
+    pad = limit - len(env.to_body().encode()) - envelope.attributes_size(attrs) - 300
+    env.record["secret"] = "s" * max(pad, 0)
+    raw_body = env.to_body()
+    raw = message(raw_body, 1)
+    assert len(raw_body.encode()) + envelope.attributes_size(attrs) <= limit
+    outcome = processor.process(raw)
+    assert outcome.status is Status.DEAD_LETTERED
+    [dead] = receive_all(aws, dlq)
+    size = len(dead["Body"].encode()) + envelope.attributes_size(dead["MessageAttributes"])
+    assert size <= limit  # as SQS counts it: body and attributes
+    reason = dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"]
+    assert reason.startswith("PermanentError: refused A-1")
+    assert json.loads(dead["Body"])["record"] == env.record  # the record itself unchanged
+    origin = json.loads(dead["MessageAttributes"][envelope.ATTR_ORIGIN]["StringValue"])
+    assert origin["message_id"] == "m-1"
+
+
+def test_a_foreign_body_near_the_limit_keeps_its_reason(aws: AwsClients) -> None:
+    processor, _, dlq = make_with_main(aws)
+    limit = 8_192
+    aws.client("sqs").set_queue_attributes(
+        QueueUrl=dlq, Attributes={"MaximumMessageSize": str(limit)}
+    )
+    raw = message("x" * (limit - 200), 1)
+    raw["MessageAttributes"] = {"big": {"DataType": "String", "StringValue": "v" * 150}}
+    assert processor.process(raw).status is Status.DEAD_LETTERED
+    [dead] = receive_all(aws, dlq)
+    assert dead["Body"] == raw["Body"]
+    assert dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"].startswith(
+        "EnvelopeError"
+    )
+    assert len(dead["Body"].encode()) + envelope.attributes_size(dead["MessageAttributes"]) <= limit
+
+
+def test_a_dead_letter_names_its_first_message_queue_and_first_receive(aws: AwsClients) -> None:
+    processor, _, dlq = make_with_main(aws)
+    raw = message("not an envelope", 3, ApproximateFirstReceiveTimestamp="1764464523000")
+    assert processor.process(raw).status is Status.DEAD_LETTERED
+    [dead] = receive_all(aws, dlq)
+    origin = json.loads(dead["MessageAttributes"][envelope.ATTR_ORIGIN]["StringValue"])
+    assert origin == {
+        "message_id": "m-1",
+        "queue": "main",
+        "first_received_at": "2025-11-30T01:02:03.000000Z",
+    }
+
+
+# -- binary attributes and hostile plugins ---------------------------------------------------
+
+
+def test_a_lambda_binary_attribute_is_copied_as_its_bytes(aws: AwsClients) -> None:
+    """AWS's documented SQS event: ``binaryValue`` is base64 text of the bytes."""
+    processor, _, dlq = make_with_main(aws)
+    event_record = {
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "body": "not an envelope",
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1545082649183",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1545082649185",
+        },
+        "messageAttributes": {
+            "myAttribute": {
+                "binaryValue": "AP8QgA==",
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "Binary",
+            }
+        },
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-2:123456789012:my-queue",
+        "awsRegion": "us-east-2",
+    }
+    assert normalise(event_record).message_attributes["myAttribute"]["BinaryValue"] == (
+        b"\x00\xff\x10\x80"
+    )
+    assert processor.process(event_record).status is Status.DEAD_LETTERED
+    [dead] = receive_all(aws, dlq)
+    assert dead["MessageAttributes"]["myAttribute"]["BinaryValue"] == b"\x00\xff\x10\x80"
+
+
+class Picky(BaseModel):
+    item_id: str
+    secret: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _lookup(self) -> Picky:
+        if self.item_id.startswith("K"):
+            raise KeyError(self.secret)
+        return self
+
+
+def test_a_model_validator_raising_anything_is_a_dead_letter_with_a_scrubbed_reason(
+    aws: AwsClients,
+) -> None:
+    migration = Migration(
+        name="items", model=Picky, key="item_id", handler=handle, sensitive=("secret",)
+    )
+    processor, _ = make(aws)
+    processor.migration = migration
+    outcome = processor.process(message(body({"item_id": "K-1", "secret": "TAXID-12345"}), 1))
+    assert outcome.status is Status.DEAD_LETTERED and outcome.kind == "invalid"
+    assert outcome.reason is not None and "TAXID-12345" not in outcome.reason
+    assert outcome.reason.startswith("KeyError")

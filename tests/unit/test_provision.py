@@ -32,10 +32,15 @@ def test_provision_creates_then_changes_nothing_then_updates(
     sqs = clients.client("sqs")
     main = sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["All"])["Attributes"]
     dlq = sqs.get_queue_attributes(QueueUrl=first.dlq_url, AttributeNames=["All"])["Attributes"]
+    # SQS's own limit leaves headroom above the worker's 4 tries: reads that tried nothing
+    # (peeks, hand-backs, kills) never make SQS dead-letter a record before the worker does.
     assert json.loads(main["RedrivePolicy"]) == {
         "deadLetterTargetArn": first.dlq_arn,
-        "maxReceiveCount": 4,
+        "maxReceiveCount": 4 + 10,
     }
+    # The DLQ takes SQS's largest messages: a dead letter always has room for its reason.
+    assert dlq["MaximumMessageSize"] == "1048576"
+    assert main["MaximumMessageSize"] == "262144"
     assert main["VisibilityTimeout"] == "45"
     assert main["SqsManagedSseEnabled"] == "true" and dlq["SqsManagedSseEnabled"] == "true"
     assert int(dlq["MessageRetentionPeriod"]) > int(main["MessageRetentionPeriod"])

@@ -92,7 +92,7 @@ def test_the_fast_body_writer_writes_the_same_bytes_as_an_envelope(
             "no record object",
         ),
         ('{"northmigrate": 1, "record": {}}', "lacks migration"),
-        ("[" * 100_000, "not JSON"),
+        ("[" * 100_000, "nested too deeply"),
     ],
 )
 def test_envelope_parse_rejects_foreign_bodies(body: str, reason: str) -> None:
