@@ -3,13 +3,18 @@
 Each record read is exactly one of: **migrated** (the plugin's ``verify`` says it is present
 and correct in the target), **rejected** (invalid, ineligible or a duplicate, as ``validate``
 says), **dead-lettered** (its message is in the DLQ), **in queue** (its message is in the main
-queue), or **missing**. The queues are read without being consumed (every message read is
-made visible again at once), before the source is checked. The counts add up to ``expected``,
-the number of records read.
+queue), **unsettled** (none of those, while the queues still hold messages it could be in),
+or **missing**. The counts add up to ``expected``, the number of records read.
 
-Run it when the workers are done: a message that another consumer holds in flight cannot
-be read; ``in_flight_unseen`` counts them, and a record whose message is in flight may show
-as missing until it settles.
+The DLQ is read without being consumed (every message read is visible again at once). The
+main queue is *not* read unless asked (``read_queue``): SQS has no peek, and every read of a
+message counts as one receive against the queue's redrive policy. Without reading it,
+reconcile knows only the main queue's depth: when it holds nothing (visible, in flight or
+delayed) and the DLQ has nothing in flight, a record found nowhere is missing; otherwise it
+is unsettled, and the report says to run again once the queue has drained (or with
+``read_queue``, which looks at each message; the queue's receive headroom absorbs it).
+A message another consumer holds in flight cannot be read either way; ``in_flight_unseen``
+counts them.
 """
 
 from __future__ import annotations
@@ -48,10 +53,19 @@ class ReconcileReport:
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     in_flight_unseen: int = 0
     duration_s: float = 0.0
+    read_queue: bool = False
+    main_depth: int = 0  # messages in the main queue (visible, in flight, delayed)
+    unsettled: list[str] = field(default_factory=list)
+    unsettled_total: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.missing_total == 0
+        return self.missing_total == 0 and self.unsettled_total == 0
+
+    def add_unsettled(self, record_id: str) -> None:
+        self.unsettled_total += 1
+        if len(self.unsettled) < MAX_LISTED_MISSING:
+            self.unsettled.append(record_id)
 
     def add_missing(self, record_id: str) -> None:
         self.missing_total += 1
@@ -74,6 +88,10 @@ class ReconcileReport:
                 {"reason": r, "count": c} for r, c in self.dead_letter_reasons.most_common()
             ],
             "in_flight_unseen": self.in_flight_unseen,
+            "unsettled": self.unsettled,
+            "unsettled_total": self.unsettled_total,
+            "read_queue": self.read_queue,
+            "main_queue_depth": self.main_depth,
             "duration_s": round(self.duration_s, 3),
         }
 
@@ -118,6 +136,7 @@ def reconcile(
     max_message_size: int,
     concurrency: int = 8,
     progress: Callable[[ReconcileReport], None] | None = None,
+    read_queue: bool = False,
 ) -> ReconcileReport:
     """Account for every record of ``source``; see the module's docstring."""
     if migration.verify is None and migration.verify_batch is None:
@@ -128,12 +147,16 @@ def reconcile(
             hint="add verify=(record, ctx) -> bool to the Migration",
         )
     started = time.monotonic()
-    report = ReconcileReport(source=source.name)
+    report = ReconcileReport(source=source.name, read_queue=read_queue)
     sqs = queues.sqs
     main_url, dlq_url = queues.main_url(), queues.dlq_url()
+    main_before, dlq_before = queues.depth(main_url), queues.depth(dlq_url)
     in_dlq = peek(sqs, dlq_url)
-    in_main = peek(sqs, main_url)
-    report.in_flight_unseen = queues.depth(main_url).in_flight + queues.depth(dlq_url).in_flight
+    in_main = peek(sqs, main_url) if read_queue else {}
+    report.main_depth = main_before.total
+    report.in_flight_unseen = main_before.in_flight + dlq_before.in_flight
+    # Without reading the main queue, a record found nowhere may still be in it.
+    undecided = (not read_queue and main_before.total > 0) or dlq_before.in_flight > 0
     ctx = MigrationContext(options=options, aws=clients)
     validator = Validator(migration, max_message_size=max_message_size, source_name=source.name)
     pending: deque[tuple[list[tuple[str, BaseModel]], Future[list[bool]]]] = deque()
@@ -148,6 +171,8 @@ def reconcile(
                 report.dead_letter_reasons[in_dlq[record_id] or "unknown"] += 1
             elif record_id in in_main:
                 report.in_queue += 1
+            elif undecided:
+                report.add_unsettled(record_id)
             else:
                 report.add_missing(record_id)
 

@@ -134,6 +134,8 @@ def inspect(
             progress=lambda r: update(completed=r.scanned, description=f"read {r.scanned}"),
         )
     emit(output, report.to_dict(), lambda console: _render_inspect(report, console))
+    if report.hidden_note:
+        say(f"[yellow]{report.hidden_note}[/yellow]")
     if report.ended == "in_flight_limit":
         say(
             "[yellow]stopped at the in-flight limit: the counts cover the messages read "
@@ -218,7 +220,9 @@ def redrive(
     Each message is sent to the destination, and deleted from the DLQ only once the
     destination confirmed it: a crash leaves it in one queue or both, never in neither.
     Messages not moved are visible again when the command ends. Exit 1 when some messages
-    could not be moved (they stay in the DLQ).
+    could not be moved (they stay in the DLQ), or when some dead letters were in flight
+    (hidden by another reader or a stopped run) and not seen: the output says when they
+    come back.
     """
     if rate is not None and rate <= 0:
         raise InputError("--rate must be a positive number of messages per second")
@@ -272,8 +276,11 @@ def redrive(
         raise report.error
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if report.hidden_note:
+        say(f"[yellow]{report.hidden_note}[/yellow]")
     if report.failed:
         say(f"[red]{report.failed} messages could not be moved; they stay in the DLQ[/red]")
+    if report.failed or report.in_flight:
         raise typer.Exit(EXIT_ATTENTION)
 
 

@@ -22,7 +22,8 @@ def _render(report: ReconcileReport, console: Console) -> None:
         ("migrated (verified in the target)", report.migrated),
         ("rejected (invalid, ineligible, duplicate)", report.rejected),
         ("dead-lettered", report.dead_lettered),
-        ("still queued", report.in_queue),
+        ("still queued", report.in_queue if report.read_queue else "not read (--read-queue)"),
+        ("unsettled (the queues still hold messages)", report.unsettled_total),
         ("missing", report.missing_total),
     ]
     if report.in_flight_unseen:
@@ -36,6 +37,13 @@ def _render(report: ReconcileReport, console: Console) -> None:
         shown = ", ".join(report.missing[:20])
         more = f" … and {report.missing_total - 20} more" if report.missing_total > 20 else ""
         console.print(f"[red]missing: {shown}{more}[/red]")
+    if report.unsettled_total:
+        console.print(
+            f"[yellow]{report.unsettled_total} records are not in the target or the DLQ, and "
+            f"the main queue holds {report.main_depth} messages: run reconcile again once it "
+            "has drained, or with --read-queue to look at each message (a read counts as a "
+            "receive)[/yellow]"
+        )
     elif report.ok:
         console.print("[green]every record is accounted for[/green]")
 
@@ -50,13 +58,21 @@ def reconcile(
         max=256,
         help="Verify calls in flight (default: worker.concurrency).",
     ),
+    read_queue: bool = typer.Option(
+        False,
+        "--read-queue",
+        help="Also read the main queue to find the records still in it (each message read "
+        "counts as one receive against the redrive policy; the receive headroom absorbs it).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Account for every record of SOURCE: migrated, rejected, dead-lettered, still queued, or
-    missing. Exit 1 when any record is missing.
+    """Account for every record of SOURCE: migrated, rejected, dead-lettered, still queued,
+    unsettled, or missing. Exit 1 when any record is missing or unsettled.
 
-    Reads both queues without consuming them, then checks each eligible record in the target
-    with the plugin's verify (batched where the plugin can). Run it when the workers are done.
+    Reads the DLQ without consuming it, then checks each eligible record in the target with
+    the plugin's verify (batched where the plugin can). The main queue is read only with
+    --read-queue; without it, a record found nowhere while the main queue still holds
+    messages is unsettled, not missing. Run it when the workers are done.
     """
     st = state(ctx)
     settings = st.settings
@@ -84,6 +100,7 @@ def reconcile(
             max_message_size=settings.queue.max_message_size,
             concurrency=workers,
             progress=on_progress,
+            read_queue=read_queue,
         )
     emit(output, report.to_dict(), lambda console: _render(report, console))
     if not report.ok:

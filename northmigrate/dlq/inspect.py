@@ -22,7 +22,9 @@ from northmigrate.dlq.peek import (
     PEEK_VISIBILITY_S,
     RECEIVE_WAIT_S,
     Reader,
+    back_within_s,
     depth,
+    hidden_note,
     peek_reader,
     queue_name,
 )
@@ -45,6 +47,11 @@ class InspectReport:
     export_file: str | None = None
     exported: int = 0
     interrupted: bool = False
+    back_within_s: int | None = None  # when the messages in flight come back, at most
+
+    @property
+    def hidden_note(self) -> str | None:
+        return hidden_note(self.depth.in_flight, self.back_within_s)
 
     @property
     def complete(self) -> bool:
@@ -56,6 +63,7 @@ class InspectReport:
             "queue": self.queue,
             "visible": self.depth.visible,
             "in_flight": self.depth.in_flight,
+            "in_flight_back_within_s": self.back_within_s if self.depth.in_flight else None,
             "delayed": self.depth.delayed,
             "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
             "reasons": [{"reason": r, "count": n} for r, n in self.reasons.most_common()],
@@ -92,6 +100,8 @@ def inspect(
     for a message SQS moved itself).
     """
     report = InspectReport(queue=queue_name(url), depth=depth(sqs, url))
+    if report.depth.in_flight:
+        report.back_within_s = back_within_s(sqs, url)
     if export is not None:
         report.export_file = str(export.path)
     reader = Reader(

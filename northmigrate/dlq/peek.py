@@ -71,6 +71,32 @@ def depth(sqs: Any, url: str) -> Depth:
     )
 
 
+def back_within_s(sqs: Any, url: str) -> int:
+    """At most how long a message read by someone else stays hidden: the queue's visibility
+    timeout, or northmigrate's own reads' (``PEEK_VISIBILITY_S``), whichever is longer.
+
+    A reader may set a longer time on its receive (``--visibility-timeout``); this is the
+    bound for a plain receive and for northmigrate's defaults.
+    """
+    try:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    except AWS_EXCEPTIONS as exc:
+        raise translate(exc, f"queue {queue_name(url)}") from exc
+    visibility = int(attrs.get("Attributes", {}).get("VisibilityTimeout", 30))
+    return max(visibility, PEEK_VISIBILITY_S)
+
+
+def hidden_note(in_flight: int, back_within: int | None) -> str | None:
+    """The sentence that says dead letters were in flight and not seen, or None."""
+    if in_flight <= 0:
+        return None
+    noun = "dead letter is" if in_flight == 1 else "dead letters are"
+    return (
+        f"{in_flight} {noun} in flight (hidden by another reader, or by a read that was "
+        f"stopped) and could not be seen; they come back within {back_within} s: run again then"
+    )
+
+
 def _retry(what: str, call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
     """A call retried a few times on transient errors (botocore retries below this too)."""
     for attempt in range(1, CALL_ATTEMPTS + 1):

@@ -161,3 +161,22 @@ def test_record_reasons_is_the_peek_reconcile_takes(sqs: Any) -> None:
     assert found["R-17"] is None
     assert len(found) == 20  # the raw body has no record id
     assert len(receivable(sqs, url)) == 21
+
+
+def test_inspect_reports_dead_letters_in_flight_and_when_they_return(sqs: Any) -> None:
+    url = fill(sqs)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "900"})
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=600)
+    assert len(got["Messages"]) == 4  # an interrupted read still holds these
+    report = inspect(sqs, url)
+    data = report.to_dict()
+    assert (data["in_flight"], data["in_flight_back_within_s"]) == (4, 900)
+    assert report.scanned == 21 - 4
+    assert report.hidden_note is not None and "come back within 900 s" in report.hidden_note
+    assert inspect(sqs, fill_other(sqs)).to_dict()["in_flight_back_within_s"] is None
+
+
+def fill_other(sqs: Any) -> str:
+    url = sqs.create_queue(QueueName="calm-dlq")["QueueUrl"]
+    dead_letter(sqs, url, 1, "E: x")
+    return url

@@ -351,3 +351,24 @@ def test_native_start_refused_is_an_aws_error() -> None:
 
 ANY_START = {"SourceArn": SRC_ARN, "DestinationArn": DST_ARN}
 ANY_LIST = {"SourceArn": SRC_ARN, "MaxResults": ANY}
+
+
+def test_dead_letters_in_flight_are_reported_not_silently_skipped(sqs: Any) -> None:
+    """After a redrive killed part-way (or an interrupted inspect), messages stay hidden for
+    their visibility timeout: the next redrive says so instead of a silent ``matched 0``."""
+    main, dlq = queues(sqs)
+    for n in range(10):
+        put(sqs, dlq, n, "E: boom")
+    while sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages"
+    ):
+        pass  # a killed reader holds all ten
+    report = redrive(sqs, dlq, main, clock=lambda: NOW)
+    assert (report.matched, report.moved) == (0, 0)
+    assert report.in_flight == 10
+    assert report.back_within_s is not None and report.back_within_s >= 300
+    data = report.to_dict()
+    assert (data["in_flight"], data["in_flight_back_within_s"]) == (10, report.back_within_s)
+    assert report.hidden_note is not None and "10 dead letters are in flight" in report.hidden_note
+    quiet = redrive(sqs, dlq, main, dry_run=True, clock=lambda: NOW)
+    assert quiet.in_flight == 10 and quiet.matched == 0
