@@ -3,8 +3,8 @@
 Paths are dotted field names; a list on the way is walked into, so ``owners.tax_id`` names
 the tax id of every owner. ``redact`` masks those fields in a record. A ``Scrubber`` masks
 their values wherever they appear inside free text: every text that leaves the process and
-came from an exception or a validation error goes through ``Scrubber.scrub`` with the
-values of its record.
+came from an exception or a validation error goes through ``Scrubber.scrub`` (or
+``Scrubber.describe``, which renders the exception first) with the values of its record.
 
 What a scrubber masks
     A value is masked in every form a text may give it, not only ``str(value)``:
@@ -76,6 +76,13 @@ Cost
     about 70 µs and scrubbing a 200-character reason 3 µs when it holds no value, 20 µs
     when it holds six, 40 µs for a truncated validation error. A text with no value in it
     is returned as the very same object.
+
+Validation errors
+    ``validation_text`` renders a ``pydantic.ValidationError`` as ``loc: msg [type=…]``
+    without input values; a custom validator's message (``Value error, <text>``) may quote
+    the value itself, so its output still goes through the scrubber (``describe`` does
+    both). ``strip_input_values`` removes pydantic's ``input_value=…`` from any text that
+    embeds a validation error's message; ``error_text`` renders any exception with both.
 """
 
 from __future__ import annotations
@@ -90,7 +97,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 MASK = "***"
 MIN_FRAGMENT = 3  # the shortest piece of a truncated value that is masked beside an ellipsis
@@ -262,6 +269,10 @@ class Scrubber:
                 break
             text = masked
         return text
+
+    def describe(self, exc: BaseException) -> str:
+        """``error_text(exc)``, scrubbed: how an exception is told to people."""
+        return self.scrub(error_text(exc))
 
     def scrub_tree(self, value: Any) -> Any:
         """A copy of a JSON-like value with every string in it scrubbed (keys are kept)."""
@@ -552,3 +563,55 @@ def _double_quoted(single: str) -> str:
     return "\\\\".join(
         part.replace("\\'", "'").replace('"', '\\"') for part in single.split("\\\\")
     )
+
+
+# -- exceptions and validation errors ------------------------------------------------------
+
+_INPUT_VALUE = ", input_value="
+_INPUT_TYPE = ", input_type="
+
+
+def validation_text(exc: ValidationError, shown: int = 5) -> str:
+    """``loc: msg [type=…]; …`` for the first ``shown`` problems, never with input values.
+
+    A custom validator's message may quote the value: scrub the result (``describe``)."""
+    problems = exc.errors(include_url=False, include_input=False, include_context=False)
+    parts = [
+        f"{'.'.join(str(part) for part in p['loc']) or 'record'}: {p['msg']} [type={p['type']}]"
+        for p in problems[:shown]
+    ]
+    if len(problems) > shown:
+        parts.append(f"and {len(problems) - shown} more")
+    return "; ".join(parts)
+
+
+def strip_input_values(text: str) -> str:
+    """``text`` without pydantic's ``, input_value=…, input_type=…`` (the message of a
+    validation error, embedded in another message, say). The type of error stays."""
+    at = text.find(_INPUT_VALUE)
+    if at < 0:
+        return text
+    out: list[str] = []
+    done = 0
+    while at >= 0:
+        line_end = text.find("\n", at)
+        line_end = len(text) if line_end < 0 else line_end
+        type_at = text.rfind(_INPUT_TYPE, at, line_end)  # the last: a value may hold the words
+        close = text.find("]", type_at, line_end) if type_at >= 0 else -1
+        out.append(text[done:at])
+        done = close if close >= 0 else line_end
+        at = text.find(_INPUT_VALUE, done)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def error_text(exc: BaseException) -> str:
+    """How an exception is told to people, before scrubbing: a validation error by
+    ``validation_text``, anything else by ``str`` without pydantic's input values."""
+    if isinstance(exc, ValidationError):
+        return validation_text(exc)
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not hide the failure it reports
+        return f"<{type(exc).__name__}: message could not be rendered>"
+    return strip_input_values(text)

@@ -17,14 +17,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from northmigrate.redact import (
     MASK,
     Scrubber,
+    error_text,
     scrub,
     sensitive_leaves,
     sensitive_values,
+    strip_input_values,
+    validation_text,
 )
 
 
@@ -361,3 +364,69 @@ def test_sensitive_leaves_walks_dicts_models_lists_and_aliases() -> None:
 def test_sensitive_values_keeps_its_shape_for_json_records() -> None:
     values = sensitive_values(RECORD, ["owners.code", "owners.sex", "rate", "owners.children"])
     assert values == {"QZ", "F", "0.0375", "7"}
+
+
+class Applicant(BaseModel):
+    email: str
+    tax_id: str
+
+    @field_validator("tax_id")
+    @classmethod
+    def _nine_digits(cls, value: str) -> str:
+        if not value.isdigit():
+            raise ValueError(f"tax id {value} is not nine digits")
+        return value
+
+
+def test_validation_text_names_fields_and_problems_without_inputs() -> None:
+    data = {"email": 12345678, "tax_id": "98-765-4321"}
+    with pytest.raises(ValidationError) as caught:
+        Applicant.model_validate(data)
+    text = validation_text(caught.value)
+    assert "12345678" not in text and "input_value" not in text
+    assert text.startswith("email: Input should be a valid string [type=string_type]; tax_id:")
+    # a custom validator's message carries the value: the scrubber takes it out
+    assert "98-765-4321" in text
+    assert Scrubber.for_values(data.values()).describe(caught.value) == (
+        "email: Input should be a valid string [type=string_type]; "
+        f"tax_id: Value error, tax id {MASK} is not nine digits [type=value_error]"
+    )
+
+
+def test_validation_text_counts_what_it_does_not_show() -> None:
+    class Many(BaseModel):
+        a: int
+        b: int
+        c: int
+
+    with pytest.raises(ValidationError) as caught:
+        Many.model_validate({})
+    assert validation_text(caught.value, shown=2) == (
+        "a: Field required [type=missing]; b: Field required [type=missing]; and 1 more"
+    )
+
+
+def test_strip_input_values_removes_pydantic_inputs_from_any_text() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Applicant.model_validate({"email": ["x", ", input_type=str]"], "tax_id": "123"})
+    wrapped = f"could not build target: {caught.value}"
+    out = strip_input_values(wrapped)
+    assert "input_value" not in out and "'x'" not in out
+    assert "[type=string_type]" in out and out.startswith("could not build target: 1 validation")
+    assert strip_input_values("plain text") == "plain text"
+
+
+def test_error_text_renders_any_exception_without_pydantic_inputs() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Applicant.model_validate({"email": "a@b.c", "tax_id": "12-3"})
+    assert error_text(caught.value) == (
+        "tax_id: Value error, tax id 12-3 is not nine digits [type=value_error]"
+    )
+    assert error_text(RuntimeError(f"wrapped: {caught.value}")).count("12-3") == 1
+    assert error_text(KeyError("k")) == "'k'"
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert error_text(Unprintable()) == "<Unprintable: message could not be rendered>"
