@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from northmigrate.config import Settings, load_settings
+from northmigrate.aws import AwsClients
+from northmigrate.config import AwsSettings, Settings, load_settings
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.spec import (
     build_spec,
@@ -18,7 +19,8 @@ from northmigrate.deploy.spec import (
 from northmigrate.deploy.template import build_template
 from northmigrate.errors import ConfigError, PluginError
 from northmigrate.examples.onboarding import OnboardingRecord, migration
-from northmigrate.plugin import Migration
+from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.sample import SampleGenerator
 from northmigrate.tap import TapState
 
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders"
@@ -104,7 +106,8 @@ def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> Non
     ]
     table = by_sid["plugin3"]
     assert table["Resource"] == "arn:aws:dynamodb:eu-west-1:111122223333:table/target"
-    assert table["Action"] == ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    assert table["Action"] == ["dynamodb:PutItem"]  # verify's reads are the operator's
+    assert len(spec.policy["Statement"]) == 4
     for statement in spec.policy["Statement"]:
         actions = statement["Action"]
         assert all("*" not in a for a in ([actions] if isinstance(actions, str) else actions))
@@ -238,3 +241,30 @@ def test_mapping_settings_take_the_tap_limit_over_the_config(tmp_path: Path) -> 
         "ScalingConfig": {"MaximumConcurrency": 7},
     }
     assert spec.mapping_settings(3)["ScalingConfig"] == {"MaximumConcurrency": 3}
+
+
+def test_the_example_declares_exactly_what_its_handler_calls(mocked_aws: None) -> None:
+    """The function's role gets what the handler calls, and nothing more."""
+    clients = AwsClients(AwsSettings(region="us-east-1"))
+    options = {"table": "target"}
+    ctx = MigrationContext(options=options, aws=clients)
+    assert migration.setup is not None and migration.iam_statements is not None
+    migration.setup(ctx)
+    called: set[str] = set()
+
+    def record_call(event_name: str, **kwargs: Any) -> None:
+        _, service, operation = event_name.split(".")
+        called.add(f"{service}:{operation}")
+
+    clients.client("dynamodb").meta.events.register("before-call", record_call)
+    for n in (1, 2, 2):  # a repeat delivery too: the conditional write takes it
+        record = migration.model.model_validate(SampleGenerator(seed=n).record(n))
+        migration.handler(record, ctx)
+    declared = {
+        action
+        for statement in migration.iam_statements(options, "us-east-1", "123456789012")
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert called == declared == {"dynamodb:PutItem"}
