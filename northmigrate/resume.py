@@ -43,6 +43,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,8 +147,12 @@ class ResumeKey:
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                     0o600,
                 )
-            except FileExistsError:  # made meanwhile by another run: use that one
-                data = read_private(path, "resume key")
+            except FileExistsError:  # made meanwhile by another run: use that one,
+                for _ in range(40):  # once it is written (a few bytes, at once)
+                    data = read_private(path, "resume key")
+                    if data and data.strip():
+                        break
+                    time.sleep(0.05)
             except OSError as exc:
                 raise InputError(f"cannot write resume key {path}: {exc.strerror or exc}") from exc
             else:
