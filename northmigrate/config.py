@@ -112,6 +112,8 @@ class DeploySettings(_Section):
     log_retention_days: int = Field(default=30, ge=1, le=3_653)
     requirements: list[str] = Field(default_factory=list)
     bundle_boto3: bool = False
+    include: list[str] = Field(default_factory=list)  # plugin data files (globs) to package
+    allow_wildcard_resources: bool = False  # plugin statements may name Resource "*"
 
 
 class Settings(_Section):

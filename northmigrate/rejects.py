@@ -1,7 +1,8 @@
 """The rejects file: one JSON line per item that was not sent, with the original record.
 
 It holds the original text of bad records, sensitive fields included (it is the operator's
-own data, for fixing and re-sending), so it is created with owner-only permissions.
+own data, for fixing and re-sending), so it is opened through ``northmigrate.privatefile``:
+mode 0600, and never through a link or anything else planted at its path.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from northmigrate.validation import Rejection
 
 
 class RejectsWriter:
-    def __init__(self, path: str | Path) -> None:
+    """Writes rejects to ``path`` (truncated first, or with ``append`` added at its end)."""
+
+    def __init__(self, path: str | Path, *, append: bool = False) -> None:
         self.path = Path(path)
-        self._file: IO[str] = open_private(self.path, "rejects file")
+        self._file: IO[str] = open_private(self.path, "rejects file", append=append)
         self.count = 0
 
     def write(self, rejection: Rejection, item: SourceItem | None, raw: str | None = None) -> None:

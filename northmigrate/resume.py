@@ -9,25 +9,54 @@ rest of the run.
 
 The state lives in a small JSON file (by default ``./.northmigrate/resume/``, one file per
 table and queue), replaced atomically on every move. Deleting the file resets the scan.
+The directory is mode 0700 and the file 0600, and neither is ever reached through a link
+planted at its name (``northmigrate.privatefile``).
+
+What the file never holds in clear:
+
+- a position whose key has a sensitive attribute (one the migration lists in
+  ``Migration.sensitive``, an SSN used as a table key, say). It is saved as a digest: an
+  HMAC-SHA256 of the key under a secret *resume key* and a random salt of the file. On
+  resume, the segment's keys are read again from its start (keys only, no filter) until
+  one has that digest, and the scan goes on after it; when none has it (the item was
+  deleted), the whole segment is sent again: an item is never skipped unless it is proven
+  sent. A plain or salted hash would not do: the few billion possible SSNs are hashed in
+  minutes, so anyone holding the file could read the keys back. The HMAC cannot be
+  computed without the resume key.
+- the ``--filter`` text and ``--filter-values`` (a filter may name a person): saved as a
+  digest made the same way, enough to refuse a resume with another filter.
+
+The resume key is 32 random bytes in ``$XDG_CONFIG_HOME/northmigrate/resume.key`` (by
+default ``~/.config/northmigrate/resume.key``, mode 0600), made on first use, never in the
+state file: the state alone (a copied workspace, a file attached to a ticket) reveals
+nothing. Whoever can read the key can read the user's AWS credentials beside it, and so the
+table itself. A state written with another key (on another machine, say) is refused with a
+message that says so; copy the key file, or delete the state to start over.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import InputError
+from northmigrate.privatefile import private_dir, read_private, replace_private
 
 STATE_DIR = Path(".northmigrate") / "resume"
-VERSION = 1
+VERSION = 2  # 1: positions and the filter in clear (still read; rewritten as 2)
 WireKey = dict[str, dict[str, Any]]
+ReadPage = Callable[[WireKey | None], dict[str, Any]]
 
 
 def state_path(table: str, queue: str, base: Path | None = None) -> Path:
@@ -65,16 +94,108 @@ def key_from_json(data: dict[str, Any] | None) -> WireKey | None:
     return out
 
 
+def filter_identity(filters: list[str] | tuple[str, ...], values_json: str | None) -> str | None:
+    """What makes two scans' filters the same: the ``--filter`` texts and the values."""
+    if not filters:
+        return None
+    text = " AND ".join(filters)
+    if values_json:
+        try:
+            values = json.dumps(json.loads(values_json), sort_keys=True, separators=(",", ":"))
+        except ValueError:
+            values = values_json
+        text += f" VALUES {values}"
+    return text
+
+
+def key_file() -> Path:
+    """Where the resume key lives (``$XDG_CONFIG_HOME/northmigrate/resume.key``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "northmigrate" / "resume.key"
+
+
+class ResumeKey:
+    """The secret that keys every digest of a resume state; never kept in a state file."""
+
+    SIZE = 32
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("a resume key needs at least 16 bytes")
+        self._secret = secret
+        ident = hmac.new(secret, b"northmigrate resume key id", hashlib.sha256).hexdigest()
+        self.key_id = ident[:16]  # names the key in a state file; reveals nothing of it
+
+    @classmethod
+    def find(cls) -> ResumeKey | None:
+        """The user's resume key, or None when there is none."""
+        path = key_file()
+        data = read_private(path, "resume key")
+        return None if data is None else cls._parse(path, data)
+
+    @classmethod
+    def load(cls) -> ResumeKey:
+        """The user's resume key, made (mode 0600, in a 0700 directory) when there is none."""
+        path = key_file()
+        data = read_private(path, "resume key")
+        if data is None:
+            private_dir(path.parent, "resume key directory")
+            secret = os.urandom(cls.SIZE)
+            try:
+                fd = os.open(
+                    path,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                    0o600,
+                )
+            except FileExistsError:  # made meanwhile by another run: use that one,
+                for _ in range(40):  # once it is written (a few bytes, at once)
+                    data = read_private(path, "resume key")
+                    if data and data.strip():
+                        break
+                    time.sleep(0.05)
+            except OSError as exc:
+                raise InputError(f"cannot write resume key {path}: {exc.strerror or exc}") from exc
+            else:
+                with os.fdopen(fd, "w", encoding="ascii") as handle:
+                    handle.write(secret.hex() + "\n")
+                return cls(secret)
+        return cls._parse(path, data or b"")
+
+    @classmethod
+    def _parse(cls, path: Path, data: bytes) -> ResumeKey:
+        try:
+            return cls(bytes.fromhex(data.decode("ascii").strip()))
+        except ValueError as exc:
+            raise InputError(
+                f"resume key {path} is damaged",
+                hint="delete it and the resume states written with it to start over",
+            ) from exc
+
+    def digest(self, purpose: str, salt: bytes, data: bytes) -> str:
+        message = b"northmigrate resume\0" + purpose.encode() + b"\0" + salt + data
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+
+def _canonical(key: WireKey) -> bytes:
+    return json.dumps(key_to_json(key), sort_keys=True, separators=(",", ":")).encode()
+
+
 @dataclass
 class SegmentState:
     start_key: WireKey | None = None  # ExclusiveStartKey of the next page to read
     done: bool = False
     scanned: int = 0  # items scanned (ScannedCount) up to start_key, for progress
+    start_digest: str | None = None  # the position, when it was saved as a digest
 
 
 @dataclass
 class ScanState:
-    """The committed position of every segment of one scan."""
+    """The committed position of every segment of one scan.
+
+    ``filter`` is this run's filter (``filter_identity``), kept in memory only; ``sensitive``
+    names the key attributes whose values are never saved; ``key`` is the resume key (the
+    user's, loaded when first needed, when None).
+    """
 
     table: str
     queue: str
@@ -82,6 +203,11 @@ class ScanState:
     filter: str | None = None
     consistent: bool = False
     segments: list[SegmentState] = field(default_factory=list)
+    sensitive: frozenset[str] = frozenset()
+    filter_digest: str | None = None  # the saved scan's filter, as read back
+    key_id: str | None = None  # the resume key the saved digests were made with
+    salt: bytes = field(default_factory=lambda: os.urandom(16), repr=False)
+    key: ResumeKey | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.segments:
@@ -95,34 +221,102 @@ class ScanState:
     def scanned(self) -> int:
         return sum(s.scanned for s in self.segments)
 
+    # -- digests ----------------------------------------------------------------------------
+
+    def _key(self) -> ResumeKey:
+        if self.key is None:
+            self.key = ResumeKey.load()
+        return self.key
+
+    def position_digest(self, key: WireKey) -> str:
+        return self._key().digest("position", self.salt, _canonical(key))
+
+    def _filter_digest(self, text: str) -> str:
+        return self._key().digest("filter", self.salt, text.encode())
+
+    def same_filter(self, text: str | None) -> bool:
+        """Whether a run with the filter ``text`` (``filter_identity``) may resume this scan."""
+        if self.filter is not None or self.filter_digest is None:
+            return self.filter == text
+        return text is not None and hmac.compare_digest(
+            self._filter_digest(text), self.filter_digest
+        )
+
+    def locate(self, segment: int, read_page: ReadPage) -> WireKey | None:
+        """The key a segment resumes after (None: from its start).
+
+        A position saved in clear is that key. One saved as a digest is looked for in the
+        segment's keys, read again from its start with ``read_page(start_key)`` (a Scan of
+        the segment's keys, no filter, from ``start_key``): the first key with that digest,
+        an item's or a page's ``LastEvaluatedKey``. None when no key has it: the item was
+        deleted, and the whole segment is read again (nothing unproven is skipped).
+        """
+        seg = self.segments[segment]
+        if seg.start_digest is None:
+            return seg.start_key
+        start: WireKey | None = None
+        while True:
+            page = read_page(start)
+            last: WireKey | None = page.get("LastEvaluatedKey")
+            for key in [*page.get("Items", []), *([last] if last else [])]:
+                if hmac.compare_digest(self.position_digest(key), seg.start_digest):
+                    return dict(key)
+            if not last:
+                return None
+            start = last
+
+    # -- the file -----------------------------------------------------------------------------
+
+    def _saved_position(self, seg: SegmentState) -> tuple[dict[str, Any] | None, str | None]:
+        """(key in clear, digest) of a segment's position as it is written."""
+        if seg.start_key is None:
+            return None, seg.start_digest
+        if self.sensitive & seg.start_key.keys():
+            return None, self.position_digest(seg.start_key)
+        return key_to_json(seg.start_key), None
+
     def to_json(self) -> dict[str, Any]:
+        segments = []
+        for n, s in enumerate(self.segments):
+            clear, digest = self._saved_position(s)
+            segments.append(
+                {
+                    "segment": n,
+                    "done": s.done,
+                    "scanned": s.scanned,
+                    "start_key": clear,
+                    "start_digest": digest,
+                }
+            )
+        filter_digest = (
+            self._filter_digest(self.filter) if self.filter is not None else self.filter_digest
+        )
+        keyed = filter_digest is not None or any(s["start_digest"] for s in segments)
         return {
             "version": VERSION,
             "table": self.table,
             "queue": self.queue,
             "total_segments": self.total_segments,
-            "filter": self.filter,
+            "filter_digest": filter_digest,
+            "key_id": self._key().key_id if keyed else None,
+            "salt": self.salt.hex(),
             "consistent": self.consistent,
             "finished": self.finished,
             "updated_at": iso(utc_now()),
-            "segments": [
-                {
-                    "segment": n,
-                    "done": s.done,
-                    "scanned": s.scanned,
-                    "start_key": key_to_json(s.start_key),
-                }
-                for n, s in enumerate(self.segments)
-            ],
+            "segments": segments,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScanState:
+        version = data.get("version")
+        if version not in (1, VERSION):
+            raise ValueError(f"unknown version {version!r}")
         segments = [
             SegmentState(
                 start_key=key_from_json(s.get("start_key")),
                 done=bool(s["done"]),
                 scanned=int(s.get("scanned", 0)),
+                start_digest=str(s["start_digest"]) if s.get("start_digest") else None,
             )
             for s in data["segments"]
         ]
@@ -130,43 +324,51 @@ class ScanState:
             table=str(data["table"]),
             queue=str(data["queue"]),
             total_segments=int(data["total_segments"]),
-            filter=data.get("filter"),
+            filter=data.get("filter") if version == 1 else None,
             consistent=bool(data.get("consistent", False)),
             segments=segments,
+            filter_digest=data.get("filter_digest"),
+            key_id=data.get("key_id"),
         )
+        if "salt" in data:
+            state.salt = bytes.fromhex(str(data["salt"]))
         if len(segments) != state.total_segments:
             raise ValueError("segment count does not match total_segments")
         return state
 
     @classmethod
-    def load(cls, path: Path) -> ScanState | None:
-        """The saved state, or None when there is none. A damaged file is an InputError."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+    def load(cls, path: Path, *, key: ResumeKey | None = None) -> ScanState | None:
+        """The saved state, or None when there is none. A damaged file is an InputError, and
+        so is one whose digests were made with another resume key than ``key`` (by default
+        the user's)."""
+        raw = read_private(path, "resume state")
+        if raw is None:
             return None
-        except OSError as exc:
-            raise InputError(f"cannot read resume state {path}: {exc.strerror or exc}") from exc
         try:
-            data = json.loads(text)
-            if data.get("version") != VERSION:
-                raise ValueError(f"unknown version {data.get('version')!r}")
-            return cls.from_json(data)
+            data = json.loads(raw.decode("utf-8"))
+            state = cls.from_json(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(
                 f"resume state {path} is damaged ({exc})",
                 hint="delete it to scan the table from the start",
             ) from exc
+        if state.key_id is not None:
+            key = key or ResumeKey.find()
+            if key is None or key.key_id != state.key_id:
+                raise InputError(
+                    f"resume state {path} was written with another resume key than {key_file()}",
+                    hint="copy the resume key from where the scan ran, or delete the "
+                    "state to scan the table from the start",
+                )
+        state.key = key
+        return state
 
     def save(self, path: Path) -> None:
-        """Write atomically (a crash leaves the old file or the new one, never half of one)."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise InputError(f"cannot write resume state {path}: {exc.strerror or exc}") from exc
+        """Write atomically (a crash leaves the old file or the new one, never half of one),
+        mode 0600 in a 0700 directory."""
+        text = json.dumps(self.to_json(), indent=1) + "\n"
+        private_dir(path.parent, "resume state directory")
+        replace_private(path, text.encode("utf-8"), "resume state")
 
 
 @dataclass
@@ -237,6 +439,7 @@ class ScanCheckpoint:
             self._next[segment] = number + 1
             seg.scanned += entry.scanned
             seg.start_key = entry.last_key
+            seg.start_digest = None  # a position in clear now (saved as a digest if need be)
             seg.done = entry.last_key is None
             moved = True
         if moved:

@@ -11,6 +11,7 @@ from rich.table import Table
 from northmigrate import deploy as deploy_lib
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, say
 from northmigrate.cli.state import State, state
+from northmigrate.deploy.package import Package
 from northmigrate.errors import InputError
 from northmigrate.provision import Change
 from northmigrate.tap import Tap, TapReport
@@ -25,12 +26,25 @@ def _changes_table(title: str, changes: list[Change]) -> Table:
     return out
 
 
+def _package_listing(console: Console, package: Package) -> None:
+    """What goes in the function: the plugin's files and the pinned dependencies."""
+    plugin = ", ".join(package.plugin_files) or "none (the plugin is part of northmigrate)"
+    console.print(f"package: {package.files} files for {package.platform}", highlight=False)
+    console.print(f"plugin files: {plugin}", highlight=False, soft_wrap=True)
+    console.print(
+        f"dependencies: {', '.join(package.requirements) or 'none'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def deploy(
     ctx: typer.Context,
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
-        help="Print the plan (what would be created or changed); change nothing.",
+        help="Print the plan (what would be created or changed, and what the package holds); "
+        "change nothing.",
     ),
     template: Path | None = typer.Option(
         None,
@@ -76,6 +90,8 @@ def deploy(
         )
         if not report.changed:
             console.print("nothing to change: everything is as configured")
+        if dry_run and report.package is not None:
+            _package_listing(console, report.package)
 
     emit(output, report.to_dict(), table)
 

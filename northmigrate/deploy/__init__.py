@@ -46,6 +46,7 @@ def build_options(settings: Settings, cwd: Path | None = None) -> BuildOptions:
         requirements=tuple(d.requirements),
         bundle_boto3=d.bundle_boto3,
         cwd=cwd or Path.cwd(),
+        include=tuple(d.include),
     )
 
 

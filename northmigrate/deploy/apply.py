@@ -38,6 +38,7 @@ class DeployReport:
     dry_run: bool
     tap: TapState
     changes: list[Change] = field(default_factory=list)
+    package: Package | None = None  # what goes in the function
 
     @property
     def changed(self) -> bool:
@@ -55,7 +56,19 @@ class DeployReport:
             "tap": "open" if self.tap.open else "closed",
             "changed": self.changed,
             "changes": [c.to_dict() for c in self.changes],
+            "package": None if self.package is None else package_contents(self.package),
         }
+
+
+def package_contents(package: Package) -> dict[str, Any]:
+    """What a package holds, as ``deploy`` reports it: its file count, the files the plugin
+    brings, the pinned dependencies and the platform they were built for."""
+    return {
+        "files": package.files,
+        "plugin_files": list(package.plugin_files),
+        "dependencies": list(package.requirements),
+        "platform": package.platform,
+    }
 
 
 def _document(value: Any) -> Any:
@@ -331,4 +344,5 @@ class Deployer:
             dry_run=self.dry_run,
             tap=tap,
             changes=self.changes,
+            package=self.package,
         )

@@ -2,10 +2,13 @@
 
 What goes in:
 
-- ``northmigrate`` itself (its source directory, without byte code, and without the CLI,
-  which never runs on Lambda);
+- ``northmigrate`` itself (its modules, without the CLI, which never runs on Lambda);
 - the plugin's module or package, found from ``migration.plugin`` in the current directory
-  (a plugin inside northmigrate, such as the example, is already there);
+  (a plugin inside northmigrate, such as the example, is already there): only what the
+  function imports, the ``*.py`` modules of the package and its subpackages, and the data
+  files ``deploy.include`` declares. Never a dotfile or anything under a dot directory
+  (``.env``, ``.venv``…), never ``__pycache__``, never a file reached through a symbolic
+  link that leads out of the plugin's tree (a link inside it is followed);
 - the runtime dependencies of the library, pinned to the versions installed here (what was
   tested is what runs): pydantic and its closure, tenacity. The CLI's own dependencies
   (typer, rich) are left out: a Lambda function never runs the CLI. boto3 and botocore (and
@@ -19,8 +22,9 @@ For ``x86_64``/``arm64`` the dependencies are binary wheels for Lambda's platfor
 they are copied from the environment running northmigrate (no network): a package for
 emulators that run functions as local Python processes, and for tests.
 
-The zip is deterministic: entries sorted, fixed timestamps and permissions, no byte code, so
-an unchanged build has the same ``CodeSha256`` and a second deploy changes nothing.
+The zip is deterministic: entries sorted, fixed timestamps, every entry a plain file of mode
+0644 whatever its mode on disk, no byte code, so an unchanged build has the same
+``CodeSha256`` and a second deploy changes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +76,7 @@ class Package:
     files: int
     requirements: tuple[str, ...]
     platform: str
+    plugin_files: tuple[str, ...] = ()  # what the plugin brings (none when inside northmigrate)
 
     def read(self) -> bytes:
         return self.path.read_bytes()
@@ -86,6 +91,7 @@ class BuildOptions:
     bundle_boto3: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     cache_dir: Path | None = None
+    include: tuple[str, ...] = ()  # deploy.include: data files, as globs relative to cwd
 
 
 def python_version_of(runtime: str) -> str:
@@ -178,20 +184,78 @@ def _tree(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
             yield f"{prefix}/{relative.as_posix()}", path
 
 
-def plugin_sources(plugin: str, cwd: Path) -> list[tuple[str, Path]]:
-    """The plugin module's files (none when it lives inside northmigrate)."""
+def _hidden(parts: Sequence[str]) -> bool:
+    """A dotfile, something under a dot directory, or byte code."""
+    return any(part.startswith(".") or part in _SKIP_DIRS for part in parts)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """``path``, links resolved, is a regular file within ``root`` (itself resolved)."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, a loop
+        return False
+    return real.is_relative_to(root) and real.is_file()
+
+
+def _modules(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    """(arcname, path) of the ``*.py`` modules under ``root``, in sorted order. Dot
+    directories, ``__pycache__`` and linked directories are not entered; a linked module is
+    kept only when its target is inside ``root``."""
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not _hidden([d])]
+        for name in filenames:
+            path = Path(directory) / name
+            if name.endswith(".py") and not _hidden([name]) and _inside(path, real_root):
+                found.append((f"{prefix}/{path.relative_to(root).as_posix()}", path))
+    return iter(sorted(found))
+
+
+def _included(patterns: Sequence[str], cwd: Path) -> list[tuple[str, Path]]:
+    """The data files ``deploy.include`` declares (globs relative to ``cwd``)."""
+    real_cwd = cwd.resolve()
+    out: list[tuple[str, Path]] = []
+    for pattern in patterns:
+        parts = Path(pattern).parts
+        if not pattern or Path(pattern).is_absolute() or ".." in parts:
+            raise InputError(
+                f"deploy.include {pattern!r} points outside the directory deploy runs from",
+                hint='give paths relative to it, e.g. "mypkg/data/*.json"',
+            )
+        matched = [
+            (path.relative_to(cwd).as_posix(), path)
+            for path in sorted(cwd.glob(pattern))
+            if not _hidden(path.relative_to(cwd).parts)
+            and not path.is_dir()
+            and _inside(path, real_cwd)
+        ]
+        if not matched:
+            raise InputError(
+                f"deploy.include {pattern!r} matches no file in {cwd}",
+                hint="dotfiles, __pycache__ and links that lead outside never go in",
+            )
+        out += matched
+    return out
+
+
+def plugin_sources(plugin: str, cwd: Path, include: Sequence[str] = ()) -> list[tuple[str, Path]]:
+    """The plugin's files: its modules (none when it lives inside northmigrate) and the data
+    files ``include`` declares; see the module's docstring for what never goes in."""
     module = plugin.partition(":")[0]
     top = module.split(".")[0]
     if not top:
         raise InputError(f"migration.plugin {plugin!r} is not of the form module:attribute")
+    files = _included(include, cwd)
     if top == "northmigrate":
-        return []
+        return files
     as_file = cwd / f"{top}.py"
     as_package = cwd / top
     if as_package.is_dir() and (as_package / "__init__.py").is_file():
-        return list(_tree(as_package, top))
+        return sorted(dict([*_modules(as_package, top), *files]).items())
     if as_file.is_file():
-        return [(f"{top}.py", as_file)]
+        return sorted(dict([(f"{top}.py", as_file), *files]).items())
     raise InputError(
         f"the plugin module {top!r} is neither {top}.py nor a package {top}/ in {cwd}",
         hint="run deploy from the directory that holds the plugin",
@@ -283,10 +347,11 @@ def build_package(options: BuildOptions, out: Path) -> Package:
             raise InputError(f"invalid value for deploy.arch: {options.arch!r}")
         requirements = _pinned(dists) + list(options.requirements)
         entries.update(_installed_tree(_pip_install(requirements, platform, options)))
-    for arcname, path in _tree(Path(northmigrate.__file__).resolve().parent, "northmigrate"):
+    for arcname, path in _modules(Path(northmigrate.__file__).resolve().parent, "northmigrate"):
         if arcname.split("/")[1] not in _NOT_ON_LAMBDA and arcname != "northmigrate/__main__.py":
             entries[arcname] = path
-    entries.update(plugin_sources(options.plugin, options.cwd))
+    plugin_files = plugin_sources(options.plugin, options.cwd, options.include)
+    entries.update(plugin_files)
     write_zip(entries, out)
     data = out.read_bytes()
     if len(data) > MAX_DIRECT_UPLOAD:
@@ -302,4 +367,5 @@ def build_package(options: BuildOptions, out: Path) -> Package:
         files=len(entries),
         requirements=tuple(requirements),
         platform=platform,
+        plugin_files=tuple(arcname for arcname, _ in plugin_files),
     )

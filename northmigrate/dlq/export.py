@@ -12,7 +12,8 @@ from northmigrate.privatefile import open_private
 
 
 class ExportWriter:
-    """A JSONL file created (or truncated) with mode 0600 before anything is written to it."""
+    """A JSONL file created (or truncated) with mode 0600 before anything is written to it,
+    never through a link or anything else planted at its path (``northmigrate.privatefile``)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -264,15 +264,12 @@ def setup(ctx: MigrationContext) -> Sequence[SetupResult]:
 
 
 def iam_statements(options: Mapping[str, Any], region: str, account: str) -> list[dict[str, Any]]:
-    """What the handler (and verify) may do: read and write items of the target table."""
+    """What the function's role may do: what ``migrate`` calls, a conditional PutItem on the
+    target table, and nothing else. ``verify`` and ``verify_batch`` (GetItem, BatchGetItem)
+    run in ``reconcile`` and ``setup`` (DescribeTable, CreateTable) in ``provision``, both
+    with the operator's credentials, never on Lambda: they are not granted here."""
     arn = f"arn:aws:dynamodb:{region}:{account}:table/{table_name(options)}"
-    return [
-        {
-            "Effect": "Allow",
-            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"],
-            "Resource": arn,
-        }
-    ]
+    return [{"Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": arn}]
 
 
 migration = Migration(

@@ -34,7 +34,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
 from northmigrate.errors import InputError
 from northmigrate.redact import MASK
-from northmigrate.resume import PageToken, ScanCheckpoint, ScanState
+from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, WireKey, filter_identity
 from northmigrate.sources.base import SourceError, SourceItem
 
 MAX_SEGMENTS = 32
@@ -283,7 +283,30 @@ class DynamoSource:
             except _Stopped:
                 return
 
+    def _resume_point(self, segment: int, start_key: WireKey | None) -> WireKey | None:
+        """Where the segment starts: a position saved as a digest is found again by reading
+        the segment's keys from its start (``ScanState.locate``)."""
+        if self.state.segments[segment].start_digest is None:
+            return start_key
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        names = {f"#k{n}": name for n, name in enumerate(self._key_names)}
+        kwargs |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        if self.state.total_segments > 1:
+            kwargs |= {"Segment": segment, "TotalSegments": self.state.total_segments}
+        if self.state.consistent:
+            kwargs["ConsistentRead"] = True
+
+        def read_page(start: WireKey | None) -> dict[str, Any]:
+            if self._stop.is_set():
+                raise _Stopped
+            return self._scan_page(
+                kwargs | ({"ExclusiveStartKey": start} if start else {}), segment
+            )
+
+        return self.state.locate(segment, read_page)
+
     def _scan_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
+        start_key = self._resume_point(segment, start_key)
         total = self.state.total_segments
         kwargs: dict[str, Any] = {"TableName": self.table, **self._scan_args}
         if total > 1:
@@ -388,7 +411,7 @@ def open_table(
         raise InputError("--segments must be between 1 and 1000000")
     if page_size is not None and page_size < 1:
         raise InputError("page_size must be at least 1")
-    filter_text = " AND ".join(filters) if filters else None
+    filter_text = filter_identity(list(filters), filter_values)
     scan_args = build_filter(filters, filter_values)
     ddb = clients.client("dynamodb")
     try:
@@ -403,10 +426,10 @@ def open_table(
     if resume and state_file is not None:
         state = ScanState.load(state_file)
         if state is not None:
-            if state.filter != filter_text:
+            if not state.same_filter(filter_text):
                 raise InputError(
-                    f"the interrupted scan of {table} used --filter {state.filter!r}, "
-                    f"not {filter_text!r}",
+                    f"the interrupted scan of {table} used another --filter (or "
+                    "--filter-values) than this run",
                     hint=f"resume with the same filter, or delete {state_file} to start over",
                 )
             if segments is not None and segments != state.total_segments:
@@ -427,6 +450,7 @@ def open_table(
             filter=filter_text,
             consistent=consistent,
         )
+    state.sensitive = frozenset(key_names) & {s for s in sensitive if "." not in s}
     checkpoint = None
     if state_file is not None:
         checkpoint = ScanCheckpoint(state, state_file if save_state else None)

@@ -36,8 +36,11 @@ def fake_package(tmp_path: Path, content: str = "v1") -> Package:
     path = tmp_path / f"{content}.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(zipfile.ZipInfo("northmigrate/x.py", (1980, 1, 1, 0, 0, 0)), content)
+        archive.writestr(zipfile.ZipInfo("mig/core.py", (1980, 1, 1, 0, 0, 0)), content)
     data = path.read_bytes()
-    return Package(path, code_sha256(data), len(data), 1, (), "host")
+    return Package(
+        path, code_sha256(data), len(data), 2, ("pydantic==2.0",), "host", ("mig/core.py",)
+    )
 
 
 def run(
@@ -58,6 +61,12 @@ def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
     plan = run(clients, s, fake_package(tmp_path), dry_run=True)
+    assert plan["package"] == {  # what goes in the function
+        "files": 2,
+        "plugin_files": ["mig/core.py"],
+        "dependencies": ["pydantic==2.0"],
+        "platform": "host",
+    }
     assert actions(plan) == {
         "role": "create",
         "log_group": "create",

@@ -7,16 +7,21 @@ from typing import Any
 
 import pytest
 
-from northmigrate.config import Settings, load_settings
+from northmigrate.aws import AwsClients
+from northmigrate.config import AwsSettings, Settings, load_settings
+from northmigrate.deploy.package import Package
 from northmigrate.deploy.spec import (
     build_spec,
     environment,
     function_name,
     role_name,
 )
+from northmigrate.deploy.template import build_template
 from northmigrate.errors import ConfigError, PluginError
 from northmigrate.examples.onboarding import OnboardingRecord, migration
-from northmigrate.plugin import Migration
+from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.sample import SampleGenerator
+from northmigrate.tap import TapState
 
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders"
 DLQ_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders-dlq"
@@ -101,7 +106,8 @@ def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> Non
     ]
     table = by_sid["plugin3"]
     assert table["Resource"] == "arn:aws:dynamodb:eu-west-1:111122223333:table/target"
-    assert table["Action"] == ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"]
+    assert table["Action"] == ["dynamodb:PutItem"]  # verify's reads are the operator's
+    assert len(spec.policy["Statement"]) == 4
     for statement in spec.policy["Statement"]:
         actions = statement["Action"]
         assert all("*" not in a for a in ([actions] if isinstance(actions, str) else actions))
@@ -110,18 +116,108 @@ def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> Non
             assert resource != "*" and ":*:" not in resource
 
 
-def test_a_plugin_asking_for_a_wildcard_action_is_refused(tmp_path: Path) -> None:
-    greedy = Migration(
+def declaring(*statements: Any) -> Migration[Any]:
+    return Migration(
         name="greedy",
         model=OnboardingRecord,
         key="application_id",
         handler=lambda record, ctx: None,
-        iam_statements=lambda o, r, a: [
-            {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "x"}
-        ],
+        iam_statements=lambda o, r, a: list(statements),
     )
+
+
+TABLE_ARN = "arn:aws:dynamodb:eu-west-1:111122223333:table/target"
+GOOD = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE_ARN}
+
+
+def test_a_plugin_asking_for_a_wildcard_action_is_refused(tmp_path: Path) -> None:
+    greedy = declaring({"Effect": "Allow", "Action": "dynamodb:*", "Resource": TABLE_ARN})
     with pytest.raises(PluginError, match="wildcard action 'dynamodb:\\*'"):
         spec_for(settings(tmp_path), plugin=greedy)
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ({"Effect": "Allow", "Action": "s3:?etObject", "Resource": "arn:aws:s3:::b/*"},
+         "wildcard action 's3:\\?etObject'"),
+        ({"Effect": "Allow", "Action": ["s3:GetObject", "*"], "Resource": "arn:aws:s3:::b/*"},
+         "wildcard action '\\*'"),
+        ({"Effect": "Deny", "Action": "s3:*", "Resource": "*"}, "wildcard action 's3:\\*'"),
+        ({"Effect": "Allow", "NotAction": "iam:CreateUser", "Resource": TABLE_ARN},
+         "NotAction"),
+        ({"Effect": "Allow", "Action": "dynamodb:PutItem", "NotResource": TABLE_ARN},
+         "NotResource"),
+        ({**GOOD, "NotPrincipal": {"AWS": "arn:aws:iam::111122223333:root"}}, "NotPrincipal"),
+        ({**GOOD, "Principal": "*"}, "Principal"),
+        ({**GOOD, "Effect": "allow"}, "Effect 'allow'"),
+        ({"Action": "dynamodb:PutItem", "Resource": TABLE_ARN}, "Effect None"),
+        ({"Effect": "Allow", "Resource": TABLE_ARN}, "no Action"),
+        ({"Effect": "Allow", "Action": [], "Resource": TABLE_ARN}, "no Action"),
+        ({"Effect": "Allow", "Action": "dynamodb:PutItem"}, "no Resource"),
+        ({"Effect": "Allow", "Action": 7, "Resource": TABLE_ARN}, "Action 7"),
+        ({"Effect": "Allow", "Action": "PutItem", "Resource": TABLE_ARN}, "Action 'PutItem'"),
+        ({**GOOD, "Actions": ["dynamodb:DeleteTable"]}, "unknown key 'Actions'"),
+        ({**GOOD, "Resource": "*"}, "wildcard resource '\\*'"),
+        ({**GOOD, "Resource": [TABLE_ARN, "arn:aws:dynamodb:eu-west-1:111122223333:*"]},
+         "wildcard resource"),
+        ({**GOOD, "Resource": "arn:aws:s3:::*"}, "wildcard resource"),
+        ({**GOOD, "Resource": "arn:aws:s3:::*/*"}, "wildcard resource"),
+        ({**GOOD, "Resource": "arn:aws:dynamodb:eu-west-1:111122223333:table/*"},
+         "wildcard resource"),
+        ({**GOOD, "Resource": "arn:*"}, "not an ARN"),
+        ({**GOOD, "Resource": "target"}, "not an ARN"),
+        ("Allow everything", "not a JSON object"),
+    ],
+)  # fmt: skip
+def test_plugin_statements_that_grant_more_than_they_name_are_refused(
+    tmp_path: Path, statement: Any, message: str
+) -> None:
+    with pytest.raises(PluginError, match=message) as caught:
+        spec_for(settings(tmp_path), plugin=declaring(GOOD, statement))
+    assert "greedy: iam_statements()[1]" in str(caught.value)  # which statement
+    assert caught.value.exit_code == 2
+
+
+def test_a_wildcard_resource_is_allowed_where_it_is_safe_or_allowed_by_config(
+    tmp_path: Path,
+) -> None:
+    fine = [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*"},
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+        {"Effect": "Deny", "Action": "dynamodb:DeleteTable", "Resource": "*"},
+        {"Effect": "Allow", "Action": "dynamodb:Query", "Resource": f"{TABLE_ARN}/index/*"},
+        {"Sid": "Own", "Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": TABLE_ARN,
+         "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+    ]  # fmt: skip
+    spec = spec_for(settings(tmp_path), plugin=declaring(*fine))
+    assert spec.policy["Statement"][3:] == fine
+    broad = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}
+    with pytest.raises(PluginError, match=r"deploy\.allow_wildcard_resources"):
+        spec_for(settings(tmp_path), plugin=declaring(broad))
+    allowed = settings(tmp_path, "[deploy]\nallow_wildcard_resources = true\n")
+    assert spec_for(allowed, plugin=declaring(broad)).policy["Statement"][3] == broad
+    with pytest.raises(PluginError, match="NotResource"):  # the flag allows no more than that
+        spec_for(allowed, plugin=declaring({**broad, "NotResource": "x"}))
+
+
+def test_iam_statements_must_be_a_list_of_statements(tmp_path: Path) -> None:
+    odd = Migration(
+        name="odd",
+        model=OnboardingRecord,
+        key="application_id",
+        handler=lambda record, ctx: None,
+        iam_statements=lambda o, r, a: GOOD,  # type: ignore[arg-type,return-value]
+    )
+    with pytest.raises(PluginError, match="odd: iam_statements\\(\\) returned a dict"):
+        spec_for(settings(tmp_path), plugin=odd)
+
+
+def test_the_template_carries_the_checked_policy(tmp_path: Path) -> None:
+    spec = spec_for(settings(tmp_path))
+    package = Package(tmp_path / "p.zip", "AAAA", 1, 1, (), "host")
+    role = build_template(spec, package, TapState())["Resources"]["WorkerRole"]["Properties"]
+    assert role["Policies"][0]["PolicyDocument"] is spec.policy
 
 
 def test_environment_round_trips_through_the_config_loader(tmp_path: Path) -> None:
@@ -145,3 +241,30 @@ def test_mapping_settings_take_the_tap_limit_over_the_config(tmp_path: Path) -> 
         "ScalingConfig": {"MaximumConcurrency": 7},
     }
     assert spec.mapping_settings(3)["ScalingConfig"] == {"MaximumConcurrency": 3}
+
+
+def test_the_example_declares_exactly_what_its_handler_calls(mocked_aws: None) -> None:
+    """The function's role gets what the handler calls, and nothing more."""
+    clients = AwsClients(AwsSettings(region="us-east-1"))
+    options = {"table": "target"}
+    ctx = MigrationContext(options=options, aws=clients)
+    assert migration.setup is not None and migration.iam_statements is not None
+    migration.setup(ctx)
+    called: set[str] = set()
+
+    def record_call(event_name: str, **kwargs: Any) -> None:
+        _, service, operation = event_name.split(".")
+        called.add(f"{service}:{operation}")
+
+    clients.client("dynamodb").meta.events.register("before-call", record_call)
+    for n in (1, 2, 2):  # a repeat delivery too: the conditional write takes it
+        record = migration.model.model_validate(SampleGenerator(seed=n).record(n))
+        migration.handler(record, ctx)
+    declared = {
+        action
+        for statement in migration.iam_statements(options, "us-east-1", "123456789012")
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert called == declared == {"dynamodb:PutItem"}
