@@ -93,8 +93,14 @@ def _process(runtime: Runtime, record: Mapping[str, Any]) -> Outcome | None:
     """One record's outcome; None when processing itself broke (the record is retried)."""
     try:
         return runtime.processor.process(record)
-    except Exception:  # a bug must not fail the other records of the batch
-        log.exception("processing message %s failed unexpectedly", record.get("messageId"))
+    except Exception as exc:  # a bug must not fail the other records of the batch
+        # Its text may quote a record: the class alone, the traceback only at DEBUG.
+        log.error(
+            "processing message %s failed unexpectedly (%s); it is retried",
+            record.get("messageId"),
+            type(exc).__name__,
+        )
+        log.debug("processing message %s failed", record.get("messageId"), exc_info=True)
         return None
 
 

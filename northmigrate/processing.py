@@ -52,7 +52,7 @@ from northmigrate import envelope, records, resend
 from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, translate
 from northmigrate.envelope import EnvelopeError, utc_now
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
-from northmigrate.redact import scrub, sensitive_values
+from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.validation import describe_validation
 
 log = logging.getLogger("northmigrate.processing")
@@ -182,8 +182,8 @@ class Outcome:
         return self.status in (Status.RETRY, Status.REQUEUED)
 
 
-def _reason(error_class: str, text: str, secrets: set[str]) -> str:
-    reason = scrub(f"{error_class}: {text}".rstrip(": ").strip(), secrets)
+def _reason(error_class: str, text: str, scrubber: Scrubber) -> str:
+    reason = scrubber.scrub(f"{error_class}: {text}".rstrip(": ").strip())
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"
 
 
@@ -231,7 +231,7 @@ class Processor:
         try:
             env = envelope.parse(message.body)
         except EnvelopeError as exc:
-            reason = _reason("EnvelopeError", str(exc), set())
+            reason = _reason("EnvelopeError", str(exc), Scrubber.for_values(()))
             return self._dead_letter(message, None, None, KIND_UNREADABLE, reason, exc, 0)
         attempt = self._attempt(message, env)
         if env.migration != self.migration.name:
@@ -242,19 +242,22 @@ class Processor:
             return self._dead_letter(
                 message, env, env.record_id, KIND_UNREADABLE, reason, None, attempt
             )
-        secrets = sensitive_values(env.record, self.migration.sensitive)
+        # Every text made of an exception goes through the record's scrubber: its values in
+        # every form a text may give them (repr, escapes, dates, truncated fragments).
+        scrubber = Scrubber.for_record(env.record, self.migration.sensitive)
         try:
             record: BaseModel = records.build(self.migration.model, env.record)
         except ValidationError as exc:
-            reason = _reason("ValidationError", describe_validation(exc), secrets)
+            reason = _reason("ValidationError", describe_validation(exc), scrubber)
             return self._dead_letter(
                 message, env, env.record_id, KIND_INVALID, reason, exc, attempt
             )
         except Exception as exc:  # a model validator of the plugin raised something else
-            reason = _reason(type(exc).__name__, str(exc), secrets)
+            reason = _reason(type(exc).__name__, error_text(exc), scrubber)
             return self._dead_letter(
                 message, env, env.record_id, KIND_INVALID, reason, exc, attempt
             )
+        scrubber = scrubber.extended(sensitive_leaves(record, self.migration.sensitive))
         ctx = MigrationContext(
             options=self.options,
             aws=self.clients,
@@ -265,12 +268,12 @@ class Processor:
         try:
             self.migration.handler(record, ctx)
         except PermanentError as exc:
-            reason = _reason(type(exc).__name__, str(exc), secrets)
+            reason = _reason(type(exc).__name__, error_text(exc), scrubber)
             return self._dead_letter(
                 message, env, env.record_id, KIND_PERMANENT, reason, exc, attempt
             )
-        except Exception as exc:  # the handler's failure, whatever it is: retried
-            reason = _reason(type(exc).__name__, str(exc), secrets)
+        except (Exception, SystemExit) as exc:  # the handler's failure, whatever it is: retried
+            reason = _reason(type(exc).__name__, error_text(exc), scrubber)
             if attempt >= self.max_receive_count:
                 return self._dead_letter(
                     message, env, env.record_id, KIND_EXHAUSTED, reason, exc, attempt

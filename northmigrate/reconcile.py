@@ -28,9 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from northmigrate.aws import AwsClients, aws_errors
+from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, aws_errors
 from northmigrate.plugin import Migration, MigrationContext
 from northmigrate.queues import Queues
+from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import Source
 from northmigrate.validation import Validator
 
@@ -57,6 +58,7 @@ class ReconcileReport:
     main_depth: int = 0  # messages in the main queue (visible, in flight, delayed)
     unsettled: list[str] = field(default_factory=list)
     unsettled_total: int = 0
+    verify_errors: Counter[str] = field(default_factory=Counter)  # reason -> records
 
     @property
     def ok(self) -> bool:
@@ -90,20 +92,52 @@ class ReconcileReport:
             "in_flight_unseen": self.in_flight_unseen,
             "unsettled": self.unsettled,
             "unsettled_total": self.unsettled_total,
+            "verify_errors": [
+                {"reason": r, "count": c} for r, c in self.verify_errors.most_common()
+            ],
             "read_queue": self.read_queue,
             "main_queue_depth": self.main_depth,
             "duration_s": round(self.duration_s, 3),
         }
 
 
+Verdict = bool | str  # True/False: verify's answer; a str: why verify could not answer
+
+
 def _verify_chunks(
     migration: Migration[Any], ctx: MigrationContext, chunk: list[BaseModel]
-) -> list[bool]:
+) -> list[Verdict]:
+    """verify's answer for each record; a plugin error is the (scrubbed) reason for the
+    records it concerns, never the end of the run (an AWS error still is: exit 3)."""
+
+    def failed(exc: BaseException, records: list[BaseModel]) -> str:
+        scrubber = Scrubber.for_values(
+            leaf for record in records for leaf in sensitive_leaves(record, migration.sensitive)
+        )
+        return scrubber.scrub(f"{type(exc).__name__}: {error_text(exc)}")
+
     with aws_errors(f"verify records of {migration.name} in the target"):
         if migration.verify_batch is not None:
-            return [bool(v) for v in migration.verify_batch(chunk, ctx)]
+            try:
+                answers = list(migration.verify_batch(chunk, ctx))
+            except AWS_EXCEPTIONS:
+                raise
+            except Exception as exc:
+                return [failed(exc, chunk)] * len(chunk)
+            if len(answers) != len(chunk):
+                why = f"verify_batch gave {len(answers)} answers for {len(chunk)} records"
+                return [why] * len(chunk)
+            return [bool(v) for v in answers]
         assert migration.verify is not None
-        return [bool(migration.verify(record, ctx)) for record in chunk]
+        verdicts: list[Verdict] = []
+        for record in chunk:
+            try:
+                verdicts.append(bool(migration.verify(record, ctx)))
+            except AWS_EXCEPTIONS:
+                raise
+            except Exception as exc:
+                verdicts.append(failed(exc, [record]))
+        return verdicts
 
 
 def _chunks(
@@ -159,19 +193,24 @@ def reconcile(
     undecided = (not read_queue and main_before.total > 0) or dlq_before.in_flight > 0
     ctx = MigrationContext(options=options, aws=clients)
     validator = Validator(migration, max_message_size=max_message_size, source_name=source.name)
-    pending: deque[tuple[list[tuple[str, BaseModel]], Future[list[bool]]]] = deque()
+    pending: deque[tuple[list[tuple[str, BaseModel]], Future[list[Verdict]]]] = deque()
 
     def settle() -> None:
         chunk, future = pending.popleft()
-        for (record_id, _), migrated in zip(chunk, future.result(), strict=True):
-            if migrated:
+        for (record_id, record), verdict in zip(chunk, future.result(), strict=True):
+            if isinstance(verdict, str):
+                report.verify_errors[verdict] += 1
+            if verdict is True:
                 report.migrated += 1
             elif record_id in in_dlq:
                 report.dead_lettered += 1
-                report.dead_letter_reasons[in_dlq[record_id] or "unknown"] += 1
+                # Scrubbed again with the record's own values (the rules may have grown
+                # since the reason was written).
+                scrubber = Scrubber.for_record(record, migration.sensitive)
+                report.dead_letter_reasons[scrubber.scrub(in_dlq[record_id] or "unknown")] += 1
             elif record_id in in_main:
                 report.in_queue += 1
-            elif undecided:
+            elif undecided or isinstance(verdict, str):
                 report.add_unsettled(record_id)
             else:
                 report.add_missing(record_id)

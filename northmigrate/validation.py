@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from northmigrate import envelope, records
 from northmigrate.plugin import Migration
-from northmigrate.redact import scrub, sensitive_values
+from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import SourceItem
 
 Kind = Literal["eligible", "ineligible", "duplicate", "invalid"]
@@ -213,7 +213,9 @@ class Validator:
         except RecursionError:
             return self._invalid(item, None, None, "record is nested too deeply")
         except Exception as exc:  # a model validator of the plugin raised something else
-            reason = self._clean(f"model validation failed: {type(exc).__name__}: {exc}", item)
+            reason = self._clean(
+                f"model validation failed: {type(exc).__name__}: {error_text(exc)}", item
+            )
             return self._invalid(item, self._guess_id(item), None, reason)
         record_id = self.migration.record_id(record)
         if not self._seen.add(record_id):
@@ -232,7 +234,9 @@ class Validator:
         try:
             eligible = self.migration.is_eligible(record)
         except Exception as exc:  # the plugin's predicate failed on this record
-            reason = self._clean(f"eligibility check failed: {type(exc).__name__}: {exc}", item)
+            reason = self._clean(
+                f"eligibility check failed: {type(exc).__name__}: {error_text(exc)}", item, record
+            )
             return self._invalid(item, record_id, None, reason)
         if not eligible:
             return Checked("ineligible", item, record_id, record=record)
@@ -283,7 +287,7 @@ class Validator:
                 return str(value)[:200]
         return None
 
-    def _clean(self, text: str, item: SourceItem) -> str:
+    def _clean(self, text: str, item: SourceItem, record: BaseModel | None = None) -> str:
         """Scrub any sensitive value of this item's record out of a message."""
         if not self.migration.sensitive:
             return text
@@ -293,7 +297,10 @@ class Validator:
                 data = records.loads(item.text)
             except records.RecordSyntaxError:
                 return text
-        return scrub(text, sensitive_values(data, self.migration.sensitive))
+        scrubber = Scrubber.for_record(data, self.migration.sensitive)
+        if record is not None:  # the typed values too (enum names, dates as the model has them)
+            scrubber = scrubber.extended(sensitive_leaves(record, self.migration.sensitive))
+        return scrubber.scrub(text)
 
     def _invalid(
         self, item: SourceItem, record_id: str | None, field_name: str | None, error: str

@@ -513,8 +513,15 @@ class Worker:
         try:
             return self.processor.process(message)
         except Exception as exc:  # a bug on our side: the message stays and comes back
-            log.exception("processing message %s failed", message.message_id)
-            return Outcome(Status.RETRY, message, reason=f"internal error: {exc!r}", error=exc)
+            # Its text may quote a record: the class alone, the traceback only with --debug.
+            log.warning(
+                "processing message %s failed unexpectedly (%s); it comes back later",
+                message.message_id,
+                type(exc).__name__,
+            )
+            log.debug("processing message %s failed", message.message_id, exc_info=True)
+            reason = f"internal error: {type(exc).__name__}"
+            return Outcome(Status.RETRY, message, reason=reason, error=exc)
 
     def _retry_delay(self, attempt: int, *, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
         """The backoff before a failed record's next try (see backoff.retry_delay): at most

@@ -128,9 +128,11 @@ def run(argv: list[str] | None = None) -> int:
             return _fail("interrupted", EXIT_INTERRUPTED, False)
         if "ClickException" in names:
             return _fail(exc.format_message(), int(getattr(exc, "exit_code", 1)), debug)  # type: ignore[attr-defined]
-        # a bug: still one line; the traceback with --debug
+        # A bug: still one line. Its message may quote a record (a sensitive value): it and
+        # the traceback are shown with --debug only.
+        detail = f": {exc}" if debug else ""
         return _fail(
-            f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            f"unexpected {type(exc).__name__}{detail} (run with --debug for the details)",
             EXIT_INTERNAL,
             debug,
         )

@@ -37,7 +37,9 @@ def _render(report: ReconcileReport, console: Console) -> None:
         shown = ", ".join(report.missing[:20])
         more = f" … and {report.missing_total - 20} more" if report.missing_total > 20 else ""
         console.print(f"[red]missing: {shown}{more}[/red]")
-    if report.unsettled_total:
+    if report.verify_errors:
+        console.print(key_value_table("verify failed", report.verify_errors.most_common(10)))
+    if report.unsettled_total and not report.verify_errors:
         console.print(
             f"[yellow]{report.unsettled_total} records are not in the target or the DLQ, and "
             f"the main queue holds {report.main_depth} messages: run reconcile again once it "

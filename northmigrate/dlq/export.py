@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from northmigrate import records
 from northmigrate.privatefile import open_private
 
 
@@ -21,7 +22,11 @@ class ExportWriter:
         self.count = 0
 
     def write(self, entry: dict[str, Any]) -> None:
-        self._file.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        try:
+            line = records.dumps(entry)  # numbers exact, as in the message
+        except records.RecordSyntaxError:
+            line = json.dumps(entry, ensure_ascii=False, default=str)
+        self._file.write(line + "\n")
         self.count += 1
 
     def close(self) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from northmigrate import envelope
+from northmigrate import envelope, records
 from northmigrate.processing import InMessage
-from northmigrate.redact import redact, scrub, sensitive_values
+from northmigrate.redact import Scrubber, redact
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,19 @@ class Letter:
         return None
 
     @property
+    def origin(self) -> dict[str, Any] | None:
+        """The dead letter's provenance (``northmigrate.origin``): message id, first message
+        id, queue, first receive time; None for one SQS moved itself."""
+        raw = _string_attribute(self.message, envelope.ATTR_ORIGIN)
+        if raw is None:
+            return None
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    @property
     def sent_at(self) -> float | None:
         """When SQS accepted the message into this queue (epoch seconds)."""
         raw = self.message.attributes.get("SentTimestamp")
@@ -48,8 +61,11 @@ class Letter:
         except ValueError:
             return None
 
-    def secrets(self, sensitive: Sequence[str]) -> set[str]:
-        return sensitive_values(self.record or self.data, sensitive) if sensitive else set()
+    def scrubber(self, sensitive: Sequence[str]) -> Scrubber:
+        """Masks this letter's sensitive values in any text (see northmigrate.redact)."""
+        if not sensitive:
+            return Scrubber.for_values(())
+        return Scrubber.for_record(self.record or self.data, sensitive)
 
 
 def _string_attribute(message: InMessage, name: str) -> str | None:
@@ -62,8 +78,8 @@ def _string_attribute(message: InMessage, name: str) -> str | None:
 
 def read_letter(message: InMessage) -> Letter:
     try:
-        data: Any = json.loads(message.body)
-    except (ValueError, RecursionError):
+        data: Any = records.loads(message.body)  # numbers exact, as everywhere
+    except records.RecordSyntaxError:
         data = None
     is_env = isinstance(data, dict) and data.get(envelope.MARKER) == envelope.ENVELOPE_VERSION
     record_id = None
@@ -81,23 +97,6 @@ def read_letter(message: InMessage) -> Letter:
     )
 
 
-def _safe_reason(text: str, secrets: set[str]) -> str:
-    return scrub(text, secrets) if secrets else text
-
-
-def _scrub_tree(value: Any, secrets: set[str]) -> Any:
-    """Every string inside ``value`` with the secret values masked."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    if isinstance(value, list):
-        return [_scrub_tree(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {key: _scrub_tree(item, secrets) for key, item in value.items()}
-    return value
-
-
 def shown_body(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> Any:
     """The record (or the raw body) with sensitive fields masked unless ``show_pii``."""
     if letter.is_envelope:
@@ -110,35 +109,36 @@ def shown_body(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> Any:
 
 def sample_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dict[str, Any]:
     """One entry of ``inspect``'s ``messages``."""
-    secrets = set() if show_pii else letter.secrets(sensitive)
+    scrubber = letter.scrubber(() if show_pii else sensitive)
     return {
         "message_id": letter.message.message_id,
         "record_id": letter.record_id,
         "receive_count": letter.message.receive_count,
-        "reason": _safe_reason(letter.reason, secrets),
+        "reason": scrubber.scrub(letter.reason),
+        "origin": letter.origin,
         "body": shown_body(letter, sensitive, show_pii),
     }
 
 
 def export_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dict[str, Any]:
     """One line of ``inspect --export``: the whole message, sensitive fields masked."""
-    secrets = set() if show_pii else letter.secrets(sensitive)
+    scrubber = letter.scrubber(() if show_pii else sensitive)
     message = letter.message
     body: Any
     if letter.is_envelope:
         body = dict(letter.data)
         if not show_pii:
             body["record"] = redact(body.get("record"), sensitive)
-            body = _scrub_tree(body, secrets)
+            body = scrubber.scrub_tree(body)
     elif letter.data is not None:
         body = letter.data if show_pii else redact(letter.data, sensitive)
     else:
-        body = message.body if show_pii else _safe_reason(message.body, secrets)
+        body = message.body if show_pii else scrubber.scrub(message.body)
     attributes = {name: dict(value) for name, value in message.message_attributes.items() if value}
     if not show_pii:
         for value in attributes.values():
             if isinstance(value.get("StringValue"), str):
-                value["StringValue"] = _safe_reason(value["StringValue"], secrets)
+                value["StringValue"] = scrubber.scrub(value["StringValue"])
             if "BinaryValue" in value:
                 value["BinaryValue"] = "***"
     for value in attributes.values():
@@ -148,7 +148,8 @@ def export_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dic
         "message_id": message.message_id,
         "record_id": letter.record_id,
         "receive_count": message.receive_count,
-        "reason": _safe_reason(letter.reason, secrets),
+        "reason": scrubber.scrub(letter.reason),
+        "origin": letter.origin,
         "failure_kind": letter.kind,
         "attributes": dict(message.attributes),
         "message_attributes": attributes,

@@ -80,7 +80,14 @@ def test_inspect_counts_reasons_and_leaves_every_message_visible(sqs: Any) -> No
     ]
     assert len(data["messages"]) == 5
     for message in data["messages"]:
-        assert set(message) == {"message_id", "record_id", "receive_count", "reason", "body"}
+        assert set(message) == {
+            "message_id",
+            "record_id",
+            "receive_count",
+            "reason",
+            "origin",
+            "body",
+        }
         assert message["receive_count"] == 1
     assert data["oldest_age_s"] is not None and data["oldest_age_s"] > 0
     # Nothing removed, nothing hidden: all 21 are receivable right away, each received once.
