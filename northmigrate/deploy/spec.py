@@ -160,12 +160,14 @@ def policy_document(
         {
             "Sid": "ConsumeMainQueue",
             "Effect": "Allow",
+            # SendMessage: a retry is a delayed copy of its message, sent back to this queue.
             "Action": [
                 "sqs:ChangeMessageVisibility",
                 "sqs:DeleteMessage",
                 "sqs:GetQueueAttributes",
                 "sqs:GetQueueUrl",
                 "sqs:ReceiveMessage",
+                "sqs:SendMessage",
             ],
             "Resource": queue.arn,
         },

@@ -11,12 +11,12 @@ the figures are of all of them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from northmigrate.dlq.peek import depth, queue_name
+from northmigrate.privatefile import private_dir, replace_private
 from northmigrate.queues import Depth
 
 LAST_RUN_FILE = Path(".northmigrate") / "last-run.json"
@@ -42,11 +42,10 @@ def read_last_run(path: Path = LAST_RUN_FILE) -> LastRun | None:
 
 
 def write_last_run(run: LastRun, path: Path = LAST_RUN_FILE) -> None:
-    """Record a run (atomically: a reader sees the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(run.to_dict()) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    """Record a run (atomically: a reader sees the old file or the new one; a link planted
+    at the path is replaced, never written through)."""
+    private_dir(path.parent, "state directory")
+    replace_private(path, (json.dumps(run.to_dict()) + "\n").encode(), "last-run file")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
         "sqs:ChangeMessageVisibility": {queue_arn},
         "sqs:GetQueueAttributes": {queue_arn},
         "sqs:GetQueueUrl": {queue_arn, dlq_arn},
-        "sqs:SendMessage": {dlq_arn},
+        "sqs:SendMessage": {queue_arn, dlq_arn},  # retries' copies, and dead letters
         "logs:CreateLogGroup": {group, group + ":*"},
         "logs:CreateLogStream": {group, group + ":*"},
         "logs:PutLogEvents": {group, group + ":*"},

@@ -93,6 +93,7 @@ def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> Non
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
         "sqs:ReceiveMessage",
+        "sqs:SendMessage",  # a retry is a delayed copy sent back to the main queue
     ]
     assert by_sid["ConsumeMainQueue"]["Resource"] == QUEUE_ARN
     assert by_sid["DeadLetter"]["Action"] == ["sqs:GetQueueUrl", "sqs:SendMessage"]
