@@ -43,8 +43,8 @@ SEGMENTS_OPTION = typer.Option(
     "--segments",
     min=1,
     max=1_000_000,
-    help="dynamodb:// only: parallel scan segments, one thread each "
-    "(default: 1 per 100 MiB of table, at most 32).",
+    help="dynamodb:// only: parallel scan segments, 1 to 1000000 (default: 1 per 100 MiB "
+    "of table, at most 32); at most 32 are scanned at once, the others wait their turn.",
 )
 CONSISTENT_OPTION = typer.Option(
     False, "--consistent", help="dynamodb:// only: strongly consistent reads."
