@@ -6,7 +6,14 @@ import typer
 from rich.console import Console
 
 from northmigrate.cli.cmd_records import SOURCE_HELP
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
+from northmigrate.cli.output import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    emit,
+    key_value_table,
+    markup,
+    progress_bar,
+)
 from northmigrate.cli.state import state
 from northmigrate.dlq.peek import record_reasons
 from northmigrate.errors import EXIT_ATTENTION
@@ -35,7 +42,7 @@ def _render(report: ReconcileReport, console: Console) -> None:
     if report.missing:
         shown = ", ".join(report.missing[:20])
         more = f" … and {report.missing_total - 20} more" if report.missing_total > 20 else ""
-        console.print(f"[red]missing: {shown}{more}[/red]")
+        console.print(markup("[red]missing: {}{}[/red]", shown, more))
     elif report.ok:
         console.print("[green]every record is accounted for[/green]")
 

@@ -18,6 +18,7 @@ from northmigrate.cli.output import (
     key_value_table,
     progress_bar,
     say,
+    shown,
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
@@ -133,7 +134,7 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
             errors.add_column(column, overflow="fold")
         for e in t.errors[:20]:
             line = " ".join(str(p) for p in (e.origin, e.line) if p is not None)
-            errors.add_row(line, e.record_id or "", e.field or "", e.error)
+            errors.add_row(*map(shown, (line, e.record_id or "", e.field or "", e.error)))
         console.print(errors)
         if t.errors_total > 20:
             console.print(f"… and {t.errors_total - 20} more (see --rejects FILE or --output json)")
