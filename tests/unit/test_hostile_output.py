@@ -263,6 +263,16 @@ def test_on_a_terminal_data_sends_no_control_sequence(
         assert not re.search("[\x07\x08\r\x80-\x9f\u202a-\u202e\u2066-\u2069]", stream)
 
 
+def test_a_lone_surrogate_is_shown_escaped(project: Project) -> None:
+    # valid JSON ("\\ud800"), but no terminal encoding can write it: it would raise there
+    letter = envelope.Envelope("hostile", "\ud800", {"id": "\ud800"}, run_id="r").to_dict()
+    body = json.dumps(letter)  # ASCII: the surrogate travels as an escape
+    project.sqs.send_message(QueueUrl=project.url(project.dlq), MessageBody=body)
+    code, out, err = project.run("dlq", "inspect", "--show-pii")
+    assert code == 0, err
+    assert "\\ud800" in out and "\ud800" not in out + err
+
+
 # -- names that come from the command line and the config -------------------------------
 
 
