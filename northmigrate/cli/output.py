@@ -1,4 +1,4 @@
-"""Rendering: a rich table on stdout, or exactly one JSON object; everything else on stderr.
+r"""Rendering: a rich table on stdout, or exactly one JSON object; everything else on stderr.
 
 Data is shown as text, never obeyed. Whatever comes from records, messages, files or the
 config (ids, reasons, field values, bodies, file and queue names, error texts) reaches the
@@ -68,17 +68,13 @@ def _visible(char: str) -> str:
     if char in _SHORT:
         return _SHORT[char]
     code = ord(char)
-    return (
-        f"\\x{code:02x}"
-        if code < 0x100
-        else f"\\u{code:04x}"
-        if code < 0x10000
-        else f"\\U{code:08x}"
-    )
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def plain(value: object, *, newlines: bool = False) -> str:
-    """``value`` as text a terminal shows and does not obey: each control or format character
+    r"""``value`` as text a terminal shows and does not obey: each control or format character
     written escaped (``\x1b``, ``\r``, ``\u202e``); ``newlines`` keeps line breaks as such."""
     text = str(value)
     if text.isprintable():  # the common case: nothing to do
