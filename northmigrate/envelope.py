@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import json
 import json.encoder
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -192,6 +193,18 @@ def origin(message_id: str, queue: str, first_received_at: str | None) -> dict[s
     return {"message_id": message_id, "queue": queue, "first_received_at": first_received_at}
 
 
+# Characters SQS takes in a message attribute's value (and a body): the rest is escaped.
+_SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_text(text: str) -> str:
+    """``text`` with every character SQS refuses in an attribute written as an escape
+    (``\\x1b``, ``\\uffff``): a reason holding an ESC must not make the send fail."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _SQS_REFUSES.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
     """The record id as a message attribute (the migration and version are in the body).
 
@@ -199,7 +212,7 @@ def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
     with its digest; together about 9 µs of client CPU per message and attribute, a
     measurable share of an enqueue's (see bench/enqueue.py).
     """
-    return {ATTR_RECORD_ID: {"DataType": "String", "StringValue": record_id}}
+    return {ATTR_RECORD_ID: {"DataType": "String", "StringValue": sqs_text(record_id)}}
 
 
 def attributes_size(attrs: dict[str, dict[str, Any]]) -> int:

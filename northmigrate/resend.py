@@ -165,11 +165,14 @@ def dead_letter_attributes(
     kind: str, origin: dict[str, Any]
 ) -> Callable[[str], dict[str, dict[str, Any]]]:
     """``ours`` for a dead letter: the reason, the failure kind and the provenance."""
-    provenance = json.dumps(origin, separators=(",", ":"), ensure_ascii=False)
+    provenance = json.dumps(origin, separators=(",", ":"))  # ASCII: SQS takes every byte
 
     def ours(reason: str) -> dict[str, dict[str, Any]]:
         return {
-            envelope.ATTR_REASON: {"DataType": "String", "StringValue": reason or kind},
+            envelope.ATTR_REASON: {
+                "DataType": "String",
+                "StringValue": envelope.sqs_text(reason or kind),
+            },
             envelope.ATTR_FAILURE_KIND: {"DataType": "String", "StringValue": kind},
             envelope.ATTR_ORIGIN: {"DataType": "String", "StringValue": provenance},
         }

@@ -21,6 +21,7 @@ from northmigrate.cli import (
     cmd_status,
     cmd_worker,
 )
+from northmigrate.cli.output import PlainFormatter, plain
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -60,11 +61,9 @@ def root(
     ),
 ) -> None:
     ctx.obj = State(config_path=config, debug=debug)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
     # AWS wire logs hold message bodies, that is records with their sensitive fields: even
     # --debug keeps them out (tracebacks and northmigrate's own debug logs are enough).
     for name in ("botocore", "boto3", "urllib3", "s3transfer"):
@@ -88,8 +87,8 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def _fail(message: str, code: int, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
-    sys.stderr.write(f"Error: {message}\n")
+        sys.stderr.write(plain(traceback.format_exc(), newlines=True))
+    sys.stderr.write(f"Error: {plain(message)}\n")
     sys.stderr.flush()
     return code
 

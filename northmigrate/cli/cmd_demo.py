@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from northmigrate.cli.output import key_value_table
+from northmigrate.cli.output import key_value_table, markup
 from northmigrate.demo import run_demo
 from northmigrate.errors import EXIT_ATTENTION
 from northmigrate.local import EmbeddedEndpoint
@@ -28,7 +28,7 @@ class RichNarrator:
         self.console.print(Panel(why, title=f"[bold]{number}. {title}[/bold]", title_align="left"))
 
     def note(self, text: str) -> None:
-        self.console.print(f"  {text}", highlight=False)
+        self.console.print(markup("  {}", text), highlight=False)
 
     def result(self, kind: str, data: Any) -> None:
         show = getattr(self, f"_{kind}")
@@ -109,7 +109,7 @@ def demo(
     console = Console()  # wraps long lines (the narration) to the terminal's width
     endpoint = EmbeddedEndpoint(port=port)
     url = endpoint.start()
-    console.print(f"[bold]northmigrate demo[/bold]: an embedded AWS endpoint at {url}")
+    console.print(markup("[bold]northmigrate demo[/bold]: an embedded AWS endpoint at {}", url))
     try:
 
         def wait() -> None:

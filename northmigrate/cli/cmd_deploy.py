@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import deploy as deploy_lib
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, say
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, markup, say, shown
 from northmigrate.cli.state import State, state
 from northmigrate.deploy.package import Package
 from northmigrate.errors import InputError
@@ -22,7 +22,8 @@ def _changes_table(title: str, changes: list[Change]) -> Table:
     for column in ("resource", "name", "action", "changed"):
         out.add_column(column, overflow="fold")
     for change in changes:
-        out.add_row(change.resource, change.name, change.action, ", ".join(change.changed))
+        row = (change.resource, change.name, change.action, ", ".join(change.changed))
+        out.add_row(*map(shown, row))
     return out
 
 
@@ -69,11 +70,15 @@ def deploy(
         written = deploy_lib.template(st.clients(), st.settings, st.migration, template)
 
         def template_table(console: Console) -> None:
-            console.print(f"wrote {written.template} ({', '.join(written.resources)})")
+            console.print(markup("wrote {} ({})", written.template, ", ".join(written.resources)))
             console.print(
-                f"package: {written.package} ({written.package_size} bytes); upload it to "
-                f"s3://BUCKET/{written.code_key} and deploy the template with "
-                "CodeBucket=BUCKET and --capabilities CAPABILITY_NAMED_IAM"
+                markup(
+                    "package: {} ({} bytes); upload it to s3://BUCKET/{} and deploy the "
+                    "template with CodeBucket=BUCKET and --capabilities CAPABILITY_NAMED_IAM",
+                    written.package,
+                    written.package_size,
+                    written.code_key,
+                )
             )
 
         emit(output, written.to_dict(), template_table)
@@ -85,8 +90,13 @@ def deploy(
         title = "deploy plan (dry run: nothing changed)" if dry_run else "deploy"
         console.print(_changes_table(title, report.changes))
         console.print(
-            f"function: {report.function_name}  code: {report.code_sha256} "
-            f"({report.package_size} bytes)  tap: {'open' if report.tap.open else 'closed'}"
+            markup(
+                "function: {}  code: {} ({} bytes)  tap: {}",
+                report.function_name,
+                report.code_sha256,
+                report.package_size,
+                "open" if report.tap.open else "closed",
+            )
         )
         if not report.changed:
             console.print("nothing to change: everything is as configured")
@@ -139,7 +149,9 @@ def destroy(
     def table(console: Console) -> None:
         console.print(_changes_table("destroy", report.changes))
         if report.export_file:
-            console.print(f"exported {report.exported} dead letters to {report.export_file}")
+            console.print(
+                markup("exported {} dead letters to {}", report.exported, report.export_file)
+            )
 
     emit(output, report.to_dict(), table)
 
@@ -157,9 +169,9 @@ def _tap(st: State) -> Tap:
 def _render_tap(output: OutputFormat, report: TapReport) -> None:
     def table(console: Console) -> None:
         data = report.to_dict()
+        limit = data["limit"] if data["limit"] is not None else "none"
         console.print(
-            f"tap of {data['queue']}: [bold]{data['tap']}[/bold], "
-            f"limit: {data['limit'] if data['limit'] is not None else 'none'}",
+            markup("tap of {}: [bold]{}[/bold], limit: {}", data["queue"], data["tap"], limit),
             highlight=False,
         )
         if not report.mappings:
@@ -170,7 +182,7 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
             out.add_column(column)
         for m in report.mappings:
             concurrency = "—" if m.max_concurrency is None else str(m.max_concurrency)
-            out.add_row(m.function, m.state, concurrency, m.uuid)
+            out.add_row(*map(shown, (m.function, m.state, concurrency, m.uuid)))
         console.print(out)
 
     emit(output, report.to_dict(), table)

@@ -19,8 +19,10 @@ from northmigrate.cli.output import (
     OutputFormat,
     emit,
     key_value_table,
+    plain,
     progress_bar,
     say,
+    shown,
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
@@ -69,7 +71,7 @@ def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
         reasons.add_column("count", justify="right")
         reasons.add_column("reason", overflow="fold")
         for reason, count in report.reasons.most_common():
-            reasons.add_row(str(count), reason)
+            reasons.add_row(str(count), shown(reason))
         console.print(reasons)
     if report.messages:
         sample = Table(title=f"sample ({len(report.messages)})", title_justify="left")
@@ -78,11 +80,11 @@ def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
         for m in report.messages:
             body = m["body"] if isinstance(m["body"], str) else json.dumps(m["body"])
             sample.add_row(
-                str(m["message_id"]),
-                str(m["record_id"] or ""),
+                shown(m["message_id"]),
+                shown(m["record_id"] or ""),
                 str(m["receive_count"]),
-                str(m["reason"]),
-                body if len(body) <= 300 else body[:299] + "…",
+                shown(m["reason"]),
+                shown(body if len(body) <= 300 else body[:299] + "…"),
             )
         console.print(sample)
 
@@ -135,7 +137,7 @@ def inspect(
         )
     emit(output, report.to_dict(), lambda console: _render_inspect(report, console))
     if report.hidden_note:
-        say(f"[yellow]{report.hidden_note}[/yellow]")
+        say("[yellow]{}[/yellow]", report.hidden_note)
     if report.ended == "in_flight_limit":
         say(
             "[yellow]stopped at the in-flight limit: the counts cover the messages read "
@@ -277,7 +279,7 @@ def redrive(
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.hidden_note:
-        say(f"[yellow]{report.hidden_note}[/yellow]")
+        say("[yellow]{}[/yellow]", report.hidden_note)
     if report.failed:
         say(f"[red]{report.failed} messages could not be moved; they stay in the DLQ[/red]")
     if report.failed or report.in_flight:
@@ -336,7 +338,7 @@ def watch(
         else:
             for sample in watcher.samples():
                 last = sample
-                print(_line(sample), file=sys.stderr, flush=True)
+                print(plain(_line(sample)), file=sys.stderr, flush=True)
     if last is None:  # stopped before the first check
         last = watcher.sample()
     final = last

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import enqueue as enqueue_lib
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, shown
 from northmigrate.cli.state import state
 from northmigrate.doctor import Check, diagnose
 from northmigrate.errors import EXIT_ATTENTION
@@ -63,7 +63,8 @@ def doctor(
         for column in ("check", "", "detail", "fix"):
             out.add_column(column, overflow="fold")
         for check in report.checks:
-            out.add_row(check.name, MARKS[check.status], check.detail, check.fix)
+            mark = MARKS[check.status]
+            out.add_row(shown(check.name), mark, shown(check.detail), shown(check.fix or ""))
         console.print(out)
 
     emit(output, report.to_dict(), table)

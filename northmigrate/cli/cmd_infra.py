@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import sample as sample_lib
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, say
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, markup, say, shown
 from northmigrate.cli.state import state
 from northmigrate.errors import InputError
 from northmigrate.local import DEFAULT_PORT, EmbeddedEndpoint
@@ -32,7 +32,7 @@ def local(
     endpoint = EmbeddedEndpoint(host=host, port=port)
     url = endpoint.start()
     print(url, flush=True)
-    say(f"embedded AWS endpoint listening on {url} (Ctrl-C to stop)")
+    say("embedded AWS endpoint listening on {} (Ctrl-C to stop)", url)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -52,9 +52,10 @@ def provision(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
         for column in ("resource", "name", "action", "changed"):
             out.add_column(column)
         for change in report.changes:
-            out.add_row(change.resource, change.name, change.action, ", ".join(change.changed))
+            row = (change.resource, change.name, change.action, ", ".join(change.changed))
+            out.add_row(*map(shown, row))
         console.print(out)
-        console.print(f"queue: {report.queue_url}\ndlq:   {report.dlq_url}")
+        console.print(markup("queue: {}\ndlq:   {}", report.queue_url, report.dlq_url))
         if not report.changed:
             console.print("nothing to change: everything is as configured")
 
@@ -88,7 +89,7 @@ def sample(
             written = sample_lib.write(items, handle, fmt)
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    say(f"wrote {written} records to {out}")
+    say("wrote {} records to {}", written, out)
 
 
 def register(app: typer.Typer) -> None:

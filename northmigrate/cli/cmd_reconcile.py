@@ -6,7 +6,14 @@ import typer
 from rich.console import Console
 
 from northmigrate.cli.cmd_records import SOURCE_HELP
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
+from northmigrate.cli.output import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    emit,
+    key_value_table,
+    markup,
+    progress_bar,
+)
 from northmigrate.cli.state import state
 from northmigrate.dlq.peek import record_reasons
 from northmigrate.errors import EXIT_ATTENTION
@@ -36,17 +43,20 @@ def _render(report: ReconcileReport, console: Console) -> None:
     if report.missing:
         shown = ", ".join(report.missing[:20])
         more = f" … and {report.missing_total - 20} more" if report.missing_total > 20 else ""
-        console.print(f"[red]missing: {shown}{more}[/red]")
+        console.print(markup("[red]missing: {}{}[/red]", shown, more))
     if report.verify_errors:
         console.print(key_value_table("verify failed", report.verify_errors.most_common(10)))
     if report.unsettled_total and not report.verify_errors:
         console.print(
-            f"[yellow]{report.unsettled_total} records are not in the target or the DLQ, and "
-            f"the main queue holds {report.main_depth} messages: run reconcile again once it "
-            "has drained, or with --read-queue to look at each message (a read counts as a "
-            "receive)[/yellow]"
+            markup(
+                "[yellow]{} records are not in the target or the DLQ, and the main queue "
+                "holds {} messages: run reconcile again once it has drained, or with "
+                "--read-queue to look at each message (a read counts as a receive)[/yellow]",
+                report.unsettled_total,
+                report.main_depth,
+            )
         )
-    elif report.ok:
+    if report.ok:
         console.print("[green]every record is accounted for[/green]")
 
 

@@ -19,6 +19,7 @@ from northmigrate.cli.output import (
     key_value_table,
     progress_bar,
     say,
+    shown,
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
@@ -44,8 +45,8 @@ SEGMENTS_OPTION = typer.Option(
     "--segments",
     min=1,
     max=1_000_000,
-    help="dynamodb:// only: parallel scan segments, one thread each "
-    "(default: 1 per 100 MiB of table, at most 32).",
+    help="dynamodb:// only: parallel scan segments, 1 to 1000000 (default: 1 per 100 MiB "
+    "of table, at most 32); at most 32 are scanned at once, the others wait their turn.",
 )
 CONSISTENT_OPTION = typer.Option(
     False, "--consistent", help="dynamodb:// only: strongly consistent reads."
@@ -141,7 +142,7 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
             errors.add_column(column, overflow="fold")
         for e in t.errors[:20]:
             line = " ".join(str(p) for p in (e.origin, e.line) if p is not None)
-            errors.add_row(line, e.record_id or "", e.field or "", e.error)
+            errors.add_row(*map(shown, (line, e.record_id or "", e.field or "", e.error)))
         console.print(errors)
         if t.errors_total > 20:
             console.print(f"… and {t.errors_total - 20} more (see --rejects FILE or --output json)")

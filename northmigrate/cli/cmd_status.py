@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from northmigrate import dlq
 from northmigrate.aws import aws_errors
@@ -64,9 +65,9 @@ class _Trend:
         return remaining / rate if rate else None
 
 
-def _tap_text(tap: TapState) -> str:
-    text = "open" if tap.open else "[red]closed[/red]"
-    return text + (f", limited to {tap.limit}" if tap.limit else "")
+def _tap_text(tap: TapState) -> Text:
+    text = Text("open") if tap.open else Text("closed", style="red")
+    return text.append(f", limited to {tap.limit}" if tap.limit else "")
 
 
 def _panel(report: dlq.StatusReport, tap: TapState, trend: _Trend) -> Table:

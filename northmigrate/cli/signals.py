@@ -20,7 +20,7 @@ def graceful_stop(what: str) -> Iterator[threading.Event]:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        say(f"[yellow]stopping: {what} (Ctrl-C again to abort)[/yellow]")
+        say("[yellow]stopping: {} (Ctrl-C again to abort)[/yellow]", what)
 
     for sig in previous:
         signal.signal(sig, handler)

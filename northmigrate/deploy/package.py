@@ -51,8 +51,9 @@ from northmigrate.errors import InputError
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
-# Dependencies only the CLI needs.
-CLI_ONLY = frozenset({"typer", "rich"})
+# Never imported on Lambda: the CLI's own (typer, rich), and google-re2, which only
+# ``dlq redrive --where`` uses (and which has no manylinux2014 wheel for Lambda's platform).
+CLI_ONLY = frozenset({"typer", "rich", "google-re2"})
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_DIRECT_UPLOAD = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the API call
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}

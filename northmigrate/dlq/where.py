@@ -1,13 +1,19 @@
-"""``--where`` filters: which dead letters a redrive moves.
+r"""``--where`` filters: which dead letters a redrive moves.
 
 An expression is ``FIELD OP VALUE``. Fields: ``reason`` (the dead-letter reason; ``unknown``
 when there is none), ``kind`` (the failure kind), ``record_id``, ``message_id``, and
 ``record.<dotted path>`` (a field of the record; a list on the way is walked into, and the
 condition holds when any element matches). Operators: ``=`` equals, ``!=`` differs, ``~``
-matches the regular expression (Python syntax, searched anywhere in the text), ``!~`` does
-not match. Values compare as text (JSON ``true``/``false``/``null`` for those values). A
-missing field equals nothing: ``=`` and ``~`` fail, ``!=`` and ``!~`` hold. Several
-expressions must all hold.
+matches the regular expression (searched anywhere in the text), ``!~`` does not match.
+Values compare as text (JSON ``true``/``false``/``null`` for those values). A missing field
+equals nothing: ``=`` and ``~`` fail, ``!=`` and ``!~`` hold. Several expressions must all
+hold.
+
+Regular expressions run on RE2, whose matching time grows linearly with the text: no pattern
+can make a redrive hang, whatever the dead letters hold. Its syntax is Python's without
+backreferences (``\1``, ``(?P=name)``) and lookaround (``(?=…)``, ``(?<!…)``); ``\z`` ends the
+text where Python writes ``\Z``. A pattern RE2 refuses is an InputError (exit 2) with RE2's
+reason.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+import re2  # type: ignore[import-untyped]
 
 from northmigrate.dlq.letters import Letter
 from northmigrate.errors import InputError
@@ -24,6 +32,11 @@ from northmigrate.errors import InputError
 _EXPRESSION = re.compile(r"^\s*(?P<field>[A-Za-z_][\w.-]*)\s*(?P<op>!=|!~|=|~)(?P<value>.*)$", re.S)
 _PLAIN_FIELDS = ("reason", "kind", "record_id", "message_id")
 _MISSING = object()
+_SURROGATES = re.compile("[\ud800-\udfff]")  # cannot be encoded as UTF-8, which RE2 reads
+
+
+class Pattern(Protocol):
+    def search(self, text: str) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,7 @@ class Condition:
     field: str
     op: str
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
 
     def __str__(self) -> str:
         return f"{self.field}{self.op}{self.value}"
@@ -43,7 +56,7 @@ class Condition:
         if self.op == "!=":
             return self.value not in values
         assert self.pattern is not None
-        found = any(self.pattern.search(v) for v in values)
+        found = any(_search(self.pattern, v) for v in values)
         return found if self.op == "~" else not found
 
 
@@ -63,11 +76,32 @@ def parse_where(expression: str) -> Condition:
         )
     pattern = None
     if op in ("~", "!~"):
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise InputError(f"--where {expression!r}: bad regular expression: {exc}") from exc
+        pattern = compile_pattern(value, expression)
     return Condition(field, op, value, pattern)
+
+
+def compile_pattern(value: str, expression: str) -> Pattern:
+    """``value`` as an RE2 pattern; InputError (exit 2) with RE2's reason when it refuses it."""
+    options = re2.Options()
+    options.log_errors = False  # the reason goes into the error, not onto stderr
+    try:
+        pattern: Pattern = re2.compile(_SURROGATES.sub("\ufffd", value), options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "refused"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise InputError(
+            f"--where {expression!r}: bad regular expression: {reason}",
+            hint="RE2 syntax: Python's without backreferences and lookaround",
+        ) from exc
+    return pattern
+
+
+def _search(pattern: Pattern, text: str) -> bool:
+    try:
+        return pattern.search(text) is not None
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON "\ud800"
+        return pattern.search(_SURROGATES.sub("\ufffd", text)) is not None
 
 
 def parse_all(expressions: Iterable[str]) -> list[Condition]:

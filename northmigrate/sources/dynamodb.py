@@ -1,11 +1,12 @@
 """``dynamodb://TABLE``: a parallel scan of a table, each item as a plain record.
 
-Each segment of the scan (``Segment``/``TotalSegments``) runs in its own thread and hands
-its items over a bounded queue, so memory holds at most the queue plus one page per
-segment. A page is read again, from the same ``ExclusiveStartKey``, until it succeeds:
-throttling (``ProvisionedThroughputExceededException``…) is first retried by botocore's
-retry mode, then here with backoff; the position only moves after a page was received,
-so no page is ever skipped.
+The segments of the scan (``Segment``/``TotalSegments``, up to DynamoDB's 1,000,000) are
+scanned by a pool of at most ``SCAN_THREADS`` threads, one segment at a time each; the
+others wait their turn. Items are handed over a bounded queue, so memory holds at most the
+queue plus one page per thread. A page is read again, from the same ``ExclusiveStartKey``,
+until it succeeds: throttling (``ProvisionedThroughputExceededException``…) is first
+retried by botocore's retry mode, then here with backoff; the position only moves after a
+page was received, so no page is ever skipped.
 
 Items are deserialized with boto3's ``TypeDeserializer`` and made plain: numbers stay
 ``Decimal`` (exact; pydantic takes them for ``Decimal``, ``float`` and integral ``int``
@@ -38,6 +39,7 @@ from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, WireKey, f
 from northmigrate.sources.base import SourceError, SourceItem
 
 MAX_SEGMENTS = 32
+SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
 RETRYABLE = {
@@ -189,6 +191,7 @@ class DynamoSource:
         self._sleep = sleep or self._stop.wait
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_items)
         self._lock = threading.Lock()
+        self._todo_lock = threading.Lock()
         self._scanned = state.scanned  # items scanned, the committed ones included
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -202,18 +205,14 @@ class DynamoSource:
         if self._started:
             raise SourceError(f"{self.name} can only be read once")
         self._started = True
-        for segment, seg in enumerate(self.state.segments):
-            if seg.done:
-                continue
+        live = sum(not seg.done for seg in self.state.segments)  # each ends with _DONE
+        todo = iter([n for n, seg in enumerate(self.state.segments) if not seg.done])
+        for number in range(min(live, SCAN_THREADS)):
             thread = threading.Thread(
-                target=self._run_segment,
-                args=(segment, seg.start_key),
-                name=f"nm-scan-{segment}",
-                daemon=True,
+                target=self._run_segments, args=(todo,), name=f"nm-scan-{number}", daemon=True
             )
             self._threads.append(thread)
             thread.start()
-        live = len(self._threads)
         try:
             while live:
                 try:
@@ -270,6 +269,15 @@ class DynamoSource:
             except queue.Full:
                 continue
         raise _Stopped
+
+    def _run_segments(self, todo: Iterator[int]) -> None:
+        """One thread of the pool: scan segments one after another until none is left."""
+        while not self._stop.is_set():
+            with self._todo_lock:
+                segment = next(todo, None)
+            if segment is None:
+                return
+            self._run_segment(segment, self.state.segments[segment].start_key)
 
     def _run_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +89,67 @@ def test_bad_expressions_are_usage_errors(expr: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_where(expr)
     assert caught.value.exit_code == 2
+
+
+# Regular expressions run on a linear-time engine (RE2): no pattern can backtrack for ages.
+PATHOLOGICAL = ["^(a+)+$", "(a|aa)+$", "(a*)*b", "(.*a){25}x", "^(\\w+\\s?)*$"]
+
+
+@pytest.mark.parametrize("pattern", PATHOLOGICAL)
+def test_catastrophic_patterns_finish(pattern: str) -> None:
+    # Python's backtracking engine needs about 2**10000 steps for some of these (27 a's
+    # already took 10 s); RE2 answers in time linear in the text.
+    subject = letter({**REC, "notes": "a" * 10_000 + "!"}, "ValueError: " + "a" * 10_000 + "!")
+    for field in ("record.notes", "reason"):
+        assert not matches(subject, [parse_where(f"{field}~{pattern}")])
+        assert matches(subject, [parse_where(f"{field}!~{pattern}")])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("(a)\\1", "invalid escape sequence"),
+        ("(?=a)b", "invalid perl operator"),
+        ("(?<!a)b", "invalid perl operator"),
+        ("a{1001}", "invalid repetition size"),
+        ("(unclosed", "missing )"),
+    ],
+)
+def test_patterns_the_engine_cannot_take_are_usage_errors(pattern: str, reason: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_where(f"reason~{pattern}")
+    assert caught.value.exit_code == 2
+    message = str(caught.value)
+    assert reason in message and "b'" + reason not in message
+    assert "backreferences" in message or "RE2" in message
+
+
+def test_unsupported_pattern_is_one_error_line_from_the_cli(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from northmigrate.cli.app import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NORTHMIGRATE_CONFIG", raising=False)
+    code = run(["dlq", "redrive", "--where", "reason~(a)\\1"])
+    out, err = capfd.readouterr()
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --where"), err
+    assert "invalid escape sequence" in lines[0]
+
+
+def test_text_python_cannot_encode_still_matches() -> None:
+    # a lone surrogate (valid in JSON as "\ud800") cannot be encoded as UTF-8
+    subject = letter({**REC, "notes": "x\ud800y"}, "Error: \udfff")
+    assert matches(subject, [parse_where("record.notes~^x.y$")])
+    assert matches(subject, [parse_where("reason~Error")])
+    assert not matches(subject, [parse_where("record.notes!~x")])
+
+
+def test_regex_searches_anywhere_in_the_text() -> None:
+    subject = letter({**REC, "notes": "Café 42\nsecond line"}, "ValueError: bad")
+    for expr in ["record.notes~fé", "record.notes~(?i)CAFÉ", "record.notes~\\d+ ?$|42"]:
+        assert matches(subject, [parse_where(expr)]), expr
+    assert not matches(subject, [parse_where("record.notes~^second")])  # ^: start of the text
+    assert matches(subject, [parse_where("record.notes~(?m)^second")])

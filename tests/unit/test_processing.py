@@ -490,3 +490,19 @@ def test_a_model_validator_raising_anything_is_a_dead_letter_with_a_scrubbed_rea
     assert outcome.status is Status.DEAD_LETTERED and outcome.kind == "invalid"
     assert outcome.reason is not None and "TAXID-12345" not in outcome.reason
     assert outcome.reason.startswith("KeyError")
+
+
+def test_attribute_values_hold_only_characters_sqs_takes(aws: AwsClients) -> None:
+    """SQS refuses a message whose attribute holds ESC, BEL or U+FFFF (moto does not check):
+    a reason or a record id holding them is written with escapes instead."""
+    processor, _, dlq = make_with_main(aws)
+    hostile = "A-\x1b[2J\x07\uffff"
+    raw = message(body({"item_id": hostile, "mode": "permanent"}), 1)
+    raw["MessageAttributes"] = envelope.attributes("items", hostile)
+    assert processor.process(raw).status is Status.DEAD_LETTERED
+    [dead] = receive_all(aws, dlq)
+    for name in (envelope.ATTR_REASON, envelope.ATTR_RECORD_ID, envelope.ATTR_ORIGIN):
+        value = dead["MessageAttributes"][name]["StringValue"]
+        assert not any(c in value for c in "\x1b\x07\uffff"), (name, value)
+    assert "\\x1b" in dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"]
+    assert json.loads(dead["Body"])["record_id"] == hostile  # the body keeps it exactly
