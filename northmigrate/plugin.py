@@ -66,7 +66,10 @@ class Migration(Generic[RecordT]):
     record is present and correct in the target; ``sensitive`` lists field names (dotted for
     nested ones; a list is walked into) that are redacted in every output unless asked for.
     ``setup`` creates what the handler needs in the target (``provision`` calls it), and
-    ``iam_statements`` lists what it needs to be allowed to do (``deploy`` uses them).
+    ``iam_statements`` lists what the *function's role* needs on Lambda, that is what the
+    handler calls (``deploy`` checks and uses them); what ``verify``/``verify_batch``
+    (``reconcile``) and ``setup`` (``provision``) need runs with the operator's
+    credentials and is the operator's to grant, not declared here.
     ``verify_batch`` answers ``verify`` for up to ``verify_batch_size`` records in one go
     (``reconcile`` prefers it when given: e.g. DynamoDB BatchGetItem).
     """

@@ -102,3 +102,10 @@ def test_missing_file_and_no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load_settings(tmp_path / "nope.toml", env={})
     with pytest.raises(ConfigError, match="no configuration found"):
         load_settings(None, env={})
+
+
+@pytest.mark.parametrize("name", ["local.toml", "aws.example.toml"])
+def test_the_shipped_configs_load(name: str) -> None:
+    """config/ documents every key: each file must stay a valid config."""
+    settings = load_settings(Path(__file__).parents[2] / "config" / name, env={})
+    assert settings.queue.sqs_max_receive_count > settings.queue.max_receive_count
