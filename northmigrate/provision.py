@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from northmigrate.aws import AwsClients, aws_errors, error_code
+from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, aws_errors, error_code, translate
 from northmigrate.config import Settings
-from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.errors import PluginError
+from northmigrate.plugin import Migration, MigrationContext, SetupResult
+from northmigrate.redact import error_text
 
 # Attributes SQS returns as JSON text: compared parsed, not as strings.
 _JSON_ATTRIBUTES = {"RedrivePolicy", "RedriveAllowPolicy", "Policy"}
@@ -176,5 +178,19 @@ def provision(
     ]
     if migration is not None and migration.setup is not None:
         ctx = MigrationContext(options=settings.migration.options, aws=clients)
-        changes.extend(Change(r.resource, r.name, r.action) for r in migration.setup(ctx))
+        changes.extend(Change(r.resource, r.name, r.action) for r in _setup(migration, ctx))
     return ProvisionReport(main_url, dlq_url, main_arn, dlq_arn, changes)
+
+
+def _setup(migration: Migration[Any], ctx: MigrationContext) -> list[SetupResult]:
+    """The plugin's ``setup``: an AWS error is exit 3, anything else the plugin raises a
+    one-line PluginError (exit 2), never a traceback."""
+    assert migration.setup is not None
+    try:
+        return list(migration.setup(ctx))
+    except AWS_EXCEPTIONS as exc:
+        raise translate(exc, f"{migration.name}: setup (provision)") from exc
+    except Exception as exc:
+        raise PluginError(
+            f"{migration.name}: setup failed: {type(exc).__name__}: {error_text(exc)}"
+        ) from exc

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, write_jsonl
+from helpers import Project, cli_env, write_jsonl
 
 from northmigrate.sample import SampleGenerator
 
@@ -249,3 +254,51 @@ def test_status_reports_the_last_run_and_the_tap(provisioned: Project, tmp_path:
     project.run("tap", "close", check=True)
     status = project.run_json("status", "--once")
     assert status["progress"]["done"] == 12 and status["tap"]["open"] is False
+
+
+@pytest.mark.parametrize("command", ["validate", "enqueue"])
+def test_the_first_sigint_stops_a_read_that_never_ends(provisioned: Project, command: str) -> None:
+    """One line of zeros that never ends, on stdin: the first Ctrl-C stops the command within
+    a few seconds (it read on for minutes), exit 130, one summary, nothing sent."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "northmigrate", command, "-", "--output", "json"],
+        cwd=provisioned.root,
+        env=cli_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stop = threading.Event()
+
+    def feed() -> None:
+        block = b"0" * (1 << 16)
+        assert process.stdin is not None
+        try:
+            while not stop.is_set():
+                process.stdin.write(block)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    time.sleep(1.5)  # well into the endless line
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    try:
+        # Not communicate(): it would close stdin, and an end of input stops any reader.
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("one SIGINT did not stop a read that never ends") from None
+    finally:
+        stop.set()
+    elapsed = time.monotonic() - started
+    assert process.stdout is not None and process.stderr is not None
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    assert process.returncode == 130, stderr
+    assert elapsed < 10
+    summary = json.loads(stdout)
+    assert summary["read"] == 0
+    if command == "enqueue":
+        assert summary["interrupted"] is True and summary["enqueued"] == 0
+    assert provisioned.depth()["visible"] == 0

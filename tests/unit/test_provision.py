@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from northmigrate.aws import AwsClients
 from northmigrate.config import load_settings
+from northmigrate.errors import PluginError
 from northmigrate.examples.onboarding import migration
 from northmigrate.provision import provision
 
@@ -64,3 +69,15 @@ def test_provision_creates_then_changes_nothing_then_updates(
 def test_provision_fifo(mocked_aws: None, tmp_path: Path) -> None:
     report = provision(AwsClients(), settings_for(tmp_path, name="orders.fifo"), None)  # type: ignore[arg-type]
     assert report.queue_url.endswith("orders.fifo") and report.dlq_url.endswith("orders-dlq.fifo")
+
+
+def test_a_plugin_setup_that_raises_is_one_line_not_a_crash(
+    mocked_aws: None, tmp_path: Path
+) -> None:
+    def broken(ctx: Any) -> Any:
+        raise KeyError("table_name")
+
+    plugin = dataclasses.replace(migration, setup=broken)
+    with pytest.raises(PluginError, match="setup failed: KeyError") as raised:
+        provision(AwsClients(), settings_for(tmp_path), plugin)  # type: ignore[arg-type]
+    assert raised.value.exit_code == 2
