@@ -28,7 +28,7 @@ from northmigrate.config import (
     WorkerSettings,
 )
 from northmigrate.dlq.inspect import inspect
-from northmigrate.dlq.peek import record_reasons
+from northmigrate.dlq.letters import record_reasons
 from northmigrate.dlq.redrive import redrive
 from northmigrate.examples.onboarding import migration as onboarding
 from northmigrate.provision import provision

@@ -41,15 +41,14 @@ change adds keys; an incompatible change bumps the version).
 
 from __future__ import annotations
 
-import base64
 import json
 import json.encoder
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from northmigrate import records
+from northmigrate.sqs.message import sqs_text
 
 ENVELOPE_VERSION = 1
 MARKER = "northmigrate"
@@ -193,18 +192,6 @@ def origin(message_id: str, queue: str, first_received_at: str | None) -> dict[s
     return {"message_id": message_id, "queue": queue, "first_received_at": first_received_at}
 
 
-# Characters SQS takes in a message attribute's value (and a body): the rest is escaped.
-_SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def sqs_text(text: str) -> str:
-    """``text`` with every character SQS refuses in an attribute written as an escape
-    (``\\x1b``, ``\\uffff``): a reason holding an ESC must not make the send fail."""
-    if text.isascii() and text.isprintable():
-        return text
-    return _SQS_REFUSES.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
 def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
     """The record id as a message attribute (the migration and version are in the body).
 
@@ -213,22 +200,6 @@ def attributes(migration: str, record_id: str) -> dict[str, dict[str, str]]:
     measurable share of an enqueue's (see bench/enqueue.py).
     """
     return {ATTR_RECORD_ID: {"DataType": "String", "StringValue": sqs_text(record_id)}}
-
-
-def attributes_size(attrs: dict[str, dict[str, Any]]) -> int:
-    """Bytes SQS counts against the message size for these attributes: each name, data type
-    and value (a binary value by its bytes)."""
-    total = 0
-    for name, value in attrs.items():
-        total += len(name.encode()) + len(str(value.get("DataType", "")).encode())
-        if "StringValue" in value:
-            total += len(str(value["StringValue"]).encode())
-        binary = value.get("BinaryValue")
-        if isinstance(binary, bytes | bytearray):
-            total += len(binary)
-        elif isinstance(binary, str):  # base64 text, as a Lambda event carries it
-            total += len(base64.b64decode(binary, validate=False))
-    return total
 
 
 def load_body(body: str) -> dict[str, Any] | None:
@@ -260,15 +231,37 @@ def with_history(
     data = load_body(body)
     if data is None:
         return body
-    history = data.get(key)
-    history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
-    history.append(entry)
-    data[key] = history[-HISTORY_LIMIT:]
+    return records.dumps(add_history(data, key, entry, attempts=attempts, origin=origin))
+
+
+def add_history(
+    data: dict[str, Any],
+    key: str,
+    entry: dict[str, Any] | None,
+    *,
+    keep: int = HISTORY_LIMIT,
+    attempts: int | None = None,
+    origin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A copy of envelope ``data`` with ``entry`` appended to its ``key`` history, at most
+    ``keep`` entries kept in each history (0: the histories leave the body; a redrive
+    history is cut to the same length), and ``attempts`` and a missing ``origin`` set."""
+    out = dict(data)
+    keep = min(keep, HISTORY_LIMIT)
+    for name in ("failures", "redrives"):
+        history = out.get(name)
+        kept = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+        if name == key and entry is not None:
+            kept.append(entry)
+        if keep and kept:
+            out[name] = kept[-keep:]
+        else:
+            out.pop(name, None)
     if attempts is not None:
-        data["attempts"] = attempts
-    if origin is not None and not isinstance(data.get("origin"), dict):
-        data["origin"] = origin
-    return records.dumps(data)
+        out["attempts"] = attempts
+    if origin is not None and not isinstance(out.get("origin"), dict):
+        out["origin"] = origin
+    return out
 
 
 def parse(body: str) -> Envelope:

@@ -13,10 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from northmigrate.aws import AWS_EXCEPTIONS
 from northmigrate.backoff import SQS_MAX_VISIBILITY_S
+from northmigrate.sqs.batch import MAX_BATCH_ENTRIES, change_visibility_batch
+from northmigrate.sqs.retry import HEARTBEAT
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("northmigrate.heartbeat")
 
@@ -33,7 +37,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         queue_url: str,
         visibility_timeout_s: int,
         *,
@@ -81,31 +85,28 @@ class Heartbeat:
                 extension = min(self.extension_s, left)
                 if extension > 0:
                     due.append((key, held, extension))
-            for start in range(0, len(due), 10):
-                chunk = due[start : start + 10]
+            for start in range(0, len(due), MAX_BATCH_ENTRIES):
+                chunk = due[start : start + MAX_BATCH_ENTRIES]
                 self._extend(chunk, now)
             return sum(1 for _key, held, _ext in due if held.extended_at == now)
 
     def _extend(self, chunk: list[tuple[str, _Held, int]], now: float) -> None:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": held.receipt_handle, "VisibilityTimeout": extension}
-            for i, (_key, held, extension) in enumerate(chunk)
-        ]
-        try:
-            response = self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-        except AWS_EXCEPTIONS as exc:
-            self.failed += len(chunk)
-            log.warning("heartbeat: could not extend %d messages: %s", len(chunk), exc)
-            return
-        for ok in response.get("Successful", []):
-            _key, held, _ext = chunk[int(ok["Id"])]
+        result = change_visibility_batch(
+            self.sqs,
+            self.queue_url,
+            chunk,
+            lambda due: due[1].receipt_handle,
+            lambda due: due[2],
+            policy=HEARTBEAT,  # the next round is the retry
+        )
+        for _key, held, _ext in result.accepted:
             held.extended_at = now
             self.extended += 1
-        for failed in response.get("Failed", []):
-            self.failed += 1
-            log.warning("heartbeat: could not extend a message: %s", failed.get("Code", "?"))
+        self.failed += len(result.not_accepted)
+        for _due, why in result.not_accepted[:1]:
+            log.warning(
+                "heartbeat: could not extend %d messages: %s", len(result.not_accepted), why
+            )
 
     def run(self, stop: threading.Event, poll_s: float | None = None) -> None:
         """Tick until ``stop`` is set (the worker runs this on its own thread)."""

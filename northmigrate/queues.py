@@ -1,38 +1,26 @@
-"""The migration's two queues: names to URLs and ARNs, attributes, depths."""
+"""The migration's two queues: the configured names to URLs (cached), and what northmigrate
+asks of them (see :mod:`northmigrate.sqs.queue`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from northmigrate.aws import aws_errors
 from northmigrate.config import QueueSettings
+from northmigrate.sqs import queue as sqs_queue
+from northmigrate.sqs.queue import Depth
 
-DEPTH_ATTRIBUTES = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-
-@dataclass(frozen=True)
-class Depth:
-    visible: int
-    in_flight: int
-    delayed: int
-
-    @property
-    def total(self) -> int:
-        return self.visible + self.in_flight + self.delayed
-
-    def to_dict(self) -> dict[str, int]:
-        return {"visible": self.visible, "in_flight": self.in_flight, "delayed": self.delayed}
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
 
 
 class Queues:
     """Looks up (and caches) the URLs of the main queue and its DLQ."""
 
-    def __init__(self, sqs: Any, settings: QueueSettings) -> None:
+    def __init__(self, sqs: SQSClient, settings: QueueSettings) -> None:
         self.sqs = sqs
         self.settings = settings
         self._urls: dict[str, str] = {}
@@ -59,21 +47,16 @@ class Queues:
     def dlq_url(self) -> str:
         return self.url(self.dlq_name)
 
-    def attributes(self, url: str, names: list[str] | None = None) -> dict[str, str]:
-        with aws_errors(f"queue {url.rsplit('/', 1)[-1]}"):
-            response = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names or ["All"])
-        return dict(response.get("Attributes", {}))
+    def attributes(
+        self, url: str, names: Sequence[QueueAttributeFilterType] | None = None
+    ) -> dict[str, str]:
+        return sqs_queue.attributes(self.sqs, url, names)
 
     def arn(self, url: str) -> str:
-        return self.attributes(url, ["QueueArn"])["QueueArn"]
+        return sqs_queue.queue_arn(self.sqs, url)
 
     def depth(self, url: str) -> Depth:
-        attrs = self.attributes(url, DEPTH_ATTRIBUTES)
-        return Depth(
-            visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
-            in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        )
+        return sqs_queue.depth(self.sqs, url)
 
     def max_message_size(self, url: str) -> int:
-        return int(self.attributes(url, ["MaximumMessageSize"]).get("MaximumMessageSize", 262_144))
+        return sqs_queue.max_message_size(self.sqs, url)

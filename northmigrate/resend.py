@@ -22,13 +22,24 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate import envelope, records
+from northmigrate.aws import AWS_EXCEPTIONS, translate
+from northmigrate.sqs.message import (
+    MAX_MESSAGE_ATTRIBUTES,
+    InMessage,
+    attributes_size,
+    message_size,
+    sqs_text,
+)
+from northmigrate.sqs.queue import DEFAULT_MAX_MESSAGE_SIZE, fifo_fields, queue_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("northmigrate.resend")
 
-SQS_MAX_MESSAGE_ATTRIBUTES = 10
 SHORT_REASON = 200
 
 
@@ -43,10 +54,6 @@ class Copy:
     dropped: tuple[str, ...] = ()  # the message's own attributes left out to fit
 
 
-def message_size(body: str, attributes: Mapping[str, dict[str, Any]]) -> int:
-    return len(body.encode("utf-8", "surrogatepass")) + envelope.attributes_size(dict(attributes))
-
-
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -59,20 +66,7 @@ def _with_entry(
     attempts: int | None,
     origin: dict[str, Any] | None,
 ) -> str:
-    out = dict(data)
-    if keep:
-        history = data.get("failures")
-        history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
-        out["failures"] = [*history, entry][-min(keep, envelope.HISTORY_LIMIT) :]
-        if keep == 1 and isinstance(out.get("redrives"), list):
-            out["redrives"] = out["redrives"][-1:]
-    else:
-        out.pop("failures", None)
-        out.pop("redrives", None)
-    if attempts is not None:
-        out["attempts"] = attempts
-    if origin is not None and not isinstance(out.get("origin"), dict):
-        out["origin"] = origin
+    out = envelope.add_history(data, "failures", entry, keep=keep, attempts=attempts, origin=origin)
     return records.dumps(out)
 
 
@@ -129,7 +123,7 @@ def build(
         if found is not None:
             return found
     text, why = bodies[-1]
-    for name in sorted(own, key=lambda n: -envelope.attributes_size({n: own[n]})):
+    for name in sorted(own, key=lambda n: -attributes_size({n: own[n]})):
         if name == envelope.ATTR_RECORD_ID:
             continue
         own.pop(name)
@@ -150,7 +144,7 @@ def _limit_count(
     """The message's attributes and ours, at most SQS's ten: ours first, then northmigrate's
     own (the record id), then the others by name."""
     others = {k: v for k, v in kept.items() if k not in ours}
-    room = SQS_MAX_MESSAGE_ATTRIBUTES - len(ours)
+    room = MAX_MESSAGE_ATTRIBUTES - len(ours)
     if len(others) > room:
         names = sorted(others, key=lambda n: (not n.startswith("northmigrate."), n))[:room]
         others = {name: others[name] for name in names}
@@ -171,7 +165,7 @@ def dead_letter_attributes(
         return {
             envelope.ATTR_REASON: {
                 "DataType": "String",
-                "StringValue": envelope.sqs_text(reason or kind),
+                "StringValue": sqs_text(reason or kind),
             },
             envelope.ATTR_FAILURE_KIND: {"DataType": "String", "StringValue": kind},
             envelope.ATTR_ORIGIN: {"DataType": "String", "StringValue": provenance},
@@ -183,3 +177,147 @@ def dead_letter_attributes(
 def no_attributes(reason: str) -> dict[str, dict[str, Any]]:
     """``ours`` for a retry's copy: the reason is in the body's history."""
     return {}
+
+
+class Resender:
+    """Sends messages on for the per-record path: a retry's delayed copy to the main queue,
+    a dead letter to the DLQ, each fitted under its queue's size limit (asked once)."""
+
+    def __init__(
+        self, sqs: SQSClient, *, dlq_url: str, queue_url: str | None, fifo: bool = False
+    ) -> None:
+        self.sqs = sqs
+        self.dlq_url = dlq_url
+        self.queue_url = queue_url
+        self.fifo = fifo
+        self._size_limits: dict[str, int] = {}
+
+    def requeue(
+        self,
+        message: InMessage,
+        env: envelope.Envelope,
+        entry: dict[str, Any],
+        *,
+        attempt: int,
+        delay_s: int,
+    ) -> bool:
+        """Send the retry's copy (``attempts`` = ``attempt``, ``entry`` in its history,
+        hidden for ``delay_s``); True once SQS confirmed it. False when it was not sent (the
+        retry then stays in place): SQS refused it, or it could not carry its count."""
+        assert self.queue_url is not None
+        copy = build(
+            message.body,
+            entry,
+            kept=message.message_attributes,
+            ours=no_attributes,
+            limit=self.size_limit(self.queue_url),
+            attempts=attempt,
+            origin=self.origin(message, env),
+            unchanged_last=False,
+        )
+        if not copy.fits:  # within a few bytes of the limit: it cannot carry its count
+            log.warning(
+                "record %s is too large to carry its attempt count in a copy; it is tried "
+                "again in place",
+                env.record_id,
+            )
+            return False
+        request: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": copy.body,
+            "MessageAttributes": copy.attributes,
+            "DelaySeconds": delay_s,
+        }
+        try:
+            self.sqs.send_message(**request)
+        except AWS_EXCEPTIONS as exc:
+            why = translate(exc, "SendMessage of a retry to the main queue").message
+            log.warning(
+                "could not send the retry of message %s (%s); it is tried again in place",
+                message.message_id,
+                why,
+            )
+            return False
+        return True
+
+    def dead_letter(
+        self,
+        message: InMessage,
+        env: envelope.Envelope | None,
+        entry: dict[str, Any],
+        *,
+        record_id: str | None,
+        kind: str,
+    ) -> str | None:
+        """Send the dead letter (the body kept, ``entry`` in its history, the reason, kind
+        and provenance as attributes); None once SQS confirmed it, else why it was not."""
+        origin = self.origin(message, env)
+        provenance = dict(origin, message_id=message.message_id)
+        if origin.get("message_id") != message.message_id:
+            provenance["first_message_id"] = origin.get("message_id")
+        copy = build(
+            message.body,
+            entry,
+            kept=message.message_attributes,
+            ours=dead_letter_attributes(kind, provenance),
+            limit=self.size_limit(self.dlq_url),
+            attempts=0,  # a record brought back from the DLQ gets a whole set of tries
+            origin=origin,
+        )
+        request: dict[str, Any] = {
+            "QueueUrl": self.dlq_url,
+            "MessageBody": copy.body,
+            "MessageAttributes": copy.attributes,
+        }
+        if self.fifo:
+            group = message.group_id or record_id or message.message_id
+            # The same message dead-lettered twice (a delete that failed) is sent once.
+            request |= fifo_fields(group or "", f"{message.message_id}\0{kind}")
+        try:
+            self.sqs.send_message(**request)
+        except AWS_EXCEPTIONS as exc:
+            why = translate(exc, "SendMessage to the DLQ").message
+            log.warning(
+                "could not dead-letter message %s (%s): %s; it stays on the queue",
+                message.message_id,
+                entry.get("reason"),
+                why,
+            )
+            return why
+        return None
+
+    def origin(self, message: InMessage, env: envelope.Envelope | None) -> dict[str, Any]:
+        """The record's first message: the envelope's ``origin``, else the provenance
+        attribute of an earlier dead-lettering (a body that is not an envelope, redriven),
+        else this message."""
+        if env is not None and env.origin:
+            return env.origin
+        earlier = message.string_attribute(envelope.ATTR_ORIGIN)
+        if earlier:
+            try:
+                found = json.loads(earlier)
+            except ValueError:
+                found = None
+            if isinstance(found, dict) and isinstance(found.get("message_id"), str):
+                first = found.get("first_message_id") or found["message_id"]
+                return envelope.origin(
+                    str(first), str(found.get("queue", "")), found.get("first_received_at")
+                )
+        queue = queue_name(self.queue_url or "")
+        first_at = message.first_received_at
+        at = envelope.iso(first_at) if first_at else None
+        return envelope.origin(message.message_id, queue, at)
+
+    def size_limit(self, url: str) -> int:
+        """The queue's maximum message size (asked once; SQS's default when it cannot be)."""
+        limit = self._size_limits.get(url)
+        if limit is None:
+            try:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["MaximumMessageSize"]
+                )
+                limit = int(attrs["Attributes"]["MaximumMessageSize"])
+            except (*AWS_EXCEPTIONS, KeyError, ValueError, TypeError):
+                limit = DEFAULT_MAX_MESSAGE_SIZE
+            self._size_limits[url] = limit
+        return limit

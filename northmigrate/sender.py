@@ -1,38 +1,35 @@
 """Send messages to SQS in batches, several batches in flight, and account for each one.
 
 A message is reported as sent only when SQS listed it under ``Successful``. Entries that a
-batch reports as failed through no fault of the sender are retried with backoff (tenacity);
-whole calls are retried by botocore's retry mode. What still fails is reported with its
-reason; a connection that stays down marks the sender ``broken`` so the caller stops.
+batch reports as failed through no fault of the sender, and calls that fail on the way,
+are retried under the send policy (:mod:`northmigrate.sqs.batch`); botocore's retry mode
+retries each call below that. What still fails is reported with its reason; a fatal error
+(no endpoint, no access, no queue) marks the sender ``broken`` so the caller stops.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
-from northmigrate.aws import AWS_EXCEPTIONS, is_fatal, translate
 from northmigrate.batching import Batcher
 from northmigrate.errors import AwsError
+from northmigrate.sqs.batch import send_batch
 from northmigrate.validation import OutMessage
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 ResultCallback = Callable[[OutMessage, "str | None"], None]
-
-
-class _Unconfirmed(Exception):
-    """Some entries of a batch were not confirmed and may be retried."""
 
 
 class SqsSender:
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         queue_url: str,
         *,
         on_result: ResultCallback,
@@ -50,7 +47,8 @@ class SqsSender:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nm-send")
         self._slots = threading.BoundedSemaphore(concurrency * 2)
         self.broken: AwsError | None = None
-        self.calls = 0
+        self.calls = 0  # SendMessageBatch calls made (for tests and benchmarks)
+        self._calls_lock = threading.Lock()
 
     def submit(self, message: OutMessage) -> None:
         full = self._batcher.add(message)
@@ -94,65 +92,28 @@ class SqsSender:
         return entry
 
     def _send(self, batch: list[OutMessage]) -> None:
-        pending = {str(i): message for i, message in enumerate(batch)}
         if self.broken is not None:
-            for message in pending.values():
+            for message in batch:
                 self.on_result(message, f"not sent: {self.broken.message}")
             return
-        reasons: dict[str, str] = {}
-        try:
-            self._attempt(pending, reasons)  # nearly always the only one
-            if pending:
-                self._retry(pending, reasons)
-        except _Unconfirmed:
-            for entry_id, message in pending.items():
-                why = reasons.get(entry_id, "not confirmed by SQS")
-                self.on_result(message, f"not accepted after {self.entry_attempts} attempts: {why}")
-        except AWS_EXCEPTIONS as exc:
-            error = translate(exc, "SendMessageBatch")
-            if is_fatal(exc):
-                self.broken = error
-            for message in pending.values():
-                self.on_result(message, f"not sent: {error.message}")
-
-    def _retry(self, pending: dict[str, OutMessage], reasons: dict[str, str]) -> None:
-        """Attempts 2..entry_attempts for what the first call left unconfirmed.
-
-        Full-jitter exponential waits: up to 0.05 s before the second attempt, then 0.1 s,
-        0.2 s, … at most 2 s (tenacity's; the first attempt runs without it: it costs a
-        measurable share of the client CPU of an enqueue).
-        """
-        if self.entry_attempts <= 1:
-            raise _Unconfirmed()
-        self._sleep(random.uniform(0, 0.05))
-        retrying = Retrying(
-            stop=stop_after_attempt(self.entry_attempts - 1),
-            wait=wait_random_exponential(multiplier=0.1, max=2.0),
-            retry=retry_if_exception_type(_Unconfirmed),
+        result = send_batch(
+            self.sqs,
+            self.queue_url,
+            batch,
+            self._entry,
+            attempts=self.entry_attempts,
             sleep=self._sleep,
-            reraise=True,
+            on_accepted=lambda message: self.on_result(message, None),
         )
-        for attempt in retrying:
-            with attempt:
-                self._attempt(pending, reasons)
-                if pending:
-                    raise _Unconfirmed()
-
-    def _attempt(self, pending: dict[str, OutMessage], reasons: dict[str, str]) -> None:
-        """One SendMessageBatch of the pending entries; takes out what SQS answered for."""
-        self.calls += 1
-        response = self.sqs.send_message_batch(
-            QueueUrl=self.queue_url,
-            Entries=[self._entry(i, m) for i, m in pending.items()],
-        )
-        for ok in response.get("Successful", []):
-            if ok["Id"] in pending:
-                self.on_result(pending.pop(ok["Id"]), None)
-        for failed in response.get("Failed", []):
-            code, text = failed.get("Code", "Error"), failed.get("Message", "")
-            reason = f"{code}: {text}" if text else code
-            if failed.get("SenderFault") and failed["Id"] in pending:
-                refused = pending.pop(failed["Id"])
-                self.on_result(refused, f"SQS refused the message: {reason}")
-            else:
-                reasons[failed["Id"]] = reason
+        with self._calls_lock:
+            self.calls += result.calls
+        for message, reason in result.refused:
+            self.on_result(message, f"SQS refused the message: {reason}")
+        if result.error is not None:
+            if self.broken is None:
+                self.broken = result.error
+            for message, _ in result.unconfirmed:
+                self.on_result(message, f"not sent: {result.error.message}")
+            return
+        for message, reason in result.unconfirmed:
+            self.on_result(message, f"not accepted after {self.entry_attempts} attempts: {reason}")

@@ -10,7 +10,6 @@ record too large for the queue is invalid.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from northmigrate import envelope, records
 from northmigrate.plugin import Migration
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import SourceItem
+from northmigrate.sqs.message import attributes_size
+from northmigrate.sqs.queue import fifo_fields
 
 Kind = Literal["eligible", "ineligible", "duplicate", "invalid"]
 MAX_REPORTED_ERRORS = 100
@@ -257,13 +258,12 @@ class Validator:
         body = self._bodies.body(record_id, item.origin or self.source_name, item.line, raw)
         attrs = envelope.attributes(self.migration.name, record_id)
         body_bytes = len(body) if body.isascii() else len(body.encode())
-        size = body_bytes + envelope.attributes_size(attrs)
+        size = body_bytes + attributes_size(attrs)
         message = OutMessage(record_id, item.line, body, attrs, size)
         if self.fifo:
-            message.group_id = record_id[:128]
-            message.dedup_id = hashlib.sha256(
-                f"{self.migration.name}\0{record_id}\0{raw}".encode()
-            ).hexdigest()
+            fields = fifo_fields(record_id, f"{self.migration.name}\0{record_id}\0{raw}")
+            message.group_id = fields["MessageGroupId"]
+            message.dedup_id = fields["MessageDeduplicationId"]
         return message
 
     def _from_validation_error(self, item: SourceItem, exc: ValidationError) -> Checked:

@@ -26,9 +26,9 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
-from northmigrate.dlq.peek import depth
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
+from northmigrate.sqs.queue import depth
 
 dlq_app = typer.Typer(
     name="dlq",

@@ -15,7 +15,7 @@ from northmigrate.cli.output import (
     progress_bar,
 )
 from northmigrate.cli.state import state
-from northmigrate.dlq.peek import record_reasons
+from northmigrate.dlq.letters import record_reasons
 from northmigrate.errors import EXIT_ATTENTION
 from northmigrate.reconcile import ReconcileReport
 from northmigrate.reconcile import reconcile as reconcile_lib

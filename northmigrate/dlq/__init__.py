@@ -5,7 +5,7 @@ wrappers over them."""
 from northmigrate.dlq.alarm import AlarmReport, create_alarm
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.dlq.inspect import InspectReport, inspect
-from northmigrate.dlq.peek import Reader, peek, record_reasons
+from northmigrate.dlq.letters import record_reasons
 from northmigrate.dlq.redrive import (
     RedriveReport,
     default_destination,
@@ -15,6 +15,7 @@ from northmigrate.dlq.redrive import (
 from northmigrate.dlq.status import StatusReport, status
 from northmigrate.dlq.watch import Sample, Watcher
 from northmigrate.dlq.where import Condition, parse_all, parse_where
+from northmigrate.sqs.reader import Reader, peek
 
 __all__ = [
     "AlarmReport",

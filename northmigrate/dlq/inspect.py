@@ -1,6 +1,6 @@
 """``dlq inspect``: depth, age, reasons and a sample of the DLQ, removing nothing.
 
-The queue is read with :mod:`northmigrate.dlq.peek`: every message read is held hidden
+The queue is read with :mod:`northmigrate.sqs.reader`: every message read is held hidden
 until the read ends, then made visible again at once (also when the read is interrupted or
 fails). ``scan`` bounds how many messages are read (default: the whole queue, up to the
 in-flight limit); the reasons count what was read (``scanned``).
@@ -14,21 +14,21 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.dlq.export import ExportWriter
-from northmigrate.dlq.letters import export_view, read_letter, sample_view
-from northmigrate.dlq.peek import (
+from northmigrate.dlq.letters import export_view, hidden_note, read_letter, sample_view
+from northmigrate.sqs.queue import Depth, depth, queue_name
+from northmigrate.sqs.reader import (
     PEEK_VISIBILITY_S,
     RECEIVE_WAIT_S,
     Reader,
     back_within_s,
-    depth,
-    hidden_note,
     peek_reader,
-    queue_name,
 )
-from northmigrate.queues import Depth
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 Progress = Callable[["InspectReport"], None]
 
@@ -76,7 +76,7 @@ class InspectReport:
 
 
 def inspect(
-    sqs: Any,
+    sqs: SQSClient,
     url: str,
     *,
     sensitive: Sequence[str] = (),

@@ -12,11 +12,15 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate import envelope, records
-from northmigrate.processing import InMessage
 from northmigrate.redact import Scrubber, redact
+from northmigrate.sqs.message import InMessage
+from northmigrate.sqs.reader import peek
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Letter:
     def origin(self) -> dict[str, Any] | None:
         """The dead letter's provenance (``northmigrate.origin``): message id, first message
         id, queue, first receive time; None for one SQS moved itself."""
-        raw = _string_attribute(self.message, envelope.ATTR_ORIGIN)
+        raw = self.message.string_attribute(envelope.ATTR_ORIGIN)
         if raw is None:
             return None
         try:
@@ -55,11 +59,7 @@ class Letter:
     @property
     def sent_at(self) -> float | None:
         """When SQS accepted the message into this queue (epoch seconds)."""
-        raw = self.message.attributes.get("SentTimestamp")
-        try:
-            return int(raw) / 1000.0 if raw is not None else None
-        except ValueError:
-            return None
+        return self.message.sent_at
 
     def scrubber(self, sensitive: Sequence[str]) -> Scrubber:
         """Masks this letter's sensitive values in any text (see northmigrate.redact)."""
@@ -68,12 +68,29 @@ class Letter:
         return Scrubber.for_record(self.record or self.data, sensitive)
 
 
-def _string_attribute(message: InMessage, name: str) -> str | None:
-    value = message.message_attributes.get(name)
-    if value is None:
+def hidden_note(in_flight: int, back_within: int | None) -> str | None:
+    """The sentence that says dead letters were in flight and not seen, or None."""
+    if in_flight <= 0:
         return None
-    text = value.get("StringValue")
-    return str(text) if text is not None else None
+    noun = "dead letter is" if in_flight == 1 else "dead letters are"
+    return (
+        f"{in_flight} {noun} in flight (hidden by another reader, or by a read that was "
+        f"stopped) and could not be seen; they come back within {back_within} s: run again then"
+    )
+
+
+def record_reasons(sqs: SQSClient, url: str) -> dict[str, str | None]:
+    """{record id: dead-letter reason or None} of every envelope in a queue, consuming nothing.
+
+    The ``peek`` that ``reconcile`` takes.
+    """
+    found: dict[str, str | None] = {}
+    for chunk in peek(sqs, url):
+        for message in chunk:
+            letter = read_letter(message)
+            if letter.record_id is not None:
+                found[letter.record_id] = letter.reason_or_none
+    return found
 
 
 def read_letter(message: InMessage) -> Letter:
@@ -86,14 +103,14 @@ def read_letter(message: InMessage) -> Letter:
     if is_env and isinstance(data.get("record_id"), str):
         record_id = data["record_id"]
     if record_id is None:
-        record_id = _string_attribute(message, envelope.ATTR_RECORD_ID)
+        record_id = message.string_attribute(envelope.ATTR_RECORD_ID)
     return Letter(
         message=message,
         data=data,
         is_envelope=is_env,
         record_id=record_id,
-        reason_or_none=_string_attribute(message, envelope.ATTR_REASON),
-        kind=_string_attribute(message, envelope.ATTR_FAILURE_KIND),
+        reason_or_none=message.string_attribute(envelope.ATTR_REASON),
+        kind=message.string_attribute(envelope.ATTR_FAILURE_KIND),
     )
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from northmigrate.dlq.peek import depth, queue_name
 from northmigrate.privatefile import private_dir, replace_private
-from northmigrate.queues import Depth
+from northmigrate.sqs.queue import Depth, depth, queue_name
 
 LAST_RUN_FILE = Path(".northmigrate") / "last-run.json"
 

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AWS_EXCEPTIONS
-from northmigrate.dlq.peek import depth, queue_name
-from northmigrate.queues import Depth
+from northmigrate.sqs.queue import Depth, depth, queue_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("northmigrate.dlq")
 
@@ -99,7 +101,7 @@ class Watcher:
 
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         url: str,
         *,
         threshold: int = 1,

@@ -90,7 +90,9 @@ def test_the_tap_limit_caps_the_rate(
     settings, migration, _seen, _ = setup(aws, 2)
     worker = Worker(aws, settings, migration, rate=rate, tap=FakeGate(limit=limit))
     assert worker.run(until_empty=True).succeeded == 2
-    assert (worker._bucket.rate if worker._bucket else None) == paced
+    assert worker.receiver is not None
+    bucket = worker.receiver.bucket
+    assert (bucket.rate if bucket else None) == paced
 
 
 def test_by_default_the_worker_reads_the_queue_tags(aws: AwsClients) -> None:

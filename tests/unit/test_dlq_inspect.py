@@ -14,7 +14,7 @@ import pytest
 
 from northmigrate import envelope
 from northmigrate.dlq import ExportWriter, inspect, peek, record_reasons
-from northmigrate.dlq.peek import Reader, peek_reader
+from northmigrate.sqs.reader import Reader, peek_reader
 
 SENSITIVE = ("owner.ssn", "email")
 SSN = "900-12-3456"

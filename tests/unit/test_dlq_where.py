@@ -12,7 +12,7 @@ from northmigrate import envelope
 from northmigrate.dlq.letters import read_letter
 from northmigrate.dlq.where import matches, parse_all, parse_where
 from northmigrate.errors import InputError
-from northmigrate.processing import normalise
+from northmigrate.sqs.message import normalise
 
 
 def letter(record: dict[str, Any] | None, reason: str | None = None, body: str | None = None):

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from northmigrate import envelope, records
 from northmigrate.aws import AwsClients
-from northmigrate.dlq.redrive import redriven_body
+from northmigrate.dlq.mover import redriven_body
 from northmigrate.examples import onboarding
 from northmigrate.plugin import Migration, MigrationContext
 from northmigrate.processing import Processor, Status

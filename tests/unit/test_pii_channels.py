@@ -22,8 +22,9 @@ from northmigrate import envelope, records
 from northmigrate.aws import AwsClients
 from northmigrate.dlq.letters import export_view, read_letter, sample_view
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
-from northmigrate.processing import Processor, Status, normalise
+from northmigrate.processing import Processor, Status
 from northmigrate.sources import SourceItem
+from northmigrate.sqs.message import normalise
 from northmigrate.validation import Validator
 
 

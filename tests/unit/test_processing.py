@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from northmigrate import envelope
 from northmigrate.aws import AwsClients
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
-from northmigrate.processing import Processor, Status, normalise
+from northmigrate.processing import Processor, Status
+from northmigrate.sqs.message import attributes_size, normalise
 
 
 class Item(BaseModel):
@@ -320,7 +321,9 @@ def test_a_retry_copy_keeps_the_body_attributes_and_provenance(aws: AwsClients) 
     assert copy["MessageAttributes"][envelope.ATTR_RECORD_ID]["StringValue"] == "A-1"
 
 
-def test_a_retry_copy_is_delayed_by_the_backoff(aws: AwsClients) -> None:
+def test_a_retry_copy_is_delayed_by_the_backoff(
+    aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
     processor, main, _ = make_with_main(aws, delay=7)
     sent: list[dict[str, Any]] = []
     real = processor.sqs.send_message
@@ -329,14 +332,7 @@ def test_a_retry_copy_is_delayed_by_the_backoff(aws: AwsClients) -> None:
         sent.append(request)
         return real(**request)
 
-    processor.sqs = type(
-        "Spy",
-        (),
-        {
-            "send_message": staticmethod(spy),
-            "get_queue_attributes": processor.sqs.get_queue_attributes,
-        },
-    )()
+    monkeypatch.setattr(processor.sqs, "send_message", spy)
     outcome = processor.process(message(body({"item_id": "A-1", "mode": "boom"}), 1))
     assert outcome.status is Status.REQUEUED and outcome.delay_s == 7
     assert [(r["QueueUrl"], r["DelaySeconds"]) for r in sent] == [(main, 7)]
@@ -383,15 +379,15 @@ def test_a_record_at_the_size_limit_is_dead_lettered_with_its_reason(
     )
     # 300 bytes short of the limit: the failure entry, the history, the reason and origin
     # attributes cannot all fit; the copy still keeps the body and a reason.
-    pad = limit - len(env.to_body().encode()) - envelope.attributes_size(attrs) - 300
+    pad = limit - len(env.to_body().encode()) - attributes_size(attrs) - 300
     env.record["secret"] = "s" * max(pad, 0)
     raw_body = env.to_body()
     raw = message(raw_body, 1)
-    assert len(raw_body.encode()) + envelope.attributes_size(attrs) <= limit
+    assert len(raw_body.encode()) + attributes_size(attrs) <= limit
     outcome = processor.process(raw)
     assert outcome.status is Status.DEAD_LETTERED
     [dead] = receive_all(aws, dlq)
-    size = len(dead["Body"].encode()) + envelope.attributes_size(dead["MessageAttributes"])
+    size = len(dead["Body"].encode()) + attributes_size(dead["MessageAttributes"])
     assert size <= limit  # as SQS counts it: body and attributes
     reason = dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"]
     assert reason.startswith("PermanentError: refused A-1")
@@ -414,7 +410,7 @@ def test_a_foreign_body_near_the_limit_keeps_its_reason(aws: AwsClients) -> None
     assert dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"].startswith(
         "EnvelopeError"
     )
-    assert len(dead["Body"].encode()) + envelope.attributes_size(dead["MessageAttributes"]) <= limit
+    assert len(dead["Body"].encode()) + attributes_size(dead["MessageAttributes"]) <= limit
 
 
 def test_a_dead_letter_names_its_first_message_queue_and_first_receive(aws: AwsClients) -> None:

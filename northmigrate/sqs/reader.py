@@ -13,7 +13,8 @@ release: its messages come back when the peek's visibility timeout lapses.
 Caveats, inherent to SQS: a message another consumer holds in flight cannot be read; on a
 FIFO queue, a message whose group has a held message is not delivered, so a group's later
 messages stay unseen; and the raised receive count matters on a queue with a redrive policy
-(a peek of a main queue brings its messages one receive closer to the DLQ).
+(a read of a main queue brings its messages one receive closer to the DLQ: see
+docs/guarantees.md, 3).
 """
 
 from __future__ import annotations
@@ -21,16 +22,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
-from northmigrate.processing import InMessage, normalise
-from northmigrate.queues import DEPTH_ATTRIBUTES, Depth
+from northmigrate.sqs.batch import change_visibility_batch
+from northmigrate.sqs.batch import chunks as in_tens
+from northmigrate.sqs.message import InMessage
+from northmigrate.sqs.queue import attributes, is_fifo, queue_name
+from northmigrate.sqs.receive import receive as receive_messages
+from northmigrate.sqs.retry import CALL, VISIBILITY
 
-log = logging.getLogger("northmigrate.dlq")
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("northmigrate.sqs")
 
 PEEK_VISIBILITY_S = 300  # how long a read message stays hidden if the reader cannot release it
 STANDARD_IN_FLIGHT_LIMIT = 120_000
@@ -38,75 +45,24 @@ FIFO_IN_FLIGHT_LIMIT = 20_000
 IN_FLIGHT_HEADROOM = 0.8  # hold at most this share of the limit: leave room for others
 RECEIVE_WAIT_S = 1  # long poll: an empty answer means the queue has nothing visible
 STALE_RECEIVES = 3  # receives in a row with nothing new: the rest is what we already hold
-CALL_ATTEMPTS = 5
 RELEASE_THREADS = 8
-RECEIVE_ATTRIBUTES = ["All"]
-_GONE = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"}
+READ_ATTRIBUTES = ["All"]
 
 
-def is_fifo(url: str) -> bool:
-    return url.endswith(".fifo")
-
-
-def queue_name(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-def default_in_flight_limit(url: str) -> int:
-    limit = FIFO_IN_FLIGHT_LIMIT if is_fifo(url) else STANDARD_IN_FLIGHT_LIMIT
-    return int(limit * IN_FLIGHT_HEADROOM)
-
-
-def depth(sqs: Any, url: str) -> Depth:
-    """The queue's depth: visible, in flight (received, not deleted), delayed."""
-    try:
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=DEPTH_ATTRIBUTES)
-    except AWS_EXCEPTIONS as exc:
-        raise translate(exc, f"queue {queue_name(url)}") from exc
-    values = attrs.get("Attributes", {})
-    return Depth(
-        visible=int(values.get("ApproximateNumberOfMessages", 0)),
-        in_flight=int(values.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        delayed=int(values.get("ApproximateNumberOfMessagesDelayed", 0)),
-    )
-
-
-def back_within_s(sqs: Any, url: str) -> int:
+def back_within_s(sqs: SQSClient, url: str) -> int:
     """At most how long a message read by someone else stays hidden: the queue's visibility
     timeout, or northmigrate's own reads' (``PEEK_VISIBILITY_S``), whichever is longer.
 
     A reader may set a longer time on its receive (``--visibility-timeout``); this is the
     bound for a plain receive and for northmigrate's defaults.
     """
-    try:
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
-    except AWS_EXCEPTIONS as exc:
-        raise translate(exc, f"queue {queue_name(url)}") from exc
-    visibility = int(attrs.get("Attributes", {}).get("VisibilityTimeout", 30))
+    visibility = int(attributes(sqs, url, ["VisibilityTimeout"]).get("VisibilityTimeout", 30))
     return max(visibility, PEEK_VISIBILITY_S)
 
 
-def hidden_note(in_flight: int, back_within: int | None) -> str | None:
-    """The sentence that says dead letters were in flight and not seen, or None."""
-    if in_flight <= 0:
-        return None
-    noun = "dead letter is" if in_flight == 1 else "dead letters are"
-    return (
-        f"{in_flight} {noun} in flight (hidden by another reader, or by a read that was "
-        f"stopped) and could not be seen; they come back within {back_within} s: run again then"
-    )
-
-
-def _retry(what: str, call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
-    """A call retried a few times on transient errors (botocore retries below this too)."""
-    for attempt in range(1, CALL_ATTEMPTS + 1):
-        try:
-            return call()
-        except AWS_EXCEPTIONS as exc:
-            if is_fatal(exc) or attempt == CALL_ATTEMPTS:
-                raise translate(exc, what) from exc
-            sleep(min(2.0, 0.1 * 2**attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+def default_in_flight_limit(url: str) -> int:
+    limit = FIFO_IN_FLIGHT_LIMIT if is_fifo(url) else STANDARD_IN_FLIGHT_LIMIT
+    return int(limit * IN_FLIGHT_HEADROOM)
 
 
 @dataclass
@@ -125,7 +81,7 @@ class Reader:
 
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         url: str,
         *,
         visibility_timeout: int = PEEK_VISIBILITY_S,
@@ -157,24 +113,19 @@ class Reader:
 
     def receive(self, max_number: int = 10) -> tuple[list[InMessage], int]:
         """(new messages, how many messages the call returned in all)."""
-        max_number = max(1, min(10, max_number))
-        response = _retry(
-            f"ReceiveMessage from {queue_name(self.url)}",
-            lambda: self.sqs.receive_message(
-                QueueUrl=self.url,
-                MaxNumberOfMessages=max_number,
-                WaitTimeSeconds=self.wait_time_s,
-                VisibilityTimeout=self.visibility_timeout,
-                AttributeNames=RECEIVE_ATTRIBUTES,
-                MessageAttributeNames=["All"],
-            ),
-            self._sleep,
+        raw = receive_messages(
+            self.sqs,
+            self.url,
+            max_number=max_number,
+            wait_s=self.wait_time_s,
+            visibility_timeout=self.visibility_timeout,
+            attribute_names=READ_ATTRIBUTES,
+            policy=CALL,
+            sleep=self._sleep,
         )
-        raw = response.get("Messages", [])
         fresh: list[InMessage] = []
         with self._lock:
-            for item in raw:
-                message = normalise(item)
+            for message in raw:
                 if message.message_id in self._seen:
                     # Its visibility lapsed (or its delete failed): hold the newest handle so
                     # that release gives it back.
@@ -211,45 +162,31 @@ class Reader:
             self._held.clear()
         if not handles:
             return 0
-        chunks = [handles[i : i + 10] for i in range(0, len(handles), 10)]
-        if len(chunks) == 1:
-            return self._release_chunk(chunks[0])
+        tens = in_tens(handles)
+        if len(tens) == 1:
+            return self._release_chunk(tens[0])
         with ThreadPoolExecutor(RELEASE_THREADS, thread_name_prefix="nm-release") as pool:
-            return sum(pool.map(self._release_chunk, chunks))
+            return sum(pool.map(self._release_chunk, tens))
 
-    def _release_chunk(self, chunk: list[tuple[str, str]]) -> int:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-            for i, (_, handle) in enumerate(chunk)
-        ]
-        released = 0
-        for attempt in range(1, CALL_ATTEMPTS + 1):
-            try:
-                response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.url, Entries=entries
-                )
-            except AWS_EXCEPTIONS as exc:
-                if is_fatal(exc) or attempt == CALL_ATTEMPTS:
-                    log.warning(
-                        "could not make %d messages visible again (%s); they come back within %d s",
-                        len(entries),
-                        translate(exc, "ChangeMessageVisibilityBatch").message,
-                        self.visibility_timeout,
-                    )
-                    return released
-                self._sleep(min(2.0, 0.1 * 2**attempt))
-                continue
-            released += len(response.get("Successful", []))
-            retry = []
-            for failed in response.get("Failed", []):
-                if failed.get("Code") in _GONE or failed.get("SenderFault"):
-                    continue
-                retry.append(entries[int(failed["Id"])])
-            if not retry:
-                return released
-            entries = retry
-            self._sleep(min(2.0, 0.1 * 2**attempt))
-        return released
+    def _release_chunk(self, chunk: Sequence[tuple[str, str]]) -> int:
+        result = change_visibility_batch(
+            self.sqs,
+            self.url,
+            chunk,
+            lambda held: held[1],
+            lambda held: 0,
+            policy=VISIBILITY,
+            sleep=self._sleep,
+        )
+        if result.unconfirmed:
+            log.warning(
+                "could not make %d messages visible again (%s); they come back within %d s",
+                len(result.unconfirmed),
+                result.unconfirmed[0][1],
+                self.visibility_timeout,
+            )
+        # A handle that is gone (deleted, or received by someone else) needs no giving back.
+        return len(result.accepted)
 
 
 def chunks(
@@ -294,7 +231,7 @@ def chunks(
 
 
 def peek(
-    sqs: Any,
+    sqs: SQSClient,
     url: str,
     *,
     limit: int | None = None,
@@ -330,23 +267,3 @@ def peek_reader(
     finally:
         released = reader.release()
         log.debug("released %d messages of %s", released, queue_name(reader.url))
-
-
-def record_reasons(sqs: Any, url: str) -> dict[str, str | None]:
-    """{record id: dead-letter reason or None} of every envelope in a queue, consuming nothing.
-
-    The ``peek`` that ``reconcile`` takes.
-    """
-    from northmigrate.dlq.letters import read_letter
-
-    found: dict[str, str | None] = {}
-    for chunk in peek(sqs, url):
-        for message in chunk:
-            letter = read_letter(message)
-            if letter.record_id is not None:
-                found[letter.record_id] = letter.reason_or_none
-    return found
-
-
-def is_gone(exc: BaseException) -> bool:
-    return error_code(exc) in _GONE

@@ -1,0 +1,162 @@
+"""The client-side mover: one chunk of dead letters sent to the destination, then deleted.
+
+Per chunk of up to 10 messages: ``SendMessageBatch`` to the destination, and
+``DeleteMessageBatch`` on the DLQ only for the entries the destination confirmed (both
+through :mod:`northmigrate.sqs.batch`). A crash at any point leaves each message in the
+DLQ, in the destination, or in both (the worker is idempotent), never in neither.
+
+On the way back each message keeps its body and message attributes, except the
+``northmigrate.reason``/``northmigrate.failure_kind`` attributes: the reason already is the
+last entry of the envelope's ``failures`` (its history), and the envelope gets a
+``redrives`` entry (from, to, when, the reason it had). On a FIFO destination the message
+group id is kept, and the deduplication id is derived from the message id and this run's
+id: a retried send within one run is deduplicated, a later redrive of the same message is
+not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from northmigrate import envelope
+from northmigrate.batching import MAX_BATCH_ENTRIES, batches
+from northmigrate.config import SQS_MAX_MESSAGE_SIZE
+from northmigrate.dlq.letters import Letter
+from northmigrate.envelope import utc_now
+from northmigrate.sqs.batch import delete_batch, send_batch
+from northmigrate.sqs.message import message_size
+from northmigrate.sqs.queue import fifo_fields, is_fifo, queue_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("northmigrate.dlq")
+
+_DROPPED_ATTRIBUTES = {envelope.ATTR_REASON, envelope.ATTR_FAILURE_KIND}
+
+
+@dataclass
+class _Entry:
+    letter: Letter
+    request: dict[str, Any]
+    size: int
+
+
+def redriven_body(body: str, entry: dict[str, Any]) -> str:
+    """The envelope with ``entry`` appended to its ``redrives``; any other body unchanged.
+
+    Works on the JSON itself so that keys this version does not know travel on untouched,
+    and every number keeps its exact value (see northmigrate.envelope).
+    """
+    return envelope.with_history(body, "redrives", entry)
+
+
+class Mover:
+    """Sends a chunk of letters to the destination and deletes the confirmed ones."""
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        source_url: str,
+        destination_url: str,
+        *,
+        run_id: str,
+        max_message_size: int = SQS_MAX_MESSAGE_SIZE,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sqs = sqs
+        self.source_url = source_url
+        self.destination_url = destination_url
+        self.run_id = run_id
+        self.max_message_size = max_message_size
+        self.fifo = is_fifo(destination_url)
+        self._clock = clock
+        self._sleep = sleep
+
+    def entry(self, index: int, letter: Letter) -> _Entry:
+        message = letter.message
+        attrs = {
+            k: dict(v)
+            for k, v in message.message_attributes.items()
+            if k not in _DROPPED_ATTRIBUTES
+        }
+        history = envelope.redrive_entry(
+            source=queue_name(self.source_url),
+            destination=queue_name(self.destination_url),
+            at=self._clock(),
+        )
+        history["reason"] = letter.reason
+        body = redriven_body(message.body, history)
+        size = message_size(body, attrs)
+        if size > self.max_message_size:  # the history would not fit: send it as it was
+            body = message.body
+            size = message_size(body, attrs)
+        request: dict[str, Any] = {"Id": str(index), "MessageBody": body}
+        if attrs:
+            request["MessageAttributes"] = attrs
+        if self.fifo:
+            group = message.group_id or letter.record_id or message.message_id
+            request |= fifo_fields(group or "", f"{self.run_id}\0{message.message_id}")
+        return _Entry(letter, request, size)
+
+    def move(
+        self, letters: Sequence[Letter]
+    ) -> tuple[list[Letter], list[tuple[Letter, str]], list[Letter]]:
+        """(moved, failed with reason, sent but not deleted). Raises AwsError when the
+        destination or the DLQ cannot be used at all (nothing is lost: the caller gives
+        the chunk back)."""
+        entries = [self.entry(i, letter) for i, letter in enumerate(letters)]
+        moved: list[Letter] = []
+        failed: list[tuple[Letter, str]] = []
+        not_deleted: list[Letter] = []
+        for batch in batches(entries, self.max_message_size, MAX_BATCH_ENTRIES):
+            confirmed, refused = self._send(batch)
+            failed.extend(refused)
+            deleted, undeleted = self._delete([e.letter for e in confirmed])
+            moved.extend(deleted)
+            not_deleted.extend(undeleted)
+        return moved, failed, not_deleted
+
+    def _send(self, batch: list[_Entry]) -> tuple[list[_Entry], list[tuple[Letter, str]]]:
+        """(confirmed, refused with reason). A fatal error (the destination cannot be used
+        at all) raises AwsError: the caller gives the whole chunk back, and a message that
+        was sent before it is then in both queues (harmless: the worker is idempotent)."""
+        result = send_batch(
+            self.sqs,
+            self.destination_url,
+            batch,
+            lambda entry_id, entry: dict(entry.request, Id=entry_id),
+            sleep=self._sleep,
+        )
+        if result.error is not None:
+            raise result.error
+        refused = [(entry.letter, why) for entry, why in result.not_accepted]
+        return result.accepted, refused
+
+    def _delete(self, letters: list[Letter]) -> tuple[list[Letter], list[Letter]]:
+        """(deleted, sent but not deleted: in both queues)."""
+        if not letters:
+            return [], []
+        result = delete_batch(
+            self.sqs,
+            self.source_url,
+            letters,
+            lambda letter: letter.message.receipt_handle,
+            sleep=self._sleep,
+        )
+        undeleted = [letter for letter, _ in result.not_accepted]
+        if undeleted:
+            log.warning(
+                "%d messages were sent to %s but could not be deleted from %s: they are in "
+                "both queues (harmless: the worker is idempotent)",
+                len(undeleted),
+                queue_name(self.destination_url),
+                queue_name(self.source_url),
+            )
+        return result.accepted, undeleted

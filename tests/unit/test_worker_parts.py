@@ -1,0 +1,285 @@
+"""The worker's parts, each on its own: the in-flight ledger, the acknowledger, the
+dispatcher and the receiver (fakes and in-process moto; no threads unless the part has)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from northmigrate.processing import Outcome, Status
+from northmigrate.sqs.message import InMessage
+from northmigrate.sqs.queue import depth
+from northmigrate.worker.acknowledger import Ack, Acknowledger
+from northmigrate.worker.dispatcher import Dispatcher
+from northmigrate.worker.ledger import Ledger
+from northmigrate.worker.receiver import Receiver
+from northmigrate.worker.report import WorkerReport
+
+
+class Beats:
+    """A heartbeat that only records what it holds."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, str] = {}
+
+    def add(self, key: str, handle: str) -> None:
+        self.held[key] = handle
+
+    def remove(self, key: str) -> None:
+        self.held.pop(key, None)
+
+
+def msg(n: int, handle: str | None = None, group: str | None = None) -> InMessage:
+    return InMessage(f"m{n}", handle or f"h{n}", "body", 1, group_id=group)
+
+
+def ledger(capacity: int = 5) -> tuple[Ledger, WorkerReport, Beats]:
+    report, beats = WorkerReport(), Beats()
+    return Ledger(capacity, beats, report), report, beats  # type: ignore[arg-type]
+
+
+# -- the ledger ----------------------------------------------------------------------------
+
+
+def test_reservations_never_overshoot_the_capacity_or_max_messages() -> None:
+    book, report, _ = ledger(capacity=12)
+    never = lambda: False  # noqa: E731
+    assert book.reserve(None, never) == 10
+    assert book.reserve(None, never) == 2  # the rest of the room
+    book.take_in([msg(1), msg(2)], 10)  # the first receive brought 2 of its 10
+    assert book.held == 2 and report.received == 2
+    assert book.reserve(5, never) == 1  # 5 at most: 2 received, 2 reserved elsewhere
+    assert book.reserve(None, lambda: True) == 0  # a stop gives up at once
+
+
+def test_a_message_that_comes_again_while_held_is_not_taken_twice() -> None:
+    book, report, beats = ledger()
+    assert book.take_in([msg(1, "first")], 1) == [msg(1, "first")]
+    assert book.take_in([msg(1, "second")], 1) == []  # held already: not started twice
+    assert report.received == 1 and book.held == 1
+    assert beats.held == {"first": "second"}  # the heartbeat extends the newest handle
+    let_go = book.let_go(msg(1, "first"))
+    assert let_go.receipt_handle == "second" and beats.held == {}
+
+
+def test_after_close_nothing_is_taken_in_or_acknowledged() -> None:
+    book, report, beats = ledger()
+    book.take_in([msg(1)], 1)
+    assert book.close() == 1  # one still held: abandoned to SQS
+    assert book.take_in([msg(2)], 1) == [] and report.received == 1 and "h2" not in beats.held
+    assert book.settled(1) is False
+
+
+# -- the acknowledger ----------------------------------------------------------------------
+
+
+class Calls:
+    """An SQS client that accepts every batch entry and records the calls."""
+
+    def __init__(self, refuse_deletes: bool = False) -> None:
+        self.deletes: list[list[str]] = []
+        self.changes: list[list[tuple[str, int]]] = []
+        self.refuse_deletes = refuse_deletes
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[Any]) -> Any:
+        self.deletes.append([e["ReceiptHandle"] for e in Entries])
+        if self.refuse_deletes:
+            failed = [{"Id": e["Id"], "Code": "ReceiptHandleIsInvalid"} for e in Entries]
+            return {"Successful": [], "Failed": failed}
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[Any]) -> Any:
+        self.changes.append([(e["ReceiptHandle"], e["VisibilityTimeout"]) for e in Entries])
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def acknowledger(sqs: Calls) -> tuple[Acknowledger, Ledger, WorkerReport]:
+    book, report, _ = ledger()
+    acks = Acknowledger(
+        sqs,  # type: ignore[arg-type]
+        "u",
+        ledger=book,
+        report=report,
+        retry_visibility=lambda attempt: 7 * attempt,
+        threads=1,
+        sleep=lambda _: None,
+    )
+    return acks, book, report
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (Status.SUCCEEDED, None),
+        (Status.DEAD_LETTERED, None),
+        (Status.REQUEUED, None),  # its delayed copy is confirmed: the old one goes
+        (Status.RETRY, 14),  # in place: hidden for the backoff of attempt 2
+    ],
+)
+def test_each_outcome_is_acknowledged_as_it_allows(status: Status, expected: int | None) -> None:
+    sqs = Calls()
+    acks, book, report = acknowledger(sqs)
+    book.take_in([msg(1)], 1)
+    acks.settle(Outcome(status, msg(1), "R-1", attempt=2, reason="E: x"))
+    assert acks.pending == 1 and book.held == 0  # queued, never both at zero meanwhile
+    acks.acknowledge([Ack(msg(1), expected)])
+    if expected is None:
+        assert sqs.deletes == [["h1"]] and sqs.changes == []
+    else:
+        assert sqs.changes == [[("h1", expected)]] and sqs.deletes == []
+    assert report.processed == 1
+
+
+def test_hand_backs_are_visible_at_once_and_counted() -> None:
+    sqs = Calls()
+    acks, book, report = acknowledger(sqs)
+    book.take_in([msg(1), msg(2)], 2)
+    acks.hand_back([msg(1), msg(2)])
+    assert report.released == 2 and book.held == 0 and acks.pending == 2
+
+    def spawn(target: Any, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    acks.start(spawn)
+    acks.stop()
+    assert sqs.changes == [[("h1", 0), ("h2", 0)]] and acks.pending == 0
+
+
+def test_a_refused_delete_is_counted() -> None:
+    acks, _, report = acknowledger(Calls(refuse_deletes=True))
+    acks.acknowledge([Ack(msg(1), None), Ack(msg(2), None)])
+    assert report.delete_failed == 2
+
+
+# -- the dispatcher ------------------------------------------------------------------------
+
+
+class Script:
+    """A processor whose outcome is chosen per message id."""
+
+    def __init__(self, outcomes: dict[str, Status]) -> None:
+        self.outcomes = outcomes
+        self.ran: list[str] = []
+
+    def process(self, message: InMessage) -> Outcome:
+        self.ran.append(message.message_id)
+        return Outcome(self.outcomes.get(message.message_id, Status.SUCCEEDED), message)
+
+
+class Settled:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.handed_back: list[str] = []
+
+    def settle(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def hand_back(self, messages: list[InMessage]) -> None:
+        self.handed_back.extend(m.message_id for m in messages)
+
+
+def test_on_a_fifo_queue_a_retry_holds_back_the_rest_of_its_group() -> None:
+    script, settled = Script({"m2": Status.RETRY}), Settled()
+    pool = Dispatcher(
+        script,  # type: ignore[arg-type]
+        settled,  # type: ignore[arg-type]
+        concurrency=1,
+        fifo=True,
+        stopping=lambda: False,
+    )
+    group = [msg(n, group="g") for n in (1, 2, 3, 4)]
+    assert pool.accept([*group, msg(9, group="other")])
+    pool._run_group("g")
+    pool._run_group("other")
+    assert script.ran == ["m1", "m2", "m9"]  # m3 and m4 never start after m2 failed
+    assert settled.handed_back == ["m3", "m4"]
+
+
+def test_stopping_hands_back_what_waits_and_accepts_nothing_more() -> None:
+    script, settled = Script({}), Settled()
+    pool = Dispatcher(script, settled, concurrency=1, fifo=False, stopping=lambda: False)  # type: ignore[arg-type]
+    assert pool.accept([msg(1), msg(2)])
+    pool.stop_starting()
+    assert sorted(settled.handed_back) == ["m1", "m2"] and script.ran == []
+    assert not pool.accept([msg(3)])
+
+
+# -- the receiver --------------------------------------------------------------------------
+
+
+class OpenTap:
+    def __init__(self, limit: int | None = None) -> None:
+        self._limit = limit
+
+    def wait_open(self, stop: threading.Event) -> bool:
+        return not stop.is_set()
+
+    def limit(self) -> int | None:
+        return self._limit
+
+
+def receiver_on(sqs: Any, url: str, **options: Any) -> tuple[Receiver, list[InMessage]]:
+    book, _, _ = ledger(capacity=30)
+    started: list[InMessage] = []
+
+    class Pool:
+        """Runs each message at once: migrated and deleted."""
+
+        def accept(self, messages: list[InMessage]) -> bool:
+            started.extend(messages)
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message.receipt_handle)
+                book.let_go(message)
+                book.settled(1)
+            return True
+
+    acks = Acknowledger(
+        sqs, url, ledger=book, report=WorkerReport(), retry_visibility=int, threads=1
+    )
+    options.setdefault("stop", threading.Event())
+    options.setdefault("max_messages", None)
+    receiver = Receiver(
+        sqs,
+        url,
+        ledger=book,
+        dispatcher=Pool(),  # type: ignore[arg-type]
+        acknowledger=acks,
+        tap=OpenTap(),  # type: ignore[arg-type]
+        rate=None,
+        wait_s=0,
+        depth=lambda: depth(sqs, url),
+        **options,
+    )
+    return receiver, started
+
+
+@pytest.mark.timeout(60)
+def test_until_empty_ends_when_the_queue_is_drained(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(13):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    receiver, started = receiver_on(sqs, url)
+    assert receiver.run(until_empty=True) == "empty"
+    assert sorted(int(m.body) for m in started) == list(range(13))
+    assert receiver.last_depth is not None and receiver.last_depth.visible == 0
+
+
+def test_max_messages_ends_receiving_after_that_many(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(13):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    receiver, started = receiver_on(sqs, url, max_messages=4)
+    assert receiver.run(until_empty=False) == "max_messages"
+    assert len(started) == 4
+
+
+def test_a_stop_ends_receiving(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    stop = threading.Event()
+    stop.set()
+    receiver, started = receiver_on(sqs, url, stop=stop)
+    assert receiver.run(until_empty=False) == "signal" and started == []
