@@ -2,79 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from northmigrate.sources.base import Source, SourceError, SourceItem
-from northmigrate.sources.files import CountingReader, read_csv, read_json_array, read_jsonl
-
-Reader = Callable[[IO[bytes], "str | None"], Iterator[SourceItem]]
-FORMATS: dict[str, Reader] = {
-    ".jsonl": read_jsonl,
-    ".ndjson": read_jsonl,
-    ".json": read_json_array,
-    ".csv": read_csv,
-}
-SUPPORTED = (
-    ".jsonl, .ndjson, .json, .csv (each optionally .gz), -, dynamodb://TABLE, s3://BUCKET/KEY"
-)
-
-
-def reader_for(name: str) -> tuple[Reader, bool]:
-    """The reader for a file or object name by its extension, and whether it is gzipped."""
-    lowered = name.lower()
-    gz = lowered.endswith(".gz")
-    if gz:
-        lowered = lowered[:-3]
-    for suffix, reader in FORMATS.items():
-        if lowered.endswith(suffix):
-            return reader, gz
-    raise SourceError(f"cannot tell the format of {name}", hint=f"supported: {SUPPORTED}")
-
-
-class StreamSource:
-    """A source over one binary stream (a file or stdin)."""
-
-    def __init__(
-        self,
-        name: str,
-        stream: IO[bytes],
-        reader: Reader,
-        *,
-        total: int | None,
-        gz: bool,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.name = name
-        self._counting = CountingReader(stream, stop)
-        self._reader = reader
-        self._total = total
-        self._gz = gz
-
-    def __iter__(self) -> Iterator[SourceItem]:
-        buffered: IO[bytes] = open_buffered(self._counting)
-        if self._gz:
-            buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
-        try:
-            yield from self._reader(buffered, None)
-        except (OSError, EOFError) as exc:
-            raise SourceError(f"cannot read {self.name}: {exc}") from exc
-
-    def progress(self) -> tuple[int, int | None]:
-        return self._counting.count, self._total
-
-    def close(self) -> None:
-        self._counting.close()
-
-
-def open_buffered(raw: Any) -> IO[bytes]:
-    import io
-
-    return io.BufferedReader(raw, buffer_size=1 << 16)
+from northmigrate.sources.base import Source, SourceError
+from northmigrate.sources.files import read_jsonl
+from northmigrate.sources.stream import StreamSource, reader_for
 
 
 def open_source(

@@ -29,8 +29,7 @@ import botocore.exceptions
 from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import AwsError
 from northmigrate.sources.base import SourceError, SourceItem
-from northmigrate.sources.files import CountingReader
-from northmigrate.sources.open import Reader, open_buffered, reader_for
+from northmigrate.sources.stream import CountingReader, Reader, open_buffered, reader_for
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
