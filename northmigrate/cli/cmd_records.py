@@ -27,8 +27,8 @@ from northmigrate.dlq.status import LastRun, write_last_run
 from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
 from northmigrate.rejects import RejectsWriter
-from northmigrate.resume import state_path
 from northmigrate.sources import Source, open_source
+from northmigrate.sources.resume import state_path
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "

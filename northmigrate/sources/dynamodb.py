@@ -18,25 +18,23 @@ is its key: ``dynamodb://TABLE pk=…,sk=…`` (a key attribute named in the mig
 from __future__ import annotations
 
 import base64
-import json
 import math
 import queue
 import random
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer
 
 from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
 from northmigrate.errors import InputError
 from northmigrate.redact import MASK
-from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, WireKey, filter_identity
 from northmigrate.sources.base import SourceError, SourceItem
+from northmigrate.sources.filters import build_filter, filter_identity
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, WireKey
 
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
@@ -56,9 +54,6 @@ _TRANSIENT = (
     botocore.exceptions.ConnectionClosedError,
 )
 _DONE = object()
-_SIMPLE = re.compile(
-    r"^(?P<path>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)(?P<op>!=|=)(?P<value>.*)$"
-)
 
 
 def default_segments(table_size_bytes: int) -> int:
@@ -80,75 +75,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
-
-
-def _literal(text: str) -> Any:
-    """A simple filter's value: a JSON literal when it is one, else the text itself."""
-    try:
-        value = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        return text
-    return value if isinstance(value, str | int | Decimal | bool) or value is None else text
-
-
-def build_filter(filters: Sequence[str], values_json: str | None = None) -> dict[str, Any]:
-    """Scan arguments (FilterExpression, names, values) for ``--filter`` expressions.
-
-    A filter is either the simple form ``PATH=VALUE`` or ``PATH!=VALUE`` (no spaces around
-    the operator; ``PATH`` dotted for nested maps; ``VALUE`` a JSON literal such as ``5``,
-    ``true`` or ``"007"``, else plain text), or a raw DynamoDB FilterExpression whose
-    ``#name`` placeholders stand for the attribute ``name`` and whose ``:value``
-    placeholders come from ``values_json`` (a JSON object). Several filters must all hold.
-    """
-    if not filters:
-        if values_json:
-            raise InputError("--filter-values needs a --filter that uses them")
-        return {}
-    values: dict[str, Any] = {}
-    if values_json:
-        try:
-            given = json.loads(values_json, parse_float=Decimal)
-        except ValueError as exc:
-            raise InputError(f"--filter-values is not valid JSON: {exc}") from exc
-        if not isinstance(given, dict) or not all(str(k).startswith(":") for k in given):
-            raise InputError('--filter-values must be a JSON object like {":v": "approved"}')
-        values.update(given)
-    names: dict[str, str] = {}
-    parts: list[str] = []
-    for n, text in enumerate(filters):
-        match = _SIMPLE.match(text.strip())
-        if match and not match["value"].startswith(":"):
-            aliases = []
-            for k, part in enumerate(match["path"].split(".")):
-                alias = f"#f{n}_{k}"
-                names[alias] = part
-                aliases.append(alias)
-            op = "<>" if match["op"] == "!=" else "="
-            values[f":f{n}"] = _literal(match["value"])
-            parts.append(f"{'.'.join(aliases)} {op} :f{n}")
-            continue
-        for alias in re.findall(r"#[A-Za-z0-9_]+", text):
-            names[alias] = alias[1:]
-        missing = sorted(set(re.findall(r":[A-Za-z0-9_]+", text)) - set(values))
-        if missing:
-            raise InputError(
-                f"--filter {text!r} uses {', '.join(missing)} without a value",
-                hint='give them with --filter-values \'{":v": "..."}\'',
-            )
-        parts.append(text.strip())
-    serialize = TypeSerializer().serialize
-    try:
-        wire = {k: serialize(v) for k, v in values.items()}
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"--filter value cannot be used in DynamoDB: {exc}") from exc
-    out: dict[str, Any] = {
-        "FilterExpression": " AND ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
-    }
-    if names:
-        out["ExpressionAttributeNames"] = names
-    if wire:
-        out["ExpressionAttributeValues"] = wire
-    return out
 
 
 class _Stopped(Exception):
@@ -411,7 +337,7 @@ def open_table(
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
 
-    With ``state_file``, the scan's progress is recorded there (see northmigrate.resume);
+    With ``state_file``, the scan's progress is recorded there (see northmigrate.sources.resume);
     with ``resume`` too, the scan starts from the positions recorded by an earlier run
     (from the start when there are none). ``save_state`` False reads a state, writes none.
     """
@@ -480,4 +406,4 @@ def open_table(
     )
 
 
-__all__ = ["DynamoSource", "build_filter", "default_segments", "open_table", "plain"]
+__all__ = ["DynamoSource", "default_segments", "open_table", "plain"]

@@ -21,8 +21,9 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration
-from northmigrate.resume import ResumeKey, ScanCheckpoint, ScanState, key_file
 from northmigrate.sources import open_source
+from northmigrate.sources.resume import ScanCheckpoint, ScanState
+from northmigrate.sources.resume_key import ResumeKey, key_file
 
 TABLE = "people"
 TAX_IDS = [f"{100 + n:03d}-{n % 90 + 10:02d}-{1000 + n * 7:04d}" for n in range(1, 61)]

@@ -18,10 +18,11 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import AwsError, InputError
 from northmigrate.examples.onboarding import migration
-from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, state_path
 from northmigrate.sample import SampleGenerator
 from northmigrate.sources import SourceError, SourceItem, open_source
-from northmigrate.sources.dynamodb import build_filter, default_segments, plain
+from northmigrate.sources.dynamodb import default_segments, plain
+from northmigrate.sources.filters import build_filter
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 from northmigrate.sources.s3 import ObjectStream
 from northmigrate.validation import Validator
 
