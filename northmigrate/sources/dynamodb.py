@@ -3,10 +3,8 @@
 The segments of the scan (``Segment``/``TotalSegments``, up to DynamoDB's 1,000,000) are
 scanned by a pool of at most ``SCAN_THREADS`` threads, one segment at a time each; the
 others wait their turn. Items are handed over a bounded queue, so memory holds at most the
-queue plus one page per thread. A page is read again, from the same ``ExclusiveStartKey``,
-until it succeeds: throttling (``ProvisionedThroughputExceededException``…) is first
-retried by botocore's retry mode, then here with backoff; the position only moves after a
-page was received, so no page is ever skipped.
+queue plus one page per thread. Pages are read, retried and checkpointed by
+``northmigrate.sources.pages``: no page is ever skipped.
 
 Items are deserialized with boto3's ``TypeDeserializer`` and made plain: numbers stay
 ``Decimal`` (exact; pydantic takes them for ``Decimal``, ``float`` and integral ``int``
@@ -20,39 +18,25 @@ from __future__ import annotations
 import base64
 import math
 import queue
-import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import InputError
 from northmigrate.redact import MASK
 from northmigrate.sources.base import SourceError, SourceItem
 from northmigrate.sources.filters import build_filter, filter_identity
-from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, WireKey
+from northmigrate.sources.pages import PageReader, Stopped
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState
 
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
-RETRYABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
-_TRANSIENT = (
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ConnectionClosedError,
-)
 _DONE = object()
 
 
@@ -75,10 +59,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
-
-
-class _Stopped(Exception):
-    pass
 
 
 class DynamoSource:
@@ -106,24 +86,36 @@ class DynamoSource:
         self.state = state
         self.checkpoint = checkpoint
         self.resumed = resumed
-        self._ddb = ddb
         self._key_names = list(key_names)
         self._hidden = set(sensitive)
         self._item_count = item_count
-        self._scan_args = scan_args
-        self._page_size = page_size
-        self._max_attempts = max_attempts
         self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
+        self._pages = PageReader(
+            ddb,
+            table,
+            key_names=key_names,
+            state=state,
+            checkpoint=checkpoint,
+            scan_args=scan_args,
+            page_size=page_size,
+            stop=self._stop,
+            sleep=sleep or self._stop.wait,
+            max_attempts=max_attempts,
+        )
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_items)
-        self._lock = threading.Lock()
         self._todo_lock = threading.Lock()
-        self._scanned = state.scanned  # items scanned, the committed ones included
         self._threads: list[threading.Thread] = []
         self._started = False
         self._deserializer = TypeDeserializer()
-        self.pages_read = 0
-        self.retries = 0
+
+    @property
+    def pages_read(self) -> int:
+        return self._pages.pages_read
+
+    @property
+    def retries(self) -> int:
+        """Scan calls retried after throttling or a dropped connection."""
+        return self._pages.retries
 
     # -- the Source protocol --------------------------------------------------------------
 
@@ -156,7 +148,7 @@ class DynamoSource:
 
     def progress(self) -> tuple[int, int | None]:
         """(items scanned, the table's approximate item count)."""
-        return self._scanned, self._item_count
+        return self._pages.scanned, self._item_count
 
     def close(self) -> None:
         self._shutdown()
@@ -175,7 +167,7 @@ class DynamoSource:
             "state_file": str(cp.path) if cp is not None and cp.path is not None else None,
         }
 
-    # -- scanning -------------------------------------------------------------------------
+    # -- the pool of scanning threads -----------------------------------------------------
 
     def _shutdown(self) -> None:
         self._stop.set()
@@ -194,7 +186,7 @@ class DynamoSource:
                 return
             except queue.Full:
                 continue
-        raise _Stopped
+        raise Stopped
 
     def _run_segments(self, todo: Iterator[int]) -> None:
         """One thread of the pool: scan segments one after another until none is left."""
@@ -203,103 +195,21 @@ class DynamoSource:
                 segment = next(todo, None)
             if segment is None:
                 return
-            self._run_segment(segment, self.state.segments[segment].start_key)
+            self._run_segment(segment)
 
-    def _run_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
+    def _run_segment(self, segment: int) -> None:
         try:
-            self._scan_segment(segment, start_key)
+            for items, token in self._pages.pages(segment):
+                for raw in items:
+                    self._put(self._item(raw, token))
             self._put(_DONE)
-        except _Stopped:
+        except Stopped:
             return
         except BaseException as exc:  # handed to the reader, which raises it
             try:
                 self._put(exc)
-            except _Stopped:
+            except Stopped:
                 return
-
-    def _resume_point(self, segment: int, start_key: WireKey | None) -> WireKey | None:
-        """Where the segment starts: a position saved as a digest is found again by reading
-        the segment's keys from its start (``ScanState.locate``)."""
-        if self.state.segments[segment].start_digest is None:
-            return start_key
-        kwargs: dict[str, Any] = {"TableName": self.table}
-        names = {f"#k{n}": name for n, name in enumerate(self._key_names)}
-        kwargs |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
-        if self.state.total_segments > 1:
-            kwargs |= {"Segment": segment, "TotalSegments": self.state.total_segments}
-        if self.state.consistent:
-            kwargs["ConsistentRead"] = True
-
-        def read_page(start: WireKey | None) -> dict[str, Any]:
-            if self._stop.is_set():
-                raise _Stopped
-            return self._scan_page(
-                kwargs | ({"ExclusiveStartKey": start} if start else {}), segment
-            )
-
-        return self.state.locate(segment, read_page)
-
-    def _scan_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
-        start_key = self._resume_point(segment, start_key)
-        total = self.state.total_segments
-        kwargs: dict[str, Any] = {"TableName": self.table, **self._scan_args}
-        if total > 1:
-            kwargs |= {"Segment": segment, "TotalSegments": total}
-        if self.state.consistent:
-            kwargs["ConsistentRead"] = True
-        if self._page_size:
-            kwargs["Limit"] = self._page_size
-        key = start_key
-        page = 0
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            if key is not None:
-                kwargs["ExclusiveStartKey"] = key
-            response = self._scan_page(kwargs, segment)
-            items = response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            scanned = int(response.get("ScannedCount", len(items)))
-            token = (
-                self.checkpoint.page_read(segment, page, len(items), last, scanned)
-                if self.checkpoint is not None
-                else None
-            )
-            with self._lock:
-                self._scanned += scanned
-                self.pages_read += 1
-            for raw in items:
-                self._put(self._item(raw, token))
-            if not last:
-                return
-            key = last
-            page += 1
-
-    def _scan_page(self, kwargs: dict[str, Any], segment: int) -> dict[str, Any]:
-        """One Scan call, retried with backoff on throttling; the position never moves here."""
-        attempt = 0
-        while True:
-            try:
-                response: dict[str, Any] = self._ddb.scan(**kwargs)
-                return response
-            except AWS_EXCEPTIONS as exc:
-                attempt += 1
-                what = f"DynamoDB Scan of {self.table} (segment {segment})"
-                code = error_code(exc)
-                if code == "ValidationException":
-                    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
-                    raise InputError(
-                        f"DynamoDB refused the scan of {self.table}: {message}",
-                        hint="check --filter and --filter-values",
-                    ) from exc
-                transient = code in RETRYABLE or isinstance(exc, _TRANSIENT)
-                if is_fatal(exc) or not transient or attempt >= self._max_attempts:
-                    raise translate(exc, what) from exc
-                with self._lock:
-                    self.retries += 1
-                self._sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
-                if self._stop.is_set():
-                    raise _Stopped from exc
 
     def _item(self, raw: dict[str, Any], token: PageToken | None) -> SourceItem:
         try:
