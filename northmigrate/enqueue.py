@@ -113,10 +113,14 @@ def run(
     ``settled(item, ok)``, when given, is called once for every item checked, as soon as it
     is accounted for: ``ok`` True when it was rejected (invalid, ineligible, duplicate) or
     its message was confirmed by SQS, False when it was not sent (a failed send, a dry run).
-    It may be called from the sending threads. A table scan uses it to record how far it
-    can safely resume from.
+    It may be called from the sending threads. Without it, a run that sends settles every
+    item with ``source.settle`` when the source keeps a checkpoint (``source.checkpointed``:
+    a table scan recording how far it can safely resume from); given, it is called instead,
+    and may call ``source.settle`` itself.
     """
     validate_only = sqs is None
+    if settled is None and source.checkpointed and not (validate_only or dry_run):
+        settled = source.settle
     report = EnqueueReport(
         run_id=run_id or new_run_id(),
         source=source.name,

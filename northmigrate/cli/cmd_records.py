@@ -190,7 +190,6 @@ def _run(
             scan=scan or {},
             stop=stop,
         )
-        settle = getattr(source, "settle", None) if send and not dry_run else None
         writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
         total = source.progress()[1]
         update = stack.enter_context(
@@ -220,14 +219,13 @@ def _run(
             rejects=writer,
             progress=on_progress,
             stop=stop,
-            settled=settle,
         )
         return report, source
 
 
 def _scan_info(source: Source) -> dict[str, Any]:
-    info = getattr(source, "resume_info", None)
-    return {"scan": info()} if callable(info) else {}
+    info = source.resume_info()
+    return {"scan": info} if info is not None else {}
 
 
 def _finish(

@@ -153,6 +153,11 @@ class DynamoSource:
     def close(self) -> None:
         self._shutdown()
 
+    @property
+    def checkpointed(self) -> bool:
+        """True when the scan records its progress (a state file, or a dry run's memory)."""
+        return self.checkpoint is not None
+
     def settle(self, item: SourceItem, ok: bool) -> None:
         """The caller accounted for ``item`` (sent or rejected; ``ok`` False: not sent)."""
         if self.checkpoint is not None and isinstance(item.token, PageToken):

@@ -28,7 +28,7 @@ import botocore.exceptions
 
 from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import AwsError
-from northmigrate.sources.base import SourceError, SourceItem
+from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
 from northmigrate.sources.stream import CountingReader, Reader, open_buffered, reader_for
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -152,7 +152,7 @@ class ObjectStream(io.RawIOBase):
         super().close()
 
 
-class S3Source:
+class S3Source(NoCheckpoint):
     """One object, or the objects under a prefix in key order, as one stream of items."""
 
     def __init__(

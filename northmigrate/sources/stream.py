@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from northmigrate.errors import Interrupted
-from northmigrate.sources.base import SourceError, SourceItem
+from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
 from northmigrate.sources.files import read_csv, read_json_array, read_jsonl
 
 Reader = Callable[[IO[bytes], "str | None"], Iterator[SourceItem]]
@@ -77,7 +77,7 @@ def open_buffered(raw: Any) -> IO[bytes]:
     return io.BufferedReader(raw, buffer_size=1 << 16)
 
 
-class StreamSource:
+class StreamSource(NoCheckpoint):
     """A source over one binary stream (a file or stdin)."""
 
     def __init__(

@@ -436,6 +436,36 @@ def test_enqueue_settles_each_item_once_and_only_after_sqs_confirmed(
     assert state is not None and state.finished
 
 
+def test_enqueue_settles_a_checkpointed_source_by_itself(
+    clients: AwsClients, tmp_path: Path
+) -> None:
+    make_table(clients, 20)
+    sqs = clients.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    path = tmp_path / "s.json"
+    source = open_source(
+        f"dynamodb://{TABLE}?page_size=4", clients=clients, segments=2, state_file=path
+    )
+    assert source.checkpointed
+    report = enqueue.run(source, migration, max_message_size=262_144, sqs=sqs, queue_url=url)
+    assert report.complete and report.enqueued == report.tally.eligible > 0
+    state = ScanState.load(path)
+    assert state is not None and state.finished
+
+
+def test_a_dry_run_moves_no_resume_position(clients: AwsClients, tmp_path: Path) -> None:
+    make_table(clients, 10)
+    path = tmp_path / "s.json"
+    source = open_source(f"dynamodb://{TABLE}?page_size=4", clients=clients, state_file=path)
+    report = enqueue.run(
+        source, migration, max_message_size=262_144, sqs=object(), queue_url="u", dry_run=True
+    )
+    assert report.tally.read == 10 and report.enqueued == 0
+    state = ScanState.load(path)
+    assert state is not None and not state.finished
+    assert [(s.start_key, s.done) for s in state.segments] == [(None, False)]
+
+
 def test_a_dry_run_settles_eligible_items_as_not_sent(clients: AwsClients) -> None:
     make_table(clients, 10)
     source = open_source(f"dynamodb://{TABLE}", clients=clients)
