@@ -10,5 +10,6 @@ from __future__ import annotations
 
 from northmigrate.sources.base import Source, SourceError, SourceItem
 from northmigrate.sources.open import open_source
+from northmigrate.sources.options import ScanOptions, check_options
 
-__all__ = ["Source", "SourceError", "SourceItem", "open_source"]
+__all__ = ["ScanOptions", "Source", "SourceError", "SourceItem", "check_options", "open_source"]

@@ -30,8 +30,9 @@ from northmigrate.errors import InputError
 from northmigrate.redact import MASK
 from northmigrate.sources.base import SourceError, SourceItem
 from northmigrate.sources.filters import build_filter, filter_identity
+from northmigrate.sources.options import ScanOptions
 from northmigrate.sources.pages import PageReader, Stopped
-from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
@@ -237,31 +238,25 @@ class DynamoSource:
 def open_table(
     clients: Any,
     table: str,
+    options: ScanOptions | None = None,
     *,
-    segments: int | None = None,
-    consistent: bool = False,
-    filters: Sequence[str] = (),
-    filter_values: str | None = None,
-    page_size: int | None = None,
-    state_file: Path | None = None,
-    resume: bool = False,
-    save_state: bool = True,
-    queue_name: str = "",
-    sensitive: Sequence[str] = (),
     sleep: Callable[[float], None] | None = None,
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
 
-    With ``state_file``, the scan's progress is recorded there (see northmigrate.sources.resume);
-    with ``resume`` too, the scan starts from the positions recorded by an earlier run
-    (from the start when there are none). ``save_state`` False reads a state, writes none.
+    With a state file (``options.state_file``, or the file for this table and queue under
+    ``options.state_dir``), the scan's progress is recorded there (see
+    northmigrate.sources.resume); with ``options.resume`` too, the scan starts from the
+    positions recorded by an earlier run (from the start when there are none).
+    ``options.save_state`` False reads a state, writes none.
     """
-    if segments is not None and not 1 <= segments <= 1_000_000:
+    options = options or ScanOptions()
+    if options.segments is not None and not 1 <= options.segments <= 1_000_000:
         raise InputError("--segments must be between 1 and 1000000")
-    if page_size is not None and page_size < 1:
+    if options.page_size is not None and options.page_size < 1:
         raise InputError("page_size must be at least 1")
-    filter_text = filter_identity(list(filters), filter_values)
-    scan_args = build_filter(filters, filter_values)
+    filter_text = filter_identity(options.filters, options.filter_values)
+    scan_args = build_filter(options.filters, options.filter_values)
     ddb = clients.client("dynamodb")
     try:
         described = ddb.describe_table(TableName=table)["Table"]
@@ -271,38 +266,25 @@ def open_table(
         raise translate(exc, f"DynamoDB DescribeTable {table}") from exc
     hash_first = sorted(described.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
     key_names = [k["AttributeName"] for k in hash_first]
-    state: ScanState | None = None
-    if resume and state_file is not None:
-        state = ScanState.load(state_file)
-        if state is not None:
-            if not state.same_filter(filter_text):
-                raise InputError(
-                    f"the interrupted scan of {table} used another --filter (or "
-                    "--filter-values) than this run",
-                    hint=f"resume with the same filter, or delete {state_file} to start over",
-                )
-            if segments is not None and segments != state.total_segments:
-                raise InputError(
-                    f"the interrupted scan of {table} used --segments {state.total_segments}",
-                    hint="resume with the same --segments (or none)",
-                )
-            state.consistent = consistent
-    elif resume:
-        raise InputError("--resume needs a place for the scan's state")
+    state_file = options.state_file
+    if state_file is None and options.state_dir is not None:
+        state_file = state_path(table, options.queue_name, options.state_dir)
+    state = _resumed_state(table, options, state_file, filter_text)
     resumed = state is not None
     if state is None:
-        count = segments or default_segments(int(described.get("TableSizeBytes", 0)))
+        size = int(described.get("TableSizeBytes", 0))
         state = ScanState(
             table=table,
-            queue=queue_name,
-            total_segments=count,
+            queue=options.queue_name,
+            total_segments=options.segments or default_segments(size),
             filter=filter_text,
-            consistent=consistent,
+            consistent=options.consistent,
         )
-    state.sensitive = frozenset(key_names) & {s for s in sensitive if "." not in s}
+    sensitive = [s for s in options.sensitive if "." not in s]
+    state.sensitive = frozenset(key_names) & set(sensitive)
     checkpoint = None
     if state_file is not None:
-        checkpoint = ScanCheckpoint(state, state_file if save_state else None)
+        checkpoint = ScanCheckpoint(state, state_file if options.save_state else None)
         if not resumed:
             checkpoint.save()  # a fresh scan replaces the state of any earlier one
     item_count = described.get("ItemCount")
@@ -315,10 +297,36 @@ def open_table(
         checkpoint=checkpoint,
         resumed=resumed,
         scan_args=scan_args,
-        page_size=page_size,
-        sensitive=[s for s in sensitive if "." not in s],
+        page_size=options.page_size,
+        sensitive=sensitive,
         sleep=sleep,
     )
+
+
+def _resumed_state(
+    table: str, options: ScanOptions, state_file: Path | None, filter_text: str | None
+) -> ScanState | None:
+    """The recorded state a ``resume`` starts from (None: there is none, or no resume)."""
+    if not options.resume:
+        return None
+    if state_file is None:
+        raise InputError("--resume needs a place for the scan's state")
+    state = ScanState.load(state_file)
+    if state is None:
+        return None
+    if not state.same_filter(filter_text):
+        raise InputError(
+            f"the interrupted scan of {table} used another --filter (or "
+            "--filter-values) than this run",
+            hint=f"resume with the same filter, or delete {state_file} to start over",
+        )
+    if options.segments is not None and options.segments != state.total_segments:
+        raise InputError(
+            f"the interrupted scan of {table} used --segments {state.total_segments}",
+            hint="resume with the same --segments (or none)",
+        )
+    state.consistent = options.consistent
+    return state
 
 
 __all__ = ["DynamoSource", "default_segments", "open_table", "plain"]

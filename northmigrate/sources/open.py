@@ -2,31 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from northmigrate.sources.base import Source, SourceError
 from northmigrate.sources.files import read_jsonl
+from northmigrate.sources.names import kind_of, table_uri
+from northmigrate.sources.options import ScanOptions, check_options
 from northmigrate.sources.stream import StreamSource, reader_for
 
 
 def open_source(
-    name: str, *, clients: Any = None, stop: threading.Event | None = None, **options: Any
+    name: str,
+    *,
+    clients: Any = None,
+    stop: threading.Event | None = None,
+    options: ScanOptions | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> Source:
-    """Open ``name`` for reading. Raises SourceError (exit 2) when it cannot be opened.
+    """Open ``name`` for reading (nothing is read until iterated). Raises SourceError (exit 2)
+    when it cannot be opened, or when ``options`` hold a flag that does not apply to it.
 
-    Once ``stop`` is set, reading raises ``ReadInterrupted`` (exit 130) at its next read.
+    ``clients`` (``northmigrate.aws.AwsClients``) is needed for ``s3://`` and
+    ``dynamodb://`` only. Once ``stop`` is set, reading a file, stdin or an S3 object raises
+    ``ReadInterrupted`` (exit 130) at its next read; a table scan is read page by page, and
+    its caller checks between items. ``sleep`` waits between retries (a test's seam).
     """
-    if name == "-":
+    options = options or ScanOptions()
+    check_options(name, options)
+    kind = kind_of(name)
+    if kind == "stdin":
         return StreamSource(
             "<stdin>", sys.stdin.buffer, read_jsonl, total=None, gz=False, stop=stop
         )
-    if name.startswith(("s3://", "dynamodb://")):
-        from northmigrate.sources import remote
+    if kind == "file":
+        return _open_file(name, stop)
+    if clients is None:
+        raise SourceError(f"{name}: reading from AWS needs the AWS clients (clients=...)")
+    if kind == "s3":
+        from northmigrate.sources import s3
 
-        return remote.open_remote(name, clients=clients, stop=stop, **options)
+        return s3.open_s3(clients, name, stop=stop, **({"sleep": sleep} if sleep else {}))
+    from northmigrate.sources import dynamodb
+
+    table, page_size = table_uri(name)
+    if page_size is not None:
+        options = dataclasses.replace(options, page_size=page_size)
+    return dynamodb.open_table(clients, table, options, sleep=sleep)
+
+
+def _open_file(name: str, stop: threading.Event | None) -> Source:
     path = Path(name)
     reader, gz = reader_for(path.name)
     if not path.exists():
