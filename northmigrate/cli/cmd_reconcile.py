@@ -90,9 +90,7 @@ def reconcile(
     settings = st.settings
     workers = concurrency or settings.worker.concurrency
     clients = st.clients(pool_size=workers)
-    opened = open_source(
-        source, clients=clients if source.startswith(("s3://", "dynamodb://")) else None
-    )
+    opened = open_source(source, clients=clients)
     total = opened.progress()[1]
     with progress_bar(output, "reconcile", float(total) if total else None) as update:
 

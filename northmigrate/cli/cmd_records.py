@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
 from northmigrate.dlq.status import LastRun, write_last_run
 from northmigrate.envelope import iso, utc_now
-from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
+from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
 from northmigrate.rejects import RejectsWriter
-from northmigrate.resume import state_path
-from northmigrate.sources import Source, open_source
+from northmigrate.sources import ScanOptions, Source, check_options, open_source
+from northmigrate.sources.resume import STATE_DIR
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -66,52 +66,20 @@ FILTER_VALUES_OPTION = typer.Option(
 )
 
 
-def _check_flags(name: str, *, resume: bool, from_line: int | None, scan: dict[str, Any]) -> None:
-    """A flag given for a source it does not apply to is a usage error (exit 2)."""
-    table = name.startswith("dynamodb://")
-    flags = {"segments": "--segments", "consistent": "--consistent", "filters": "--filter"}
-    flags["filter_values"] = "--filter-values"
-    misplaced = [flag for key, flag in flags.items() if scan.get(key)]
-    if misplaced and not table:
-        raise InputError(f"{misplaced[0]} applies to dynamodb:// sources, not to {name}")
-    if resume and not table:
-        raise InputError(
-            f"--resume applies to dynamodb:// sources, not to {name}", hint="use --from-line N"
-        )
-    if from_line is not None and (table or (name.startswith("s3://") and name.endswith("/"))):
-        raise InputError(
-            f"--from-line applies to one file or object, not to {name}",
-            hint="for a table, use --resume" if table else "point at one object",
-        )
-
-
-def _open(
-    st: State,
-    name: str,
-    *,
-    send: bool,
-    dry_run: bool,
-    resume: bool,
-    scan: dict[str, Any],
-    stop: threading.Event,
-) -> Source:
-    """Open the source with the options that apply to it."""
-    table = name.startswith("dynamodb://")
-    if not name.startswith(("s3://", "dynamodb://")):
-        return open_source(name, stop=stop)
-    options: dict[str, Any] = {"stop": stop}
-    if table:
-        options |= dict(scan, sensitive=st.migration.sensitive)
-        if send:
-            queue_name = st.settings.queue.name
-            table_name = name[len("dynamodb://") :].partition("?")[0]
-            options |= {
-                "state_file": state_path(table_name, queue_name),
-                "resume": resume,
-                "save_state": not dry_run,
-                "queue_name": queue_name,
-            }
-    return open_source(name, clients=st.clients(), **options)
+def _scan_flags(
+    segments: int | None,
+    consistent: bool,
+    filters: list[str] | None,
+    filter_values: str | None,
+    resume: bool = False,
+) -> ScanOptions:
+    return ScanOptions(
+        segments=segments,
+        consistent=consistent,
+        filters=tuple(filters or ()),
+        filter_values=filter_values,
+        resume=resume,
+    )
 
 
 def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> None:
@@ -164,12 +132,16 @@ def _run(
     limit: int | None = None,
     from_line: int | None = None,
     concurrency: int | None = None,
-    resume: bool = False,
-    scan: dict[str, Any] | None = None,
+    flags: ScanOptions,
 ) -> tuple[enqueue_lib.EnqueueReport, Source]:
-    _check_flags(source_name, resume=resume, from_line=from_line, scan=scan or {})
+    check_options(source_name, flags, from_line=from_line)  # before the config is read
     settings = st.settings
     migration = st.migration
+    options = replace(flags, sensitive=migration.sensitive)
+    if send:  # a table scan records its progress (a dry run reads a state, writes none)
+        options = replace(
+            options, state_dir=STATE_DIR, queue_name=settings.queue.name, save_state=not dry_run
+        )
     sqs = queue_url = None
     max_size = settings.queue.max_message_size
     if send:
@@ -181,16 +153,7 @@ def _run(
     with ExitStack() as stack:
         # Before the source opens: a signal stops even a read that never ends.
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
-        source = _open(
-            st,
-            source_name,
-            send=send,
-            dry_run=dry_run,
-            resume=resume,
-            scan=scan or {},
-            stop=stop,
-        )
-        settle = getattr(source, "settle", None) if send and not dry_run else None
+        source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
         writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
         total = source.progress()[1]
         update = stack.enter_context(
@@ -220,14 +183,13 @@ def _run(
             rejects=writer,
             progress=on_progress,
             stop=stop,
-            settled=settle,
         )
         return report, source
 
 
 def _scan_info(source: Source) -> dict[str, Any]:
-    info = getattr(source, "resume_info", None)
-    return {"scan": info()} if callable(info) else {}
+    info = source.resume_info()
+    return {"scan": info} if info is not None else {}
 
 
 def _finish(
@@ -264,13 +226,8 @@ def validate(
     Each bad line is reported with its line number, record id, field and reason; ineligible
     records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
     """
-    scan = {
-        "segments": segments,
-        "consistent": consistent,
-        "filters": filters,
-        "filter_values": filter_values,
-    }
-    report, _ = _run(state(ctx), source, output, rejects, send=False, scan=scan)
+    flags = _scan_flags(segments, consistent, filters, filter_values)
+    report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags)
     _finish(report, output, "validate")
     if strict and (report.tally.invalid or report.tally.duplicates):
         raise typer.Exit(EXIT_ATTENTION)
@@ -316,12 +273,6 @@ def enqueue(
     repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
     """
-    scan = {
-        "segments": segments,
-        "consistent": consistent,
-        "filters": filters,
-        "filter_values": filter_values,
-    }
     report, opened = _run(
         state(ctx),
         source,
@@ -332,8 +283,7 @@ def enqueue(
         limit=limit,
         from_line=from_line,
         concurrency=concurrency,
-        resume=resume,
-        scan=scan,
+        flags=_scan_flags(segments, consistent, filters, filter_values, resume),
     )
     info = _scan_info(opened)
     if not dry_run and report.enqueued:

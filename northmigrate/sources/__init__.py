@@ -4,11 +4,18 @@ Every reader streams: memory stays flat in the size of the source. A reader yiel
 ``SourceItem`` per record (or per unreadable line), numbered by the 1-based line where the
 record starts, and never stops at a bad record; only a source that cannot be opened, or a
 file whose structure cannot be resynchronised (a broken JSON array), raises ``SourceError``.
+
+The modules: ``base`` (``SourceItem``, the ``Source`` protocol), ``names`` (what a name
+points at), ``options`` (``ScanOptions``, and which flag applies to which source), ``open``
+(``open_source``), ``stream`` and ``files`` (bytes, and the JSONL, JSON and CSV readers),
+``s3``, ``dynamodb`` and ``pages`` (a parallel table scan), ``filters`` (``--filter``),
+``resume`` and ``resume_key`` (where a table scan can safely resume from).
 """
 
 from __future__ import annotations
 
 from northmigrate.sources.base import Source, SourceError, SourceItem
 from northmigrate.sources.open import open_source
+from northmigrate.sources.options import ScanOptions, check_options
 
-__all__ = ["Source", "SourceError", "SourceItem", "open_source"]
+__all__ = ["ScanOptions", "Source", "SourceError", "SourceItem", "check_options", "open_source"]

@@ -3,10 +3,8 @@
 The segments of the scan (``Segment``/``TotalSegments``, up to DynamoDB's 1,000,000) are
 scanned by a pool of at most ``SCAN_THREADS`` threads, one segment at a time each; the
 others wait their turn. Items are handed over a bounded queue, so memory holds at most the
-queue plus one page per thread. A page is read again, from the same ``ExclusiveStartKey``,
-until it succeeds: throttling (``ProvisionedThroughputExceededException``…) is first
-retried by botocore's retry mode, then here with backoff; the position only moves after a
-page was received, so no page is ever skipped.
+queue plus one page per thread. Pages are read, retried and checkpointed by
+``northmigrate.sources.pages``: no page is ever skipped.
 
 Items are deserialized with boto3's ``TypeDeserializer`` and made plain: numbers stay
 ``Decimal`` (exact; pydantic takes them for ``Decimal``, ``float`` and integral ``int``
@@ -18,47 +16,29 @@ is its key: ``dynamodb://TABLE pk=…,sk=…`` (a key attribute named in the mig
 from __future__ import annotations
 
 import base64
-import json
 import math
 import queue
-import random
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import InputError
 from northmigrate.redact import MASK
-from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, WireKey, filter_identity
 from northmigrate.sources.base import SourceError, SourceItem
+from northmigrate.sources.filters import build_filter, filter_identity
+from northmigrate.sources.options import ScanOptions
+from northmigrate.sources.pages import PageReader, Stopped
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
-RETRYABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
-_TRANSIENT = (
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ConnectionClosedError,
-)
 _DONE = object()
-_SIMPLE = re.compile(
-    r"^(?P<path>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)(?P<op>!=|=)(?P<value>.*)$"
-)
 
 
 def default_segments(table_size_bytes: int) -> int:
@@ -80,79 +60,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
-
-
-def _literal(text: str) -> Any:
-    """A simple filter's value: a JSON literal when it is one, else the text itself."""
-    try:
-        value = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        return text
-    return value if isinstance(value, str | int | Decimal | bool) or value is None else text
-
-
-def build_filter(filters: Sequence[str], values_json: str | None = None) -> dict[str, Any]:
-    """Scan arguments (FilterExpression, names, values) for ``--filter`` expressions.
-
-    A filter is either the simple form ``PATH=VALUE`` or ``PATH!=VALUE`` (no spaces around
-    the operator; ``PATH`` dotted for nested maps; ``VALUE`` a JSON literal such as ``5``,
-    ``true`` or ``"007"``, else plain text), or a raw DynamoDB FilterExpression whose
-    ``#name`` placeholders stand for the attribute ``name`` and whose ``:value``
-    placeholders come from ``values_json`` (a JSON object). Several filters must all hold.
-    """
-    if not filters:
-        if values_json:
-            raise InputError("--filter-values needs a --filter that uses them")
-        return {}
-    values: dict[str, Any] = {}
-    if values_json:
-        try:
-            given = json.loads(values_json, parse_float=Decimal)
-        except ValueError as exc:
-            raise InputError(f"--filter-values is not valid JSON: {exc}") from exc
-        if not isinstance(given, dict) or not all(str(k).startswith(":") for k in given):
-            raise InputError('--filter-values must be a JSON object like {":v": "approved"}')
-        values.update(given)
-    names: dict[str, str] = {}
-    parts: list[str] = []
-    for n, text in enumerate(filters):
-        match = _SIMPLE.match(text.strip())
-        if match and not match["value"].startswith(":"):
-            aliases = []
-            for k, part in enumerate(match["path"].split(".")):
-                alias = f"#f{n}_{k}"
-                names[alias] = part
-                aliases.append(alias)
-            op = "<>" if match["op"] == "!=" else "="
-            values[f":f{n}"] = _literal(match["value"])
-            parts.append(f"{'.'.join(aliases)} {op} :f{n}")
-            continue
-        for alias in re.findall(r"#[A-Za-z0-9_]+", text):
-            names[alias] = alias[1:]
-        missing = sorted(set(re.findall(r":[A-Za-z0-9_]+", text)) - set(values))
-        if missing:
-            raise InputError(
-                f"--filter {text!r} uses {', '.join(missing)} without a value",
-                hint='give them with --filter-values \'{":v": "..."}\'',
-            )
-        parts.append(text.strip())
-    serialize = TypeSerializer().serialize
-    try:
-        wire = {k: serialize(v) for k, v in values.items()}
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"--filter value cannot be used in DynamoDB: {exc}") from exc
-    out: dict[str, Any] = {
-        "FilterExpression": " AND ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
-    }
-    if names:
-        out["ExpressionAttributeNames"] = names
-    if wire:
-        out["ExpressionAttributeValues"] = wire
-    return out
-
-
-class _Stopped(Exception):
-    pass
 
 
 class DynamoSource:
@@ -180,24 +87,36 @@ class DynamoSource:
         self.state = state
         self.checkpoint = checkpoint
         self.resumed = resumed
-        self._ddb = ddb
         self._key_names = list(key_names)
         self._hidden = set(sensitive)
         self._item_count = item_count
-        self._scan_args = scan_args
-        self._page_size = page_size
-        self._max_attempts = max_attempts
         self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
+        self._pages = PageReader(
+            ddb,
+            table,
+            key_names=key_names,
+            state=state,
+            checkpoint=checkpoint,
+            scan_args=scan_args,
+            page_size=page_size,
+            stop=self._stop,
+            sleep=sleep or self._stop.wait,
+            max_attempts=max_attempts,
+        )
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_items)
-        self._lock = threading.Lock()
         self._todo_lock = threading.Lock()
-        self._scanned = state.scanned  # items scanned, the committed ones included
         self._threads: list[threading.Thread] = []
         self._started = False
         self._deserializer = TypeDeserializer()
-        self.pages_read = 0
-        self.retries = 0
+
+    @property
+    def pages_read(self) -> int:
+        return self._pages.pages_read
+
+    @property
+    def retries(self) -> int:
+        """Scan calls retried after throttling or a dropped connection."""
+        return self._pages.retries
 
     # -- the Source protocol --------------------------------------------------------------
 
@@ -230,10 +149,15 @@ class DynamoSource:
 
     def progress(self) -> tuple[int, int | None]:
         """(items scanned, the table's approximate item count)."""
-        return self._scanned, self._item_count
+        return self._pages.scanned, self._item_count
 
     def close(self) -> None:
         self._shutdown()
+
+    @property
+    def checkpointed(self) -> bool:
+        """True when the scan records its progress (a state file, or a dry run's memory)."""
+        return self.checkpoint is not None
 
     def settle(self, item: SourceItem, ok: bool) -> None:
         """The caller accounted for ``item`` (sent or rejected; ``ok`` False: not sent)."""
@@ -249,7 +173,7 @@ class DynamoSource:
             "state_file": str(cp.path) if cp is not None and cp.path is not None else None,
         }
 
-    # -- scanning -------------------------------------------------------------------------
+    # -- the pool of scanning threads -----------------------------------------------------
 
     def _shutdown(self) -> None:
         self._stop.set()
@@ -268,7 +192,7 @@ class DynamoSource:
                 return
             except queue.Full:
                 continue
-        raise _Stopped
+        raise Stopped
 
     def _run_segments(self, todo: Iterator[int]) -> None:
         """One thread of the pool: scan segments one after another until none is left."""
@@ -277,103 +201,21 @@ class DynamoSource:
                 segment = next(todo, None)
             if segment is None:
                 return
-            self._run_segment(segment, self.state.segments[segment].start_key)
+            self._run_segment(segment)
 
-    def _run_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
+    def _run_segment(self, segment: int) -> None:
         try:
-            self._scan_segment(segment, start_key)
+            for items, token in self._pages.pages(segment):
+                for raw in items:
+                    self._put(self._item(raw, token))
             self._put(_DONE)
-        except _Stopped:
+        except Stopped:
             return
         except BaseException as exc:  # handed to the reader, which raises it
             try:
                 self._put(exc)
-            except _Stopped:
+            except Stopped:
                 return
-
-    def _resume_point(self, segment: int, start_key: WireKey | None) -> WireKey | None:
-        """Where the segment starts: a position saved as a digest is found again by reading
-        the segment's keys from its start (``ScanState.locate``)."""
-        if self.state.segments[segment].start_digest is None:
-            return start_key
-        kwargs: dict[str, Any] = {"TableName": self.table}
-        names = {f"#k{n}": name for n, name in enumerate(self._key_names)}
-        kwargs |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
-        if self.state.total_segments > 1:
-            kwargs |= {"Segment": segment, "TotalSegments": self.state.total_segments}
-        if self.state.consistent:
-            kwargs["ConsistentRead"] = True
-
-        def read_page(start: WireKey | None) -> dict[str, Any]:
-            if self._stop.is_set():
-                raise _Stopped
-            return self._scan_page(
-                kwargs | ({"ExclusiveStartKey": start} if start else {}), segment
-            )
-
-        return self.state.locate(segment, read_page)
-
-    def _scan_segment(self, segment: int, start_key: dict[str, Any] | None) -> None:
-        start_key = self._resume_point(segment, start_key)
-        total = self.state.total_segments
-        kwargs: dict[str, Any] = {"TableName": self.table, **self._scan_args}
-        if total > 1:
-            kwargs |= {"Segment": segment, "TotalSegments": total}
-        if self.state.consistent:
-            kwargs["ConsistentRead"] = True
-        if self._page_size:
-            kwargs["Limit"] = self._page_size
-        key = start_key
-        page = 0
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            if key is not None:
-                kwargs["ExclusiveStartKey"] = key
-            response = self._scan_page(kwargs, segment)
-            items = response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            scanned = int(response.get("ScannedCount", len(items)))
-            token = (
-                self.checkpoint.page_read(segment, page, len(items), last, scanned)
-                if self.checkpoint is not None
-                else None
-            )
-            with self._lock:
-                self._scanned += scanned
-                self.pages_read += 1
-            for raw in items:
-                self._put(self._item(raw, token))
-            if not last:
-                return
-            key = last
-            page += 1
-
-    def _scan_page(self, kwargs: dict[str, Any], segment: int) -> dict[str, Any]:
-        """One Scan call, retried with backoff on throttling; the position never moves here."""
-        attempt = 0
-        while True:
-            try:
-                response: dict[str, Any] = self._ddb.scan(**kwargs)
-                return response
-            except AWS_EXCEPTIONS as exc:
-                attempt += 1
-                what = f"DynamoDB Scan of {self.table} (segment {segment})"
-                code = error_code(exc)
-                if code == "ValidationException":
-                    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
-                    raise InputError(
-                        f"DynamoDB refused the scan of {self.table}: {message}",
-                        hint="check --filter and --filter-values",
-                    ) from exc
-                transient = code in RETRYABLE or isinstance(exc, _TRANSIENT)
-                if is_fatal(exc) or not transient or attempt >= self._max_attempts:
-                    raise translate(exc, what) from exc
-                with self._lock:
-                    self.retries += 1
-                self._sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
-                if self._stop.is_set():
-                    raise _Stopped from exc
 
     def _item(self, raw: dict[str, Any], token: PageToken | None) -> SourceItem:
         try:
@@ -396,31 +238,25 @@ class DynamoSource:
 def open_table(
     clients: Any,
     table: str,
+    options: ScanOptions | None = None,
     *,
-    segments: int | None = None,
-    consistent: bool = False,
-    filters: Sequence[str] = (),
-    filter_values: str | None = None,
-    page_size: int | None = None,
-    state_file: Path | None = None,
-    resume: bool = False,
-    save_state: bool = True,
-    queue_name: str = "",
-    sensitive: Sequence[str] = (),
     sleep: Callable[[float], None] | None = None,
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
 
-    With ``state_file``, the scan's progress is recorded there (see northmigrate.resume);
-    with ``resume`` too, the scan starts from the positions recorded by an earlier run
-    (from the start when there are none). ``save_state`` False reads a state, writes none.
+    With a state file (``options.state_file``, or the file for this table and queue under
+    ``options.state_dir``), the scan's progress is recorded there (see
+    northmigrate.sources.resume); with ``options.resume`` too, the scan starts from the
+    positions recorded by an earlier run (from the start when there are none).
+    ``options.save_state`` False reads a state, writes none.
     """
-    if segments is not None and not 1 <= segments <= 1_000_000:
+    options = options or ScanOptions()
+    if options.segments is not None and not 1 <= options.segments <= 1_000_000:
         raise InputError("--segments must be between 1 and 1000000")
-    if page_size is not None and page_size < 1:
+    if options.page_size is not None and options.page_size < 1:
         raise InputError("page_size must be at least 1")
-    filter_text = filter_identity(list(filters), filter_values)
-    scan_args = build_filter(filters, filter_values)
+    filter_text = filter_identity(options.filters, options.filter_values)
+    scan_args = build_filter(options.filters, options.filter_values)
     ddb = clients.client("dynamodb")
     try:
         described = ddb.describe_table(TableName=table)["Table"]
@@ -430,38 +266,25 @@ def open_table(
         raise translate(exc, f"DynamoDB DescribeTable {table}") from exc
     hash_first = sorted(described.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
     key_names = [k["AttributeName"] for k in hash_first]
-    state: ScanState | None = None
-    if resume and state_file is not None:
-        state = ScanState.load(state_file)
-        if state is not None:
-            if not state.same_filter(filter_text):
-                raise InputError(
-                    f"the interrupted scan of {table} used another --filter (or "
-                    "--filter-values) than this run",
-                    hint=f"resume with the same filter, or delete {state_file} to start over",
-                )
-            if segments is not None and segments != state.total_segments:
-                raise InputError(
-                    f"the interrupted scan of {table} used --segments {state.total_segments}",
-                    hint="resume with the same --segments (or none)",
-                )
-            state.consistent = consistent
-    elif resume:
-        raise InputError("--resume needs a place for the scan's state")
+    state_file = options.state_file
+    if state_file is None and options.state_dir is not None:
+        state_file = state_path(table, options.queue_name, options.state_dir)
+    state = _resumed_state(table, options, state_file, filter_text)
     resumed = state is not None
     if state is None:
-        count = segments or default_segments(int(described.get("TableSizeBytes", 0)))
+        size = int(described.get("TableSizeBytes", 0))
         state = ScanState(
             table=table,
-            queue=queue_name,
-            total_segments=count,
+            queue=options.queue_name,
+            total_segments=options.segments or default_segments(size),
             filter=filter_text,
-            consistent=consistent,
+            consistent=options.consistent,
         )
-    state.sensitive = frozenset(key_names) & {s for s in sensitive if "." not in s}
+    sensitive = [s for s in options.sensitive if "." not in s]
+    state.sensitive = frozenset(key_names) & set(sensitive)
     checkpoint = None
     if state_file is not None:
-        checkpoint = ScanCheckpoint(state, state_file if save_state else None)
+        checkpoint = ScanCheckpoint(state, state_file if options.save_state else None)
         if not resumed:
             checkpoint.save()  # a fresh scan replaces the state of any earlier one
     item_count = described.get("ItemCount")
@@ -474,10 +297,36 @@ def open_table(
         checkpoint=checkpoint,
         resumed=resumed,
         scan_args=scan_args,
-        page_size=page_size,
-        sensitive=[s for s in sensitive if "." not in s],
+        page_size=options.page_size,
+        sensitive=sensitive,
         sleep=sleep,
     )
 
 
-__all__ = ["DynamoSource", "build_filter", "default_segments", "open_table", "plain"]
+def _resumed_state(
+    table: str, options: ScanOptions, state_file: Path | None, filter_text: str | None
+) -> ScanState | None:
+    """The recorded state a ``resume`` starts from (None: there is none, or no resume)."""
+    if not options.resume:
+        return None
+    if state_file is None:
+        raise InputError("--resume needs a place for the scan's state")
+    state = ScanState.load(state_file)
+    if state is None:
+        return None
+    if not state.same_filter(filter_text):
+        raise InputError(
+            f"the interrupted scan of {table} used another --filter (or "
+            "--filter-values) than this run",
+            hint=f"resume with the same filter, or delete {state_file} to start over",
+        )
+    if options.segments is not None and options.segments != state.total_segments:
+        raise InputError(
+            f"the interrupted scan of {table} used --segments {state.total_segments}",
+            hint="resume with the same --segments (or none)",
+        )
+    state.consistent = options.consistent
+    return state
+
+
+__all__ = ["DynamoSource", "default_segments", "open_table", "plain"]

@@ -3,24 +3,19 @@
 Every reader is linear in the size of its input and bounded in memory: a line, an array
 element or a CSV row longer than ``MAX_LINE_BYTES`` is one rejection (with its line number)
 and is skipped without being held. A line ends at ``\n``, ``\r\n`` or a lone ``\r`` (old
-Mac files), as Python's universal newlines do; line numbers count those endings. A
-``CountingReader`` given a ``stop`` event raises :class:`ReadInterrupted` at its next read
-once the event is set, so that a signal is acted on within one read of 64 KiB, whatever the
-input (a line with no end, a gigabyte of zeros in one number).
+Mac files), as Python's universal newlines do; line numbers count those endings. The
+streams come from ``northmigrate.sources.stream`` (counted, stoppable, gunzipped).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import re
-import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
 from northmigrate import records
-from northmigrate.errors import Interrupted
 from northmigrate.sources.base import SourceError, SourceItem
 
 # A line (or an array element) longer than this is rejected without holding all of it.
@@ -28,36 +23,6 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 _CHUNK = 1 << 16
 _BOM = codecs.BOM_UTF8
 _EOL = re.compile(rb"\r\n?|\n")
-
-
-class ReadInterrupted(Interrupted):
-    """Reading stopped because the user asked the command to stop (exit 130)."""
-
-
-class CountingReader(io.RawIOBase):
-    """Wraps a binary stream, counts the bytes read through it (for progress), and stops
-    reading once ``stop`` is set (see the module docstring)."""
-
-    def __init__(self, raw: IO[bytes], stop: threading.Event | None = None) -> None:
-        self.raw = raw
-        self.count = 0
-        self.stop = stop
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.stop is not None and self.stop.is_set():
-            raise ReadInterrupted("interrupted while reading the source")
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:

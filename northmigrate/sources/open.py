@@ -2,96 +2,60 @@
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from northmigrate.sources.base import Source, SourceError, SourceItem
-from northmigrate.sources.files import CountingReader, read_csv, read_json_array, read_jsonl
-
-Reader = Callable[[IO[bytes], "str | None"], Iterator[SourceItem]]
-FORMATS: dict[str, Reader] = {
-    ".jsonl": read_jsonl,
-    ".ndjson": read_jsonl,
-    ".json": read_json_array,
-    ".csv": read_csv,
-}
-SUPPORTED = (
-    ".jsonl, .ndjson, .json, .csv (each optionally .gz), -, dynamodb://TABLE, s3://BUCKET/KEY"
-)
-
-
-def reader_for(name: str) -> tuple[Reader, bool]:
-    """The reader for a file or object name by its extension, and whether it is gzipped."""
-    lowered = name.lower()
-    gz = lowered.endswith(".gz")
-    if gz:
-        lowered = lowered[:-3]
-    for suffix, reader in FORMATS.items():
-        if lowered.endswith(suffix):
-            return reader, gz
-    raise SourceError(f"cannot tell the format of {name}", hint=f"supported: {SUPPORTED}")
-
-
-class StreamSource:
-    """A source over one binary stream (a file or stdin)."""
-
-    def __init__(
-        self,
-        name: str,
-        stream: IO[bytes],
-        reader: Reader,
-        *,
-        total: int | None,
-        gz: bool,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.name = name
-        self._counting = CountingReader(stream, stop)
-        self._reader = reader
-        self._total = total
-        self._gz = gz
-
-    def __iter__(self) -> Iterator[SourceItem]:
-        buffered: IO[bytes] = open_buffered(self._counting)
-        if self._gz:
-            buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
-        try:
-            yield from self._reader(buffered, None)
-        except (OSError, EOFError) as exc:
-            raise SourceError(f"cannot read {self.name}: {exc}") from exc
-
-    def progress(self) -> tuple[int, int | None]:
-        return self._counting.count, self._total
-
-    def close(self) -> None:
-        self._counting.close()
-
-
-def open_buffered(raw: Any) -> IO[bytes]:
-    import io
-
-    return io.BufferedReader(raw, buffer_size=1 << 16)
+from northmigrate.sources.base import Source, SourceError
+from northmigrate.sources.files import read_jsonl
+from northmigrate.sources.names import kind_of, table_uri
+from northmigrate.sources.options import ScanOptions, check_options
+from northmigrate.sources.stream import StreamSource, reader_for
 
 
 def open_source(
-    name: str, *, clients: Any = None, stop: threading.Event | None = None, **options: Any
+    name: str,
+    *,
+    clients: Any = None,
+    stop: threading.Event | None = None,
+    options: ScanOptions | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> Source:
-    """Open ``name`` for reading. Raises SourceError (exit 2) when it cannot be opened.
+    """Open ``name`` for reading (nothing is read until iterated). Raises SourceError (exit 2)
+    when it cannot be opened, or when ``options`` hold a flag that does not apply to it.
 
-    Once ``stop`` is set, reading raises ``ReadInterrupted`` (exit 130) at its next read.
+    ``clients`` (``northmigrate.aws.AwsClients``) is needed for ``s3://`` and
+    ``dynamodb://`` only. Once ``stop`` is set, reading a file, stdin or an S3 object raises
+    ``ReadInterrupted`` (exit 130) at its next read; a table scan is read page by page, and
+    its caller checks between items. ``sleep`` waits between retries (a test's seam).
     """
-    if name == "-":
+    options = options or ScanOptions()
+    check_options(name, options)
+    kind = kind_of(name)
+    if kind == "stdin":
         return StreamSource(
             "<stdin>", sys.stdin.buffer, read_jsonl, total=None, gz=False, stop=stop
         )
-    if name.startswith(("s3://", "dynamodb://")):
-        from northmigrate.sources import remote
+    if kind == "file":
+        return _open_file(name, stop)
+    if clients is None:
+        raise SourceError(f"{name}: reading from AWS needs the AWS clients (clients=...)")
+    if kind == "s3":
+        from northmigrate.sources import s3
 
-        return remote.open_remote(name, clients=clients, stop=stop, **options)
+        return s3.open_s3(clients, name, stop=stop, **({"sleep": sleep} if sleep else {}))
+    from northmigrate.sources import dynamodb
+
+    table, page_size = table_uri(name)
+    if page_size is not None:
+        options = dataclasses.replace(options, page_size=page_size)
+    return dynamodb.open_table(clients, table, options, sleep=sleep)
+
+
+def _open_file(name: str, stop: threading.Event | None) -> Source:
     path = Path(name)
     reader, gz = reader_for(path.name)
     if not path.exists():

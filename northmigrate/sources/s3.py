@@ -28,9 +28,9 @@ import botocore.exceptions
 
 from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import AwsError
-from northmigrate.sources.base import SourceError, SourceItem
-from northmigrate.sources.files import CountingReader
-from northmigrate.sources.open import Reader, open_buffered, reader_for
+from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
+from northmigrate.sources.names import s3_uri
+from northmigrate.sources.stream import CountingReader, Reader, open_buffered, reader_for
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -41,18 +41,6 @@ _STREAM_ERRORS = (
     botocore.exceptions.ConnectionClosedError,
 )
 MAX_LISTED = 5
-
-
-def parse_uri(name: str) -> tuple[str, str]:
-    """(bucket, key or prefix) of an ``s3://`` URI."""
-    rest = name[len("s3://") :]
-    bucket, slash, key = rest.partition("/")
-    if not bucket or not slash:
-        raise SourceError(
-            f"{name}: name an object or a prefix",
-            hint="s3://BUCKET/KEY, or s3://BUCKET/PREFIX/ for every object under it",
-        )
-    return bucket, key
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +141,7 @@ class ObjectStream(io.RawIOBase):
         super().close()
 
 
-class S3Source:
+class S3Source(NoCheckpoint):
     """One object, or the objects under a prefix in key order, as one stream of items."""
 
     def __init__(
@@ -247,7 +235,7 @@ def open_s3(
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
 ) -> S3Source:
-    bucket, key = parse_uri(name)
+    bucket, key = s3_uri(name)
     s3 = clients.client("s3")
     if key == "" or key.endswith("/"):
         objects = list_objects(s3, bucket, key)

@@ -10,7 +10,7 @@ import pytest
 from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
-from northmigrate.sources import open_source
+from northmigrate.sources import ScanOptions, open_source
 from northmigrate.sources.dynamodb import SCAN_THREADS
 
 TABLE = "many-segments"
@@ -79,7 +79,9 @@ def test_many_segments_use_a_bounded_pool_and_read_every_item_once(clients: AwsC
     ddb = Counting(clients.client("dynamodb"))
     before = threading.active_count()
     source = open_source(
-        f"dynamodb://{TABLE}?page_size=3", clients=FakeClients(dynamodb=ddb), segments=200
+        f"dynamodb://{TABLE}?page_size=3",
+        clients=FakeClients(dynamodb=ddb),
+        options=ScanOptions(segments=200),
     )
     try:
         got = [item.data["pk"] for item in source]
@@ -95,7 +97,9 @@ def test_many_segments_use_a_bounded_pool_and_read_every_item_once(clients: AwsC
 def test_fewer_segments_than_the_pool_get_one_thread_each(clients: AwsClients) -> None:
     ids = make_table(clients, 20)
     ddb = Counting(clients.client("dynamodb"))
-    source = open_source(f"dynamodb://{TABLE}", clients=FakeClients(dynamodb=ddb), segments=3)
+    source = open_source(
+        f"dynamodb://{TABLE}", clients=FakeClients(dynamodb=ddb), options=ScanOptions(segments=3)
+    )
     try:
         assert sorted(item.data["pk"] for item in source) == ids
     finally:
@@ -109,4 +113,4 @@ def test_segments_outside_dynamodbs_range_are_input_errors(
 ) -> None:
     make_table(clients, 1)
     with pytest.raises(InputError, match="--segments must be between 1 and 1000000"):
-        open_source(f"dynamodb://{TABLE}", clients=clients, segments=segments)
+        open_source(f"dynamodb://{TABLE}", clients=clients, options=ScanOptions(segments=segments))

@@ -21,8 +21,9 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration
-from northmigrate.resume import ResumeKey, ScanCheckpoint, ScanState, key_file
-from northmigrate.sources import open_source
+from northmigrate.sources import ScanOptions, open_source
+from northmigrate.sources.resume import ScanCheckpoint, ScanState
+from northmigrate.sources.resume_key import ResumeKey, key_file
 
 TABLE = "people"
 TAX_IDS = [f"{100 + n:03d}-{n % 90 + 10:02d}-{1000 + n * 7:04d}" for n in range(1, 61)]
@@ -79,17 +80,14 @@ def crash_part_way(clients: AwsClients, path: Path, **options: Any) -> set[str]:
     source = open_source(
         f"dynamodb://{TABLE}?page_size=4",
         clients=clients,
-        segments=3,
-        state_file=path,
-        sensitive=["tax_id"],
-        **options,
+        options=ScanOptions(segments=3, state_file=path, sensitive=("tax_id",), **options),
     )
     sent: set[str] = set()
     for n, item in enumerate(source):
         if n == 25:
             break
         if item.token.page != 1:
-            source.settle(item, True)  # type: ignore[attr-defined]
+            source.settle(item, True)
             sent.add(item.data["id"])
     source.close()
     return sent
@@ -110,7 +108,7 @@ def test_no_sensitive_key_value_or_filter_text_is_stored(
 ) -> None:
     make_table(clients)
     path = tmp_path / "state.json"
-    crash_part_way(clients, path, filters=["#status = :v"], filter_values='{":v": "approved"}')
+    crash_part_way(clients, path, filters=("#status = :v",), filter_values='{":v": "approved"}')
     state = ScanState.load(path)
     assert state is not None and any(s.start_digest for s in state.segments)  # it did move
     data = path.read_bytes()
@@ -140,18 +138,17 @@ def test_a_crash_then_resume_sends_every_item_at_least_once(
     second = open_source(
         f"dynamodb://{TABLE}?page_size=4",
         clients=clients,
-        state_file=path,
-        resume=True,
-        sensitive=["tax_id"],
+        options=ScanOptions(state_file=path, resume=True, sensitive=("tax_id",)),
     )
-    assert second.resume_info()["resumed"] is True  # type: ignore[attr-defined]
+    info = second.resume_info()
+    assert info is not None and info["resumed"] is True
     report = enqueue.run(
         second,
         ROWS,
         max_message_size=262_144,
         sqs=sqs,
         queue_url=url,
-        settled=second.settle,  # type: ignore[attr-defined]
+        settled=second.settle,
     )
     second.close()
     assert report.complete and report.failed == 0
@@ -183,9 +180,7 @@ def test_a_position_whose_item_was_deleted_sends_its_segment_again(
     second = open_source(
         f"dynamodb://{TABLE}?page_size=4",
         clients=clients,
-        state_file=path,
-        resume=True,
-        sensitive=["tax_id"],
+        options=ScanOptions(state_file=path, resume=True, sensitive=("tax_id",)),
     )
     rest = {item.data["id"] for item in second}
     second.close()
@@ -238,19 +233,16 @@ def test_resume_refuses_another_filter_another_value_or_another_key(
 ) -> None:
     make_table(clients)
     path = tmp_path / "state.json"
-    crash_part_way(clients, path, filters=["#status = :v"], filter_values='{":v": "approved"}')
+    crash_part_way(clients, path, filters=("#status = :v",), filter_values='{":v": "approved"}')
 
     def resume(**options: Any) -> Any:
         return open_source(
             f"dynamodb://{TABLE}",
             clients=clients,
-            state_file=path,
-            resume=True,
-            sensitive=["tax_id"],
-            **options,
+            options=ScanOptions(state_file=path, resume=True, sensitive=("tax_id",), **options),
         )
 
-    same = resume(filters=["#status = :v"], filter_values='{":v": "approved"}')
+    same = resume(filters=("#status = :v",), filter_values='{":v": "approved"}')
     same.close()
     others: list[dict[str, Any]] = [
         {"filters": ["#status = :v"], "filter_values": '{":v": "draft"}'},
@@ -263,7 +255,7 @@ def test_resume_refuses_another_filter_another_value_or_another_key(
         assert "approved" not in str(caught.value) and "draft" not in str(caught.value)
     os.replace(key_file(), own_key_dir / "moved-away.key")
     with pytest.raises(InputError, match="resume key") as caught:
-        resume(filters=["#status = :v"], filter_values='{":v": "approved"}')
+        resume(filters=("#status = :v",), filter_values='{":v": "approved"}')
     assert str(key_file()) in str(caught.value)
 
 
@@ -303,18 +295,21 @@ def test_a_version_1_state_still_resumes_and_is_rewritten_private(
     path.write_text(json.dumps(old))
     path.chmod(0o644)
     with pytest.raises(InputError, match="--filter"):
-        open_source(f"dynamodb://{TABLE}", clients=clients, state_file=path, resume=True)
+        open_source(
+            f"dynamodb://{TABLE}",
+            clients=clients,
+            options=ScanOptions(state_file=path, resume=True),
+        )
     second = open_source(
         f"dynamodb://{TABLE}?page_size=4",
         clients=clients,
-        state_file=path,
-        resume=True,
-        filters=["status=approved"],
-        sensitive=["tax_id"],
+        options=ScanOptions(
+            state_file=path, resume=True, filters=("status=approved",), sensitive=("tax_id",)
+        ),
     )
     got = [item for item in second]
     for item in got:
-        second.settle(item, True)  # type: ignore[attr-defined]
+        second.settle(item, True)
     second.close()
     assert {i.data["id"] for i in got} <= set(rows) and got
     data = path.read_bytes()

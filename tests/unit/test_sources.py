@@ -135,6 +135,16 @@ def test_open_source_errors(tmp_path: Path, name: str, message: str) -> None:
     assert caught.value.exit_code == 2
 
 
+def test_a_file_keeps_no_resume_state(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"a": 1}\n')
+    source = open_source(str(path))
+    items = list(source)
+    assert source.checkpointed is False and source.resume_info() is None
+    source.settle(items[0], True)  # nothing to record: the file resumes with --from-line
+    source.close()
+
+
 def test_open_source_directory_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "dir.jsonl"
     folder.mkdir()

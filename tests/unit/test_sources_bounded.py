@@ -19,14 +19,8 @@ from hypothesis import strategies as st
 
 from northmigrate import records
 from northmigrate.sources import SourceError
-from northmigrate.sources.files import (
-    MAX_LINE_BYTES,
-    CountingReader,
-    ReadInterrupted,
-    read_csv,
-    read_json_array,
-    read_jsonl,
-)
+from northmigrate.sources.files import MAX_LINE_BYTES, read_csv, read_json_array, read_jsonl
+from northmigrate.sources.stream import CountingReader, ReadInterrupted
 
 
 class Endless(io.RawIOBase):

@@ -18,10 +18,11 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import AwsError, InputError
 from northmigrate.examples.onboarding import migration
-from northmigrate.resume import PageToken, ScanCheckpoint, ScanState, state_path
 from northmigrate.sample import SampleGenerator
-from northmigrate.sources import SourceError, SourceItem, open_source
-from northmigrate.sources.dynamodb import build_filter, default_segments, plain
+from northmigrate.sources import ScanOptions, SourceError, SourceItem, open_source
+from northmigrate.sources.dynamodb import default_segments, plain
+from northmigrate.sources.filters import build_filter
+from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 from northmigrate.sources.s3 import ObjectStream
 from northmigrate.validation import Validator
 
@@ -174,7 +175,9 @@ def read_all(source: Any) -> list[SourceItem]:
 def test_parallel_scan_reads_every_item_once_with_its_key(clients: AwsClients) -> None:
     ids = make_table(clients, 57)
     source = open_source(
-        f"dynamodb://{TABLE}?page_size=5", clients=clients, segments=3, consistent=True
+        f"dynamodb://{TABLE}?page_size=5",
+        clients=clients,
+        options=ScanOptions(segments=3, consistent=True),
     )
     items = read_all(source)
     got = [i.data["application_id"] for i in items]
@@ -194,7 +197,11 @@ def test_a_filter_narrows_the_scan(clients: AwsClients) -> None:
     make_table(clients, 40)
     expected = sum(SampleGenerator(seed=n).record(n)["status"] == "approved" for n in range(1, 41))
     items = read_all(
-        open_source(f"dynamodb://{TABLE}", clients=clients, filters=["status=approved"])
+        open_source(
+            f"dynamodb://{TABLE}",
+            clients=clients,
+            options=ScanOptions(filters=("status=approved",)),
+        )
     )
     assert len(items) == expected > 0
     assert {i.data["status"] for i in items} == {"approved"}
@@ -202,7 +209,11 @@ def test_a_filter_narrows_the_scan(clients: AwsClients) -> None:
 
 def test_sensitive_key_values_are_masked_in_positions(clients: AwsClients) -> None:
     make_table(clients, 3)
-    items = read_all(open_source(f"dynamodb://{TABLE}", clients=clients, sensitive=["customer_id"]))
+    items = read_all(
+        open_source(
+            f"dynamodb://{TABLE}", clients=clients, options=ScanOptions(sensitive=("customer_id",))
+        )
+    )
     assert all(i.origin and "customer_id=***," in i.origin for i in items)
 
 
@@ -241,8 +252,8 @@ def test_throttling_is_retried_from_the_same_position(clients: AwsClients) -> No
     source = open_source(
         f"dynamodb://{TABLE}?page_size=4",
         clients=FakeClients(dynamodb=ddb),
-        segments=2,
         sleep=sleeps.append,
+        options=ScanOptions(segments=2),
     )
     got = sorted(i.data["application_id"] for i in read_all(source))
     assert got == ids  # nothing skipped, nothing twice
@@ -262,8 +273,7 @@ def test_a_filter_dynamodb_refuses_is_an_input_error(clients: AwsClients) -> Non
     source = open_source(
         f"dynamodb://{TABLE}",
         clients=clients,
-        filters=["#s BETWEEN :a"],
-        filter_values='{":a": 1}',
+        options=ScanOptions(filters=("#s BETWEEN :a",), filter_values='{":a": 1}'),
     )
     with pytest.raises(InputError):
         read_all(source)
@@ -284,7 +294,7 @@ def test_remote_names_and_options_are_checked(
     clients: AwsClients, name: str, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(SourceError, match=message):
-        open_source(name, clients=clients, **options)
+        open_source(name, clients=clients, options=ScanOptions(**options))
 
 
 # -- checkpoints and resuming -------------------------------------------------------------
@@ -340,7 +350,7 @@ def test_a_crash_part_way_then_resume_reads_every_item(clients: AwsClients, tmp_
     ids = make_table(clients, 60)
     path = tmp_path / "state.json"
     uri = f"dynamodb://{TABLE}?page_size=4"
-    first = open_source(uri, clients=clients, segments=3, state_file=path)
+    first = open_source(uri, clients=clients, options=ScanOptions(segments=3, state_file=path))
     seen: list[str] = []
     for n, item in enumerate(first):
         if n == 25:
@@ -350,21 +360,22 @@ def test_a_crash_part_way_then_resume_reads_every_item(clients: AwsClients, tmp_
         # side in any order, but 25 items of 3 segments put 9 or more into one of them, so
         # at least one segment has a whole first page committed and a second page held
         if item.token.page != 1:
-            first.settle(item, True)  # type: ignore[attr-defined]
+            first.settle(item, True)
     first.close()
     state = ScanState.load(path)
     assert state is not None and not state.finished
     assert any(s.start_key for s in state.segments)
-    second = open_source(uri, clients=clients, state_file=path, resume=True)
-    assert second.resume_info()["resumed"] is True  # type: ignore[attr-defined]
+    second = open_source(uri, clients=clients, options=ScanOptions(state_file=path, resume=True))
+    info = second.resume_info()
+    assert info is not None and info["resumed"] is True
     rest = []
     for item in second:
         rest.append(item.data["application_id"])
-        second.settle(item, True)  # type: ignore[attr-defined]
+        second.settle(item, True)
     second.close()
     assert set(seen) | set(rest) == set(ids)
     assert len(rest) < len(ids)  # it did resume: committed pages were not read again
-    again = open_source(uri, clients=clients, state_file=path, resume=True)
+    again = open_source(uri, clients=clients, options=ScanOptions(state_file=path, resume=True))
     assert read_all(again) == []  # a finished scan has nothing left
 
 
@@ -373,19 +384,44 @@ def test_resume_refuses_a_different_filter_or_segment_count(
 ) -> None:
     make_table(clients, 3)
     path = tmp_path / "s.json"
-    read_all(open_source(f"dynamodb://{TABLE}", clients=clients, segments=2, state_file=path))
+    read_all(
+        open_source(
+            f"dynamodb://{TABLE}", clients=clients, options=ScanOptions(segments=2, state_file=path)
+        )
+    )
     with pytest.raises(InputError, match="--filter"):
         open_source(
             f"dynamodb://{TABLE}",
             clients=clients,
-            state_file=path,
-            resume=True,
-            filters=["status=approved"],
+            options=ScanOptions(state_file=path, resume=True, filters=("status=approved",)),
         )
     with pytest.raises(InputError, match="--segments 2"):
         open_source(
-            f"dynamodb://{TABLE}", clients=clients, state_file=path, resume=True, segments=3
+            f"dynamodb://{TABLE}",
+            clients=clients,
+            options=ScanOptions(state_file=path, resume=True, segments=3),
         )
+
+
+def test_a_state_dir_keeps_the_state_in_the_file_of_the_table_and_queue(
+    clients: AwsClients, tmp_path: Path
+) -> None:
+    make_table(clients, 5)
+    options = ScanOptions(state_dir=tmp_path / "resume", queue_name="main-q")
+    source = open_source(f"dynamodb://{TABLE}", clients=clients, options=options)
+    expected = state_path(TABLE, "main-q", tmp_path / "resume")
+    info = source.resume_info()
+    assert info is not None and info["state_file"] == str(expected)
+    assert source.checkpointed and expected.is_file()
+    source.close()
+
+
+def test_the_uris_page_size_wins_over_the_options(clients: AwsClients) -> None:
+    make_table(clients, 12)
+    options = ScanOptions(segments=1, page_size=100)
+    source = open_source(f"dynamodb://{TABLE}?page_size=3", clients=clients, options=options)
+    assert len(read_all(source)) == 12
+    assert source.pages_read >= 4  # type: ignore[attr-defined]
 
 
 class RecordingSqs:
@@ -412,7 +448,9 @@ def test_enqueue_settles_each_item_once_and_only_after_sqs_confirmed(
     url = sqs.real.create_queue(QueueName="q")["QueueUrl"]
     path = tmp_path / "s.json"
     source = open_source(
-        f"dynamodb://{TABLE}?page_size=4", clients=clients, segments=2, state_file=path
+        f"dynamodb://{TABLE}?page_size=4",
+        clients=clients,
+        options=ScanOptions(segments=2, state_file=path),
     )
     settled: list[tuple[str, bool]] = []
     early: list[str] = []
@@ -422,7 +460,7 @@ def test_enqueue_settles_each_item_once_and_only_after_sqs_confirmed(
         if item.data["status"] in ("approved", "submitted") and record_id not in sqs.confirmed:
             early.append(record_id)
         settled.append((record_id, ok))
-        source.settle(item, ok)  # type: ignore[attr-defined]
+        source.settle(item, ok)
 
     report = enqueue.run(
         source, migration, max_message_size=262_144, sqs=sqs, queue_url=url, settled=on_settled
@@ -433,6 +471,40 @@ def test_enqueue_settles_each_item_once_and_only_after_sqs_confirmed(
     assert all(ok for _, ok in settled)
     state = ScanState.load(path)
     assert state is not None and state.finished
+
+
+def test_enqueue_settles_a_checkpointed_source_by_itself(
+    clients: AwsClients, tmp_path: Path
+) -> None:
+    make_table(clients, 20)
+    sqs = clients.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    path = tmp_path / "s.json"
+    source = open_source(
+        f"dynamodb://{TABLE}?page_size=4",
+        clients=clients,
+        options=ScanOptions(segments=2, state_file=path),
+    )
+    assert source.checkpointed
+    report = enqueue.run(source, migration, max_message_size=262_144, sqs=sqs, queue_url=url)
+    assert report.complete and report.enqueued == report.tally.eligible > 0
+    state = ScanState.load(path)
+    assert state is not None and state.finished
+
+
+def test_a_dry_run_moves_no_resume_position(clients: AwsClients, tmp_path: Path) -> None:
+    make_table(clients, 10)
+    path = tmp_path / "s.json"
+    source = open_source(
+        f"dynamodb://{TABLE}?page_size=4", clients=clients, options=ScanOptions(state_file=path)
+    )
+    report = enqueue.run(
+        source, migration, max_message_size=262_144, sqs=object(), queue_url="u", dry_run=True
+    )
+    assert report.tally.read == 10 and report.enqueued == 0
+    state = ScanState.load(path)
+    assert state is not None and not state.finished
+    assert [(s.start_key, s.done) for s in state.segments] == [(None, False)]
 
 
 def test_a_dry_run_settles_eligible_items_as_not_sent(clients: AwsClients) -> None:

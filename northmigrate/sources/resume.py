@@ -26,24 +26,20 @@ What the file never holds in clear:
 - the ``--filter`` text and ``--filter-values`` (a filter may name a person): saved as a
   digest made the same way, enough to refuse a resume with another filter.
 
-The resume key is 32 random bytes in ``$XDG_CONFIG_HOME/northmigrate/resume.key`` (by
-default ``~/.config/northmigrate/resume.key``, mode 0600), made on first use, never in the
-state file: the state alone (a copied workspace, a file attached to a ticket) reveals
-nothing. Whoever can read the key can read the user's AWS credentials beside it, and so the
-table itself. A state written with another key (on another machine, say) is refused with a
-message that says so; copy the key file, or delete the state to start over.
+The resume key (``northmigrate.sources.resume_key``) is never in the state file: the state
+alone (a copied workspace, a file attached to a ticket) reveals nothing. A state written
+with another key (on another machine, say) is refused with a message that says so; copy
+the key file, or delete the state to start over.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +48,7 @@ from typing import Any
 from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import InputError
 from northmigrate.privatefile import private_dir, read_private, replace_private
+from northmigrate.sources.resume_key import ResumeKey, key_file
 
 STATE_DIR = Path(".northmigrate") / "resume"
 VERSION = 2  # 1: positions and the filter in clear (still read; rewritten as 2)
@@ -92,88 +89,6 @@ def key_from_json(data: dict[str, Any] | None) -> WireKey | None:
         else:
             out[name] = dict(value)
     return out
-
-
-def filter_identity(filters: list[str] | tuple[str, ...], values_json: str | None) -> str | None:
-    """What makes two scans' filters the same: the ``--filter`` texts and the values."""
-    if not filters:
-        return None
-    text = " AND ".join(filters)
-    if values_json:
-        try:
-            values = json.dumps(json.loads(values_json), sort_keys=True, separators=(",", ":"))
-        except ValueError:
-            values = values_json
-        text += f" VALUES {values}"
-    return text
-
-
-def key_file() -> Path:
-    """Where the resume key lives (``$XDG_CONFIG_HOME/northmigrate/resume.key``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "northmigrate" / "resume.key"
-
-
-class ResumeKey:
-    """The secret that keys every digest of a resume state; never kept in a state file."""
-
-    SIZE = 32
-
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("a resume key needs at least 16 bytes")
-        self._secret = secret
-        ident = hmac.new(secret, b"northmigrate resume key id", hashlib.sha256).hexdigest()
-        self.key_id = ident[:16]  # names the key in a state file; reveals nothing of it
-
-    @classmethod
-    def find(cls) -> ResumeKey | None:
-        """The user's resume key, or None when there is none."""
-        path = key_file()
-        data = read_private(path, "resume key")
-        return None if data is None else cls._parse(path, data)
-
-    @classmethod
-    def load(cls) -> ResumeKey:
-        """The user's resume key, made (mode 0600, in a 0700 directory) when there is none."""
-        path = key_file()
-        data = read_private(path, "resume key")
-        if data is None:
-            private_dir(path.parent, "resume key directory")
-            secret = os.urandom(cls.SIZE)
-            try:
-                fd = os.open(
-                    path,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                    0o600,
-                )
-            except FileExistsError:  # made meanwhile by another run: use that one,
-                for _ in range(40):  # once it is written (a few bytes, at once)
-                    data = read_private(path, "resume key")
-                    if data and data.strip():
-                        break
-                    time.sleep(0.05)
-            except OSError as exc:
-                raise InputError(f"cannot write resume key {path}: {exc.strerror or exc}") from exc
-            else:
-                with os.fdopen(fd, "w", encoding="ascii") as handle:
-                    handle.write(secret.hex() + "\n")
-                return cls(secret)
-        return cls._parse(path, data or b"")
-
-    @classmethod
-    def _parse(cls, path: Path, data: bytes) -> ResumeKey:
-        try:
-            return cls(bytes.fromhex(data.decode("ascii").strip()))
-        except ValueError as exc:
-            raise InputError(
-                f"resume key {path} is damaged",
-                hint="delete it and the resume states written with it to start over",
-            ) from exc
-
-    def digest(self, purpose: str, salt: bytes, data: bytes) -> str:
-        message = b"northmigrate resume\0" + purpose.encode() + b"\0" + salt + data
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
 def _canonical(key: WireKey) -> bytes:
