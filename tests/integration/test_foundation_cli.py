@@ -269,6 +269,7 @@ def test_the_first_sigint_stops_a_read_that_never_ends(provisioned: Project, com
         stderr=subprocess.PIPE,
     )
     stop = threading.Event()
+    written = [0]
 
     def feed() -> None:
         block = b"0" * (1 << 16)
@@ -276,12 +277,18 @@ def test_the_first_sigint_stops_a_read_that_never_ends(provisioned: Project, com
         try:
             while not stop.is_set():
                 process.stdin.write(block)
+                written[0] += len(block)
         except (BrokenPipeError, ValueError, OSError):
             pass
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
-    time.sleep(1.5)  # well into the endless line
+    # Well into the endless line: past the 4 MiB cap, so the command has started reading
+    # (a pipe holds far less than this), however slowly a busy machine started it.
+    deadline = time.monotonic() + 60
+    while written[0] < 8 << 20:
+        assert time.monotonic() < deadline, "the command never read its input"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
     try:
