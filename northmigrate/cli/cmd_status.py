@@ -15,13 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from northmigrate import dlq
+from northmigrate import status as status_lib
 from northmigrate.aws import aws_errors
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, stdout
 from northmigrate.cli.state import state
 from northmigrate.tap import TapState, read_state
 
 
-def _render_status(report: dlq.StatusReport, console: Console) -> None:
+def _render_status(report: status_lib.StatusReport, console: Console) -> None:
     rows: list[tuple[str, object]] = [
         ("", f"{report.main_queue} / {report.dlq}"),
         ("visible", f"{report.main.visible} / {report.dead.visible}"),
@@ -70,7 +71,7 @@ def _tap_text(tap: TapState) -> Text:
     return text.append(f", limited to {tap.limit}" if tap.limit else "")
 
 
-def _panel(report: dlq.StatusReport, tap: TapState, trend: _Trend) -> Table:
+def _panel(report: status_lib.StatusReport, tap: TapState, trend: _Trend) -> Table:
     rows: list[tuple[str, object]] = [
         ("main queue", report.main_queue),
         ("  visible", report.main.visible),
@@ -113,9 +114,11 @@ def status(
     queues = state(ctx).queues()
     main_url, dlq_url = queues.main_url(), queues.dlq_url()
 
-    def sample() -> tuple[dlq.StatusReport, TapState]:
+    def sample() -> tuple[status_lib.StatusReport, TapState]:
         with aws_errors("status"):
-            return dlq.status(queues.sqs, main_url, dlq_url), read_state(queues.sqs, main_url)
+            return status_lib.status(queues.sqs, main_url, dlq_url), read_state(
+                queues.sqs, main_url
+            )
 
     if once or output == OutputFormat.json or not sys.stdout.isatty():
         report, tap = sample()
