@@ -11,15 +11,15 @@ import typer
 
 from northmigrate import __version__
 from northmigrate.cli import (
-    cmd_demo,
-    cmd_deploy,
-    cmd_dlq,
-    cmd_doctor,
-    cmd_infra,
-    cmd_reconcile,
     cmd_records,
-    cmd_status,
-    cmd_worker,
+    demo,
+    deploy,
+    dlq,
+    doctor,
+    provision,
+    reconcile,
+    status,
+    worker,
 )
 from northmigrate.cli.output import PlainFormatter, plain
 from northmigrate.cli.state import State
@@ -70,15 +70,15 @@ def root(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-cmd_infra.register(app)
+provision.register(app)  # local, provision, sample
 cmd_records.register(app)
-cmd_doctor.register(app)
-cmd_worker.register(app)
-cmd_deploy.register(app)
-cmd_dlq.register(app)
-cmd_status.register(app)
-cmd_reconcile.register(app)
-cmd_demo.register(app)
+doctor.register(app)
+worker.register(app)
+deploy.register(app)  # deploy, destroy, tap
+dlq.register(app)
+status.register(app)  # status, alarm
+reconcile.register(app)
+demo.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:
