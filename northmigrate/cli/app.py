@@ -11,14 +11,19 @@ import typer
 
 from northmigrate import __version__
 from northmigrate.cli import (
+    alarm,
     cmd_records,
     demo,
     deploy,
+    destroy,
     dlq,
     doctor,
+    local,
     provision,
     reconcile,
+    sample,
     status,
+    tap,
     worker,
 )
 from northmigrate.cli.output import PlainFormatter, plain
@@ -70,13 +75,20 @@ def root(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-provision.register(app)  # local, provision, sample
+# One module per command, named after it (validate and enqueue share cmd_records); the
+# order here is the order of --help.
+local.register(app)
+provision.register(app)
+sample.register(app)
 cmd_records.register(app)
 doctor.register(app)
 worker.register(app)
-deploy.register(app)  # deploy, destroy, tap
+deploy.register(app)
+destroy.register(app)
+tap.register(app)
 dlq.register(app)
-status.register(app)  # status, alarm
+status.register(app)
+alarm.register(app)
 reconcile.register(app)
 demo.register(app)
 

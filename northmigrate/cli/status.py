@@ -1,4 +1,4 @@
-"""``status`` (both queues and the last run's progress) and ``alarm`` (CloudWatch on the DLQ)."""
+"""``status``: both queues, the tap and the last run's progress, once or as a live panel."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from northmigrate import dlq
 from northmigrate import status as status_lib
 from northmigrate.aws import aws_errors
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, stdout
@@ -139,59 +138,5 @@ def status(
             live.update(_panel(report, tap, trend), refresh=True)
 
 
-def alarm(
-    ctx: typer.Context,
-    threshold: int = typer.Option(
-        1, "--threshold", min=1, help="Fire at this many visible messages."
-    ),
-    sns_topic: str | None = typer.Option(
-        None, "--sns-topic", metavar="NAME", help="Notify this SNS topic (created if missing)."
-    ),
-    email: str | None = typer.Option(
-        None, "--email", metavar="ADDRESS", help="Subscribe this address to the topic."
-    ),
-    name: str | None = typer.Option(
-        None, "--name", help="Alarm name (default: <dlq name>-not-empty)."
-    ),
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Create (or update) a CloudWatch alarm on the DLQ: fires on its first message.
-
-    ApproximateNumberOfMessagesVisible >= threshold for one minute; optionally notifies an
-    SNS topic, with an email subscription (to be confirmed by its recipient).
-    """
-    st = state(ctx)
-    clients = st.clients()
-    report = dlq.create_alarm(
-        clients.client("cloudwatch"),
-        st.settings.queue.dead_letter_name,
-        sns=clients.client("sns") if sns_topic else None,
-        threshold=threshold,
-        alarm_name=name,
-        topic=sns_topic,
-        email=email,
-    )
-    emit(
-        output,
-        report.to_dict(),
-        lambda console: console.print(
-            key_value_table(
-                "alarm",
-                [
-                    ("alarm", report.alarm_name),
-                    ("queue", report.queue),
-                    ("fires at", f"{report.metric} >= {report.threshold}"),
-                    ("topic", report.topic_arn),
-                    (
-                        "email",
-                        f"{report.subscribed} (confirm the mail)" if report.subscribed else None,
-                    ),
-                ],
-            )
-        ),
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.command()(status)
-    app.command()(alarm)
