@@ -59,7 +59,7 @@ MAX_DIRECT_UPLOAD = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with t
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 # Parts of northmigrate a function never imports (and whose dependencies are not bundled).
-_NOT_ON_LAMBDA = ("cli", "testing")
+_NOT_ON_LAMBDA = ("cli",)
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)(?:;(.*))?$")
 
 
