@@ -10,7 +10,10 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from email.parser import Parser
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +55,8 @@ def build_wheel(out: Path) -> Path:
 def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: Path) -> None:
     with zipfile.ZipFile(build_wheel(tmp_path)) as wheel:
         names = wheel.namelist()
+        [metadata_name] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(wheel.read(metadata_name).decode())
 
     assert not [n for n in names if not n.startswith("northmigrate")], "only northmigrate"
     subpackages = {
@@ -67,3 +72,7 @@ def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: P
         "northmigrate/examples/onboarding.py",
     ):
         assert shipped in names
+
+    # deploy imports packaging: it is a declared runtime dependency, not a lucky transitive one.
+    required = {Requirement(r).name for r in metadata.get_all("Requires-Dist") or []}
+    assert "packaging" in required
