@@ -8,7 +8,6 @@ messages are exported first (``export``); a refusal leaves everything in place.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.config import Settings
 from northmigrate.deploy.spec import function_name, log_group_name, role_name
+from northmigrate.dlq.export import ExportWriter
+from northmigrate.dlq.inspect import inspect as inspect_dlq
 from northmigrate.errors import InputError
 from northmigrate.provision import Change
 from northmigrate.queues import Queues
@@ -59,19 +60,10 @@ def default_exporter(clients: AwsClients, settings: Settings, path: Path) -> int
     Whole means with sensitive fields: the file is what is left of those records once the
     DLQ is gone (the CLI asks for ``--show-pii`` to say so).
     """
-    try:
-        inspect_module = importlib.import_module("northmigrate.dlq.inspect")
-        export_module = importlib.import_module("northmigrate.dlq.export")
-        inspect, writer = inspect_module.inspect, export_module.ExportWriter
-    except (ImportError, AttributeError) as exc:
-        raise InputError(
-            "this northmigrate cannot export the DLQ",
-            hint="save or redrive its messages first, then run destroy --delete-queues again",
-        ) from exc
     sqs = clients.client("sqs")
     url = Queues(sqs, settings.queue).dlq_url()
-    with writer(path) as export:
-        report = inspect(sqs, url, show_pii=True, limit=0, export=export)
+    with ExportWriter(path) as export:
+        report = inspect_dlq(sqs, url, show_pii=True, limit=0, export=export)
     return int(report.exported)
 
 
