@@ -104,17 +104,12 @@ def read_state(sqs: Any, queue_url: str) -> TapState:
 
 def mappings(lam: Any, queue_arn: str, function_name: str | None = None) -> list[dict[str, Any]]:
     """Every event source mapping reading the queue (of one function when named)."""
-    found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"EventSourceArn": queue_arn}
     if function_name:
         kwargs["FunctionName"] = function_name
+    pages = lam.get_paginator("list_event_source_mappings").paginate(**kwargs)
     with aws_errors("list event source mappings"):
-        while True:
-            page = lam.list_event_source_mappings(**kwargs)
-            found.extend(page.get("EventSourceMappings", []))
-            if not page.get("NextMarker"):
-                return found
-            kwargs["Marker"] = page["NextMarker"]
+        return [mapping for page in pages for mapping in page.get("EventSourceMappings", [])]
 
 
 def wait_mapping(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
-from northmigrate.aws import AwsClients, aws_errors, error_code
+from botocore.exceptions import ClientError, WaiterError
+
+from northmigrate.aws import AwsClients, aws_errors, error_code, translate
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec
 from northmigrate.errors import AwsError
@@ -92,8 +94,37 @@ def same_policy(a: Any, b: Any) -> bool:
     return bool(_normal(_document(a)) == _normal(_document(b)))
 
 
+FunctionWaiter = Literal["function_active_v2", "function_updated_v2"]
+
+
+def wait_function(lam: Any, name: str, waiter: FunctionWaiter = "function_updated_v2") -> None:
+    """Wait with boto3's waiter until the function is Active (``function_active_v2``, after
+    a create) or its last update is done (``function_updated_v2``, before and after an
+    update); an AwsError when it failed, or is still busy after ``UPDATE_WAIT_S``."""
+    config = {"Delay": 1, "MaxAttempts": int(UPDATE_WAIT_S)}
+    with aws_errors(f"function {name}"):
+        try:
+            lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
+        except WaiterError as exc:
+            raise _wait_failed(name, exc) from exc
+
+
+def _wait_failed(name: str, exc: WaiterError) -> AwsError:
+    """What a function waiter's error means: the function failed (its reason), an AWS error
+    on the way (translated as any other), or still busy at the end of the wait."""
+    if "Error" in exc.last_response:
+        return translate(ClientError(exc.last_response, "GetFunction"), f"function {name}")
+    response: Mapping[str, Any] = exc.last_response  # GetFunction's
+    conf = response.get("Configuration") or {}
+    if conf.get("LastUpdateStatus") == "Failed" or conf.get("State") == "Failed":
+        reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or ""
+        return AwsError(f"function {name} failed to update: {reason}")
+    return AwsError(f"function {name} is still updating after {UPDATE_WAIT_S:.0f} s")
+
+
 class Deployer:
-    """Applies (or plans) one stack. ``sleep`` is injectable for tests."""
+    """Applies (or plans) one stack. ``sleep`` (between retries while a new role cannot be
+    assumed yet, and while a mapping settles) is injectable for tests."""
 
     def __init__(
         self,
@@ -194,19 +225,8 @@ class Deployer:
                 )
 
     # -- function -------------------------------------------------------------------------
-    def _wait_function(self) -> None:
-        waited = 0.0
-        while waited < UPDATE_WAIT_S:
-            with aws_errors(f"function {self.spec.function_name}"):
-                conf = self.lam.get_function_configuration(FunctionName=self.spec.function_name)
-            if conf.get("State") != "Pending" and conf.get("LastUpdateStatus") != "InProgress":
-                if conf.get("LastUpdateStatus") == "Failed" or conf.get("State") == "Failed":
-                    reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or ""
-                    raise AwsError(f"function {self.spec.function_name} failed to update: {reason}")
-                return
-            self.sleep(1.0)
-            waited += 1.0
-        raise AwsError(f"function {self.spec.function_name} is still updating after {waited:.0f} s")
+    def _wait_function(self, waiter: FunctionWaiter = "function_updated_v2") -> None:
+        wait_function(self.lam, self.spec.function_name, waiter)
 
     def _configuration(self, role_arn: str) -> dict[str, Any]:
         s = self.spec
@@ -249,7 +269,7 @@ class Deployer:
             if current is None:
                 if self._note("function", s.function_name, True, []):
                     arn = str(self._create_function(role_arn)["FunctionArn"])
-                    self._wait_function()
+                    self._wait_function("function_active_v2")
                     return arn
                 q = s.queue
                 return f"arn:{q.partition}:lambda:{q.region}:{q.account}:function:{s.function_name}"

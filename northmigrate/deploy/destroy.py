@@ -8,6 +8,7 @@ messages are exported first (``export``); a refusal leaves everything in place.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,16 +125,10 @@ def destroy(
 
     with aws_errors(f"event source mappings of {fn}"):
         found: list[dict[str, Any]] = []
-        try:
-            kwargs: dict[str, Any] = {"FunctionName": fn}
-            while True:
-                page = lam.list_event_source_mappings(**kwargs)
+        pages = lam.get_paginator("list_event_source_mappings").paginate(FunctionName=fn)
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            for page in pages:
                 found.extend(page.get("EventSourceMappings", []))
-                if not page.get("NextMarker"):
-                    break
-                kwargs["Marker"] = page["NextMarker"]
-        except lam.exceptions.ResourceNotFoundException:
-            pass
         for mapping in found:
             uuid = str(mapping["UUID"])
             wait_mapping(lam, uuid, sleep=sleep)
