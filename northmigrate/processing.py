@@ -346,7 +346,7 @@ class Processor:
             self.sqs.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=copy.body,
-                MessageAttributes=copy.attributes,
+                MessageAttributes=copy.attributes,  # type: ignore[arg-type]
                 DelaySeconds=delay,
             )
         except AWS_EXCEPTIONS as exc:

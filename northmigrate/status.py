@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.dlq.peek import depth, queue_name
 from northmigrate.privatefile import private_dir, replace_private
 from northmigrate.queues import Depth
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 LAST_RUN_FILE = Path(".northmigrate") / "last-run.json"
 
@@ -83,7 +86,7 @@ class StatusReport:
 
 
 def status(
-    sqs: Any,
+    sqs: SQSClient,
     main_url: str,
     dlq_url: str,
     *,

@@ -392,7 +392,7 @@ class Worker:
                     MaxNumberOfMessages=n,
                     WaitTimeSeconds=wait,
                     MessageAttributeNames=["All"],
-                    AttributeNames=RECEIVE_ATTRIBUTES,
+                    AttributeNames=RECEIVE_ATTRIBUTES,  # type: ignore[arg-type]
                 )
                 return [normalise(m) for m in response.get("Messages", [])]
             except AWS_EXCEPTIONS as exc:

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, WaiterError
@@ -21,6 +21,13 @@ from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, Stac
 from northmigrate.errors import AwsError
 from northmigrate.provision import Change
 from northmigrate.tap import TapState, mappings, read_state, wait_mapping
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import (
+        FunctionConfigurationResponseTypeDef,
+        WaiterConfigTypeDef,
+    )
 
 _NOT_FOUND = {"NoSuchEntity", "ResourceNotFoundException"}
 # IAM is eventually consistent: a new role can take seconds before Lambda may assume it.
@@ -97,11 +104,13 @@ def same_policy(a: Any, b: Any) -> bool:
 FunctionWaiter = Literal["function_active_v2", "function_updated_v2"]
 
 
-def wait_function(lam: Any, name: str, waiter: FunctionWaiter = "function_updated_v2") -> None:
+def wait_function(
+    lam: LambdaClient, name: str, waiter: FunctionWaiter = "function_updated_v2"
+) -> None:
     """Wait with boto3's waiter until the function is Active (``function_active_v2``, after
     a create) or its last update is done (``function_updated_v2``, before and after an
     update); an AwsError when it failed, or is still busy after ``UPDATE_WAIT_S``."""
-    config = {"Delay": 1, "MaxAttempts": int(UPDATE_WAIT_S)}
+    config: WaiterConfigTypeDef = {"Delay": 1, "MaxAttempts": int(UPDATE_WAIT_S)}
     with aws_errors(f"function {name}"):
         try:
             lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
@@ -239,12 +248,12 @@ class Deployer:
             "Environment": {"Variables": s.environment},
         }
 
-    def _create_function(self, role_arn: str) -> dict[str, Any]:
+    def _create_function(self, role_arn: str) -> FunctionConfigurationResponseTypeDef:
         s = self.spec
         waited = 0.0
         while True:
             try:
-                created: dict[str, Any] = self.lam.create_function(
+                return self.lam.create_function(
                     FunctionName=s.function_name,
                     Code={"ZipFile": self.package.read()},
                     Architectures=[s.architecture],
@@ -252,7 +261,6 @@ class Deployer:
                     Tags=MANAGED_BY,
                     **self._configuration(role_arn),
                 )
-                return created
             except self.lam.exceptions.InvalidParameterValueException as exc:
                 if _ROLE_NOT_READY not in str(exc) or waited >= ROLE_WAIT_S:
                     raise

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.config import Settings
@@ -24,6 +24,9 @@ from northmigrate.errors import InputError
 from northmigrate.provision import Change
 from northmigrate.queues import Queues
 from northmigrate.tap import wait_mapping
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda.type_defs import EventSourceMappingConfigurationTypeDef
 
 _GONE = {
     "NoSuchEntity",
@@ -124,7 +127,7 @@ def destroy(
         report.changes.append(Change(resource, name, "deleted" if deleted else "absent"))
 
     with aws_errors(f"event source mappings of {fn}"):
-        found: list[dict[str, Any]] = []
+        found: list[EventSourceMappingConfigurationTypeDef] = []
         pages = lam.get_paginator("list_event_source_mappings").paginate(FunctionName=fn)
         with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
             for page in pages:

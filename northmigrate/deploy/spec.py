@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from northmigrate.config import Settings
 from northmigrate.errors import ConfigError, InputError, PluginError
@@ -24,6 +24,8 @@ MANAGED_BY = {"managed-by": "northmigrate"}
 _ARN = re.compile(
     r"^arn:(?P<partition>[^:]+):sqs:(?P<region>[^:]+):(?P<account>[^:]+):(?P<name>.+)$"
 )
+
+Architecture = Literal["x86_64", "arm64"]  # what Lambda runs
 
 
 def _bounded_name(base: str, suffix: str, limit: int = 64) -> str:
@@ -321,7 +323,7 @@ class StackSpec:
     role_name: str
     log_group: str
     runtime: str
-    architecture: str
+    architecture: Architecture
     memory_mb: int
     timeout_s: int
     batch_size: int
@@ -351,7 +353,7 @@ class StackSpec:
         return wanted
 
 
-def lambda_architecture(arch: str) -> str:
+def lambda_architecture(arch: Literal["x86_64", "arm64", "host"]) -> Architecture:
     """The function's architecture: ``host`` packages run on the emulator's machine."""
     if arch == "host":
         import platform
