@@ -44,8 +44,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.markers import Marker
-
 import northmigrate
 from northmigrate.errors import InputError
 
@@ -118,6 +116,8 @@ def _marker_holds(marker: str) -> bool:
         return True
     if "extra" in marker:
         return False
+    from packaging.markers import Marker  # here, not at the top: every CLI start imports deploy
+
     return bool(Marker(marker).evaluate())
 
 
