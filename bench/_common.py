@@ -20,8 +20,11 @@ import botocore.config
 from rich.console import Console
 from rich.table import Table
 
-from northmigrate.testing.emulators import start_ministack
-from northmigrate.testing.proxy import FaultPlan, FaultProxy
+# The emulator launcher and the fault proxy are test support, not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.emulators import start_ministack
+from support.proxy import FaultPlan, FaultProxy
 
 SLICES = 4
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}

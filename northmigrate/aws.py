@@ -13,7 +13,7 @@ import ipaddress
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlparse
 
 import boto3
@@ -22,6 +22,18 @@ import botocore.exceptions
 
 from northmigrate.config import AwsSettings
 from northmigrate.errors import AwsError, ConfigError
+
+if TYPE_CHECKING:  # boto3-stubs: for the type checker only (never on Lambda)
+    from botocore.client import BaseClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
 
 # Credentials used against a loopback endpoint when none are configured: local emulators
 # accept any, and a fresh machine has none.
@@ -88,6 +100,28 @@ class AwsClients:
     def region(self) -> str:
         return self.session.region_name or DEFAULT_REGION
 
+    # The client's type follows the service's name, as boto3-stubs types ``boto3.client``; any
+    # other service is a plain botocore client.
+    @overload
+    def client(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["iam"]) -> IAMClient: ...
+    @overload
+    def client(self, service: Literal["lambda"]) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["logs"]) -> CloudWatchLogsClient: ...
+    @overload
+    def client(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sns"]) -> SNSClient: ...
+    @overload
+    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["sts"]) -> STSClient: ...
+    @overload
+    def client(self, service: str) -> BaseClient: ...
     def client(self, service: str) -> Any:
         """The process-wide client for ``service`` (created on first use)."""
         with self._lock:

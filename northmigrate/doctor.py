@@ -8,12 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, error_code, is_loopback, translate
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
 from northmigrate.plugin import Migration, load_migration
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+    QueueAttributes = dict[QueueAttributeNameType, str]
 
 Status = Literal["pass", "warn", "fail"]
 MIN_RECEIVES = 3
@@ -86,13 +91,11 @@ class _Doctor:
         self.add("credentials", "pass", f"account {account}, region {self.clients.region}, {where}")
         return True
 
-    def queue_attributes(self, name: str, label: str) -> dict[str, str] | None:
+    def queue_attributes(self, name: str, label: str) -> QueueAttributes | None:
         sqs = self.clients.client("sqs")
         try:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            attrs: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
-                "Attributes"
-            ]
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         except AWS_EXCEPTIONS as exc:
             if error_code(exc) in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
                 self.add(
@@ -147,7 +150,7 @@ class _Doctor:
         if dlq is not None:
             self.retention(main, dlq)
 
-    def redrive(self, main: dict[str, str], dlq: dict[str, str] | None) -> None:
+    def redrive(self, main: QueueAttributes, dlq: QueueAttributes | None) -> None:
         raw = main.get("RedrivePolicy")
         if not raw:
             self.add(
@@ -192,7 +195,7 @@ class _Doctor:
                 f"SQS after {receives} receives",
             )
 
-    def retention(self, main: dict[str, str], dlq: dict[str, str]) -> None:
+    def retention(self, main: QueueAttributes, dlq: QueueAttributes) -> None:
         main_s = int(main.get("MessageRetentionPeriod", 345_600))
         dlq_s = int(dlq.get("MessageRetentionPeriod", 345_600))
         if dlq_s <= main_s:

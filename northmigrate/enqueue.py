@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate import envelope, records
 from northmigrate.envelope import utc_now
@@ -27,6 +27,10 @@ from northmigrate.validation import Checked, OutMessage, Rejection, Tally, Valid
 Progress = Callable[["EnqueueReport"], None]
 Settled = Callable[[SourceItem, bool], None]
 PROGRESS_EVERY = 0.2  # seconds between progress callbacks
+
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 def new_run_id() -> str:
@@ -90,7 +94,7 @@ def run(
     migration: Migration[Any],
     *,
     max_message_size: int,
-    sqs: Any = None,
+    sqs: SQSClient | None = None,
     queue_url: str | None = None,
     fifo: bool = False,
     dry_run: bool = False,
@@ -149,7 +153,7 @@ def run(
     )
     sender = None
     if sending:
-        assert queue_url is not None
+        assert sqs is not None and queue_url is not None
         sender = SqsSender(
             sqs,
             queue_url,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, aws_errors, error_code, translate
 from northmigrate.config import Settings
 from northmigrate.errors import PluginError
 from northmigrate.plugin import Migration, MigrationContext, SetupResult
 from northmigrate.redact import error_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+    QueueAttributes = dict[QueueAttributeNameType, str]
 
 # Attributes SQS returns as JSON text: compared parsed, not as strings.
 _JSON_ATTRIBUTES = {"RedrivePolicy", "RedriveAllowPolicy", "Policy"}
@@ -88,7 +94,7 @@ def _same(name: str, current: str | None, desired: str) -> bool:
     return current == desired
 
 
-def _ensure_queue(sqs: Any, name: str, fifo: bool) -> tuple[str, dict[str, str], bool]:
+def _ensure_queue(sqs: SQSClient, name: str, fifo: bool) -> tuple[str, QueueAttributes, bool]:
     """(url, current attributes, created) for the queue, created when missing."""
     created = False
     try:
@@ -96,14 +102,16 @@ def _ensure_queue(sqs: Any, name: str, fifo: bool) -> tuple[str, dict[str, str],
     except sqs.exceptions.ClientError as exc:
         if error_code(exc) not in _MISSING:
             raise
-        attributes = {"FifoQueue": "true"} if fifo else {}
+        attributes: QueueAttributes = {"FifoQueue": "true"} if fifo else {}
         url = str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
         created = True
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return url, dict(current), created
+    return url, current, created
 
 
-def _apply(sqs: Any, url: str, current: dict[str, str], desired: dict[str, str]) -> list[str]:
+def _apply(
+    sqs: SQSClient, url: str, current: QueueAttributes, desired: QueueAttributes
+) -> list[str]:
     """Set the attributes that differ; the names of those that really changed."""
     differing = {k: v for k, v in desired.items() if not _same(k, current.get(k), v)}
     if not differing:
@@ -137,7 +145,7 @@ def provision(
         dlq_url, dlq_now, dlq_created = _ensure_queue(sqs, q.dead_letter_name, q.fifo)
         main_url, main_now, main_created = _ensure_queue(sqs, q.name, q.fifo)
         dlq_arn, main_arn = dlq_now["QueueArn"], main_now["QueueArn"]
-        common = {"SqsManagedSseEnabled": "true"}
+        common: QueueAttributes = {"SqsManagedSseEnabled": "true"}
         dlq_changed = _apply(
             sqs,
             dlq_url,

@@ -24,7 +24,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -35,9 +35,12 @@ from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import Source
 from northmigrate.validation import Validator
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 MAX_LISTED_MISSING = 1000
 # Reads a queue without consuming it: {record_id: reason or None}.
-Peek = Callable[[Any, str], dict[str, str | None]]
+Peek = Callable[["SQSClient", str], dict[str, str | None]]
 
 
 @dataclass

@@ -228,17 +228,14 @@ class Resender:
             "MessageAttributes": copy.attributes,
             "DelaySeconds": delay_s,
         }
-        try:
-            self.sqs.send_message(**request)
-        except AWS_EXCEPTIONS as exc:
-            why = translate(exc, "SendMessage of a retry to the main queue").message
+        why = self._send(request, "SendMessage of a retry to the main queue")
+        if why is not None:
             log.warning(
                 "could not send the retry of message %s (%s); it is tried again in place",
                 message.message_id,
                 why,
             )
-            return False
-        return True
+        return why is None
 
     def dead_letter(
         self,
@@ -273,17 +270,22 @@ class Resender:
             group = message.group_id or record_id or message.message_id
             # The same message dead-lettered twice (a delete that failed) is sent once.
             request |= fifo_fields(group or "", f"{message.message_id}\0{kind}")
-        try:
-            self.sqs.send_message(**request)
-        except AWS_EXCEPTIONS as exc:
-            why = translate(exc, "SendMessage to the DLQ").message
+        why = self._send(request, "SendMessage to the DLQ")
+        if why is not None:
             log.warning(
                 "could not dead-letter message %s (%s): %s; it stays on the queue",
                 message.message_id,
                 entry.get("reason"),
                 why,
             )
-            return why
+        return why
+
+    def _send(self, request: dict[str, Any], what: str) -> str | None:
+        """One SendMessage (botocore retries it); None once SQS confirmed it, else why not."""
+        try:
+            self.sqs.send_message(**request)
+        except AWS_EXCEPTIONS as exc:
+            return translate(exc, what).message
         return None
 
     def origin(self, message: InMessage, env: envelope.Envelope | None) -> dict[str, Any]:

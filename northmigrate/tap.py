@@ -19,13 +19,21 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.errors import AwsError, InputError
 from northmigrate.queues import Queues
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import (
+        EventSourceMappingConfigurationResponseTypeDef,
+        EventSourceMappingConfigurationTypeDef,
+    )
+    from mypy_boto3_sqs import SQSClient
 
 TAG_STATE = "northmigrate:tap"
 TAG_LIMIT = "northmigrate:tap-limit"
@@ -58,7 +66,7 @@ class MappingState:
     max_concurrency: int | None
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> MappingState:
+    def from_api(cls, data: Mapping[str, Any]) -> MappingState:
         state = str(data.get("State", ""))
         return cls(
             uuid=str(data["UUID"]),
@@ -93,42 +101,39 @@ class TapReport:
         }
 
 
-def read_tags(sqs: Any, queue_url: str) -> dict[str, str]:
+def read_tags(sqs: SQSClient, queue_url: str) -> dict[str, str]:
     with aws_errors(f"tags of queue {queue_url.rsplit('/', 1)[-1]}"):
         return dict(sqs.list_queue_tags(QueueUrl=queue_url).get("Tags") or {})
 
 
-def read_state(sqs: Any, queue_url: str) -> TapState:
+def read_state(sqs: SQSClient, queue_url: str) -> TapState:
     return TapState.from_tags(read_tags(sqs, queue_url))
 
 
-def mappings(lam: Any, queue_arn: str, function_name: str | None = None) -> list[dict[str, Any]]:
+def mappings(
+    lam: LambdaClient, queue_arn: str, function_name: str | None = None
+) -> list[EventSourceMappingConfigurationTypeDef]:
     """Every event source mapping reading the queue (of one function when named)."""
-    found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"EventSourceArn": queue_arn}
     if function_name:
         kwargs["FunctionName"] = function_name
+    pages = lam.get_paginator("list_event_source_mappings").paginate(**kwargs)
     with aws_errors("list event source mappings"):
-        while True:
-            page = lam.list_event_source_mappings(**kwargs)
-            found.extend(page.get("EventSourceMappings", []))
-            if not page.get("NextMarker"):
-                return found
-            kwargs["Marker"] = page["NextMarker"]
+        return [mapping for page in pages for mapping in page.get("EventSourceMappings", [])]
 
 
 def wait_mapping(
-    lam: Any,
+    lam: LambdaClient,
     uuid: str,
     *,
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = 120.0,
-) -> dict[str, Any]:
+) -> EventSourceMappingConfigurationResponseTypeDef:
     """The mapping once it is Enabled or Disabled (an update in progress is refused by AWS)."""
     waited = 0.0
     while True:
         with aws_errors(f"event source mapping {uuid}"):
-            data: dict[str, Any] = lam.get_event_source_mapping(UUID=uuid)
+            data = lam.get_event_source_mapping(UUID=uuid)
         if data.get("State", "Enabled") in _SETTLED or waited >= timeout_s:
             return data
         sleep(1.0)
@@ -153,7 +158,7 @@ class Tap:
         self.sleep = sleep
 
     @property
-    def _lambda(self) -> Any:
+    def _lambda(self) -> LambdaClient:
         return self.clients.client("lambda")
 
     def _mapping_states(self) -> list[MappingState]:
@@ -231,7 +236,7 @@ class TapGate:
 
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         queue_url: str,
         *,
         ttl: float = 2.0,

@@ -244,7 +244,7 @@ def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
 def ministack_endpoint() -> Iterator[str]:
     """A ministack of its own (for a test module): its URL. Skips when ministack is not
     installed, or fails when ``NORTHMIGRATE_REQUIRE_MINISTACK`` is set (CI installs it)."""
-    from northmigrate.testing.emulators import start_ministack
+    from support.emulators import start_ministack
 
     with start_ministack(executable=require_ministack()) as emulator:
         yield emulator.url
@@ -253,7 +253,7 @@ def ministack_endpoint() -> Iterator[str]:
 def require_ministack() -> str:
     """The ministack executable. Skips when it is not installed, or fails when
     ``NORTHMIGRATE_REQUIRE_MINISTACK`` is set (CI installs it)."""
-    from northmigrate.testing.emulators import find_ministack
+    from support.emulators import find_ministack
 
     binary = find_ministack()
     if binary is None:

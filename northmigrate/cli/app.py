@@ -11,15 +11,20 @@ import typer
 
 from northmigrate import __version__
 from northmigrate.cli import (
-    cmd_demo,
-    cmd_deploy,
-    cmd_dlq,
-    cmd_doctor,
-    cmd_infra,
-    cmd_reconcile,
+    alarm,
     cmd_records,
-    cmd_status,
-    cmd_worker,
+    demo,
+    deploy,
+    destroy,
+    dlq,
+    doctor,
+    local,
+    provision,
+    reconcile,
+    sample,
+    status,
+    tap,
+    worker,
 )
 from northmigrate.cli.output import PlainFormatter, plain
 from northmigrate.cli.state import State
@@ -70,15 +75,22 @@ def root(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-cmd_infra.register(app)
+# One module per command, named after it (validate and enqueue share cmd_records); the
+# order here is the order of --help.
+local.register(app)
+provision.register(app)
+sample.register(app)
 cmd_records.register(app)
-cmd_doctor.register(app)
-cmd_worker.register(app)
-cmd_deploy.register(app)
-cmd_dlq.register(app)
-cmd_status.register(app)
-cmd_reconcile.register(app)
-cmd_demo.register(app)
+doctor.register(app)
+worker.register(app)
+deploy.register(app)
+destroy.register(app)
+tap.register(app)
+dlq.register(app)
+status.register(app)
+alarm.register(app)
+reconcile.register(app)
+demo.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -23,12 +23,12 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
-from northmigrate.dlq.status import LastRun, write_last_run
 from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.status import LastRun, write_last_run
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "

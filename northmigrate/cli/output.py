@@ -16,10 +16,10 @@ import logging
 import os
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -36,6 +36,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from northmigrate.provision import Change
 
 
 class OutputFormat(StrEnum):
@@ -172,6 +175,17 @@ def key_value_table(title: str, rows: list[tuple[Any, Any]]) -> Table:
     out.add_column(justify="right")
     for name, value in rows:
         out.add_row(cell(name), cell(value))
+    return out
+
+
+def changes_table(title: str, changes: Iterable[Change]) -> Table:
+    """What ``deploy`` or ``destroy`` did (or would do), one row per resource."""
+    out = Table(title=title, title_justify="left")
+    for column in ("resource", "name", "action", "changed"):
+        out.add_column(column, overflow="fold")
+    for change in changes:
+        row = (change.resource, change.name, change.action, ", ".join(change.changed))
+        out.add_row(*map(shown, row))
     return out
 
 

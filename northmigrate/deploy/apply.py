@@ -6,19 +6,27 @@ what it would create or update.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any, Literal
 
-from northmigrate.aws import AwsClients, aws_errors, error_code
+from botocore.exceptions import ClientError, WaiterError
+
+from northmigrate.aws import AwsClients, aws_errors, error_code, translate
 from northmigrate.deploy.package import Package
-from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec
+from northmigrate.deploy.role import ensure_log_group, ensure_role
+from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError
 from northmigrate.provision import Change
 from northmigrate.tap import TapState, mappings, read_state, wait_mapping
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import (
+        FunctionConfigurationResponseTypeDef,
+        WaiterConfigTypeDef,
+    )
 
 _NOT_FOUND = {"NoSuchEntity", "ResourceNotFoundException"}
 # IAM is eventually consistent: a new role can take seconds before Lambda may assume it.
@@ -71,29 +79,39 @@ def package_contents(package: Package) -> dict[str, Any]:
     }
 
 
-def _document(value: Any) -> Any:
-    """A policy document as IAM returns it (URL-encoded text or parsed) -> parsed."""
-    if isinstance(value, str):
-        return json.loads(unquote(value))
-    return value
+FunctionWaiter = Literal["function_active_v2", "function_updated_v2"]
 
 
-def _normal(document: Any) -> Any:
-    """Order-insensitive form of a policy: single strings and one-item lists compare equal."""
-    if isinstance(document, dict):
-        return {k: _normal(v) for k, v in sorted(document.items())}
-    if isinstance(document, list):
-        items = sorted((_normal(v) for v in document), key=lambda v: json.dumps(v, sort_keys=True))
-        return items[0] if len(items) == 1 else items
-    return document
+def wait_function(
+    lam: LambdaClient, name: str, waiter: FunctionWaiter = "function_updated_v2"
+) -> None:
+    """Wait with boto3's waiter until the function is Active (``function_active_v2``, after
+    a create) or its last update is done (``function_updated_v2``, before and after an
+    update); an AwsError when it failed, or is still busy after ``UPDATE_WAIT_S``."""
+    config: WaiterConfigTypeDef = {"Delay": 1, "MaxAttempts": int(UPDATE_WAIT_S)}
+    with aws_errors(f"function {name}"):
+        try:
+            lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
+        except WaiterError as exc:
+            raise _wait_failed(name, exc) from exc
 
 
-def same_policy(a: Any, b: Any) -> bool:
-    return bool(_normal(_document(a)) == _normal(_document(b)))
+def _wait_failed(name: str, exc: WaiterError) -> AwsError:
+    """What a function waiter's error means: the function failed (its reason), an AWS error
+    on the way (translated as any other), or still busy at the end of the wait."""
+    if "Error" in exc.last_response:
+        return translate(ClientError(exc.last_response, "GetFunction"), f"function {name}")
+    response: Mapping[str, Any] = exc.last_response  # GetFunction's
+    conf = response.get("Configuration") or {}
+    if conf.get("LastUpdateStatus") == "Failed" or conf.get("State") == "Failed":
+        reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or ""
+        return AwsError(f"function {name} failed to update: {reason}")
+    return AwsError(f"function {name} is still updating after {UPDATE_WAIT_S:.0f} s")
 
 
 class Deployer:
-    """Applies (or plans) one stack. ``sleep`` is injectable for tests."""
+    """Applies (or plans) one stack. ``sleep`` (between retries while a new role cannot be
+    assumed yet, and while a mapping settles) is injectable for tests."""
 
     def __init__(
         self,
@@ -126,87 +144,16 @@ class Deployer:
         self.changes.append(Change(resource, name, action, sorted(changed)))
         return not self.dry_run and (created or bool(changed))
 
-    # -- role -------------------------------------------------------------------------------
+    # -- role and log group -----------------------------------------------------------------
     def role(self) -> str:
-        s = self.spec
-        with aws_errors(f"IAM role {s.role_name}"):
-            try:
-                role = self.iam.get_role(RoleName=s.role_name)["Role"]
-            except self.iam.exceptions.NoSuchEntityException:
-                if self._note("role", s.role_name, True, []):
-                    role = self.iam.create_role(
-                        RoleName=s.role_name,
-                        AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                        Description=f"northmigrate worker {s.function_name}",
-                        Tags=[{"Key": k, "Value": v} for k, v in MANAGED_BY.items()],
-                    )["Role"]
-                    self._put_policy()
-                    return str(role["Arn"])
-                return s.role_arn
-            trust_ok = same_policy(role.get("AssumeRolePolicyDocument", {}), TRUST_POLICY)
-            try:
-                policy = self.iam.get_role_policy(RoleName=s.role_name, PolicyName=POLICY_NAME)
-                policy_ok = same_policy(policy["PolicyDocument"], s.policy)
-            except self.iam.exceptions.NoSuchEntityException:
-                policy_ok = False
-            changed = ([] if trust_ok else ["AssumeRolePolicyDocument"]) + (
-                [] if policy_ok else [f"policy {POLICY_NAME}"]
-            )
-            if self._note("role", s.role_name, False, changed):
-                if not trust_ok:
-                    self.iam.update_assume_role_policy(
-                        RoleName=s.role_name, PolicyDocument=json.dumps(TRUST_POLICY)
-                    )
-                if not policy_ok:
-                    self._put_policy()
-            return str(role["Arn"])
+        return ensure_role(self.iam, self.spec, self._note)
 
-    def _put_policy(self) -> None:
-        self.iam.put_role_policy(
-            RoleName=self.spec.role_name,
-            PolicyName=POLICY_NAME,
-            PolicyDocument=json.dumps(self.spec.policy),
-        )
-
-    # -- log group ------------------------------------------------------------------------
     def log_group(self) -> None:
-        s = self.spec
-        with aws_errors(f"log group {s.log_group}"):
-            groups = self.logs.describe_log_groups(logGroupNamePrefix=s.log_group).get(
-                "logGroups", []
-            )
-            current = next((g for g in groups if g.get("logGroupName") == s.log_group), None)
-            if current is None:
-                if self._note("log_group", s.log_group, True, []):
-                    self.logs.create_log_group(logGroupName=s.log_group, tags=MANAGED_BY)
-                    self.logs.put_retention_policy(
-                        logGroupName=s.log_group, retentionInDays=s.log_retention_days
-                    )
-                return
-            changed = (
-                ["retentionInDays"]
-                if current.get("retentionInDays") != s.log_retention_days
-                else []
-            )
-            if self._note("log_group", s.log_group, False, changed):
-                self.logs.put_retention_policy(
-                    logGroupName=s.log_group, retentionInDays=s.log_retention_days
-                )
+        ensure_log_group(self.logs, self.spec, self._note)
 
     # -- function -------------------------------------------------------------------------
-    def _wait_function(self) -> None:
-        waited = 0.0
-        while waited < UPDATE_WAIT_S:
-            with aws_errors(f"function {self.spec.function_name}"):
-                conf = self.lam.get_function_configuration(FunctionName=self.spec.function_name)
-            if conf.get("State") != "Pending" and conf.get("LastUpdateStatus") != "InProgress":
-                if conf.get("LastUpdateStatus") == "Failed" or conf.get("State") == "Failed":
-                    reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or ""
-                    raise AwsError(f"function {self.spec.function_name} failed to update: {reason}")
-                return
-            self.sleep(1.0)
-            waited += 1.0
-        raise AwsError(f"function {self.spec.function_name} is still updating after {waited:.0f} s")
+    def _wait_function(self, waiter: FunctionWaiter = "function_updated_v2") -> None:
+        wait_function(self.lam, self.spec.function_name, waiter)
 
     def _configuration(self, role_arn: str) -> dict[str, Any]:
         s = self.spec
@@ -219,12 +166,12 @@ class Deployer:
             "Environment": {"Variables": s.environment},
         }
 
-    def _create_function(self, role_arn: str) -> dict[str, Any]:
+    def _create_function(self, role_arn: str) -> FunctionConfigurationResponseTypeDef:
         s = self.spec
         waited = 0.0
         while True:
             try:
-                created: dict[str, Any] = self.lam.create_function(
+                return self.lam.create_function(
                     FunctionName=s.function_name,
                     Code={"ZipFile": self.package.read()},
                     Architectures=[s.architecture],
@@ -232,7 +179,6 @@ class Deployer:
                     Tags=MANAGED_BY,
                     **self._configuration(role_arn),
                 )
-                return created
             except self.lam.exceptions.InvalidParameterValueException as exc:
                 if _ROLE_NOT_READY not in str(exc) or waited >= ROLE_WAIT_S:
                     raise
@@ -249,7 +195,7 @@ class Deployer:
             if current is None:
                 if self._note("function", s.function_name, True, []):
                     arn = str(self._create_function(role_arn)["FunctionArn"])
-                    self._wait_function()
+                    self._wait_function("function_active_v2")
                     return arn
                 q = s.queue
                 return f"arn:{q.partition}:lambda:{q.region}:{q.account}:function:{s.function_name}"

@@ -8,20 +8,25 @@ messages are exported first (``export``); a refusal leaves everything in place.
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.config import Settings
 from northmigrate.deploy.spec import function_name, log_group_name, role_name
+from northmigrate.dlq.export import ExportWriter
+from northmigrate.dlq.inspect import inspect as inspect_dlq
 from northmigrate.errors import InputError
 from northmigrate.provision import Change
 from northmigrate.queues import Queues
 from northmigrate.tap import wait_mapping
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda.type_defs import EventSourceMappingConfigurationTypeDef
 
 _GONE = {
     "NoSuchEntity",
@@ -59,19 +64,10 @@ def default_exporter(clients: AwsClients, settings: Settings, path: Path) -> int
     Whole means with sensitive fields: the file is what is left of those records once the
     DLQ is gone (the CLI asks for ``--show-pii`` to say so).
     """
-    try:
-        inspect_module = importlib.import_module("northmigrate.dlq.inspect")
-        export_module = importlib.import_module("northmigrate.dlq.export")
-        inspect, writer = inspect_module.inspect, export_module.ExportWriter
-    except (ImportError, AttributeError) as exc:
-        raise InputError(
-            "this northmigrate cannot export the DLQ",
-            hint="save or redrive its messages first, then run destroy --delete-queues again",
-        ) from exc
     sqs = clients.client("sqs")
     url = Queues(sqs, settings.queue).dlq_url()
-    with writer(path) as export:
-        report = inspect(sqs, url, show_pii=True, limit=0, export=export)
+    with ExportWriter(path) as export:
+        report = inspect_dlq(sqs, url, show_pii=True, limit=0, export=export)
     return int(report.exported)
 
 
@@ -131,17 +127,11 @@ def destroy(
         report.changes.append(Change(resource, name, "deleted" if deleted else "absent"))
 
     with aws_errors(f"event source mappings of {fn}"):
-        found: list[dict[str, Any]] = []
-        try:
-            kwargs: dict[str, Any] = {"FunctionName": fn}
-            while True:
-                page = lam.list_event_source_mappings(**kwargs)
+        found: list[EventSourceMappingConfigurationTypeDef] = []
+        pages = lam.get_paginator("list_event_source_mappings").paginate(FunctionName=fn)
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            for page in pages:
                 found.extend(page.get("EventSourceMappings", []))
-                if not page.get("NextMarker"):
-                    break
-                kwargs["Marker"] = page["NextMarker"]
-        except lam.exceptions.ResourceNotFoundException:
-            pass
         for mapping in found:
             uuid = str(mapping["UUID"])
             wait_mapping(lam, uuid, sleep=sleep)

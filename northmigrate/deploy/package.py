@@ -11,9 +11,9 @@ What goes in:
   link that leads out of the plugin's tree (a link inside it is followed);
 - the runtime dependencies of the library, pinned to the versions installed here (what was
   tested is what runs): pydantic and its closure, tenacity. The CLI's own dependencies
-  (typer, rich) are left out: a Lambda function never runs the CLI. boto3 and botocore (and
-  their closure) are left out too, because the Lambda Python runtime ships them; set
-  ``deploy.bundle_boto3 = true`` to pin your own;
+  (typer, rich) and deploy's (packaging) are left out: a Lambda function never runs the CLI
+  and never deploys. boto3 and botocore (and their closure) are left out too, because the
+  Lambda Python runtime ships them; set ``deploy.bundle_boto3 = true`` to pin your own;
 - ``deploy.requirements``: extra pip requirements of the plugin.
 
 For ``x86_64``/``arm64`` the dependencies are binary wheels for Lambda's platform
@@ -54,12 +54,15 @@ RUNTIME_PROVIDED = frozenset(
 # Never imported on Lambda: the CLI's own (typer, rich), and google-re2, which only
 # ``dlq redrive --where`` uses (and which has no manylinux2014 wheel for Lambda's platform).
 CLI_ONLY = frozenset({"typer", "rich", "google-re2"})
+# What northmigrate needs only to deploy (never on Lambda): not bundled for northmigrate's
+# own sake; a requirement of the plugin that needs it still brings it.
+DEPLOY_ONLY = frozenset({"packaging"})
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_DIRECT_UPLOAD = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the API call
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 # Parts of northmigrate a function never imports (and whose dependencies are not bundled).
-_NOT_ON_LAMBDA = ("cli", "testing")
+_NOT_ON_LAMBDA = ("cli",)
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)(?:;(.*))?$")
 
 
@@ -113,10 +116,8 @@ def _marker_holds(marker: str) -> bool:
         return True
     if "extra" in marker:
         return False
-    try:
-        from packaging.markers import Marker
-    except ImportError:  # without packaging: keep it when it is installed (checked later)
-        return True
+    from packaging.markers import Marker  # here, not at the top: every CLI start imports deploy
+
     return bool(Marker(marker).evaluate())
 
 
@@ -128,7 +129,7 @@ def _installed(name: str) -> metadata.Distribution | None:
 
 
 def _top_level_requirements(options: BuildOptions) -> list[str]:
-    excluded = CLI_ONLY | (frozenset() if options.bundle_boto3 else RUNTIME_PROVIDED)
+    excluded = CLI_ONLY | DEPLOY_ONLY | (frozenset() if options.bundle_boto3 else RUNTIME_PROVIDED)
     out = []
     for requirement in metadata.requires("northmigrate") or []:
         name, _, marker = _parse(requirement)

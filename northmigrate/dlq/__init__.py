@@ -1,6 +1,6 @@
-"""Dead-letter queue operations: inspect without consuming, export, redrive, watch, status,
-alarm. Each is a library call; the ``dlq``, ``status`` and ``alarm`` commands are thin
-wrappers over them."""
+"""Dead-letter queue operations: inspect without consuming, export, redrive, watch, alarm.
+Each is a library call; the ``dlq`` and ``alarm`` commands are thin wrappers over them
+(``status``, of the whole migration, is :mod:`northmigrate.status`)."""
 
 from northmigrate.dlq.alarm import AlarmReport, create_alarm
 from northmigrate.dlq.export import ExportWriter
@@ -12,7 +12,6 @@ from northmigrate.dlq.redrive import (
     native_redrive,
     redrive,
 )
-from northmigrate.dlq.status import StatusReport, status
 from northmigrate.dlq.watch import Sample, Watcher
 from northmigrate.dlq.where import Condition, parse_all, parse_where
 from northmigrate.sqs.reader import Reader, peek
@@ -25,7 +24,6 @@ __all__ = [
     "Reader",
     "RedriveReport",
     "Sample",
-    "StatusReport",
     "Watcher",
     "create_alarm",
     "default_destination",
@@ -36,5 +34,4 @@ __all__ = [
     "peek",
     "record_reasons",
     "redrive",
-    "status",
 ]

@@ -11,10 +11,15 @@ idempotent: running it again updates the alarm in place and reuses the topic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors
 from northmigrate.errors import InputError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_sns import SNSClient
+
 
 METRIC = "ApproximateNumberOfMessagesVisible"
 
@@ -46,10 +51,10 @@ def default_alarm_name(dlq_name: str) -> str:
 
 
 def create_alarm(
-    cloudwatch: Any,
+    cloudwatch: CloudWatchClient,
     dlq_name: str,
     *,
-    sns: Any | None = None,
+    sns: SNSClient | None = None,
     threshold: int = 1,
     alarm_name: str | None = None,
     topic: str | None = None,

@@ -22,6 +22,7 @@ from northmigrate.aws import AWS_EXCEPTIONS
 from northmigrate.sqs.queue import Depth, depth, queue_name
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("northmigrate.dlq")
@@ -59,7 +60,9 @@ class Sample:
 class OldestAge:
     """CloudWatch's ``ApproximateAgeOfOldestMessage`` for a queue, best effort."""
 
-    def __init__(self, cloudwatch: Any | None, queue: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, cloudwatch: CloudWatchClient | None, queue: str, clock: Callable[[], float]
+    ) -> None:
         self.cloudwatch = cloudwatch
         self.queue = queue
         self._clock = clock
@@ -106,7 +109,7 @@ class Watcher:
         *,
         threshold: int = 1,
         interval: float = 5.0,
-        cloudwatch: Any | None = None,
+        cloudwatch: CloudWatchClient | None = None,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -21,7 +21,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
@@ -33,6 +33,10 @@ from northmigrate.sources.filters import build_filter, filter_identity
 from northmigrate.sources.options import ScanOptions
 from northmigrate.sources.pages import PageReader, Stopped
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
+
+if TYPE_CHECKING:
+    from northmigrate.aws import AwsClients
+
 
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
@@ -236,7 +240,7 @@ class DynamoSource:
 
 
 def open_table(
-    clients: Any,
+    clients: AwsClients,
     table: str,
     options: ScanOptions | None = None,
     *,

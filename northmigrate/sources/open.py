@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from northmigrate.sources.base import Source, SourceError
 from northmigrate.sources.files import read_jsonl
@@ -15,11 +15,14 @@ from northmigrate.sources.names import kind_of, table_uri
 from northmigrate.sources.options import ScanOptions, check_options
 from northmigrate.sources.stream import StreamSource, reader_for
 
+if TYPE_CHECKING:
+    from northmigrate.aws import AwsClients
+
 
 def open_source(
     name: str,
     *,
-    clients: Any = None,
+    clients: AwsClients | None = None,
     stop: threading.Event | None = None,
     options: ScanOptions | None = None,
     sleep: Callable[[float], None] | None = None,

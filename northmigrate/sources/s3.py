@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -31,6 +31,12 @@ from northmigrate.errors import AwsError
 from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
 from northmigrate.sources.names import s3_uri
 from northmigrate.sources.stream import CountingReader, Reader, open_buffered, reader_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from northmigrate.aws import AwsClients
+
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -54,7 +60,7 @@ class ObjectStream(io.RawIOBase):
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         bucket: str,
         key: str,
         *,
@@ -146,7 +152,7 @@ class S3Source(NoCheckpoint):
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         bucket: str,
         objects: list[S3Object],
         *,
@@ -194,7 +200,7 @@ class S3Source(NoCheckpoint):
             self._current.close()
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> list[S3Object]:
+def list_objects(s3: S3Client, bucket: str, prefix: str) -> list[S3Object]:
     """The readable objects under ``prefix``, in key order (see the module's rules)."""
     uri = f"s3://{bucket}/{prefix}"
     found: list[S3Object] = []
@@ -229,7 +235,7 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[S3Object]:
 
 
 def open_s3(
-    clients: Any,
+    clients: AwsClients,
     name: str,
     *,
     sleep: Callable[[float], None] = time.sleep,

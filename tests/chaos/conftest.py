@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import Project
-
-from northmigrate.testing.emulators import find_ministack, start_ministack
-from northmigrate.testing.proxy import FaultPlan, FaultProxy
+from support.emulators import find_ministack, start_ministack
+from support.proxy import FaultPlan, FaultProxy
 
 from .support import Profile, current_profile
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import Project, cli_env
-
-from northmigrate.testing.proxy import FAULT_KINDS, FaultPlan
+from support.proxy import FAULT_KINDS, FaultPlan
 
 PROFILE_ENV = "NORTHMIGRATE_CHAOS"
 SEED = int(os.environ.get("NORTHMIGRATE_CHAOS_SEED", "20261127"))

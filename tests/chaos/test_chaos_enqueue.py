@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import pytest
 from helpers import Project, write_jsonl
-
-from northmigrate.testing.proxy import FaultProxy
+from support.proxy import FaultProxy
 
 from .plugin_code import PLUGIN
 from .support import (

@@ -8,9 +8,9 @@ import random
 
 import pytest
 from helpers import Project
+from support.proxy import FaultPlan, FaultProxy
 
 from northmigrate import envelope
-from northmigrate.testing.proxy import FaultPlan, FaultProxy
 
 from .support import (
     SEED,

@@ -17,8 +17,7 @@ from collections import Counter
 
 import pytest
 from helpers import Project, write_jsonl
-
-from northmigrate.testing.proxy import FaultPlan, FaultProxy
+from support.proxy import FaultPlan, FaultProxy
 
 from .plugin_code import PLUGIN
 from .support import (

@@ -13,15 +13,14 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
-
-from northmigrate.testing.emulators import (
+from support.emulators import (
     Emulator,
     find_ministack,
     free_port,
     start_ministack,
     start_moto,
 )
-from northmigrate.testing.proxy import FaultPlan, FaultProxy
+from support.proxy import FaultPlan, FaultProxy
 
 pytestmark = pytest.mark.integration
 CONNECTION_ERRORS = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError)

@@ -12,9 +12,10 @@ import pytest
 from northmigrate.aws import AwsClients
 from northmigrate.config import Settings, load_settings
 from northmigrate.deploy import stack_spec
-from northmigrate.deploy.apply import Deployer, same_policy
+from northmigrate.deploy.apply import Deployer
 from northmigrate.deploy.destroy import destroy
 from northmigrate.deploy.package import Package, code_sha256
+from northmigrate.deploy.role import same_policy
 from northmigrate.errors import InputError
 from northmigrate.examples.onboarding import migration
 from northmigrate.provision import provision

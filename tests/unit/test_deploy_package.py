@@ -41,8 +41,9 @@ def test_host_build_is_deterministic_and_holds_what_lambda_needs(tmp_path: Path)
     assert "northmigrate/examples/onboarding.py" in listed
     present = tops(first.path)
     assert {"pydantic", "pydantic_core", "tenacity", "annotated_types"} <= present
-    # the runtime ships the AWS SDK; the CLI's dependencies are never used on Lambda
+    # the runtime ships the AWS SDK; the CLI's and deploy's dependencies are never used on Lambda
     assert not present & {"boto3", "botocore", "s3transfer", "typer", "rich", "click", "re2"}
+    assert "packaging" not in present
     assert f"pydantic=={metadata.version('pydantic')}" in first.requirements
 
 
@@ -119,7 +120,9 @@ def test_lambda_platform_builds_ask_pip_for_binary_wheels_and_cache_them(
     assert "--only-binary=:all:" in command and "--no-compile" in command
     assert f"pydantic=={metadata.version('pydantic')}" in command
     assert "requests==2.32.3" in command
-    assert not [c for c in command if c.startswith(("boto3", "botocore", "typer", "rich"))]
+    assert not [
+        c for c in command if c.startswith(("boto3", "botocore", "typer", "rich", "packaging"))
+    ]
     listed = names(built.path)
     assert "pydantic_core/_core.cpython-312-aarch64-linux-gnu.so" in listed
     assert not [n for n in listed if n.startswith("bin/")]

@@ -158,14 +158,25 @@ def channels(aws: AwsClients, record: dict[str, Any], how: str, caplog: Any) -> 
         QueueUrl=dlq, MessageAttributeNames=["All"], AttributeNames=["All"]
     )["Messages"]
     letter = read_letter(normalise(dead))
-    views = [sample_view(letter, SENSITIVE, False), export_view(letter, SENSITIVE, False)]
+    sample = sample_view(letter, SENSITIVE, False)
+    export = export_view(letter, SENSITIVE, False)
+    # Only what can carry record data: message ids, timestamps and SQS's own attributes
+    # (which may hold "000" as a name may) are not the record's.
     return "\n".join(
         [
             outcome.reason or "",
             dead["MessageAttributes"][envelope.ATTR_REASON]["StringValue"],
-            json.dumps(json.loads(dead["Body"]).get("failures")),
-            json.dumps(views, default=str),
-            caplog.text,
+            *(f["reason"] for f in json.loads(dead["Body"]).get("failures", [])),
+            sample["reason"],
+            json.dumps(sample["body"], default=str),
+            export["reason"],
+            json.dumps(export["body"], default=str),
+            *(
+                str(value.get("StringValue", ""))
+                for name, value in export["message_attributes"].items()
+                if name != envelope.ATTR_ORIGIN
+            ),
+            *(entry.getMessage() for entry in caplog.records),
         ]
     )
 

@@ -19,8 +19,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
-
-from northmigrate.testing.proxy import FAULT_KINDS, FaultPlan, FaultProxy, fault_response
+from support.proxy import FAULT_KINDS, FaultPlan, FaultProxy, fault_response
 
 QUEUE_URL = "http://127.0.0.1/123456789012/q"
 SINGLE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})

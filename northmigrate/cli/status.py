@@ -1,4 +1,4 @@
-"""``status`` (both queues and the last run's progress) and ``alarm`` (CloudWatch on the DLQ)."""
+"""``status``: both queues, the tap and the last run's progress, once or as a live panel."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from northmigrate import dlq
+from northmigrate import status as status_lib
 from northmigrate.aws import aws_errors
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, stdout
 from northmigrate.cli.state import state
 from northmigrate.tap import TapState, read_state
 
 
-def _render_status(report: dlq.StatusReport, console: Console) -> None:
+def _render_status(report: status_lib.StatusReport, console: Console) -> None:
     rows: list[tuple[str, object]] = [
         ("", f"{report.main_queue} / {report.dlq}"),
         ("visible", f"{report.main.visible} / {report.dead.visible}"),
@@ -70,7 +70,7 @@ def _tap_text(tap: TapState) -> Text:
     return text.append(f", limited to {tap.limit}" if tap.limit else "")
 
 
-def _panel(report: dlq.StatusReport, tap: TapState, trend: _Trend) -> Table:
+def _panel(report: status_lib.StatusReport, tap: TapState, trend: _Trend) -> Table:
     rows: list[tuple[str, object]] = [
         ("main queue", report.main_queue),
         ("  visible", report.main.visible),
@@ -113,9 +113,11 @@ def status(
     queues = state(ctx).queues()
     main_url, dlq_url = queues.main_url(), queues.dlq_url()
 
-    def sample() -> tuple[dlq.StatusReport, TapState]:
+    def sample() -> tuple[status_lib.StatusReport, TapState]:
         with aws_errors("status"):
-            return dlq.status(queues.sqs, main_url, dlq_url), read_state(queues.sqs, main_url)
+            return status_lib.status(queues.sqs, main_url, dlq_url), read_state(
+                queues.sqs, main_url
+            )
 
     if once or output == OutputFormat.json or not sys.stdout.isatty():
         report, tap = sample()
@@ -136,59 +138,5 @@ def status(
             live.update(_panel(report, tap, trend), refresh=True)
 
 
-def alarm(
-    ctx: typer.Context,
-    threshold: int = typer.Option(
-        1, "--threshold", min=1, help="Fire at this many visible messages."
-    ),
-    sns_topic: str | None = typer.Option(
-        None, "--sns-topic", metavar="NAME", help="Notify this SNS topic (created if missing)."
-    ),
-    email: str | None = typer.Option(
-        None, "--email", metavar="ADDRESS", help="Subscribe this address to the topic."
-    ),
-    name: str | None = typer.Option(
-        None, "--name", help="Alarm name (default: <dlq name>-not-empty)."
-    ),
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Create (or update) a CloudWatch alarm on the DLQ: fires on its first message.
-
-    ApproximateNumberOfMessagesVisible >= threshold for one minute; optionally notifies an
-    SNS topic, with an email subscription (to be confirmed by its recipient).
-    """
-    st = state(ctx)
-    clients = st.clients()
-    report = dlq.create_alarm(
-        clients.client("cloudwatch"),
-        st.settings.queue.dead_letter_name,
-        sns=clients.client("sns") if sns_topic else None,
-        threshold=threshold,
-        alarm_name=name,
-        topic=sns_topic,
-        email=email,
-    )
-    emit(
-        output,
-        report.to_dict(),
-        lambda console: console.print(
-            key_value_table(
-                "alarm",
-                [
-                    ("alarm", report.alarm_name),
-                    ("queue", report.queue),
-                    ("fires at", f"{report.metric} >= {report.threshold}"),
-                    ("topic", report.topic_arn),
-                    (
-                        "email",
-                        f"{report.subscribed} (confirm the mail)" if report.subscribed else None,
-                    ),
-                ],
-            )
-        ),
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.command()(status)
-    app.command()(alarm)

@@ -7,7 +7,6 @@ import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -320,9 +319,7 @@ def watch(
     queues = st.queues()
     url = queues.dlq_url()
     clients = st.clients()
-    cloudwatch: Any = None
-    if not once:
-        cloudwatch = clients.client("cloudwatch")
+    cloudwatch = None if once else clients.client("cloudwatch")
     last: dlq.Sample | None = None
     with graceful_stop("watch") as stop:
         watcher = dlq.Watcher(

@@ -1,4 +1,5 @@
-"""``status``: the main queue and the DLQ side by side, and the progress of the last run.
+"""Status of the whole migration: the main queue and the DLQ side by side, and the progress
+of the last run (the ``status`` command shows it, with the tap).
 
 The progress is what the queues can tell: ``remaining`` messages in the main queue and
 ``dead_lettered`` in the DLQ. When a run state file exists (``.northmigrate/last-run.json``
@@ -13,10 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.privatefile import private_dir, replace_private
 from northmigrate.sqs.queue import Depth, depth, queue_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 LAST_RUN_FILE = Path(".northmigrate") / "last-run.json"
 
@@ -81,7 +85,7 @@ class StatusReport:
 
 
 def status(
-    sqs: Any,
+    sqs: SQSClient,
     main_url: str,
     dlq_url: str,
     *,

@@ -1,0 +1,83 @@
+"""``tap open|close|limit N|status``: one switch for every consumer of the main queue."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, markup, shown
+from northmigrate.cli.state import State, state
+from northmigrate.errors import InputError
+from northmigrate.tap import Tap, TapReport
+
+tap_app = typer.Typer(
+    help="Open, close or limit every consumer of the main queue (Lambda and local workers).",
+    no_args_is_help=True,
+)
+
+
+def _tap(st: State) -> Tap:
+    return Tap(st.clients(), st.queues(), default_limit=st.settings.deploy.max_concurrency)
+
+
+def _render_tap(output: OutputFormat, report: TapReport) -> None:
+    def table(console: Console) -> None:
+        data = report.to_dict()
+        limit = data["limit"] if data["limit"] is not None else "none"
+        console.print(
+            markup("tap of {}: [bold]{}[/bold], limit: {}", data["queue"], data["tap"], limit),
+            highlight=False,
+        )
+        if not report.mappings:
+            console.print("no event source mapping (local workers only)")
+            return
+        out = Table(title="event source mappings", title_justify="left")
+        for column in ("function", "state", "max concurrency", "uuid"):
+            out.add_column(column)
+        for m in report.mappings:
+            concurrency = "—" if m.max_concurrency is None else str(m.max_concurrency)
+            out.add_row(*map(shown, (m.function, m.state, concurrency, m.uuid)))
+        console.print(out)
+
+    emit(output, report.to_dict(), table)
+
+
+@tap_app.command("open")
+def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Resume consumption: enable the mappings and let local workers receive again."""
+    _render_tap(output, _tap(state(ctx)).open())
+
+
+@tap_app.command("close")
+def tap_close(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Stop all consumption: local workers stop receiving within seconds, mappings are
+    disabled. Messages wait in the queue."""
+    _render_tap(output, _tap(state(ctx)).close())
+
+
+@tap_app.command("limit")
+def tap_limit(
+    ctx: typer.Context,
+    n: str = typer.Argument(..., metavar="N", help="2 to 1000, or 'none' to lift the limit."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Cap consumption: the mappings' maximum concurrency, and each local worker's rate
+    (records per second)."""
+    if n.lower() in {"none", "off"}:
+        limit = None
+    elif n.isdigit():
+        limit = int(n)
+    else:
+        raise InputError(f"tap limit takes a number or 'none', not {n!r}")
+    _render_tap(output, _tap(state(ctx)).limit(limit))
+
+
+@tap_app.command("status")
+def tap_status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Show the tap: open or closed, the limit, and the state of each mapping."""
+    _render_tap(output, _tap(state(ctx)).status())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tap_app, name="tap")

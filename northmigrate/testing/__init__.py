@@ -1,1 +1,0 @@
-"""Test and benchmark support: local AWS emulators and a fault-injecting loopback proxy."""

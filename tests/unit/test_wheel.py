@@ -1,0 +1,78 @@
+"""The wheel holds what users run: the library and its CLI, never the tests' support code.
+
+The wheel is built offline from a copy of the sources (``pip wheel --no-build-isolation``
+with the environment's setuptools), as a release would build it, and its entries are read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_wheel(out: Path) -> Path:
+    src = out / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(
+        ROOT / "northmigrate",
+        src / "northmigrate",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(out / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [wheel] = (out / "dist").glob("northmigrate-*.whl")
+    return wheel
+
+
+def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: Path) -> None:
+    with zipfile.ZipFile(build_wheel(tmp_path)) as wheel:
+        names = wheel.namelist()
+        [metadata_name] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(wheel.read(metadata_name).decode())
+
+    assert not [n for n in names if not n.startswith("northmigrate")], "only northmigrate"
+    subpackages = {
+        n.split("/")[1] for n in names if n.startswith("northmigrate/") and n.count("/") > 1
+    }
+    assert "testing" not in subpackages
+    assert not [n for n in names if "proxy" in n or "emulators" in n]
+    for shipped in (
+        "northmigrate/cli/app.py",
+        "northmigrate/cli/status.py",
+        "northmigrate/status.py",
+        "northmigrate/deploy/package.py",
+        "northmigrate/examples/onboarding.py",
+    ):
+        assert shipped in names
+
+    # deploy imports packaging: it is a declared runtime dependency, not a lucky transitive one.
+    required = {Requirement(r).name for r in metadata.get_all("Requires-Dist") or []}
+    assert "packaging" in required
