@@ -12,18 +12,19 @@ import typer
 from northmigrate import __version__
 from northmigrate.cli import (
     alarm,
-    cmd_records,
     demo,
     deploy,
     destroy,
     dlq,
     doctor,
+    enqueue,
     local,
     provision,
     reconcile,
     sample,
     status,
     tap,
+    validate,
     worker,
 )
 from northmigrate.cli.output import PlainFormatter, plain
@@ -75,12 +76,13 @@ def root(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-# One module per command, named after it (validate and enqueue share cmd_records); the
+# One module per command, named after it (validate and enqueue share cli/records.py); the
 # order here is the order of --help.
 local.register(app)
 provision.register(app)
 sample.register(app)
-cmd_records.register(app)
+validate.register(app)
+enqueue.register(app)
 doctor.register(app)
 worker.register(app)
 deploy.register(app)

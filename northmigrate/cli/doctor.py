@@ -42,7 +42,9 @@ def doctor(
         limit = settings.queue.max_message_size
 
         def largest(migration: Migration[Any]) -> Check:
-            report = enqueue_lib.run(open_source(source), migration, max_message_size=limit)
+            # A table or an object is read with the same clients as everything else.
+            opened = open_source(source, clients=st.clients())
+            report = enqueue_lib.run(opened, migration, max_message_size=limit)
             seen = report.largest_message
             if seen > limit:
                 return Check(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from northmigrate.cli.cmd_records import SOURCE_HELP
 from northmigrate.cli.output import (
     OUTPUT_OPTION,
     OutputFormat,
@@ -14,6 +13,7 @@ from northmigrate.cli.output import (
     markup,
     progress_bar,
 )
+from northmigrate.cli.records import SOURCE_HELP
 from northmigrate.cli.state import state
 from northmigrate.dlq.letters import record_reasons
 from northmigrate.errors import EXIT_ATTENTION

@@ -80,3 +80,21 @@ def test_doctor_checks_the_largest_record_and_the_plugin(project: Project, tmp_p
     result = project.run("doctor", "--output", "json")
     assert result.returncode == 1
     assert statuses(json.loads(result.stdout))["plugin"] == "fail"
+
+
+def test_doctor_reads_a_table_source_with_its_clients(project: Project) -> None:
+    """``doctor --source dynamodb://TABLE`` reads the table (it asked for no clients)."""
+    project.run("provision", check=True)
+    table = f"{project.name}-old"
+    ddb = project.client("dynamodb")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "application_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "application_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName=table, Item={"application_id": {"S": "APP-0000001"}})
+    result = project.run("doctor", "--source", f"dynamodb://{table}", "--output", "json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert "largest record" in checks, result.stderr
+    assert "AWS clients" not in result.stderr

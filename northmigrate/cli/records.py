@@ -1,4 +1,5 @@
-"""Commands that read a source: validate and enqueue."""
+"""What validate and enqueue share: reading a source into the library's run, the options
+that pick and shape a source, and the report's table."""
 
 from __future__ import annotations
 
@@ -13,22 +14,18 @@ from rich.table import Table
 
 from northmigrate import enqueue as enqueue_lib
 from northmigrate.cli.output import (
-    OUTPUT_OPTION,
     OutputFormat,
     emit,
     key_value_table,
     progress_bar,
-    say,
     shown,
 )
 from northmigrate.cli.signals import graceful_stop
-from northmigrate.cli.state import State, state
-from northmigrate.envelope import iso, utc_now
-from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
+from northmigrate.cli.state import State
+from northmigrate.errors import EXIT_INTERRUPTED
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
-from northmigrate.status import LastRun, write_last_run
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -206,97 +203,3 @@ def _finish(
         raise report.error
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def validate(
-    ctx: typer.Context,
-    source: str = typer.Argument(..., help=SOURCE_HELP),
-    rejects: Path | None = REJECTS_OPTION,
-    strict: bool = typer.Option(
-        False, "--strict", help="Exit 1 when any record is invalid or a duplicate."
-    ),
-    segments: int | None = SEGMENTS_OPTION,
-    consistent: bool = CONSISTENT_OPTION,
-    filters: list[str] | None = FILTER_OPTION,
-    filter_values: str | None = FILTER_VALUES_OPTION,
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Read and validate every record against the migration's model; send nothing.
-
-    Each bad line is reported with its line number, record id, field and reason; ineligible
-    records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
-    """
-    flags = _scan_flags(segments, consistent, filters, filter_values)
-    report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags)
-    _finish(report, output, "validate")
-    if strict and (report.tally.invalid or report.tally.duplicates):
-        raise typer.Exit(EXIT_ATTENTION)
-
-
-def enqueue(
-    ctx: typer.Context,
-    source: str = typer.Argument(..., help=SOURCE_HELP),
-    rejects: Path | None = REJECTS_OPTION,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count; send nothing."),
-    limit: int | None = typer.Option(
-        None, "--limit", min=1, help="Send at most N eligible records, then stop."
-    ),
-    from_line: int | None = typer.Option(
-        None,
-        "--from-line",
-        min=1,
-        help="Skip the source's lines before N (resume an interrupted run).",
-    ),
-    concurrency: int | None = typer.Option(
-        None,
-        "--concurrency",
-        min=1,
-        max=256,
-        help="Batches in flight at once (default: worker.concurrency).",
-    ),
-    segments: int | None = SEGMENTS_OPTION,
-    consistent: bool = CONSISTENT_OPTION,
-    filters: list[str] | None = FILTER_OPTION,
-    filter_values: str | None = FILTER_VALUES_OPTION,
-    resume: bool = typer.Option(
-        False,
-        "--resume",
-        help="dynamodb:// only: continue the scan where the last enqueue of this table to "
-        "this queue stopped (state in ./.northmigrate/resume/).",
-    ),
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Validate every record and send each eligible one to the main queue as one message.
-
-    Messages go out with SendMessageBatch (10 entries or the size limit), several batches at
-    once; a record counts as enqueued only once SQS confirmed it. Safe to run again: a
-    repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
-    some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
-    """
-    report, opened = _run(
-        state(ctx),
-        source,
-        output,
-        rejects,
-        send=True,
-        dry_run=dry_run,
-        limit=limit,
-        from_line=from_line,
-        concurrency=concurrency,
-        flags=_scan_flags(segments, consistent, filters, filter_values, resume),
-    )
-    info = _scan_info(opened)
-    if not dry_run and report.enqueued:
-        # status reads it to show how much of this run is done
-        write_last_run(LastRun(report.run_id, report.enqueued, iso(utc_now())))
-    if info and not dry_run and not report.complete:
-        say("[yellow]the scan did not finish: run again with --resume to continue[/yellow]")
-    _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue", info)
-    if report.failed:
-        say(f"[red]{report.failed} records were not sent; see the rejects and run again[/red]")
-        raise typer.Exit(EXIT_ATTENTION)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(validate)
-    app.command()(enqueue)
