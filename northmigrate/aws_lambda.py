@@ -8,14 +8,21 @@ records to retry (the mapping needs ``FunctionResponseTypes: ["ReportBatchItemFa
 which ``deploy`` sets); the mapping deletes every other record of the batch. A dead-lettered
 record is not a failure: it is already safe in the DLQ. Neither is a record to retry on a
 standard queue whose delayed copy SQS confirmed (``REQUEUED``: the backoff is the copy's
-delay, and its attempt count is in the copy); only a retry in place is reported to the
-mapping.
+delay, and its attempt count is in the copy). A retry in place (a FIFO queue, or a copy SQS
+did not take) is reported to the mapping and hidden for its backoff first
+(``ChangeMessageVisibility``), so an outage of a few minutes does not use up its tries.
 
 Standard queue: a batch's records run concurrently (``worker.concurrency`` threads).
-FIFO queue: records run in order, and at the first failure the handler stops and reports
-that record and every later one as failed, as AWS requires to keep each group's order.
-A record not started because the invocation is about to time out is reported as failed
-too (retried), instead of letting the timeout fail the whole batch.
+FIFO queue: records run in order; a failure holds back the later records of its own message
+group (reported as failures, not started), and the other groups go on: the local worker's
+rule. A record not started because the invocation is about to time out, or because the
+guard tripped, is reported as failed too and made visible again at once.
+
+What the function tells: one JSON line on stdout per record outcome and one summary per
+invocation (``{"event": "invocation", "request_id": …}``, :mod:`northmigrate.events`), and
+the invocation's metrics in CloudWatch's embedded metric format (:mod:`northmigrate.metrics`):
+no API call. The guard (:mod:`northmigrate.guard`) counts every outcome; when it trips, the
+function tags the queue's tap closed, with the reason, and disables its own mapping.
 
 Configuration comes from the function's environment (``NORTHMIGRATE_<SECTION>__<KEY>``,
 which ``deploy`` writes), read by ``config.load_settings`` as anywhere else.
@@ -23,20 +30,28 @@ which ``deploy`` writes), read by ``config.load_settings`` as anywhere else.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import IO, Any
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws import AwsClients, aws_errors
 from northmigrate.backoff import retry_delay
 from northmigrate.config import Settings, load_settings
+from northmigrate.envelope import iso, utc_now
+from northmigrate.events import JsonLines, record_event, released_event
+from northmigrate.guard import Guard, Trip
+from northmigrate.metrics import EmfWriter, Tally
 from northmigrate.plugin import Migration, load_migration
 from northmigrate.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
 from northmigrate.queues import Queues
+from northmigrate.sqs.batch import change_visibility_batch
+from northmigrate.sqs.message import InMessage, normalise
+from northmigrate.tap import GUARD, closed_tags
 
 log = logging.getLogger("northmigrate.aws_lambda")
 SAFETY_MS = 1_000  # a record is not started with less than this left (or a quarter of the time)
@@ -50,6 +65,9 @@ class Runtime:
     clients: AwsClients
     migration: Migration[Any]
     processor: Processor
+    queues: Queues
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    guard: Guard | None = None
 
     @property
     def fifo(self) -> bool:
@@ -57,10 +75,14 @@ class Runtime:
 
 
 def build_runtime(
-    env: Mapping[str, str] | None = None, *, clients: AwsClients | None = None
+    env: Mapping[str, str] | None = None,
+    *,
+    clients: AwsClients | None = None,
+    out: IO[str] | None = None,
 ) -> Runtime:
     """Settings from the environment, the plugin, AWS clients and the record processor."""
-    settings = load_settings(None, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    settings = load_settings(None, environ)
     clients = clients or AwsClients(settings.aws, pool_size=settings.worker.concurrency + 4)
     migration = load_migration(settings.migration.plugin)
     sqs = clients.client("sqs")
@@ -86,7 +108,36 @@ def build_runtime(
         queue_url=queues.main_url(),
         retry_delay=delay,
     )
-    return Runtime(settings, clients, migration, processor)
+    runtime = Runtime(settings, clients, migration, processor, queues, out or sys.stdout)
+    if settings.guard.enabled:
+        function = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
+        runtime.guard = Guard(
+            settings.guard,
+            by=f"{GUARD} (lambda {function})",
+            on_trip=lambda trip: close_tap(runtime, trip),
+        )
+    return runtime
+
+
+def close_tap(runtime: Runtime, trip: Trip) -> None:
+    """The guard tripped: tag the queue's tap closed (every local worker stops) and disable
+    this function's own mapping (Lambda stops). Failing that, it says so and goes on: the
+    records not started in this invocation are handed back all the same."""
+    log.error("the guard closes the tap: %s", trip.reason)
+    queue = runtime.queues
+    try:
+        with aws_errors(f"tag queue {queue.main_name}"):
+            queue.sqs.tag_queue(
+                QueueUrl=queue.main_url(), Tags=closed_tags(trip.by, trip.reason, trip.at)
+            )
+        uuid = runtime.settings.guard.mapping_uuid
+        if uuid:
+            with aws_errors(f"disable event source mapping {uuid}"):
+                runtime.clients.client("lambda").update_event_source_mapping(
+                    UUID=uuid, Enabled=False
+                )
+    except Exception as exc:  # the handler must answer for its batch whatever happens here
+        log.error("the guard could not close the tap: %s", exc)
 
 
 def _process(runtime: Runtime, record: Mapping[str, Any]) -> Outcome | None:
@@ -104,53 +155,139 @@ def _process(runtime: Runtime, record: Mapping[str, Any]) -> Outcome | None:
         return None
 
 
+NOT_STARTED = "not started"  # a record held back: the guard, the time left, its FIFO group
+
+
+class _Batch:
+    """One invocation's records and what became of each."""
+
+    def __init__(self, runtime: Runtime, records: Sequence[Mapping[str, Any]]) -> None:
+        self.runtime = runtime
+        self.records = records
+        self.outcomes: list[Outcome | str | None] = [NOT_STARTED] * len(records)
+
+    def run(self, time_left: Callable[[], bool]) -> None:
+        guard = self.runtime.guard
+
+        def may_start() -> bool:
+            return time_left() and (guard is None or guard.trip is None)
+
+        if self.runtime.fifo:
+            held: set[str] = set()  # groups with a failure in this batch
+            for index, record in enumerate(self.records):
+                group = normalise(record).group_id or ""
+                if group in held or not may_start():
+                    continue
+                outcome = self._one(record)
+                self.outcomes[index] = outcome
+                if outcome is None or not outcome.delete:
+                    held.add(group)
+            return
+
+        def one(index: int) -> None:
+            if may_start():
+                self.outcomes[index] = self._one(self.records[index])
+
+        workers = max(1, min(self.runtime.settings.worker.concurrency, len(self.records)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="record") as pool:
+            list(pool.map(one, range(len(self.records))))
+
+    def _one(self, record: Mapping[str, Any]) -> Outcome | None:
+        outcome = _process(self.runtime, record)
+        if outcome is not None and self.runtime.guard is not None:
+            self.runtime.guard.record(outcome)
+        return outcome
+
+    def failed_ids(self) -> list[str]:
+        return [
+            str(record.get("messageId", ""))
+            for record, outcome in zip(self.records, self.outcomes, strict=True)
+            if not isinstance(outcome, Outcome) or not outcome.delete
+        ]
+
+    def hide_and_hand_back(self) -> None:
+        """Retries in place wait for their backoff; records not started are visible at once
+        (a failed FIFO message, hidden, still holds its group back)."""
+        settings = self.runtime.settings
+        changes: list[tuple[InMessage, int]] = []
+        for record, outcome in zip(self.records, self.outcomes, strict=True):
+            if outcome == NOT_STARTED:
+                changes.append((normalise(record), 0))
+            elif isinstance(outcome, Outcome) and outcome.status is Status.RETRY:
+                backoff = retry_delay(
+                    outcome.attempt,
+                    base_s=settings.worker.backoff_base_s,
+                    max_s=settings.worker.backoff_max_s,
+                    visibility_timeout_s=settings.queue.visibility_timeout,
+                )
+                outcome.delay_s = backoff
+                changes.append((outcome.message, backoff))
+        url = self.runtime.queues.main_url()
+        for start in range(0, len(changes), 10):
+            result = change_visibility_batch(
+                self.runtime.queues.sqs,
+                url,
+                changes[start : start + 10],
+                lambda change: change[0].receipt_handle,
+                lambda change: change[1],
+            )
+            for (message, _), why in result.not_accepted:
+                log.warning("could not set the visibility of %s: %s", message.message_id, why)
+
+
 def handle(
     event: Mapping[str, Any],
     runtime: Runtime,
     *,
     remaining_ms: Callable[[], int] | None = None,
+    request_id: str = "",
 ) -> dict[str, list[dict[str, str]]]:
     """Process an SQS event; the ``batchItemFailures`` response for the records to retry."""
+    started = time.monotonic()
     records: Sequence[Mapping[str, Any]] = event.get("Records") or []
     safety_ms = min(SAFETY_MS, remaining_ms() // 4) if remaining_ms is not None else 0
 
     def time_left() -> bool:
         return remaining_ms is None or remaining_ms() >= safety_ms
 
-    outcomes: list[Outcome | None] = []
-    failed: list[str] = []
-    if runtime.fifo:
-        for index, record in enumerate(records):
-            outcome = _process(runtime, record) if time_left() else None
-            outcomes.append(outcome)
-            if outcome is None or not outcome.delete:
-                failed = [str(r.get("messageId", "")) for r in records[index:]]
-                break
-    else:
-
-        def one(record: Mapping[str, Any]) -> Outcome | None:
-            return _process(runtime, record) if time_left() else None
-
-        workers = max(1, min(runtime.settings.worker.concurrency, len(records)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="record") as pool:
-            outcomes = list(pool.map(one, records))
-        failed = [
-            str(record.get("messageId", ""))
-            for record, outcome in zip(records, outcomes, strict=True)
-            if outcome is None or not outcome.delete
-        ]
-    done = [o for o in outcomes if o is not None]
-    log.info(
-        json.dumps(
-            {
-                "received": len(records),
-                "succeeded": sum(o.status == Status.SUCCEEDED for o in done),
-                "dead_lettered": sum(o.status == Status.DEAD_LETTERED for o in done),
-                "retried": len(failed) + sum(o.status == Status.REQUEUED for o in done),
-            }
-        )
-    )
+    batch = _Batch(runtime, records)
+    batch.run(time_left)
+    batch.hide_and_hand_back()
+    failed = batch.failed_ids()
+    _tell(runtime, batch, request_id, time.monotonic() - started, len(failed))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+def _tell(runtime: Runtime, batch: _Batch, request_id: str, seconds: float, failed: int) -> None:
+    """One event per record, the invocation's summary, and its metrics (EMF)."""
+    emit = JsonLines(runtime.out)
+    name = runtime.migration.name
+    tally = Tally()
+    counts: dict[str, int] = {"migrated": 0, "retried": 0, "dead_lettered": 0, "released": 0}
+    for record, outcome in zip(batch.records, batch.outcomes, strict=True):
+        if isinstance(outcome, Outcome):
+            event = record_event(outcome, migration=name, consumer="lambda")
+            tally.add(outcome)
+        else:
+            event = released_event(normalise(record), migration=name, consumer="lambda")
+            tally.released(1)
+        counts[event["outcome"]] += 1
+        emit(event | {"request_id": request_id})
+    trip = runtime.guard.trip if runtime.guard is not None else None
+    emit(
+        {
+            "event": "invocation",
+            "migration": name,
+            "request_id": request_id,
+            "received": len(batch.records),
+            **counts,
+            "batch_item_failures": failed,
+            "duration_ms": round(seconds * 1000, 3),
+            "guard": trip.reason if trip is not None else None,
+            "at": iso(utc_now()),
+        }
+    )
+    EmfWriter(name, runtime.out)(tally)
 
 
 # Lambda runs many invocations in one process: the settings, the plugin import and the AWS
@@ -168,4 +305,9 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, 
         logging.getLogger("northmigrate").setLevel(logging.INFO)
         _runtime = build_runtime()
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    return handle(event, _runtime, remaining_ms=remaining if callable(remaining) else None)
+    return handle(
+        event,
+        _runtime,
+        remaining_ms=remaining if callable(remaining) else None,
+        request_id=str(getattr(context, "aws_request_id", "") or ""),
+    )

@@ -93,6 +93,20 @@ class WorkerSettings(_Section):
     heartbeat: bool = True
 
 
+class GuardSettings(_Section):
+    """The circuit breaker (northmigrate.guard): when at least ``failure_share`` of the last
+    ``window`` records a consumer tried failed in the handler (``min_records`` tried at the
+    least), it closes the tap for every consumer, with the reason."""
+
+    enabled: bool = True
+    window: int = Field(default=100, ge=10, le=10_000)
+    min_records: int = Field(default=20, ge=1, le=10_000)
+    failure_share: float = Field(default=0.5, gt=0, le=1)
+    # The function's own event source mapping, which its guard disables (deploy sets it in
+    # the function's environment; a local worker has none).
+    mapping_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+
+
 class DeploySettings(_Section):
     """The worker on Lambda (``deploy``); every key optional.
 
@@ -121,6 +135,7 @@ class Settings(_Section):
     queue: QueueSettings
     migration: MigrationSettings
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     source_path: str | None = Field(default=None, exclude=True)
 

@@ -22,6 +22,7 @@ from northmigrate import sample
 from northmigrate.aws import AwsClients
 from northmigrate.config import (
     AwsSettings,
+    GuardSettings,
     MigrationSettings,
     QueueSettings,
     Settings,
@@ -69,6 +70,9 @@ def demo_settings(endpoint: str, options: dict[str, Any]) -> Settings:
         queue=QueueSettings(name="demo-onboarding", max_receive_count=3, visibility_timeout=10),
         migration=MigrationSettings(plugin=PLUGIN, options=options),
         worker=WorkerSettings(concurrency=8, wait_time_s=1, backoff_base_s=0.3, backoff_max_s=2),
+        # The demo stages its outage and its bug to fill the DLQ, so the guard (which would
+        # close the tap half-way, as it should on a real night) stays out of this story.
+        guard=GuardSettings(enabled=False),
     )
 
 
@@ -85,7 +89,8 @@ def write_config(path: Path, settings: Settings) -> None:
         f"[worker]\nconcurrency = {settings.worker.concurrency}\n"
         f"wait_time_s = {settings.worker.wait_time_s}\n"
         f"backoff_base_s = {settings.worker.backoff_base_s}\n"
-        f"backoff_max_s = {settings.worker.backoff_max_s}\n"
+        f"backoff_max_s = {settings.worker.backoff_max_s}\n\n"
+        f"[guard]\nenabled = {str(settings.guard.enabled).lower()}\n"
     )
 
 

@@ -34,6 +34,7 @@ and the queue's redrive policy remains the backstop.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,8 @@ class Outcome:
     dead_letter_error: str | None = None  # the DLQ send failed: the message stays
     attempt: int = 1
     delay_s: int | None = None  # a retry: seconds before it is tried again
+    run_id: str = ""  # the enqueue run the record came from (its envelope's)
+    duration_s: float = 0.0  # how long this message took, the plugin's handler included
 
     @property
     def delete(self) -> bool:
@@ -139,12 +142,20 @@ class Processor:
         self.plugin_log = logging.getLogger(f"northmigrate.plugin.{migration.name}")
 
     def process(self, raw: Mapping[str, Any] | InMessage) -> Outcome:
+        started = time.monotonic()
         message = normalise(raw)
         try:
             env = envelope.parse(message.body)
         except EnvelopeError as exc:
             reason = _reason("EnvelopeError", str(exc), Scrubber.for_values(()))
-            return self._dead_letter(message, None, None, KIND_UNREADABLE, reason, exc, 0)
+            outcome = self._dead_letter(message, None, None, KIND_UNREADABLE, reason, exc, 0)
+        else:
+            outcome = self._process(message, env)
+            outcome.run_id = env.run_id
+        outcome.duration_s = time.monotonic() - started
+        return outcome
+
+    def _process(self, message: InMessage, env: envelope.Envelope) -> Outcome:
         attempt = self._attempt(message, env)
         if env.migration != self.migration.name:
             reason = (

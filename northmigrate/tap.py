@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
+from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import AwsError, InputError
 from northmigrate.queues import Queues
+from northmigrate.sqs.message import sqs_text
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -37,6 +39,12 @@ if TYPE_CHECKING:
 
 TAG_STATE = "northmigrate:tap"
 TAG_LIMIT = "northmigrate:tap-limit"
+# Who closed the tap, when and why (a tag value holds at most 256 characters).
+TAG_BY = "northmigrate:tap-by"
+TAG_AT = "northmigrate:tap-at"
+TAG_REASON = "northmigrate:tap-reason"
+TAG_VALUE_LIMIT = 256
+GUARD = "guard"  # ``closed_by`` of a tap the guard closed starts with this
 OPEN = "open"
 CLOSED = "closed"
 MIN_MAPPING_CONCURRENCY = 2  # AWS's floor for ScalingConfig.MaximumConcurrency
@@ -49,12 +57,45 @@ _GONE = {"ResourceNotFoundException"}
 class TapState:
     open: bool = True
     limit: int | None = None
+    closed_by: str | None = None  # "operator", or "guard (worker host:pid)", …
+    closed_at: str | None = None
+    reason: str | None = None
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> TapState:
         limit_text = tags.get(TAG_LIMIT, "")
         limit = int(limit_text) if limit_text.isdigit() and int(limit_text) > 0 else None
-        return cls(open=tags.get(TAG_STATE, OPEN) != CLOSED, limit=limit)
+        is_open = tags.get(TAG_STATE, OPEN) != CLOSED
+        if is_open:
+            return cls(open=True, limit=limit)
+        return cls(
+            open=False,
+            limit=limit,
+            closed_by=tags.get(TAG_BY) or None,
+            closed_at=tags.get(TAG_AT) or None,
+            reason=tags.get(TAG_REASON) or None,
+        )
+
+    @property
+    def closed_by_guard(self) -> bool:
+        return not self.open and (self.closed_by or "").startswith(GUARD)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "open": self.open,
+            "limit": self.limit,
+            "closed_by": self.closed_by,
+            "closed_at": self.closed_at,
+            "reason": self.reason,
+        }
+
+
+def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
+    """The tags of a closed tap (each value within SQS's 256 characters)."""
+    tags = {TAG_STATE: CLOSED, TAG_BY: by, TAG_AT: at}
+    if reason:
+        tags[TAG_REASON] = reason
+    return {k: sqs_text(v)[:TAG_VALUE_LIMIT] for k, v in tags.items()}
 
 
 @dataclass
@@ -96,7 +137,7 @@ class TapReport:
         return {
             "queue": self.queue,
             "tap": OPEN if self.state.open else CLOSED,
-            "limit": self.state.limit,
+            **self.state.to_dict(),
             "mappings": [m.to_dict() for m in self.mappings],
         }
 
@@ -181,21 +222,32 @@ class Tap:
 
     def _update_mappings(self, **changes: Any) -> None:
         arn = self.queues.arn(self.queues.main_url())
-        for mapping in mappings(self._lambda, arn):
+        try:
+            found = mappings(self._lambda, arn)
+        except AwsError as exc:
+            if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
+                return  # an endpoint without Lambda: local workers only
+            raise
+        for mapping in found:
             uuid = str(mapping["UUID"])
             wait_mapping(self._lambda, uuid, sleep=self.sleep)
             with aws_errors(f"update event source mapping {uuid}"):
                 self._lambda.update_event_source_mapping(UUID=uuid, **changes)
 
-    def close(self) -> TapReport:
-        """Local workers stop first (the tag), then Lambda (the mappings)."""
-        self._tag({TAG_STATE: CLOSED})
+    def close(self, *, by: str = "operator", reason: str | None = None) -> TapReport:
+        """Local workers stop first (the tag), then Lambda (the mappings); the tags say who
+        closed it, when and why."""
+        self._tag(closed_tags(by, reason, iso(utc_now())))
         self._update_mappings(Enabled=False)
         return self.status()
 
     def open(self) -> TapReport:
         self._update_mappings(Enabled=True)
         self._tag({TAG_STATE: OPEN})
+        with aws_errors(f"untag queue {self.queues.main_name}"):
+            self.sqs.untag_queue(
+                QueueUrl=self.queues.main_url(), TagKeys=[TAG_BY, TAG_AT, TAG_REASON]
+            )
         return self.status()
 
     def limit(self, n: int | None) -> TapReport:
@@ -219,6 +271,8 @@ class Tap:
 
 class Gate(Protocol):
     """What a worker needs from a tap (``TapGate``, ``OpenGate``, or a test's fake)."""
+
+    def state(self) -> TapState: ...
 
     def is_open(self) -> bool: ...
 

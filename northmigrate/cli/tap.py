@@ -29,6 +29,16 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
             markup("tap of {}: [bold]{}[/bold], limit: {}", data["queue"], data["tap"], limit),
             highlight=False,
         )
+        if not report.state.open:
+            console.print(
+                markup(
+                    "closed by {} at {}: {}",
+                    report.state.closed_by or "?",
+                    report.state.closed_at or "?",
+                    report.state.reason or "no reason given",
+                ),
+                highlight=False,
+            )
         if not report.mappings:
             console.print("no event source mapping (local workers only)")
             return
@@ -45,15 +55,22 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
 
 @tap_app.command("open")
 def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Resume consumption: enable the mappings and let local workers receive again."""
+    """Resume consumption: enable the mappings and let local workers receive again (also
+    after the guard closed the tap)."""
     _render_tap(output, _tap(state(ctx)).open())
 
 
 @tap_app.command("close")
-def tap_close(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+def tap_close(
+    ctx: typer.Context,
+    reason: str | None = typer.Option(
+        None, "--reason", metavar="TEXT", help="Why, for whoever looks next (tap status)."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
     """Stop all consumption: local workers stop receiving within seconds, mappings are
     disabled. Messages wait in the queue."""
-    _render_tap(output, _tap(state(ctx)).close())
+    _render_tap(output, _tap(state(ctx)).close(by="operator", reason=reason))
 
 
 @tap_app.command("limit")

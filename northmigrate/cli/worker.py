@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import typer
 from rich.console import Console
 
@@ -9,7 +11,13 @@ from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import state
 from northmigrate.errors import InputError
+from northmigrate.events import JsonLines
 from northmigrate.worker import Worker, WorkerReport
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def _line(r: WorkerReport) -> str:
@@ -69,15 +77,23 @@ def worker(
         help="Seconds a stopping worker lets started records finish (default: "
         "worker.grace_period_s).",
     ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.text,
+        "--log-format",
+        case_sensitive=False,
+        help="json: one JSON object per line on stderr for each record outcome (migrated, "
+        "retried, dead_lettered, released), the same as the Lambda handler's.",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Poll the main queue and migrate each record with the plugin's handler.
 
-    A message is deleted only once its record is migrated or safely in the DLQ. Failures are
-    retried with backoff until queue.max_receive_count receives, then dead-lettered with
-    their reason; PermanentError, unreadable messages and invalid records are dead-lettered
-    at once. SIGINT/SIGTERM: stop receiving, hand back unstarted messages, finish started
-    records within the grace period, print the summary, exit 0 (a second Ctrl-C: 130).
+    A message is deleted only once its record is migrated, safely in the DLQ, or retried as
+    a delayed copy SQS confirmed. Failures are retried with backoff until the handler has
+    tried queue.max_receive_count times, then dead-lettered with their reason;
+    PermanentError, unreadable messages and invalid records are dead-lettered at once.
+    SIGINT/SIGTERM: stop receiving, hand back unstarted messages, finish started records
+    within the grace period, print the summary, exit 0 (a second Ctrl-C: 130).
     """
     if rate is not None and rate <= 0:
         raise InputError("--rate must be a positive number of records per second")
@@ -103,6 +119,7 @@ def worker(
             stop=stop,
             grace_period_s=grace,
             on_progress=on_progress,
+            emit=JsonLines() if log_format is LogFormat.json else None,
         ).run(until_empty=until_empty, max_messages=max_messages)
     data = report.to_dict()
     if report.error is not None:

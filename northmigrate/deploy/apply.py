@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError, WaiterError
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _NOT_FOUND = {"NoSuchEntity", "ResourceNotFoundException"}
 # IAM is eventually consistent: a new role can take seconds before Lambda may assume it.
+GUARD_MAPPING_ENV = "NORTHMIGRATE_GUARD__MAPPING_UUID"
 _ROLE_NOT_READY = "cannot be assumed"
 ROLE_WAIT_S = 90.0
 UPDATE_WAIT_S = 300.0
@@ -260,6 +261,13 @@ class Deployer:
                 )
             return uuid
 
+    def _mapping_uuid(self) -> str:
+        """The UUID of the function's mapping of the queue, or "" when there is none yet."""
+        if not self._function_exists():
+            return ""
+        found = mappings(self.lam, self.spec.queue.arn, self.spec.function_name)
+        return str(found[0]["UUID"]) if found else ""
+
     def _function_exists(self) -> bool:
         try:
             self.lam.get_function_configuration(FunctionName=self.spec.function_name)
@@ -278,8 +286,16 @@ class Deployer:
         tap = read_state(self.sqs, url)
         role_arn = self.role()
         self.log_group()
+        guarded = "NORTHMIGRATE_GUARD__ENABLED" in s.environment and (
+            s.environment["NORTHMIGRATE_GUARD__ENABLED"] == "true"
+        )
+        known = self._mapping_uuid() if guarded else ""
+        if known:  # the guard disables its own mapping: the function knows which
+            self.spec = s = replace(s, environment={**s.environment, GUARD_MAPPING_ENV: known})
         function_arn = self.function(role_arn)
         uuid = self.mapping(tap)
+        if guarded and uuid and uuid != known and not self.dry_run:
+            self.spec = tell_the_function(self.lam, self.spec, uuid)
         return DeployReport(
             function_name=s.function_name,
             function_arn=function_arn,
@@ -292,3 +308,16 @@ class Deployer:
             changes=self.changes,
             package=self.package,
         )
+
+
+def tell_the_function(lam: LambdaClient, spec: StackSpec, uuid: str) -> StackSpec:
+    """A new mapping: put its UUID in the function's environment (its guard disables that
+    mapping, and only that one); the spec as it now is."""
+    spec = replace(spec, environment={**spec.environment, GUARD_MAPPING_ENV: uuid})
+    with aws_errors(f"function {spec.function_name}"):
+        wait_function(lam, spec.function_name)
+        lam.update_function_configuration(
+            FunctionName=spec.function_name, Environment={"Variables": spec.environment}
+        )
+        wait_function(lam, spec.function_name)
+    return spec

@@ -122,6 +122,12 @@ def environment(settings: Settings) -> dict[str, str]:
         "NORTHMIGRATE_MIGRATION__PLUGIN": settings.migration.plugin,
         "NORTHMIGRATE_MIGRATION__OPTIONS": toml_value(settings.migration.options),
         "NORTHMIGRATE_WORKER__CONCURRENCY": str(settings.worker.concurrency),
+        "NORTHMIGRATE_WORKER__BACKOFF_BASE_S": str(settings.worker.backoff_base_s),
+        "NORTHMIGRATE_WORKER__BACKOFF_MAX_S": str(settings.worker.backoff_max_s),
+        "NORTHMIGRATE_GUARD__ENABLED": str(settings.guard.enabled).lower(),
+        "NORTHMIGRATE_GUARD__WINDOW": str(settings.guard.window),
+        "NORTHMIGRATE_GUARD__MIN_RECORDS": str(settings.guard.min_records),
+        "NORTHMIGRATE_GUARD__FAILURE_SHARE": str(settings.guard.failure_share),
         "NORTHMIGRATE_AWS__RETRY_MODE": a.retry_mode,
         "NORTHMIGRATE_AWS__MAX_ATTEMPTS": str(a.max_attempts),
     }
@@ -154,6 +160,7 @@ def policy_document(
     migration: Migration[Any],
     options: dict[str, Any],
     allow_wildcard_resources: bool = False,
+    function_name: str | None = None,
 ) -> dict[str, Any]:
     """Least privilege for the worker: its queue, its DLQ, its logs, and what the plugin
     declares (checked by ``plugin_statements``). No wildcard action; ``:*`` only where log
@@ -187,6 +194,25 @@ def policy_document(
             "Resource": [group_arn, f"{group_arn}:*"],
         },
     ]
+    if function_name is not None:  # the guard: its own queue's tags, its own mapping only
+        prefix = f"arn:{queue.partition}:lambda:{queue.region}:{queue.account}"
+        statements += [
+            {
+                "Sid": "GuardClosesTheTap",
+                "Effect": "Allow",
+                "Action": ["sqs:ListQueueTags", "sqs:TagQueue"],
+                "Resource": queue.arn,
+            },
+            {
+                "Sid": "GuardDisablesItsMapping",
+                "Effect": "Allow",
+                "Action": ["lambda:UpdateEventSourceMapping"],
+                "Resource": f"{prefix}:event-source-mapping:*",
+                "Condition": {
+                    "StringEquals": {"lambda:FunctionArn": f"{prefix}:function:{function_name}"}
+                },
+            },
+        ]
     if migration.iam_statements is not None:
         try:
             declared = migration.iam_statements(options, queue.region, queue.account)
@@ -295,5 +321,6 @@ def build_spec(
             migration=migration,
             options=settings.migration.options,
             allow_wildcard_resources=d.allow_wildcard_resources,
+            function_name=fn if settings.guard.enabled else None,
         ),
     )

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from northmigrate.events import Emit, record_event, released_event
+from northmigrate.guard import Guard
 from northmigrate.processing import Outcome
 from northmigrate.sqs.batch import (
     MAX_BATCH_ENTRIES,
@@ -57,6 +59,9 @@ class Acknowledger:
         threads: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        emit: Emit | None = None,
+        migration: str = "",
+        guard: Guard | None = None,
     ) -> None:
         self.sqs = sqs
         self.url = url
@@ -70,6 +75,9 @@ class Acknowledger:
         self._lock = threading.Lock()
         self._pending = 0
         self._running: list[threading.Thread] = []
+        self._emit = emit  # one structured event per outcome (northmigrate.events)
+        self._guard = guard  # counts the handler's failures (northmigrate.guard)
+        self._migration = migration
 
     @property
     def pending(self) -> int:
@@ -87,6 +95,10 @@ class Acknowledger:
         else:  # in place: hidden for the backoff, at most the queue's visibility timeout
             ack = Ack(message, self.retry_visibility(outcome.attempt))
         self.report.count(outcome)
+        if self._guard is not None:
+            self._guard.record(outcome)
+        if self._emit is not None:
+            self._emit(record_event(outcome, migration=self._migration, consumer="worker"))
         if outcome.retried:
             log.info(
                 "record %s (attempt %d) will be tried again in %s s: %s",
@@ -107,6 +119,9 @@ class Acknowledger:
             return
         messages = [self.ledger.let_go(message) for message in messages]
         self.report.add(released=len(messages))
+        if self._emit is not None:
+            for message in messages:
+                self._emit(released_event(message, migration=self._migration, consumer="worker"))
         self._expect(len(messages))
         self.ledger.settled(len(messages))
         for message in messages:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from northmigrate.backoff import TokenBucket
 from northmigrate.errors import NorthmigrateError
+from northmigrate.guard import Guard
 from northmigrate.sqs.message import InMessage
 from northmigrate.sqs.queue import Depth
 from northmigrate.sqs.receive import receive
@@ -40,6 +41,12 @@ EMPTY_RECEIVES = 1  # consecutive empty receives before the queue's depth is ask
 TAP_MAX_WAIT_S = 3
 
 
+class GuardStopped(NorthmigrateError):
+    """The guard closed the tap: this worker finishes what it started and stops (exit 1)."""
+
+    exit_code = 1
+
+
 class Receiver:
     def __init__(
         self,
@@ -57,6 +64,7 @@ class Receiver:
         depth: Callable[[], Depth],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        guard: Guard | None = None,
     ) -> None:
         self.sqs = sqs
         self.url = url
@@ -76,6 +84,7 @@ class Receiver:
         self.over = threading.Event()  # receiving has ended
         self._failure: NorthmigrateError | None = None
         self.last_depth: Depth | None = None
+        self.guard = guard
 
     # -- the first receiver ----------------------------------------------------------------
 
@@ -123,7 +132,14 @@ class Receiver:
     # -- one receive -----------------------------------------------------------------------
 
     def _tap_open(self) -> bool:
-        """Wait while the tap is closed, then pace at the tap's limit (records per second)."""
+        """Wait while the tap is closed, then pace at the tap's limit (records per second).
+        A tap the guard closed (this worker's or another consumer's) ends receiving."""
+        trip = self.guard.trip if self.guard is not None else None
+        if trip is not None:  # this worker's own guard: no need to wait for the tags
+            raise GuardStopped(f"the guard closed the tap: {trip.reason}")
+        state = self.tap.state()
+        if state.closed_by_guard:
+            raise GuardStopped(f"the guard closed the tap: {state.reason or 'no reason given'}")
         if not self.tap.wait_open(self.stop):
             return False
         limit = self.tap.limit()

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -32,15 +34,17 @@ from northmigrate.aws import AwsClients
 from northmigrate.backoff import retry_delay
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
+from northmigrate.events import Emit
+from northmigrate.guard import Guard, Trip
 from northmigrate.heartbeat import Heartbeat
 from northmigrate.plugin import Migration
 from northmigrate.processing import SQS_MAX_DELAY_S, Processor
 from northmigrate.queues import Queues
-from northmigrate.tap import Gate, TapGate
+from northmigrate.tap import GUARD, Gate, Tap, TapGate
 from northmigrate.worker.acknowledger import Acknowledger
 from northmigrate.worker.dispatcher import Dispatcher
 from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import UNTIL_EMPTY_WAIT_S, Receiver
+from northmigrate.worker.receiver import UNTIL_EMPTY_WAIT_S, GuardStopped, Receiver
 from northmigrate.worker.report import WorkerReport
 
 log = logging.getLogger("northmigrate.worker")
@@ -86,6 +90,7 @@ class Worker:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         tap: Gate | None = None,
+        emit: Emit | None = None,
     ) -> None:
         ws = settings.worker
         self.clients = clients
@@ -100,6 +105,7 @@ class Worker:
         self.progress_interval_s = progress_interval_s
         self.rate = rate
         self.tap = tap  # None: the main queue's tap (northmigrate.tap), read when run starts
+        self.emit = emit  # one event per record outcome (worker --log-format json)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -111,6 +117,7 @@ class Worker:
         self.url = ""
         self.visibility_timeout_s = settings.queue.visibility_timeout
         self.receiver: Receiver | None = None
+        self.guard: Guard | None = None
         self._background_stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -136,6 +143,7 @@ class Worker:
             retry_delay=self._retry_delay,
         )
         heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
+        guard = self.guard = worker_guard(self.settings, self.clients, self.queues)
         ledger = Ledger(self.capacity, heartbeat, self.report)
         acknowledger = Acknowledger(
             self.sqs,
@@ -148,6 +156,9 @@ class Worker:
             threads=self.receivers,
             clock=self._clock,
             sleep=self._sleep,
+            emit=self.emit,
+            migration=self.migration.name,
+            guard=guard,
         )
         dispatcher = Dispatcher(
             processor,
@@ -171,6 +182,7 @@ class Worker:
             depth=lambda: self.queues.depth(self.url),
             clock=self._clock,
             sleep=self._sleep,
+            guard=guard,
         )
         dispatcher.start(self._spawn)
         acknowledger.start(self._spawn)
@@ -181,6 +193,9 @@ class Worker:
         more = [self._spawn(receiver.run_more, f"nm-receive-{i}") for i in range(1, self.receivers)]
         try:
             self.report.stopped = receiver.run(until_empty=until_empty)
+        except GuardStopped as exc:
+            self.report.error = exc
+            self.report.stopped = "guard"
         except NorthmigrateError as exc:
             self.report.error = exc
             self.report.stopped = "error"
@@ -194,7 +209,7 @@ class Worker:
             ledger,
             dispatcher,
             acknowledger,
-            graceful=self.report.stopped in ("signal", "error"),
+            graceful=self.report.stopped in ("signal", "error", "guard"),
         )
         self.report.duration_s = self._clock() - started
         return self.report
@@ -235,25 +250,10 @@ class Worker:
 
     # -- stopping -------------------------------------------------------------------------
 
-    def _shutdown(
-        self,
-        receiver: Receiver,
-        more: list[threading.Thread],
-        ledger: Ledger,
-        dispatcher: Dispatcher,
-        acknowledger: Acknowledger,
-        *,
-        graceful: bool,
-    ) -> None:
-        wind_down(
-            self,
-            receiver,
-            more,
-            ledger,
-            dispatcher,
-            acknowledger,
-            graceful=graceful,
-        )
+    def _shutdown(self, *parts: Any, graceful: bool) -> None:
+        """Wind down (see :func:`wind_down`), then stop the background threads."""
+        receiver, more, ledger, dispatcher, acknowledger = parts
+        wind_down(self, receiver, more, ledger, dispatcher, acknowledger, graceful=graceful)
         self._background_stop.set()
         dispatcher.stop()
         if self.on_progress is not None:
@@ -298,3 +298,20 @@ def wind_down(
             grace,
         )
     acknowledger.stop()
+
+
+def worker_guard(settings: Settings, clients: AwsClients, queues: Queues) -> Guard | None:
+    """The circuit breaker (``[guard]``): when it trips, this worker closes the tap for every
+    consumer, with the reason, and stops."""
+    if not settings.guard.enabled:
+        return None
+    by = f"{GUARD} (worker {socket.gethostname()}:{os.getpid()})"
+
+    def close_tap(trip: Trip) -> None:
+        log.error("the guard closes the tap: %s", trip.reason)
+        try:
+            Tap(clients, queues).close(by=trip.by, reason=trip.reason)
+        except NorthmigrateError as exc:  # this worker stops all the same
+            log.error("the guard could not close the tap for the others: %s", exc)
+
+    return Guard(settings.guard, by=by, on_trip=close_tap)

@@ -142,7 +142,8 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
 
     # the tap drives the mapping (and the queue's tags, for local workers)
     closed = project.run_json("tap", "close")
-    assert closed["tap"] == "closed"
+    assert closed["tap"] == "closed" and closed["open"] is False
+    assert closed["closed_by"] == "operator" and closed["closed_at"]
     assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["State"] == "Disabled"
     tags = sqs.list_queue_tags(QueueUrl=project.queue_url())["Tags"]
     assert tags["northmigrate:tap"] == "closed"
@@ -156,7 +157,11 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     assert opened == {
         "queue": project.queue_name,
         "tap": "open",
+        "open": True,
         "limit": 3,
+        "closed_by": None,
+        "closed_at": None,
+        "reason": None,
         "mappings": [
             {
                 "uuid": first["mapping_uuid"],

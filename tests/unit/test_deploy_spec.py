@@ -105,16 +105,33 @@ def test_policy_is_least_privilege_statement_by_statement(tmp_path: Path) -> Non
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     ]
-    table = by_sid["plugin3"]
+    # the guard: its own queue's tags and its own function's mapping, nothing else
+    assert by_sid["GuardClosesTheTap"]["Action"] == ["sqs:ListQueueTags", "sqs:TagQueue"]
+    assert by_sid["GuardClosesTheTap"]["Resource"] == QUEUE_ARN
+    mapping = by_sid["GuardDisablesItsMapping"]
+    assert mapping["Action"] == ["lambda:UpdateEventSourceMapping"]
+    assert mapping["Condition"] == {
+        "StringEquals": {
+            "lambda:FunctionArn": "arn:aws:lambda:eu-west-1:111122223333:function:orders-worker"
+        }
+    }
+    table = by_sid["plugin5"]
     assert table["Resource"] == "arn:aws:dynamodb:eu-west-1:111122223333:table/target"
     assert table["Action"] == ["dynamodb:PutItem"]  # verify's reads are the operator's
-    assert len(spec.policy["Statement"]) == 4
+    assert len(spec.policy["Statement"]) == 6
     for statement in spec.policy["Statement"]:
         actions = statement["Action"]
         assert all("*" not in a for a in ([actions] if isinstance(actions, str) else actions))
         resources = statement["Resource"]
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource != "*" and ":*:" not in resource
+
+
+def test_a_function_without_the_guard_gets_no_guard_rights(tmp_path: Path) -> None:
+    spec = spec_for(settings(tmp_path, "[guard]\nenabled = false\n"))
+    sids = {st.get("Sid") for st in spec.policy["Statement"]}
+    assert "GuardClosesTheTap" not in sids and "GuardDisablesItsMapping" not in sids
+    assert spec.environment["NORTHMIGRATE_GUARD__ENABLED"] == "false"
 
 
 def declaring(*statements: Any) -> Migration[Any]:
@@ -192,12 +209,12 @@ def test_a_wildcard_resource_is_allowed_where_it_is_safe_or_allowed_by_config(
          "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
     ]  # fmt: skip
     spec = spec_for(settings(tmp_path), plugin=declaring(*fine))
-    assert spec.policy["Statement"][3:] == fine
+    assert spec.policy["Statement"][5:] == fine
     broad = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}
     with pytest.raises(PluginError, match=r"deploy\.allow_wildcard_resources"):
         spec_for(settings(tmp_path), plugin=declaring(broad))
     allowed = settings(tmp_path, "[deploy]\nallow_wildcard_resources = true\n")
-    assert spec_for(allowed, plugin=declaring(broad)).policy["Statement"][3] == broad
+    assert spec_for(allowed, plugin=declaring(broad)).policy["Statement"][5] == broad
     with pytest.raises(PluginError, match="NotResource"):  # the flag allows no more than that
         spec_for(allowed, plugin=declaring({**broad, "NotResource": "x"}))
 

@@ -12,7 +12,7 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
 from northmigrate.plugin import Migration
 from northmigrate.provision import provision
-from northmigrate.tap import TAG_STATE, TapGate
+from northmigrate.tap import TAG_STATE, TapGate, TapState
 from northmigrate.worker import Worker
 
 
@@ -25,6 +25,9 @@ class FakeGate:
         self.open = open_
         self.cap = limit
         self.waits = 0
+
+    def state(self) -> TapState:
+        return TapState(open=self.open, limit=self.cap)
 
     def is_open(self) -> bool:
         return self.open

@@ -144,19 +144,23 @@ def test_a_retry_whose_copy_cannot_be_sent_is_reported_to_the_mapping(
     assert response == {"batchItemFailures": [{"itemIdentifier": transient["messageId"]}]}
 
 
-def test_fifo_stops_at_the_first_failure_and_fails_the_rest(mocked_aws: None) -> None:
+def test_fifo_holds_back_only_the_failed_group(mocked_aws: None) -> None:
+    """A failure holds back the later records of its own message group; the other groups go
+    on (the local worker's rule; Powertools' ``skip_group_on_error``)."""
     rt = runtime_for("orders.fifo")
     records = [
         sqs_record(body(record(1)), group="g"),
         sqs_record(body(record(2, region="ON")), group="g"),
         sqs_record(body(record(3)), group="h"),
+        sqs_record(body(record(4)), group="g"),
+        sqs_record(body(record(5)), group="h"),
     ]
     response = aws_lambda.handle({"Records": records}, rt)
     assert response["batchItemFailures"] == [
         {"itemIdentifier": records[1]["messageId"]},
-        {"itemIdentifier": records[2]["messageId"]},
+        {"itemIdentifier": records[3]["messageId"]},  # behind the failure in its group
     ]
-    assert table_ids(rt.clients) == {"APP-000001"}  # the third was never started
+    assert table_ids(rt.clients) == {"APP-000001", "APP-000003", "APP-000005"}
 
 
 def test_a_fifo_dead_letter_is_not_a_failure(mocked_aws: None) -> None:

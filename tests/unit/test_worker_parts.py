@@ -11,10 +11,11 @@ import pytest
 from northmigrate.processing import Outcome, Status
 from northmigrate.sqs.message import InMessage
 from northmigrate.sqs.queue import depth
+from northmigrate.tap import GUARD, TapState
 from northmigrate.worker.acknowledger import Ack, Acknowledger
 from northmigrate.worker.dispatcher import Dispatcher
 from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import Receiver
+from northmigrate.worker.receiver import GuardStopped, Receiver
 from northmigrate.worker.report import WorkerReport
 
 
@@ -215,6 +216,9 @@ class OpenTap:
     def __init__(self, limit: int | None = None) -> None:
         self._limit = limit
 
+    def state(self) -> TapState:
+        return TapState(open=True, limit=self._limit)
+
     def wait_open(self, stop: threading.Event) -> bool:
         return not stop.is_set()
 
@@ -283,3 +287,18 @@ def test_a_stop_ends_receiving(sqs: Any) -> None:
     stop.set()
     receiver, started = receiver_on(sqs, url, stop=stop)
     assert receiver.run(until_empty=False) == "signal" and started == []
+
+
+class GuardClosedTap(OpenTap):
+    def state(self) -> TapState:
+        return TapState(open=False, closed_by=f"{GUARD} (worker h:1)", reason="9 of 10 failed")
+
+
+def test_a_tap_the_guard_closed_ends_receiving_with_its_reason(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    receiver, started = receiver_on(sqs, url)
+    receiver.tap = GuardClosedTap()  # type: ignore[assignment]
+    with pytest.raises(GuardStopped, match="the guard closed the tap: 9 of 10 failed"):
+        receiver.run(until_empty=True)
+    assert started == []
