@@ -5,7 +5,11 @@ Each record of the event goes through the same per-record path as the local work
 a reason on ``PermanentError``, on an unreadable message and on the last attempt). The
 handler returns ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` naming the
 records to retry (the mapping needs ``FunctionResponseTypes: ["ReportBatchItemFailures"]``,
-which ``deploy`` sets); the mapping deletes every other record of the batch. A dead-lettered
+which ``deploy`` sets); the mapping deletes every other record of the batch. When every
+record of the batch failed, the handler raises :class:`BatchFailed` instead: AWS documents
+that a function error makes the mapping back off (fewer concurrent pollers) while, with
+``ReportBatchItemFailures``, a partial failure does not scale polling down; nothing of that
+batch was to be deleted, so the error loses nothing. A dead-lettered
 record is not a failure: it is already safe in the DLQ. Neither is a record to retry on a
 standard queue whose delayed copy SQS confirmed (``REQUEUED``: the backoff is the copy's
 delay, and its attempt count is in the copy). A retry in place (a FIFO queue, or a copy SQS
@@ -155,6 +159,12 @@ def _process(runtime: Runtime, record: Mapping[str, Any]) -> Outcome | None:
         return None
 
 
+class BatchFailed(Exception):
+    """Raised when every record of a batch failed: a function error, so the event source
+    mapping scales its pollers down (with ``ReportBatchItemFailures``, a partial failure does
+    not); no record is deleted either way, and each keeps the visibility set for it."""
+
+
 NOT_STARTED = "not started"  # a record held back: the guard, the time left, its FIFO group
 
 
@@ -197,6 +207,14 @@ class _Batch:
         if outcome is not None and self.runtime.guard is not None:
             self.runtime.guard.record(outcome)
         return outcome
+
+    def all_failed(self) -> bool:
+        """Every record stays in the queue and at least one failed in the plugin's handler
+        (or in processing): a sign the new service is down, not a batch of bad records."""
+        outcomes = self.outcomes
+        stays = all(not isinstance(o, Outcome) or not o.delete for o in outcomes)
+        tried = any(o is None or (isinstance(o, Outcome) and o.retried) for o in outcomes)
+        return bool(outcomes) and stays and tried
 
     def failed_ids(self) -> list[str]:
         return [
@@ -255,6 +273,11 @@ def handle(
     batch.hide_and_hand_back()
     failed = batch.failed_ids()
     _tell(runtime, batch, request_id, time.monotonic() - started, len(failed))
+    if batch.all_failed():
+        raise BatchFailed(
+            f"every record of the batch failed ({len(failed)}); "
+            "they come back after their backoff, and the mapping polls less"
+        )
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 

@@ -18,17 +18,20 @@ def retry_delay(
     visibility_timeout_s: int,
     rng: random.Random | None = None,
 ) -> int:
-    """Seconds before a failed record is tried again: exponential backoff, full jitter.
+    """Seconds before a failed record is tried again: exponential backoff, equal jitter.
 
     The ceiling doubles with each attempt (``base_s * 2**(attempt-1)``) and is bounded by
-    ``max_s``, the queue's visibility timeout and SQS's 12 hours; the delay is drawn uniformly
-    between 0 and that ceiling (full jitter), so a fleet of failing records spreads out
-    instead of hammering a service that is down in step.
+    ``max_s``, the given visibility bound and SQS's 12 hours; the delay is drawn uniformly
+    between half the ceiling and the ceiling (equal jitter). The jitter spreads a fleet of
+    failing records out instead of hammering a service that is down in step; the half kept
+    fixed is the patience: the tries of a record last a known least time (with the
+    defaults, 30 s doubling over 5 tries: at least 3 min 45 s), so a short outage of the new
+    service does not use them up.
     """
     exponent = min(max(attempt, 1) - 1, 40)
     ceiling = min(base_s * (2.0**exponent), max_s, float(visibility_timeout_s))
     ceiling = max(0.0, min(ceiling, float(SQS_MAX_VISIBILITY_S)))
-    draw = (rng or random).uniform(0.0, ceiling)
+    draw = (rng or random).uniform(ceiling / 2, ceiling)
     return round(draw)
 
 

@@ -85,9 +85,9 @@ class WorkerSettings(_Section):
     wait_time_s: int = Field(default=20, ge=0, le=20)
     # How long a stopping worker lets the records it started finish.
     grace_period_s: float = Field(default=30.0, ge=0, le=43_200)
-    # Per-record retry backoff: full jitter on base * 2**(attempt-1), at most this and at
-    # most the queue's visibility timeout.
-    backoff_base_s: float = Field(default=1.0, ge=0, le=43_200)
+    # Per-record retry backoff: between half and all of base * 2**(attempt-1), at most
+    # backoff_max_s (and, for a retry in place, the queue's visibility timeout).
+    backoff_base_s: float = Field(default=30.0, ge=0, le=43_200)
     backoff_max_s: float = Field(default=900.0, ge=0, le=43_200)
     # Extend the visibility of records still in progress (so a slow one is not run twice).
     heartbeat: bool = True

@@ -140,8 +140,11 @@ def test_a_retry_whose_copy_cannot_be_sent_is_reported_to_the_mapping(
         return real(**request)
 
     monkeypatch.setattr(rt.processor.sqs, "send_message", refuse_main_queue)
-    response = aws_lambda.handle({"Records": [transient]}, rt)
+    ok = sqs_record(body(record(1)))
+    response = aws_lambda.handle({"Records": [ok, transient]}, rt)
     assert response == {"batchItemFailures": [{"itemIdentifier": transient["messageId"]}]}
+    with pytest.raises(aws_lambda.BatchFailed):  # alone, it is a function error
+        aws_lambda.handle({"Records": [transient]}, rt)
 
 
 def test_fifo_holds_back_only_the_failed_group(mocked_aws: None) -> None:

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from northmigrate.backoff import SQS_MAX_VISIBILITY_S, TokenBucket, retry_delay
+from northmigrate.config import QueueSettings, WorkerSettings
 from northmigrate.heartbeat import Heartbeat
+from northmigrate.processing import SQS_MAX_DELAY_S
 
 
 class FakeClock:
@@ -37,10 +39,37 @@ def test_retry_delay_stays_within_every_bound(
     delay = retry_delay(
         attempt, base_s=base, max_s=cap, visibility_timeout_s=visibility, rng=random.Random(seed)
     )
+    ceiling = min(base * 2.0 ** min(max(attempt, 1) - 1, 40), cap, visibility, SQS_MAX_VISIBILITY_S)
     assert 0 <= delay <= min(round(cap + 0.5), visibility, SQS_MAX_VISIBILITY_S)
+    assert delay >= round(ceiling / 2) - 1  # the half kept fixed: patience
 
 
-def test_retry_delay_grows_exponentially_with_full_jitter() -> None:
+def test_with_the_defaults_a_record_outlasts_an_outage_of_a_few_minutes() -> None:
+    """The least time a record's tries take (every draw at its lowest): a retried copy's
+    backoff is bounded by SQS's 900 s delay, a retry in place by the visibility timeout."""
+    settings = WorkerSettings()
+    queue = QueueSettings(name="q")
+    retries = range(1, queue.max_receive_count)  # the last try dead-letters, it waits not
+
+    def least(bound: int) -> int:
+        lowest = random.Random(0)
+        lowest.uniform = lambda a, b: a  # type: ignore[method-assign]
+        return sum(
+            retry_delay(
+                n,
+                base_s=settings.backoff_base_s,
+                max_s=settings.backoff_max_s,
+                visibility_timeout_s=bound,
+                rng=lowest,
+            )
+            for n in retries
+        )
+
+    assert least(SQS_MAX_DELAY_S) >= 225  # 15 + 30 + 60 + 120 s
+    assert least(queue.visibility_timeout) >= 105  # 15 + 30 + 30 + 30 s
+
+
+def test_retry_delay_grows_exponentially_with_jitter() -> None:
     rng = random.Random(1)
 
     def draws(attempt: int) -> list[int]:
@@ -51,13 +80,14 @@ def test_retry_delay_grows_exponentially_with_full_jitter() -> None:
 
     first, fifth, tenth = draws(1), draws(5), draws(10)
     assert set(first) <= {0, 1}
-    assert max(fifth) <= 16 and min(fifth) <= 2 and max(fifth) >= 14  # uniform over 0..16
+    assert max(fifth) <= 16 and min(fifth) <= 9 and max(fifth) >= 15  # uniform over 8..16
+    assert min(fifth) >= 8 and min(tenth) >= 256
     assert max(tenth) <= 512 and len(set(tenth)) > 100
     assert sum(tenth) / len(tenth) > 4 * sum(fifth) / len(fifth)
     capped = [
         retry_delay(20, base_s=1, max_s=900, visibility_timeout_s=30, rng=rng) for _ in range(200)
     ]
-    assert max(capped) == 30  # the queue's visibility timeout bounds it
+    assert max(capped) == 30 and min(capped) >= 15  # the visibility timeout bounds it
 
 
 def test_token_bucket_paces_to_the_rate() -> None:
