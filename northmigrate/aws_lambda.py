@@ -55,6 +55,7 @@ from northmigrate.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
 from northmigrate.queues import Queues
 from northmigrate.sqs.batch import change_visibility_batch
 from northmigrate.sqs.message import InMessage, normalise
+from northmigrate.sqs.queue import queue_arn
 from northmigrate.tap import GUARD, closed_tags
 
 log = logging.getLogger("northmigrate.aws_lambda")
@@ -72,6 +73,7 @@ class Runtime:
     queues: Queues
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     guard: Guard | None = None
+    function_name: str = "function"
 
     @property
     def fifo(self) -> bool:
@@ -113,11 +115,11 @@ def build_runtime(
         retry_delay=delay,
     )
     runtime = Runtime(settings, clients, migration, processor, queues, out or sys.stdout)
+    runtime.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     if settings.guard.enabled:
-        function = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
         runtime.guard = Guard(
             settings.guard,
-            by=f"{GUARD} (lambda {function})",
+            by=f"{GUARD} (lambda {runtime.function_name})",
             on_trip=lambda trip: close_tap(runtime, trip),
         )
     return runtime
@@ -134,12 +136,18 @@ def close_tap(runtime: Runtime, trip: Trip) -> None:
             queue.sqs.tag_queue(
                 QueueUrl=queue.main_url(), Tags=closed_tags(trip.by, trip.reason, trip.at)
             )
-        uuid = runtime.settings.guard.mapping_uuid
-        if uuid:
-            with aws_errors(f"disable event source mapping {uuid}"):
-                runtime.clients.client("lambda").update_event_source_mapping(
-                    UUID=uuid, Enabled=False
+        lam = runtime.clients.client("lambda")
+        uuids = [runtime.settings.guard.mapping_uuid or ""]
+        if not uuids[0]:  # deployed from a template: find this function's own mapping
+            with aws_errors("list this function's event source mappings"):
+                found = lam.list_event_source_mappings(
+                    EventSourceArn=queue_arn(queue.sqs, queue.main_url()),
+                    FunctionName=runtime.function_name,
                 )
+            uuids = [m["UUID"] for m in found.get("EventSourceMappings", []) if "UUID" in m]
+        for uuid in uuids:
+            with aws_errors(f"disable event source mapping {uuid}"):
+                lam.update_event_source_mapping(UUID=uuid, Enabled=False)
     except Exception as exc:  # the handler must answer for its batch whatever happens here
         log.error("the guard could not close the tap: %s", exc)
 
@@ -290,10 +298,9 @@ def _tell(runtime: Runtime, batch: _Batch, request_id: str, seconds: float, fail
     for record, outcome in zip(batch.records, batch.outcomes, strict=True):
         if isinstance(outcome, Outcome):
             event = record_event(outcome, migration=name, consumer="lambda")
-            tally.add(outcome)
         else:
             event = released_event(normalise(record), migration=name, consumer="lambda")
-            tally.released(1)
+        tally.count(event)
         counts[event["outcome"]] += 1
         emit(event | {"request_id": request_id})
     trip = runtime.guard.trip if runtime.guard is not None else None

@@ -80,6 +80,19 @@ def released_event(message: InMessage, *, migration: str, consumer: str) -> dict
     }
 
 
+def fan_out(*consumers: Emit | None) -> Emit | None:
+    """One consumer that hands each event to every given one (None when there is none)."""
+    given = [c for c in consumers if c is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def emit(event: dict[str, Any]) -> None:
+        for consumer in given:
+            consumer(event)
+
+    return emit
+
+
 class JsonLines:
     """Writes events as JSON lines to a stream, one whole line at a time (thread-safe)."""
 

@@ -15,14 +15,14 @@ sends them with batched ``PutMetricData`` with ``--metrics cloudwatch``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors
-from northmigrate.processing import Outcome, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -30,10 +30,14 @@ if TYPE_CHECKING:
 NAMESPACE = "northmigrate"
 MAX_VALUES = 100  # EMF: at most 100 values of one metric in one document
 PUT_BATCH = 1000  # PutMetricData: at most 1000 metric data items in one call
+PUT_VALUES = 150  # PutMetricData: at most 150 values in one datum
+METRIC_OF = {"migrated": "Migrated", "retried": "Retried", "released": "Released"}
+COUNTED = ("Migrated", "Retried", "Released")
 
 
 class Tally:
-    """Outcomes counted since the last flush (thread-safe)."""
+    """Outcomes counted since the last flush, from the events of :mod:`northmigrate.events`
+    (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,19 +45,18 @@ class Tally:
         self.dead_letters: Counter[str] = Counter()
         self.durations_ms: list[float] = []
 
-    def add(self, outcome: Outcome) -> None:
+    def count(self, event: Mapping[str, Any]) -> None:
+        """Count one ``record`` event (other events are not outcomes)."""
+        if event.get("event") != "record":
+            return
+        outcome = event.get("outcome")
         with self._lock:
-            if outcome.status is Status.SUCCEEDED:
-                self.counts["Migrated"] += 1
-            elif outcome.status is Status.DEAD_LETTERED:
-                self.dead_letters[outcome.kind or "unknown"] += 1
-            else:
-                self.counts["Retried"] += 1
-            self.durations_ms.append(round(outcome.duration_s * 1000, 3))
-
-    def released(self, n: int) -> None:
-        with self._lock:
-            self.counts["Released"] += n
+            if outcome == "dead_lettered":
+                self.dead_letters[str(event.get("failure_kind") or "unknown")] += 1
+            elif outcome in METRIC_OF:
+                self.counts[METRIC_OF[outcome]] += 1
+            if outcome != "released":
+                self.durations_ms.append(float(event.get("duration_ms") or 0.0))
 
     def take(self) -> tuple[Counter[str], Counter[str], list[float]]:
         """What was counted, leaving the tally empty."""
@@ -71,20 +74,23 @@ def emf_documents(
     *,
     timestamp_ms: int | None = None,
 ) -> list[dict[str, Any]]:
-    """EMF documents for one flush (none when there is nothing to say)."""
+    """EMF documents for one flush (none when there is nothing to say). A document holds at
+    most 100 values of a metric: the durations beyond go in further documents."""
     stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     documents: list[dict[str, Any]] = []
-    main: dict[str, Any] = {"Migration": migration}
-    metrics: list[dict[str, str]] = []
-    for name in ("Migrated", "Retried", "Released"):
-        if counts.get(name):
-            main[name] = counts[name]
-            metrics.append({"Name": name, "Unit": "Count"})
-    if durations_ms:
-        main["HandlerDuration"] = durations_ms[:MAX_VALUES]
-        metrics.append({"Name": "HandlerDuration", "Unit": "Milliseconds"})
-    if metrics:
-        documents.append(_document(main, metrics, [["Migration"]], stamp))
+    chunks = [durations_ms[i : i + MAX_VALUES] for i in range(0, len(durations_ms), MAX_VALUES)]
+    for n, chunk in enumerate(chunks or [[]]):
+        values: dict[str, Any] = {"Migration": migration}
+        metrics: list[dict[str, str]] = []
+        for name in COUNTED if n == 0 else ():
+            if counts.get(name):
+                values[name] = counts[name]
+                metrics.append({"Name": name, "Unit": "Count"})
+        if chunk:
+            values["HandlerDuration"] = chunk
+            metrics.append({"Name": "HandlerDuration", "Unit": "Milliseconds"})
+        if metrics:
+            documents.append(_document(values, metrics, [["Migration"]], stamp))
     for kind, n in sorted(dead_letters.items()):
         body = {"Migration": migration, "FailureKind": kind, "DeadLettered": n}
         metric = [{"Name": "DeadLettered", "Unit": "Count"}]
@@ -147,15 +153,15 @@ class CloudWatchPublisher:
             }
             for kind, n in dead_letters.items()
         ]
-        if durations_ms:
-            data.append(
-                {
-                    "MetricName": "HandlerDuration",
-                    "Dimensions": dimension,
-                    "Values": durations_ms[:150],  # PutMetricData takes 150 values a datum
-                    "Unit": "Milliseconds",
-                }
-            )
+        data += [
+            {
+                "MetricName": "HandlerDuration",
+                "Dimensions": dimension,
+                "Values": durations_ms[start : start + PUT_VALUES],
+                "Unit": "Milliseconds",
+            }
+            for start in range(0, len(durations_ms), PUT_VALUES)
+        ]
         for start in range(0, len(data), PUT_BATCH):
             with aws_errors("CloudWatch PutMetricData"):
                 self.cloudwatch.put_metric_data(
@@ -164,3 +170,43 @@ class CloudWatchPublisher:
 
 
 Flush = Callable[[Tally], None]
+log = logging.getLogger("northmigrate.metrics")
+FLUSH_EVERY_S = 60.0  # CloudWatch's standard resolution: one flush a minute
+
+
+class MetricsSink:
+    """An event consumer (``worker --metrics``): counts each record event and flushes the
+    tally once a minute and at ``close``. Metrics are told, not kept: a flush that fails is
+    logged and its counts dropped; the records themselves are not affected."""
+
+    def __init__(
+        self,
+        flush: Flush,
+        *,
+        every_s: float = FLUSH_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flush = flush
+        self._every_s = every_s
+        self._clock = clock
+        self._tally = Tally()
+        self._lock = threading.Lock()
+        self._last = clock()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self._tally.count(event)
+        with self._lock:
+            due = self._clock() - self._last >= self._every_s
+            if due:
+                self._last = self._clock()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self._flush(self._tally)
+        except Exception as exc:  # a metric must never stop a migration
+            log.warning("could not send the worker's metrics: %s", exc)
+
+    def close(self) -> None:
+        self.flush()

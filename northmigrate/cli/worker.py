@@ -2,22 +2,66 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
+from typing import IO
 
 import typer
 from rich.console import Console
 
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
 from northmigrate.cli.signals import graceful_stop
-from northmigrate.cli.state import state
+from northmigrate.cli.state import State, state
 from northmigrate.errors import InputError
-from northmigrate.events import JsonLines
+from northmigrate.events import JsonLines, fan_out
+from northmigrate.metrics import CloudWatchPublisher, EmfWriter, MetricsSink
+from northmigrate.privatefile import open_private
 from northmigrate.worker import Worker, WorkerReport
 
 
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class MetricsFormat(StrEnum):
+    none = "none"
+    emf = "emf"
+    cloudwatch = "cloudwatch"
+
+
+@contextmanager
+def metrics_sink(
+    kind: MetricsFormat, path: Path | None, output: OutputFormat, migration: str, st: State
+) -> Iterator[MetricsSink | None]:
+    """The ``--metrics`` consumer of record events, flushed a last time on the way out."""
+    if path is not None and kind is not MetricsFormat.emf:
+        raise InputError("--metrics-file goes with --metrics emf")
+    if kind is MetricsFormat.none:
+        yield None
+        return
+    stream: IO[str] | None = None
+    if kind is MetricsFormat.cloudwatch:
+        sink = MetricsSink(CloudWatchPublisher(migration, st.clients().client("cloudwatch")))
+    elif path is not None:
+        stream = open_private(path, "metrics file", append=True)
+        sink = MetricsSink(EmfWriter(migration, stream))
+    elif output is OutputFormat.json:
+        raise InputError(
+            "--metrics emf writes to stdout, which --output json keeps for its summary",
+            hint="add --metrics-file PATH",
+        )
+    else:
+        sink = MetricsSink(EmfWriter(migration, sys.stdout))
+    try:
+        yield sink
+    finally:
+        sink.close()
+        if stream is not None:
+            stream.close()
 
 
 def _line(r: WorkerReport) -> str:
@@ -84,6 +128,17 @@ def worker(
         help="json: one JSON object per line on stderr for each record outcome (migrated, "
         "retried, dead_lettered, released), the same as the Lambda handler's.",
     ),
+    metrics: MetricsFormat = typer.Option(
+        MetricsFormat.none,
+        "--metrics",
+        case_sensitive=False,
+        help="emf: CloudWatch embedded metric format lines (stdout, or --metrics-file), the "
+        "Lambda handler's metrics; cloudwatch: the same sent with PutMetricData. Once a "
+        "minute and at the end.",
+    ),
+    metrics_file: Path | None = typer.Option(
+        None, "--metrics-file", help="Append the EMF lines of --metrics emf to this file."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Poll the main queue and migrate each record with the plugin's handler.
@@ -103,6 +158,7 @@ def worker(
     clients = st.clients(pool_size=workers)
     migration = st.migration
     with (
+        metrics_sink(metrics, metrics_file, output, migration.name, st) as sink,
         graceful_stop("finishing the records in flight") as stop,
         progress_bar(output, "worker", None) as update,
     ):
@@ -119,7 +175,7 @@ def worker(
             stop=stop,
             grace_period_s=grace,
             on_progress=on_progress,
-            emit=JsonLines() if log_format is LogFormat.json else None,
+            emit=fan_out(JsonLines() if log_format is LogFormat.json else None, sink),
         ).run(until_empty=until_empty, max_messages=max_messages)
     data = report.to_dict()
     if report.error is not None:

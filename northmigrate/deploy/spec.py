@@ -261,6 +261,12 @@ class StackSpec:
     def role_arn(self) -> str:
         return f"arn:{self.queue.partition}:iam::{self.queue.account}:role/{self.role_name}"
 
+    @property
+    def logging_config(self) -> dict[str, str]:
+        """The function's logs as JSON (the runtime's own lines and the ``logging`` module's);
+        the handler's event and EMF lines are JSON already."""
+        return {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+
     def mapping_settings(self, limit: int | None) -> dict[str, Any]:
         """The event source mapping's settings (``limit``: the tap's, over the config's)."""
         wanted: dict[str, Any] = {

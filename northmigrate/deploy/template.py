@@ -28,6 +28,23 @@ def code_key(spec: StackSpec, package: Package) -> str:
     return f"{spec.function_name}/{digest}.zip"
 
 
+GUARD_FINDS_ITS_MAPPING = {
+    "Sid": "GuardFindsItsMapping",
+    "Effect": "Allow",
+    "Action": ["lambda:ListEventSourceMappings"],
+    "Resource": "*",  # a List action takes no resource; it reads mapping settings, no data
+}
+
+
+def _policy(spec: StackSpec) -> dict[str, Any]:
+    """The role's policy. A stack cannot hand the function its mapping's UUID (the mapping
+    needs the function first), so a guard there looks its own mapping up when it trips."""
+    if spec.environment.get("NORTHMIGRATE_GUARD__ENABLED") != "true":
+        return spec.policy
+    statements = [*spec.policy["Statement"], GUARD_FINDS_ITS_MAPPING]
+    return {**spec.policy, "Statement": statements}
+
+
 def build_template(spec: StackSpec, package: Package, tap: TapState) -> dict[str, Any]:
     tags = [{"Key": k, "Value": v} for k, v in MANAGED_BY.items()]
     return {
@@ -51,7 +68,7 @@ def build_template(spec: StackSpec, package: Package, tap: TapState) -> dict[str
                 "Properties": {
                     "RoleName": spec.role_name,
                     "AssumeRolePolicyDocument": TRUST_POLICY,
-                    "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": spec.policy}],
+                    "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": _policy(spec)}],
                     "Tags": tags,
                 },
             },
@@ -76,6 +93,10 @@ def build_template(spec: StackSpec, package: Package, tap: TapState) -> dict[str
                     "Role": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
                     "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
                     "Environment": {"Variables": dict(spec.environment)},
+                    "LoggingConfig": {
+                        **spec.logging_config,
+                        "LogGroup": {"Ref": "WorkerLogGroup"},
+                    },
                     "Tags": tags,
                 },
             },

@@ -234,8 +234,22 @@ def test_iam_statements_must_be_a_list_of_statements(tmp_path: Path) -> None:
 def test_the_template_carries_the_checked_policy(tmp_path: Path) -> None:
     spec = spec_for(settings(tmp_path))
     package = Package(tmp_path / "p.zip", "AAAA", 1, 1, (), "host")
-    role = build_template(spec, package, TapState())["Resources"]["WorkerRole"]["Properties"]
-    assert role["Policies"][0]["PolicyDocument"] is spec.policy
+    resources = build_template(spec, package, TapState())["Resources"]
+    document = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    # The checked policy, and the one List action a stack's guard needs to find its mapping
+    # (the stack cannot give the function its mapping's UUID: the mapping needs it first).
+    assert document["Statement"][:-1] == spec.policy["Statement"]
+    assert document["Statement"][-1]["Action"] == ["lambda:ListEventSourceMappings"]
+    function = resources["WorkerFunction"]["Properties"]
+    assert function["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "WARN",
+        "LogGroup": {"Ref": "WorkerLogGroup"},
+    }
+    quiet = spec_for(settings(tmp_path, "[guard]\nenabled = false\n"))
+    role = build_template(quiet, package, TapState())["Resources"]["WorkerRole"]["Properties"]
+    assert role["Policies"][0]["PolicyDocument"] is quiet.policy
 
 
 def test_environment_round_trips_through_the_config_loader(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +20,14 @@ from northmigrate import aws_lambda, envelope
 from northmigrate.aws import AwsClients
 from northmigrate.config import load_settings
 from northmigrate.examples.onboarding import migration
-from northmigrate.metrics import Tally, emf_documents
+from northmigrate.metrics import emf_documents
 from northmigrate.plugin import PermanentError
 from northmigrate.processing import Outcome, Status
 from northmigrate.provision import provision
 from northmigrate.sqs.message import InMessage, normalise
 from northmigrate.tap import TapState
 from northmigrate.worker.dispatcher import Dispatcher
+from tests.support.emf import assert_emf
 from tests.unit.test_lambda_handler import body, env_for, record, sqs_record
 
 RECORD_FIELDS = {
@@ -145,72 +146,9 @@ def test_a_sensitive_value_in_a_failure_never_reaches_the_event(mocked_aws: None
 
 # -- metrics -----------------------------------------------------------------------------------
 
-# The embedded metric format, as CloudWatch's specification documents it: the root holds
-# "_aws" with an integer Timestamp and a list of metric directives, each with a namespace,
-# dimension sets of at most 30 names and metric definitions with a documented unit.
-NAME = {"type": "string", "minLength": 1, "maxLength": 255}
-UNITS = (
-    "Seconds Microseconds Milliseconds Bytes Kilobytes Megabytes Gigabytes Terabytes Bits "
-    "Kilobits Megabits Gigabits Terabits Percent Count Bytes/Second Kilobytes/Second "
-    "Megabytes/Second Gigabytes/Second Terabytes/Second Bits/Second Kilobits/Second "
-    "Megabits/Second Gigabits/Second Terabits/Second Count/Second None"
-).split()
-EMF_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["_aws"],
-    "properties": {
-        "_aws": {
-            "type": "object",
-            "required": ["Timestamp", "CloudWatchMetrics"],
-            "properties": {
-                "Timestamp": {"type": "integer"},
-                "CloudWatchMetrics": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["Namespace", "Dimensions", "Metrics"],
-                        "properties": {
-                            "Namespace": NAME,
-                            "Dimensions": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {"type": "array", "maxItems": 30, "items": NAME},
-                            },
-                            "Metrics": {
-                                "type": "array",
-                                "maxItems": 100,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["Name"],
-                                    "properties": {"Name": NAME, "Unit": {"enum": UNITS}},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        }
-    },
-}
-
-
-def assert_emf(document: dict[str, Any]) -> None:
-    """The schema, and the rules around it: every referenced member is on the root, a
-    dimension's value is a string, a metric's a number or at most 100 numbers."""
-    jsonschema.validate(document, EMF_SCHEMA)
-    for directive in document["_aws"]["CloudWatchMetrics"]:
-        for dimension_set in directive["Dimensions"]:
-            for name in dimension_set:
-                assert isinstance(document[name], str), name
-        for metric in directive["Metrics"]:
-            value = document[metric["Name"]]
-            values = value if isinstance(value, list) else [value]
-            assert 1 <= len(values) <= 100
-            assert all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
 
 def test_the_schema_refuses_what_cloudwatch_would() -> None:
-    good = emf_documents("m", Tally().counts | {"Migrated": 1}, Tally().dead_letters, [])[0]
+    good = emf_documents("m", Counter(Migrated=1), Counter(), [])[0]
     assert_emf(good)
     for broken in (
         {k: v for k, v in good.items() if k != "_aws"},
@@ -240,6 +178,8 @@ def test_the_handler_writes_emf_that_cloudwatch_accepts(mocked_aws: None) -> Non
     main = next(d for d in documents if "Migrated" in d)
     assert main["Migration"] == migration.name and main["Migrated"] == 119
     assert main["Retried"] == 1 and len(main["HandlerDuration"]) == 100
+    durations = [v for d in documents for v in d.get("HandlerDuration", [])]
+    assert len(durations) == 122  # every record's, 100 to a document
     dead = {d["FailureKind"]: d["DeadLettered"] for d in documents if "DeadLettered" in d}
     assert dead == {"permanent": 1, "unreadable": 1}
     assert all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "northmigrate" for d in documents)
@@ -379,6 +319,41 @@ def test_the_guard_on_lambda_closes_the_tap_and_disables_its_own_mapping(
     [summary] = [e for e in events if e.get("event") == "invocation"]
     assert summary["guard"] == state.reason and summary["batch_item_failures"] == 8
     assert visible_now(rt) == {r["messageId"] for r in event[4:]}
+
+
+def test_a_guard_deployed_from_a_template_finds_its_own_mapping(
+    mocked_aws: None, lambda_stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mapping UUID in the environment (a stack cannot pass it): the guard lists the
+    mappings of this function on this queue, and disables each."""
+    rt = runtime(
+        "orders.fifo",
+        io.StringIO(),
+        NORTHMIGRATE_GUARD__WINDOW="10",
+        NORTHMIGRATE_GUARD__MIN_RECORDS="2",
+        AWS_LAMBDA_FUNCTION_NAME="orders-fifo-worker",
+    )
+    real_client = rt.clients.client
+    monkeypatch.setattr(
+        rt.clients,
+        "client",
+        lambda name: lambda_stub.client if name == "lambda" else real_client(name),  # type: ignore[arg-type, return-value]
+    )
+    arn = rt.queues.sqs.get_queue_attributes(
+        QueueUrl=rt.queues.main_url(), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    lambda_stub.add_response(
+        "list_event_source_mappings",
+        {"EventSourceMappings": [{"UUID": MAPPING}]},
+        {"EventSourceArn": arn, "FunctionName": "orders-fifo-worker"},
+    )
+    lambda_stub.add_response(
+        "update_event_source_mapping", {"UUID": MAPPING}, {"UUID": MAPPING, "Enabled": False}
+    )
+    event = delivered(rt, [(body(record(n, region="ON")), f"g{n}") for n in (1, 2)])
+    with pytest.raises(aws_lambda.BatchFailed):
+        aws_lambda.handle({"Records": event}, rt)
+    lambda_stub.assert_no_pending_responses()
 
 
 def test_a_guard_that_cannot_close_the_tap_still_hands_the_batch_back(
