@@ -116,8 +116,8 @@ def _differs(current: Mapping[str, Any], key: str, wanted: Any) -> bool:
     and an endpoint that does not answer it at all (an emulator) is taken at its word."""
     if key == "LoggingConfig":
         have = current.get("LoggingConfig")
-        return have is not None and any(have.get(k) != v for k, v in wanted.items())
-    return (current.get(key) or ({} if key == "Environment" else None)) != wanted
+        return have is not None and any(have.get(k) != v for k, v in dict(wanted).items())
+    return bool((current.get(key) or ({} if key == "Environment" else None)) != wanted)
 
 
 class Deployer:
