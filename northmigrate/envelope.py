@@ -182,9 +182,15 @@ def failure(
     return entry
 
 
-def redrive_entry(*, source: str, destination: str, at: datetime | None = None) -> dict[str, Any]:
-    """One entry of ``Envelope.redrives``: when and where a dead letter was moved back."""
-    return {"from": source, "to": destination, "at": iso(at or utc_now())}
+def redrive_entry(
+    *, source: str, destination: str, at: datetime | None = None, run: str | None = None
+) -> dict[str, Any]:
+    """One entry of ``Envelope.redrives``: when and where a dead letter was moved back, and
+    by which redrive run (a canary knows its own letters when they come back)."""
+    entry = {"from": source, "to": destination, "at": iso(at or utc_now())}
+    if run is not None:
+        entry["run"] = run
+    return entry
 
 
 def origin(message_id: str, queue: str, first_received_at: str | None) -> dict[str, Any]:

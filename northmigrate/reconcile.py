@@ -107,7 +107,7 @@ class ReconcileReport:
 Verdict = bool | str  # True/False: verify's answer; a str: why verify could not answer
 
 
-def _verify_chunks(
+def verify_records(
     migration: Migration[Any], ctx: MigrationContext, chunk: list[BaseModel]
 ) -> list[Verdict]:
     """verify's answer for each record; a plugin error is the (scrubbed) reason for the
@@ -222,7 +222,7 @@ def reconcile(
         try:
             for chunk in _chunks(source, validator, report, migration.verify_batch_size):
                 records = [record for _, record in chunk]
-                pending.append((chunk, pool.submit(_verify_chunks, migration, ctx, records)))
+                pending.append((chunk, pool.submit(verify_records, migration, ctx, records)))
                 while len(pending) > concurrency * 2:  # bounded: memory stays flat
                     settle()
                 if progress is not None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -13,18 +11,21 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import dlq
+from northmigrate.cli import canary as canary_cli
+from northmigrate.cli.dlq_watch import watch
 from northmigrate.cli.output import (
     OUTPUT_OPTION,
     OutputFormat,
+    age_text,
     emit,
     key_value_table,
-    plain,
     progress_bar,
     say,
     shown,
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
+from northmigrate.dlq.canary import CANARY_WAIT_S
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
 from northmigrate.sqs.queue import depth
@@ -36,19 +37,6 @@ dlq_app = typer.Typer(
 )
 
 
-def _age(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172_800:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
-
-
 # -- inspect -------------------------------------------------------------------------------
 
 
@@ -58,7 +46,7 @@ def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
         ("visible", report.depth.visible),
         ("in flight", report.depth.in_flight),
         ("delayed", report.depth.delayed),
-        ("oldest", _age(report.oldest_age_s)),
+        ("oldest", age_text(report.oldest_age_s)),
         ("scanned", report.scanned),
         ("complete", "yes" if report.complete else f"no ({report.ended})"),
     ]
@@ -214,6 +202,21 @@ def redrive(
         help="Seconds a message read stays hidden should this process die before giving "
         "it back (messages not moved are given back at once when it ends).",
     ),
+    canary: int | None = typer.Option(
+        None,
+        "--canary",
+        min=1,
+        max=1000,
+        help="Move N matching messages first and wait until each is migrated (the "
+        "plugin's verify) or back in the DLQ; move the rest only when all migrated.",
+    ),
+    canary_wait: float = typer.Option(
+        CANARY_WAIT_S,
+        "--canary-wait",
+        min=1,
+        max=3600,
+        help="Seconds to wait at most for the canary's verdict.",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Move dead letters back to the main queue (or --to another), losing none.
@@ -224,18 +227,41 @@ def redrive(
     could not be moved (they stay in the DLQ), or when some dead letters were in flight
     (hidden by another reader or a stopped run) and not seen: the output says when they
     come back.
+
+    With --canary N: exit 1 when a canary came back to the DLQ or was not migrated within
+    --canary-wait; then nothing more is moved.
     """
     if rate is not None and rate <= 0:
         raise InputError("--rate must be a positive number of messages per second")
     conditions = dlq.parse_all(where)
-    if native and (conditions or max_messages is not None or dry_run):
-        raise InputError("--native moves everything: it cannot take --where, --max or --dry-run")
+    if native and (conditions or max_messages is not None or dry_run or canary):
+        raise InputError(
+            "--native moves everything: it cannot take --where, --max, --dry-run or --canary"
+        )
     st = state(ctx)
     clients = st.clients(pool_size=concurrency + 8)
     queues = st.queues()
     source = queues.dlq_url()
     destination = _destination(st, to)
     sqs = clients.client("sqs")
+    if canary is not None:
+        kwargs = {
+            "conditions": conditions,
+            "rate": rate,
+            "concurrency": concurrency,
+            "max_message_size": queues.max_message_size(destination),
+            "visibility_timeout": visibility_timeout,
+        }
+        if dry_run:
+            canary_cli.plan(
+                st, source, destination, canary, canary_wait, kwargs, max_messages, output
+            )
+            return
+        with graceful_stop("finishing the canary's chunks") as stop:
+            canary_cli.run(
+                st, source, destination, canary, canary_wait, kwargs, max_messages, stop, output
+            )
+        return
     with ExitStack() as stack:
         stop = stack.enter_context(graceful_stop("finishing the chunks in flight"))
         total = float(depth(sqs, source).visible) or None
@@ -282,83 +308,6 @@ def redrive(
     if report.failed:
         say(f"[red]{report.failed} messages could not be moved; they stay in the DLQ[/red]")
     if report.failed or report.in_flight:
-        raise typer.Exit(EXIT_ATTENTION)
-
-
-# -- watch ---------------------------------------------------------------------------------
-
-
-def _line(sample: dlq.Sample) -> str:
-    stamp = datetime.fromtimestamp(sample.at, UTC).strftime("%H:%M:%S")
-    age = _age(sample.oldest_age_s) or "?"
-    flag = "  ALERT" if sample.alert else ""
-    return (
-        f"{stamp} {sample.queue}: visible {sample.depth.visible} in flight "
-        f"{sample.depth.in_flight} delayed {sample.depth.delayed} oldest {age} "
-        f"inflow +{sample.inflow}{flag}"
-    )
-
-
-def watch(
-    ctx: typer.Context,
-    threshold: int = typer.Option(
-        1, "--threshold", min=1, help="Alert when the DLQ holds at least N messages."
-    ),
-    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between checks."),
-    once: bool = typer.Option(
-        False, "--once", help="Check once and exit: 1 at or over the threshold, else 0."
-    ),
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Watch the DLQ's depth, oldest age and inflow; --once for cron and CI.
-
-    Live, one line per check goes to stderr until Ctrl-C; the last check is the summary.
-    The exit code is that of the last check: 1 at or over the threshold, else 0.
-    """
-    st = state(ctx)
-    queues = st.queues()
-    url = queues.dlq_url()
-    clients = st.clients()
-    cloudwatch = None if once else clients.client("cloudwatch")
-    last: dlq.Sample | None = None
-    with graceful_stop("watch") as stop:
-        watcher = dlq.Watcher(
-            queues.sqs,
-            url,
-            threshold=threshold,
-            interval=interval,
-            cloudwatch=cloudwatch,
-            stop=stop,
-        )
-        if once:
-            last = watcher.sample()
-        else:
-            for sample in watcher.samples():
-                last = sample
-                print(plain(_line(sample)), file=sys.stderr, flush=True)
-    if last is None:  # stopped before the first check
-        last = watcher.sample()
-    final = last
-    emit(
-        output,
-        final.to_dict(),
-        lambda console: console.print(
-            key_value_table(
-                "dlq watch",
-                [
-                    ("queue", final.queue),
-                    ("visible", final.depth.visible),
-                    ("in flight", final.depth.in_flight),
-                    ("delayed", final.depth.delayed),
-                    ("threshold", final.threshold),
-                    ("alert", "YES" if final.alert else "no"),
-                    ("inflow", final.inflow),
-                    ("oldest", _age(final.oldest_age_s)),
-                ],
-            )
-        ),
-    )
-    if final.alert:
         raise typer.Exit(EXIT_ATTENTION)
 
 

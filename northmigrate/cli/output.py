@@ -224,3 +224,17 @@ def progress_bar(
             bar.update(task, **fields)
 
         yield update
+
+
+def age_text(seconds: float | None) -> str | None:
+    """A duration as an operator reads it: 90s, 12m, 3h 5m, 2d 4h."""
+    if seconds is None:
+        return None
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172_800:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"

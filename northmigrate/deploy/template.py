@@ -81,7 +81,6 @@ def build_template(spec: StackSpec, package: Package, tap: TapState) -> dict[str
             },
             "WorkerFunction": {
                 "Type": "AWS::Lambda::Function",
-                "DependsOn": ["WorkerLogGroup"],
                 "Properties": {
                     "FunctionName": spec.function_name,
                     "Description": "northmigrate worker: migrates one SQS record at a time",

@@ -90,6 +90,7 @@ class Mover:
             source=queue_name(self.source_url),
             destination=queue_name(self.destination_url),
             at=self._clock(),
+            run=self.run_id,
         )
         history["reason"] = letter.reason
         body = redriven_body(message.body, history)

@@ -27,7 +27,7 @@ from northmigrate.aws import aws_errors
 from northmigrate.backoff import TokenBucket
 from northmigrate.batching import MAX_BATCH_ENTRIES
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
-from northmigrate.dlq.letters import read_letter
+from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.mover import Mover
 from northmigrate.dlq.native import native_redrive
 from northmigrate.dlq.report import MODE_CLIENT, MODE_NATIVE, Progress, RedriveReport
@@ -127,7 +127,9 @@ class _Run:
         bucket: TokenBucket | None,
         stop: threading.Event,
         progress: Progress | None,
+        on_moved: Callable[[list[Letter]], None] | None = None,
     ) -> None:
+        self.on_moved = on_moved
         self.reader = reader
         self.mover = mover
         self.report = report
@@ -224,6 +226,8 @@ class _Run:
             self._count(read=len(letters), skipped=len(others))
             raise
         self.reader.drop(letter.message for letter in moved)
+        if self.on_moved is not None:
+            self.on_moved([*moved, *undeleted])
         self.reader.hold(letter.message for letter, _ in failed)
         self.reader.hold(letter.message for letter in undeleted)  # visible again at the end
         with self.lock:
@@ -270,6 +274,7 @@ def redrive(
     wait_time_s: int = 1,
     max_in_flight: int | None = None,
     run_id: str | None = None,
+    on_moved: Callable[[list[Letter]], None] | None = None,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
@@ -277,6 +282,7 @@ def redrive(
     """Move the DLQ's messages that match ``conditions`` to ``destination_url``; see the
     module docstring. ``--dry-run`` counts what would move and moves nothing; every message
     read and not moved is visible again when this returns (also on error or interruption).
+    ``on_moved`` is told the letters of each chunk that reached the destination.
     """
     if source_url == destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")
@@ -323,6 +329,7 @@ def redrive(
         bucket=bucket,
         stop=stop,
         progress=progress,
+        on_moved=on_moved,
     )
     try:
         threads = max(1, concurrency)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AWS_EXCEPTIONS
 from northmigrate.sqs.queue import Depth, depth, queue_name
+from northmigrate.tap import TapState, read_state
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -38,6 +39,7 @@ class Sample:
     inflow: int
     oldest_age_s: float | None
     at: float  # epoch seconds
+    tap: TapState | None = None  # the main queue's tap (who closed it and why), when known
 
     @property
     def alert(self) -> bool:
@@ -54,6 +56,7 @@ class Sample:
             "alert": self.alert,
             "inflow": self.inflow,
             "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
+            "tap": None if self.tap is None else self.tap.to_dict(),
         }
 
 
@@ -112,9 +115,11 @@ class Watcher:
         cloudwatch: CloudWatchClient | None = None,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
+        main_url: str | None = None,
     ) -> None:
         self.sqs = sqs
         self.url = url
+        self.main_url = main_url  # read its tap: a guard that closed it says why
         self.threshold = threshold
         self.interval = interval
         self.stop = stop or threading.Event()
@@ -135,7 +140,17 @@ class Watcher:
             inflow=self.inflow,
             oldest_age_s=self._age.get(),
             at=self._clock(),
+            tap=self._tap(),
         )
+
+    def _tap(self) -> TapState | None:
+        if self.main_url is None:
+            return None
+        try:
+            return read_state(self.sqs, self.main_url)
+        except AWS_EXCEPTIONS as exc:  # the DLQ's depth is what is watched; the tap is extra
+            log.debug("no tap state: %s", exc)
+            return None
 
     def samples(self) -> Iterator[Sample]:
         while not self.stop.is_set():

@@ -107,6 +107,18 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
         "logs:CreateLogStream": {group, group + ":*"},
         "logs:PutLogEvents": {group, group + ":*"},
         "dynamodb:PutItem": {table},  # what the handler calls; verify's reads are not the role's
+        # the guard: its own queue's tap, its own function's mapping (a condition, below)
+        "sqs:ListQueueTags": {queue_arn},
+        "sqs:TagQueue": {queue_arn},
+        "lambda:UpdateEventSourceMapping": {
+            "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
+        },
+    }
+    [guarded] = [s for s in statements(project, role) if s.get("Sid") == "GuardDisablesItsMapping"]
+    assert guarded["Condition"] == {
+        "StringEquals": {
+            "lambda:FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{fn}"
+        }
     }
 
     # the function and the mapping, with the requested settings

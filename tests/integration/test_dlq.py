@@ -261,6 +261,7 @@ def test_watch_once_exits_1_at_the_threshold_and_0_below(project: Project) -> No
         "alert": False,
         "inflow": 0,
         "oldest_age_s": None,
+        "tap": {"open": True, "limit": None, "closed_by": None, "closed_at": None, "reason": None},
     }
     put_dead(project, "W-1")
     full = project.run("dlq", "watch", "--once", "--threshold", "1", "--output", "json")

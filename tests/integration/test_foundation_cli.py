@@ -249,11 +249,16 @@ def test_status_reports_the_last_run_and_the_tap(provisioned: Project, tmp_path:
     status = project.run_json("status")
     assert status["main"] == {"visible": 12, "in_flight": 0, "delayed": 0}
     assert status["last_run"]["enqueued"] == 12
-    assert status["progress"]["done"] == 0 and status["tap"] == {"open": True, "limit": None}
+    assert status["progress"]["done"] == 0 and status["tap"]["open"] is True
+    assert status["tap"]["limit"] is None and status["lambda"] == []
     project.drain()
-    project.run("tap", "close", check=True)
+    project.run("tap", "close", "--reason", "the new service is paused", check=True)
     status = project.run_json("status", "--once")
     assert status["progress"]["done"] == 12 and status["tap"]["open"] is False
+    assert status["tap"]["closed_by"] == "operator"
+    assert status["tap"]["reason"] == "the new service is paused"
+    text = project.run("status", "--once", check=True).stdout
+    assert "closed by" in text and "operator" in text and "the new service is paused" in text
 
 
 @pytest.mark.parametrize("command", ["validate", "enqueue"])
