@@ -29,7 +29,7 @@ test: lint typecheck ministack
 	$(BIN)/python -m pytest -q -m "not volume"
 	NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -n 2 -m volume \
 		tests/integration/test_volume.py tests/integration/test_deploy_ministack.py \
-		tests/integration/test_bench.py
+		tests/integration/test_guard_ministack.py tests/integration/test_bench.py
 
 # The emulator for volume tests and benchmarks, in its own environment (it pins botocore).
 MINISTACK_VERSION := 1.5.33
@@ -54,6 +54,7 @@ bench: $(STAMP) ministack
 	$(BIN)/python bench/enqueue_cpu.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/redrive.py
+	$(BIN)/python bench/guard.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache

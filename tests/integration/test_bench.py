@@ -80,3 +80,10 @@ def test_the_redrive_benchmark_runs() -> None:
     out = run_bench("redrive.py", "--records", "200", "--latency-ms", "5")
     assert "northmigrate" in out and "plain loop" in out
     assert len(verdicts(out)) == 3  # the ratio on both networks, the native maximum once
+
+
+def test_the_guard_benchmark_runs() -> None:
+    out = run_bench("guard.py", "--records", "400", "--outage-after", "100")
+    for scenario in ("with the guard", "without the guard"):
+        assert scenario in out
+    assert verdicts(out) == ["PASS", "PASS"]  # the guard's effect is not a matter of speed
