@@ -52,6 +52,7 @@ def _fill(client: Any, url: str, count: int) -> None:
     """``count`` dead letters as the worker writes them: envelope, failure entry, reason."""
     from northmigrate import envelope
     from northmigrate.examples.onboarding import migration
+    from northmigrate.sqs.message import message_size
 
     letters = []
     for n, message in enumerate(onboarding_messages(count, seed=9), start=1):
@@ -71,7 +72,7 @@ def _fill(client: Any, url: str, count: int) -> None:
         attrs[envelope.ATTR_REASON] = {"DataType": "String", "StringValue": reason}
         attrs[envelope.ATTR_FAILURE_KIND] = {"DataType": "String", "StringValue": "permanent"}
         body = json.dumps(data, separators=(",", ":"))
-        letters.append(_Letter(body, attrs, len(body.encode()) + envelope.attributes_size(attrs)))
+        letters.append(_Letter(body, attrs, message_size(body, attrs)))
     send_all(client, url, letters)
 
 

@@ -39,6 +39,7 @@ def test_lambda_migrates_or_dead_letters_every_record(ministack: str, tmp_path: 
     path.write_text(
         path.read_text()
         + '\n[deploy]\narch = "host"\nbundle_boto3 = true\ntimeout_s = 2\nmax_concurrency = 4\n'
+        + "\n[worker]\nbackoff_base_s = 1\nbackoff_max_s = 2\n"
     )
     records = [dict(r, status="submitted") for r in generate(RECORDS, seed=5)]
     source = write_jsonl(tmp_path / "records.jsonl", records)

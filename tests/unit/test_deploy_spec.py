@@ -300,3 +300,15 @@ def test_the_example_declares_exactly_what_its_handler_calls(mocked_aws: None) -
         )
     }
     assert called == declared == {"dynamodb:PutItem"}
+
+
+def test_a_logging_config_differs_only_in_the_keys_deploy_sets() -> None:
+    from northmigrate.deploy.apply import _differs
+
+    wanted = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+    aws = wanted | {"LogGroup": "/aws/lambda/orders-worker"}  # AWS answers with its group
+    assert not _differs({"LoggingConfig": aws}, "LoggingConfig", wanted)
+    text = aws | {"LogFormat": "Text"}
+    assert _differs({"LoggingConfig": text}, "LoggingConfig", wanted)
+    assert not _differs({}, "LoggingConfig", wanted)  # an emulator that does not answer it
+    assert _differs({"Timeout": 3}, "Timeout", 5) and not _differs({}, "Environment", {})
