@@ -59,6 +59,9 @@ class Project:
     options: dict[str, Any] = field(default_factory=dict)
     queue_settings: dict[str, Any] = field(default_factory=dict)
     worker_settings: dict[str, Any] = field(default_factory=dict)
+    # The guard stays off unless a test is about it: a test's scripted failures must not
+    # trip it at random (tests/integration/test_night.py turns it on).
+    guard_settings: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     fifo: bool = False
 
     def __post_init__(self) -> None:
@@ -96,6 +99,10 @@ class Project:
         if self.worker_settings:
             lines += ["", "[worker]"] + [
                 f"{k} = {toml_value(v)}" for k, v in self.worker_settings.items()
+            ]
+        if self.guard_settings:
+            lines += ["", "[guard]"] + [
+                f"{k} = {toml_value(v)}" for k, v in self.guard_settings.items()
             ]
         path = self.root / "northmigrate.toml"
         path.write_text("\n".join(lines) + "\n")

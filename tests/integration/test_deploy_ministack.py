@@ -34,12 +34,12 @@ def ministack() -> Iterator[str]:
 def test_lambda_migrates_or_dead_letters_every_record(ministack: str, tmp_path: Path) -> None:
     project = Project(root=tmp_path, endpoint=ministack)
     project.queue_settings.update(visibility_timeout=12, max_receive_count=3)
+    project.worker_settings.update(backoff_base_s=1, backoff_max_s=2)
     project.options.update(outage_regions=["ON"], unsupported_business_types=["partnership"])
     path = project.write_config()
     path.write_text(
         path.read_text()
         + '\n[deploy]\narch = "host"\nbundle_boto3 = true\ntimeout_s = 2\nmax_concurrency = 4\n'
-        + "\n[worker]\nbackoff_base_s = 1\nbackoff_max_s = 2\n"
     )
     records = [dict(r, status="submitted") for r in generate(RECORDS, seed=5)]
     source = write_jsonl(tmp_path / "records.jsonl", records)

@@ -41,12 +41,12 @@ def wait_for(what: str, check: Callable[[], Any], within: float) -> Any:
 
 def configure(project: Project, outage: list[str]) -> None:
     project.options.update(outage_regions=outage)
+    project.worker_settings.update(backoff_base_s=1, backoff_max_s=2, concurrency=4)
+    project.guard_settings = {"enabled": True, "window": 10, "min_records": 10}
     path = project.write_config()
     path.write_text(
         path.read_text()
         + '\n[deploy]\narch = "host"\nbundle_boto3 = true\ntimeout_s = 2\nmax_concurrency = 2\n'
-        + "\n[worker]\nbackoff_base_s = 1\nbackoff_max_s = 2\nconcurrency = 4\n"
-        + "\n[guard]\nwindow = 10\nmin_records = 10\nfailure_share = 0.5\n"
     )
 
 

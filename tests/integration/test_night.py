@@ -68,16 +68,16 @@ EVENT_FIELDS = {
 }  # fmt: skip
 
 
-def night(project: Project, guard: str = "", fixed: bool = False) -> Project:
+def night(project: Project, guard: dict[str, Any] | None = None, fixed: bool = False) -> Project:
     project.write_plugin("night_plugin", PLUGIN)
     project.plugin = "night_plugin:migration"
     project.queue_settings.update({"visibility_timeout": 5})
     project.worker_settings.update({"backoff_base_s": 0, "backoff_max_s": 0, "wait_time_s": 1})
+    if guard is not None:
+        project.guard_settings = guard
     if fixed:
         project.options["fixed"] = True
-    path = project.write_config()
-    if guard:
-        path.write_text(path.read_text() + "\n[guard]\n" + guard)
+    project.write_config()
     return project
 
 
@@ -129,7 +129,7 @@ def test_the_worker_tells_each_outcome_and_its_metrics(project: Project) -> None
 def test_the_guard_closes_the_tap_and_tap_open_resumes_with_nothing_lost(
     project: Project,
 ) -> None:
-    night(project, guard="window = 10\nmin_records = 10\nfailure_share = 0.5\n")
+    night(project, guard={"enabled": True, "window": 10, "min_records": 10, "failure_share": 0.5})
     project.run("provision", check=True)
     ids = [f"REC-{n:03d}" for n in range(40)]
     enqueue(project, dict.fromkeys(ids, "ok"))
