@@ -24,6 +24,7 @@ migration = dataclasses.replace(example)
 
 def deploy_project(project: Project, deploy: str = "") -> Project:
     project.queue_settings["visibility_timeout"] = 180
+    project.guard_settings = {}  # the product's default: the guard on, and its rights
     project.plugin = project.write_plugin("mig", PLUGIN.format(version=1)) + ":migration"
     path = project.write_config()
     path.write_text(
