@@ -56,7 +56,7 @@ from northmigrate.queues import Queues
 from northmigrate.sqs.batch import change_visibility_batch
 from northmigrate.sqs.message import InMessage, normalise
 from northmigrate.sqs.queue import queue_arn
-from northmigrate.tap import GUARD, closed_tags
+from northmigrate.tap import GUARD, closed_tags, read_state
 
 log = logging.getLogger("northmigrate.aws_lambda")
 SAFETY_MS = 1_000  # a record is not started with less than this left (or a quarter of the time)
@@ -150,6 +150,24 @@ def close_tap(runtime: Runtime, trip: Trip) -> None:
                 lam.update_event_source_mapping(UUID=uuid, Enabled=False)
     except Exception as exc:  # the handler must answer for its batch whatever happens here
         log.error("the guard could not close the tap: %s", exc)
+
+
+def _rearm(runtime: Runtime) -> None:
+    """A warm container whose guard tripped starts records again once the tap is open (an
+    operator's ``tap open``): its guard starts a new window. While the tap stays closed the
+    batch is handed back unstarted."""
+    guard = runtime.guard
+    if guard is None or guard.trip is None:
+        return
+    try:
+        with aws_errors(f"read the tap of {runtime.queues.main_name}"):
+            state = read_state(runtime.queues.sqs, runtime.queues.main_url())
+    except Exception as exc:  # unknown: stay tripped, hand the batch back
+        log.warning("the guard could not read the tap: %s", exc)
+        return
+    if state.open:
+        log.info("the tap is open again: the guard starts a new window")
+        guard.reset()
 
 
 def _process(runtime: Runtime, record: Mapping[str, Any]) -> Outcome | None:
@@ -276,6 +294,7 @@ def handle(
     def time_left() -> bool:
         return remaining_ms is None or remaining_ms() >= safety_ms
 
+    _rearm(runtime)
     batch = _Batch(runtime, records)
     batch.run(time_left)
     batch.hide_and_hand_back()

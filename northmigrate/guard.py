@@ -69,6 +69,12 @@ class Guard:
         self._window: deque[str | None] = deque(maxlen=settings.window)
         self.trip: Trip | None = None
 
+    def reset(self) -> None:
+        """Start again with an empty window (the tap was opened after a trip)."""
+        with self._lock:
+            self._window.clear()
+            self.trip = None
+
     def record(self, outcome: Outcome) -> Trip | None:
         """Count one outcome; the trip when this one tripped the guard."""
         if not self.settings.enabled:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +27,7 @@ from northmigrate.plugin import PermanentError
 from northmigrate.processing import Outcome, Status
 from northmigrate.provision import provision
 from northmigrate.sqs.message import InMessage, normalise
-from northmigrate.tap import TapState
+from northmigrate.tap import Tap, TapState
 from northmigrate.worker.dispatcher import Dispatcher
 from tests.support.emf import assert_emf
 from tests.unit.test_lambda_handler import body, env_for, record, sqs_record
@@ -51,11 +53,15 @@ def delivered(rt: aws_lambda.Runtime, bodies: list[tuple[str, str | None]]) -> l
     """Send the bodies (with their FIFO groups) and receive them as Lambda's SQS event records,
     with real receipt handles."""
     sqs, url = rt.queues.sqs, rt.queues.main_url()
-    for n, (text, group) in enumerate(bodies):
-        fifo = {"MessageGroupId": group, "MessageDeduplicationId": str(n)} if group else {}
+    for text, group in bodies:
+        fifo = (
+            {"MessageGroupId": group, "MessageDeduplicationId": uuid.uuid4().hex} if group else {}
+        )
         sqs.send_message(QueueUrl=url, MessageBody=text, **fifo)  # type: ignore[arg-type]
     got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
     while len(got) < len(bodies):
+        assert time.monotonic() < deadline, f"received {len(got)} of {len(bodies)}"
         answer = sqs.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=10,
@@ -319,6 +325,31 @@ def test_the_guard_on_lambda_closes_the_tap_and_disables_its_own_mapping(
     [summary] = [e for e in events if e.get("event") == "invocation"]
     assert summary["guard"] == state.reason and summary["batch_item_failures"] == 8
     assert visible_now(rt) == {r["messageId"] for r in event[4:]}
+
+
+def test_a_warm_container_whose_guard_tripped_starts_again_once_the_tap_is_open(
+    mocked_aws: None,
+) -> None:
+    out = io.StringIO()
+    rt = runtime(
+        "orders.fifo", out, NORTHMIGRATE_GUARD__WINDOW="10", NORTHMIGRATE_GUARD__MIN_RECORDS="2"
+    )
+    failing = delivered(rt, [(body(record(n, region="ON")), f"g{n}") for n in (1, 2)])
+    with pytest.raises(aws_lambda.BatchFailed):
+        aws_lambda.handle({"Records": failing}, rt)
+    assert rt.guard is not None and rt.guard.trip is not None
+    assert not TapState.from_tags(
+        rt.queues.sqs.list_queue_tags(QueueUrl=rt.queues.main_url())["Tags"]
+    ).open
+
+    later = delivered(rt, [(body(record(3)), "g3")])
+    response = aws_lambda.handle({"Records": later}, rt)  # the tap is closed: handed back
+    assert response == {"batchItemFailures": [{"itemIdentifier": later[0]["messageId"]}]}
+
+    Tap(rt.clients, rt.queues).open()  # the operator
+    again = delivered(rt, [(body(record(4)), "g4")])
+    assert aws_lambda.handle({"Records": again}, rt) == {"batchItemFailures": []}
+    assert rt.guard.trip is None  # a new window
 
 
 def test_a_guard_deployed_from_a_template_finds_its_own_mapping(
