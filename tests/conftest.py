@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from helpers import Project, cli_env
 
-from northmigrate.local import atomic_sqs_receives
+from northmigrate.local import atomic_requests
 
-# In-process moto (mock_aws) receives atomically too, as the embedded endpoint's and SQS's do:
-# a worker's or a redrive's concurrent receives are never handed one message twice.
-atomic_sqs_receives()
+# In-process moto (mock_aws) is atomic too, as the embedded endpoint and AWS are: a worker's
+# or a redrive's concurrent receives are never handed one message twice, and two conditional
+# DynamoDB writes never both pass their check.
+atomic_requests()
 
 
 @pytest.fixture(scope="session")
