@@ -9,13 +9,20 @@ the same moment (a worker has several receivers) could both be handed one messag
 messages of one FIFO group; SQS never does that within a visibility timeout. The endpoint
 makes each receive atomic (:func:`atomic_sqs_receives`), keeping long polling.
 
+moto's DeleteMessage rebuilds a queue's list of messages from a copy and puts the copy
+back, without a lock: two deletes at the same moment (a worker's acknowledgers) each put
+back the message the other deleted, which SQS then delivers again once its visibility
+timeout lapses, and a message sent meanwhile is lost. The endpoint makes every call that
+changes a queue's messages (send, receive, delete, change visibility, purge) one step under
+the receives' lock (:func:`atomic_sqs_writes`).
+
 moto's DynamoDB checks a ConditionExpression and then writes, without a lock: two
 conditional writes at the same moment can both pass (two ``attribute_not_exists`` creates
 both succeed, the second overwriting the first; two compare-and-set increments both apply
 to the same old value). DynamoDB never does that: a conditional write is atomic. The
 endpoint serves one DynamoDB request at a time (:func:`atomic_dynamodb_requests`).
 
-Both are patches of moto's internals, checked against the versions in ``MOTO_TESTED``
+These are patches of moto's internals, checked against the versions in ``MOTO_TESTED``
 (pyproject's ``moto`` bound): each checks the shape of what it replaces and raises
 :class:`MotoChanged` rather than patch something it does not know.
 """
@@ -44,7 +51,19 @@ _RECEIVE_PARAMETERS = (
     "visibility_timeout",
     "message_attribute_names",
 )
-_RECEIVE_LOCK = threading.Lock()  # one ReceiveMessage picks its messages at a time
+# One call at a time changes a queue's messages: a receive picking its messages, a send, a
+# delete, a change of visibility, a purge (a batch call may make several: reentrant).
+_SQS_LOCK = threading.RLock()
+_SQS_WRITES = (
+    "send_message",
+    "send_message_batch",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+    "delete_queue",
+)
 _DYNAMODB_LOCK = threading.RLock()  # one DynamoDB request at a time
 _PATCH_LOCK = threading.Lock()
 _patched: set[str] = set()
@@ -95,7 +114,7 @@ def atomic_sqs_receives() -> None:
         ) -> Any:
             deadline = time.monotonic() + wait_seconds_timeout
             while True:
-                with _RECEIVE_LOCK:
+                with _SQS_LOCK:
                     got = original(
                         self, queue_name, count, 0, visibility_timeout, message_attribute_names
                     )
@@ -109,6 +128,33 @@ def atomic_sqs_receives() -> None:
 
         SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
         _patched.add("sqs")
+
+
+def atomic_sqs_writes() -> None:
+    """Make moto's SQS calls that change a queue's messages atomic in this process
+    (idempotent): sends, deletes, changes of visibility and purges run under the lock the
+    receives take (:func:`atomic_sqs_receives` makes the receives take it)."""
+    with _PATCH_LOCK:
+        if "sqs-writes" in _patched:
+            return
+        from moto.sqs.models import SQSBackend
+
+        originals = {name: SQSBackend.__dict__.get(name) for name in _SQS_WRITES}
+        missing = sorted(name for name, method in originals.items() if not callable(method))
+        if missing:
+            raise _moto_changed(f"SQSBackend ({', '.join(missing)} not found)")
+        for name, original in originals.items():
+            setattr(SQSBackend, name, _locked(original, _SQS_LOCK))
+        _patched.add("sqs-writes")
+
+
+def _locked(function: Any, lock: threading.RLock) -> Any:
+    @functools.wraps(function)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return function(*args, **kwargs)
+
+    return locked
 
 
 def atomic_dynamodb_requests() -> None:
@@ -131,18 +177,14 @@ def atomic_dynamodb_requests() -> None:
         ):
             raise _moto_changed("DynamoHandler.call_action and its item actions")
 
-        @functools.wraps(original)
-        def call_action(self: Any) -> Any:
-            with _DYNAMODB_LOCK:
-                return original(self)
-
-        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+        DynamoHandler.call_action = _locked(original, _DYNAMODB_LOCK)  # type: ignore[method-assign]
         _patched.add("dynamodb")
 
 
 def atomic_requests() -> None:
-    """Both patches: what the embedded endpoint (and the tests' in-process moto) run with."""
+    """Every patch: what the embedded endpoint (and the tests' in-process moto) run with."""
     atomic_sqs_receives()
+    atomic_sqs_writes()
     atomic_dynamodb_requests()
 
 

@@ -136,11 +136,10 @@ def test_400_records_migrate_into_the_table(project: Project) -> None:
 
     summary = work(project, "--concurrency", "8")
 
-    # At least once: every message is received, and a few may be received again (a delete
-    # that lands after the message's visibility lapsed, on a busy machine). Each receive
-    # succeeded (a record found already migrated is a success), and each record is in the
-    # table once.
-    assert summary["received"] == summary["succeeded"] >= 400
+    # Each message received once: a delete SQS confirmed stays done. (moto alone put deleted
+    # messages back when two deletes ran at once, and they came again a visibility timeout
+    # later: see northmigrate.local.atomic_sqs_writes.)
+    assert summary["received"] == summary["succeeded"] == 400
     assert summary["retried"] == summary["dead_lettered"] == summary["released"] == 0
     assert summary["stopped"] == "empty"
     adds_up(summary)

@@ -1,11 +1,11 @@
-"""The embedded endpoint's conditional writes are atomic, as DynamoDB's are
-(``northmigrate.local.atomic_dynamodb_requests``), and the patches of moto refuse a moto they
-were not written for.
+"""The embedded endpoint's SQS deletes and sends, and its DynamoDB conditional writes, are
+atomic, as AWS's are (``northmigrate.local``), and the patches of moto refuse a moto they
+were not written for. (Receives: ``test_atomic_receive.py``.)
 
-The race is shown on moto's own server (``ThreadedMotoServer``, what ``northmigrate local``
-runs), with many threads over HTTP. Short pauses inside moto (after its item read, before
-its update is applied) widen the window between a condition check and its write so that,
-unpatched, the race shows on every run, not only on a busy machine.
+Each race is shown on moto's own server (``ThreadedMotoServer``, what ``northmigrate local``
+runs), with many threads over HTTP. Short pauses inside moto (in its scan for a receipt
+handle; after its item read, before its update is applied) widen the window between a read
+and its write so that, unpatched, the race shows on every run, not only on a busy machine.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import Message, SQSBackend
 from packaging.specifiers import SpecifierSet
 
 from northmigrate import local
@@ -33,6 +34,8 @@ from northmigrate import local
 THREADS = 8
 INCREMENTS = 5  # successful compare-and-set increments per thread
 KEYS = 10  # items each created by THREADS racing conditional creates
+DELETERS = 6  # threads deleting 10 received messages each, at once
+SENDERS = 3  # threads sending 5 messages each meanwhile
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +48,12 @@ def server() -> Iterator[str]:
     moto.stop()
 
 
-@pytest.fixture
-def dynamodb(server: str) -> Callable[[], Any]:
-    """A factory of DynamoDB clients on the server (one per thread)."""
+def clients(server: str, service: str) -> Callable[[], Any]:
+    """A factory of clients of the server (one per thread)."""
 
     def make() -> Any:
         return boto3.client(
-            "dynamodb",
+            service,
             endpoint_url=server,
             region_name="us-east-1",
             aws_access_key_id="t",
@@ -60,6 +62,11 @@ def dynamodb(server: str) -> Callable[[], Any]:
         )
 
     return make
+
+
+@pytest.fixture
+def dynamodb(server: str) -> Callable[[], Any]:
+    return clients(server, "dynamodb")
 
 
 @pytest.fixture
@@ -96,24 +103,88 @@ def patched(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return bool(request.param == "patched")
 
 
-def in_threads(work: Callable[[Any], None], dynamodb: Callable[[], Any]) -> None:
-    start = threading.Barrier(THREADS)
+def in_threads(work: Callable[[Any], None], make: Callable[[], Any], n: int = THREADS) -> None:
+    """``work(client)`` on ``n`` threads started at once, each with its own client."""
+    start = threading.Barrier(n)
     errors: list[BaseException] = []
 
     def run() -> None:
-        client = dynamodb()
+        client = make()
         start.wait()
         try:
             work(client)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(THREADS)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@pytest.fixture(params=["patched", "unpatched"])
+def sqs_patched(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    local.atomic_sqs_writes()
+    read = Message.had_receipt_handle
+
+    def slow_read(self: Message, receipt_handle: str) -> bool:
+        time.sleep(0.0002)  # a delete scans every message for its receipt handle
+        return read(self, receipt_handle)
+
+    monkeypatch.setattr(Message, "had_receipt_handle", slow_read)
+    if request.param == "unpatched":
+        for name in local._SQS_WRITES:
+            monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name).__wrapped__)
+    return bool(request.param == "patched")
+
+
+def test_concurrent_deletes_and_sends_lose_nothing_and_bring_nothing_back(
+    sqs_patched: bool, server: str
+) -> None:
+    """Deletes of received messages on several threads at once, and sends meanwhile: what is
+    left is exactly what was sent meanwhile (moto alone puts deleted messages back, which SQS
+    would deliver again, or drops a message sent during a delete)."""
+    make = clients(server, "sqs")
+    sqs = make()
+    url = sqs.create_queue(QueueName=f"q-{time.monotonic_ns()}")["QueueUrl"]
+    for start in range(0, DELETERS * 10, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": f"old {start + n}"} for n in range(10)],
+        )
+    held: list[str] = []
+    while len(held) < DELETERS * 10:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)
+        held += [m["ReceiptHandle"] for m in got.get("Messages", [])]
+    batches = [held[n : n + 10] for n in range(0, len(held), 10)]
+    work = iter(range(DELETERS + SENDERS))
+    lock = threading.Lock()
+
+    def delete_or_send(client: Any) -> None:
+        with lock:
+            n = next(work)
+        if n < DELETERS:
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batches[n])]
+            answer = client.delete_message_batch(QueueUrl=url, Entries=entries)
+            assert len(answer.get("Successful", [])) == 10, answer
+        else:
+            for i in range(5):
+                client.send_message(QueueUrl=url, MessageBody=f"new {n}-{i}")
+
+    in_threads(delete_or_send, make, DELETERS + SENDERS)
+
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    left = {k: int(v) for k, v in attrs.items()}
+    sent_meanwhile = {"ApproximateNumberOfMessages": 5 * SENDERS}
+    if sqs_patched:
+        assert left == sent_meanwhile | {"ApproximateNumberOfMessagesNotVisible": 0}
+    else:  # deleted messages back in flight (delivered again later), or a send lost
+        assert left != sent_meanwhile | {"ApproximateNumberOfMessagesNotVisible": 0}
 
 
 def test_compare_and_set_increments_are_never_lost(
@@ -197,7 +268,7 @@ def test_moto_is_within_the_versions_the_patches_were_checked_against() -> None:
     tested = SpecifierSet(",".join(local.MOTO_TESTED))
     assert version("moto") in tested, (
         f"moto {version('moto')} is outside {tested}: review northmigrate.local's patches "
-        "(run tests/unit/test_atomic_dynamodb.py and test_atomic_receive.py), then move "
+        "(run tests/unit/test_atomic_endpoint.py and test_atomic_receive.py), then move "
         "MOTO_TESTED and pyproject's bound together"
     )
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -208,8 +279,6 @@ def test_moto_is_within_the_versions_the_patches_were_checked_against() -> None:
 def test_a_receive_of_another_shape_is_refused_not_patched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from moto.sqs.models import SQSBackend
-
     def receive_message(self: Any, queue_name: str, count: int, wait: int) -> Any:
         raise AssertionError("not called")
 
@@ -228,3 +297,12 @@ def test_a_dynamodb_handler_of_another_shape_is_refused_not_patched(
     with pytest.raises(local.MotoChanged, match=r"DynamoHandler\.call_action"):
         local.atomic_dynamodb_requests()
     assert "call_action" not in DynamoHandler.__dict__
+
+
+def test_sqs_writes_of_another_shape_are_refused_not_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(local, "_patched", set())
+    monkeypatch.delattr(SQSBackend, "delete_message_batch")
+    with pytest.raises(local.MotoChanged, match=r"delete_message_batch not found"):
+        local.atomic_sqs_writes()
