@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import require_ministack
 
-pytestmark = [pytest.mark.volume, pytest.mark.integration]
+pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

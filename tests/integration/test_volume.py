@@ -25,7 +25,7 @@ from helpers import Project, ministack_endpoint, peak_rss_mb
 
 from northmigrate.sample import SampleGenerator
 
-pytestmark = [pytest.mark.volume, pytest.mark.integration]
+pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 
 MILLION = 1_000_000
 QUEUED = 20_000
