@@ -234,6 +234,8 @@ class Project:
         timeout: float = 120,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """The CLI as a process of its own (``python -m northmigrate``): for what needs one
+        (signals, a kill, its memory, an interpreter of its own); else ``cli``."""
         result = subprocess.run(
             [sys.executable, "-m", "northmigrate", *args],
             cwd=self.root,
@@ -343,21 +345,38 @@ def write_jsonl(path: Path, items: list[Any]) -> Path:
     return path
 
 
+# Runs the CLI as `python -m northmigrate` does, then writes its peak RSS (VmHWM, kB) to a
+# file. Not the child's ru_maxrss: a child's counts its parent's resident memory at the fork
+# (Linux carries the old address space's high-water mark across exec), and the test process
+# that forks it may hold far more than the CLI ever does.
+_PEAK_RSS = """
+import os, sys
+from northmigrate.cli.app import run
+code = run(sys.argv[1:])
+with open("/proc/self/status") as status:
+    peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+with open(os.environ["PEAK_RSS_FILE"], "w") as out:
+    out.write(peak)
+sys.exit(code)
+"""
+
+
 def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
-    """Run the CLI; its peak resident set size in MB, and its JSON output."""
+    """Run the CLI in a process of its own; its peak resident set size in MB (its own, not
+    the test process's), and its JSON output."""
     out = project.root / "out.json"
+    peak = project.root / "peak-rss-kb"
     with out.open("w") as stdout:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "northmigrate", *args, "--output", "json"],
+        process = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, *args, "--output", "json"],
             cwd=project.root,
-            env=cli_env(),
+            env=cli_env({"PEAK_RSS_FILE": str(peak)}),
             stdout=stdout,
             stderr=subprocess.DEVNULL,
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
     assert process.returncode == 0, out.read_text()
-    return usage.ru_maxrss / 1024, json.loads(out.read_text())
+    return int(peak.read_text()) / 1024, json.loads(out.read_text())
 
 
 @contextmanager
