@@ -113,6 +113,7 @@ def table_count(project: Project) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+@pytest.mark.timeout(900)  # about 40 s of one core; a bound for a machine busy with the rest
 def test_validate_a_million_records_stays_under_150_mb(tmp_path: Path) -> None:
     clock = Clock(f"validate of {MILLION:,} records")
     project = Project(root=tmp_path, endpoint=NOWHERE)
