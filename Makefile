@@ -2,6 +2,7 @@
 #   make demo   the whole story on the embedded AWS endpoint
 #   make test   lint, type-check and the test suite (what CI runs)
 PYTHON ?= python3
+SHELL := bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,12 +25,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite on moto's server, then the volume tests on ministack (CI runs both).
-test: lint typecheck ministack
-	$(BIN)/python -m pytest -q -m "not volume"
-	NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -n 2 -m volume \
-		tests/integration/test_volume.py tests/integration/test_deploy_ministack.py \
-		tests/integration/test_guard_ministack.py tests/integration/test_bench.py
+# Lint, then the type check beside one pytest session: the suite on moto's server and the
+# volume tests that CI runs on ministack (volume_ci), longest first on every core (see
+# tests/conftest.py). Each fails the target; so does a pytest that ran no test (exit 5).
+PYTEST_CI := NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -m 'not volume or volume_ci'
+
+test: lint ministack
+	@logs=$$(mktemp -d); \
+	$(BIN)/mypy > "$$logs/mypy" 2>&1 & mypy_pid=$$!; \
+	echo "$(PYTEST_CI) $(PYTEST_ARGS)"; \
+	$(PYTEST_CI) $(PYTEST_ARGS) 2>&1 | tee "$$logs/pytest"; tests=$${PIPESTATUS[0]}; \
+	wait $$mypy_pid; typed=$$?; \
+	echo "$(BIN)/mypy"; cat "$$logs/mypy"; \
+	tail -n 1 "$$logs/pytest"; rm -rf "$$logs"; \
+	if [ $$tests -eq 5 ]; then echo "pytest ran no test (exit 5): a failure" >&2; fi; \
+	if [ $$tests -ne 0 ] || [ $$typed -ne 0 ]; then \
+		echo "make test: pytest exited $$tests, mypy $$typed" >&2; exit 1; \
+	fi
 
 # The emulator for volume tests and benchmarks, in its own environment (it pins botocore).
 MINISTACK_VERSION := 1.5.33

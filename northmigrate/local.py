@@ -8,11 +8,30 @@ moto picks and marks the messages of a ReceiveMessage without a lock, so two rec
 the same moment (a worker has several receivers) could both be handed one message, or two
 messages of one FIFO group; SQS never does that within a visibility timeout. The endpoint
 makes each receive atomic (:func:`atomic_sqs_receives`), keeping long polling.
+
+moto's DeleteMessage rebuilds a queue's list of messages from a copy and puts the copy
+back, without a lock: two deletes at the same moment (a worker's acknowledgers) each put
+back the message the other deleted, which SQS then delivers again once its visibility
+timeout lapses, and a message sent meanwhile is lost. The endpoint makes every call that
+changes a queue's messages (send, receive, delete, change visibility, purge) one step under
+the receives' lock (:func:`atomic_sqs_writes`).
+
+moto's DynamoDB checks a ConditionExpression and then writes, without a lock: two
+conditional writes at the same moment can both pass (two ``attribute_not_exists`` creates
+both succeed, the second overwriting the first; two compare-and-set increments both apply
+to the same old value). DynamoDB never does that: a conditional write is atomic. The
+endpoint serves one DynamoDB request at a time (:func:`atomic_dynamodb_requests`).
+
+These are patches of moto's internals, checked against the versions in ``MOTO_TESTED``
+(pyproject's ``moto`` bound): each checks the shape of what it replaces and raises
+:class:`MotoChanged` rather than patch something it does not know.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import logging
 import socket
 import threading
@@ -23,9 +42,45 @@ from typing import Any
 from northmigrate.errors import ConfigError, InputError
 
 DEFAULT_PORT = 4566
-_RECEIVE_LOCK = threading.Lock()  # one ReceiveMessage picks its messages at a time
+MOTO_TESTED = (">=5.0.20", "<5.3")  # the moto versions these patches were checked against
+_RECEIVE_PARAMETERS = (
+    "self",
+    "queue_name",
+    "count",
+    "wait_seconds_timeout",
+    "visibility_timeout",
+    "message_attribute_names",
+)
+# One call at a time changes a queue's messages: a receive picking its messages, a send, a
+# delete, a change of visibility, a purge (a batch call may make several: reentrant).
+_SQS_LOCK = threading.RLock()
+_SQS_WRITES = (
+    "send_message",
+    "send_message_batch",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+    "purge_queue",
+    "delete_queue",
+)
+_DYNAMODB_LOCK = threading.RLock()  # one DynamoDB request at a time
 _PATCH_LOCK = threading.Lock()
-_patched = False
+_patched: set[str] = set()
+
+
+class MotoChanged(RuntimeError):
+    """moto's internals are not what a patch of this module was written against."""
+
+
+def _moto_changed(what: str) -> MotoChanged:
+    import moto
+
+    version = getattr(moto, "__version__", "?")
+    return MotoChanged(
+        f"moto {version} changed {what}: northmigrate.local cannot make it atomic "
+        f"(checked against moto {','.join(MOTO_TESTED)}); review the patch before use"
+    )
 
 
 def atomic_sqs_receives() -> None:
@@ -34,13 +89,20 @@ def atomic_sqs_receives() -> None:
     Each receive picks its messages under one lock; a long poll waits for messages outside
     it, checking again at least once a second, as moto's own long poll does.
     """
-    global _patched
     with _PATCH_LOCK:
-        if _patched:
+        if "sqs" in _patched:
             return
-        from moto.sqs.models import SQSBackend
+        from moto.sqs.models import Queue, SQSBackend
 
         original = SQSBackend.receive_message
+        try:
+            parameters = tuple(inspect.signature(original).parameters)
+        except (TypeError, ValueError):
+            parameters = ()
+        if parameters != _RECEIVE_PARAMETERS:
+            raise _moto_changed(f"SQSBackend.receive_message{parameters}")
+        if not callable(getattr(Queue, "wait_for_messages", None)):
+            raise _moto_changed("sqs Queue.wait_for_messages")
 
         def receive_message(
             self: Any,
@@ -52,7 +114,7 @@ def atomic_sqs_receives() -> None:
         ) -> Any:
             deadline = time.monotonic() + wait_seconds_timeout
             while True:
-                with _RECEIVE_LOCK:
+                with _SQS_LOCK:
                     got = original(
                         self, queue_name, count, 0, visibility_timeout, message_attribute_names
                     )
@@ -65,7 +127,65 @@ def atomic_sqs_receives() -> None:
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
         SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
-        _patched = True
+        _patched.add("sqs")
+
+
+def atomic_sqs_writes() -> None:
+    """Make moto's SQS calls that change a queue's messages atomic in this process
+    (idempotent): sends, deletes, changes of visibility and purges run under the lock the
+    receives take (:func:`atomic_sqs_receives` makes the receives take it)."""
+    with _PATCH_LOCK:
+        if "sqs-writes" in _patched:
+            return
+        from moto.sqs.models import SQSBackend
+
+        originals = {name: SQSBackend.__dict__.get(name) for name in _SQS_WRITES}
+        missing = sorted(name for name, method in originals.items() if not callable(method))
+        if missing:
+            raise _moto_changed(f"SQSBackend ({', '.join(missing)} not found)")
+        for name, original in originals.items():
+            setattr(SQSBackend, name, _locked(original, _SQS_LOCK))
+        _patched.add("sqs-writes")
+
+
+def _locked(function: Any, lock: threading.RLock) -> Any:
+    @functools.wraps(function)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return function(*args, **kwargs)
+
+    return locked
+
+
+def atomic_dynamodb_requests() -> None:
+    """Make each of moto's DynamoDB requests atomic in this process (idempotent).
+
+    Every DynamoDB request is served under one lock, from the parse of its parameters to its
+    answer: a conditional write's check and its write are one step, and no read sees an item
+    half-written (moto's UpdateItem first stores a bare key, then applies the update). moto's
+    DynamoDB is in memory, so one request at a time costs little at the sizes moto suits.
+    """
+    with _PATCH_LOCK:
+        if "dynamodb" in _patched:
+            return
+        from moto.dynamodb.responses import DynamoHandler
+
+        original = DynamoHandler.__dict__.get("call_action")
+        if not callable(original) or not all(
+            callable(DynamoHandler.__dict__.get(action))
+            for action in ("put_item", "update_item", "delete_item", "transact_write_items")
+        ):
+            raise _moto_changed("DynamoHandler.call_action and its item actions")
+
+        DynamoHandler.call_action = _locked(original, _DYNAMODB_LOCK)  # type: ignore[method-assign]
+        _patched.add("dynamodb")
+
+
+def atomic_requests() -> None:
+    """Every patch: what the embedded endpoint (and the tests' in-process moto) run with."""
+    atomic_sqs_receives()
+    atomic_sqs_writes()
+    atomic_dynamodb_requests()
 
 
 class EmbeddedEndpoint:
@@ -104,7 +224,7 @@ class EmbeddedEndpoint:
         # werkzeug logs every request at INFO; only --debug (DEBUG on the root) shows them
         if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        atomic_sqs_receives()
+        atomic_requests()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.port = int(self._server.get_host_and_port()[1])

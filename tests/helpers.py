@@ -1,9 +1,14 @@
-"""Test support: a project directory wired to a real local endpoint; the CLI as a user runs it."""
+"""Test support: a project directory wired to a real local endpoint; the CLI as a user runs it,
+in this process (``Project.cli``) or as a process of its own (``Project.run``)."""
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -36,6 +41,99 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     )
     env.update(extra or {})
     return env
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a CLI run gave: its exit code and its output (the names of a CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        assert self.stdout.strip(), (
+            f"no JSON on stdout; exit {self.returncode}; stderr:\n{self.stderr}"
+        )
+        data = json.loads(self.stdout)
+        assert isinstance(data, dict)
+        return data
+
+
+def _stream(data: str = "") -> io.TextIOWrapper:
+    """A text stream with a ``.buffer``, as sys.stdin/stdout/stderr have."""
+    return io.TextIOWrapper(io.BytesIO(data.encode()), encoding="utf-8", write_through=True)
+
+
+def _read(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode("utf-8", errors="replace")
+
+
+@contextmanager
+def cli_process_state(root: Path, env: dict[str, str]) -> Iterator[None]:
+    """What a run of the CLI in this process may change, put back afterwards: the working
+    directory, the environment (exactly ``env`` meanwhile), the root logger (the CLI's
+    callback configures it), SIGINT/SIGTERM handlers, ``sys.path`` (the plugin's directory is
+    added) and the plugin modules imported from ``root`` (another test's plugin of the same
+    name must not be found in ``sys.modules``)."""
+    cwd = os.getcwd()
+    environ = dict(os.environ)
+    root_logger = logging.getLogger()
+    handlers, level = list(root_logger.handlers), root_logger.level
+    signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    path = list(sys.path)
+    bytecode = sys.dont_write_bytecode
+    for handler in handlers:
+        root_logger.removeHandler(handler)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.dont_write_bytecode = True  # a plugin rewritten within a second is read anew
+    importlib.invalidate_caches()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        for handler in list(root_logger.handlers):
+            root_logger.removeHandler(handler)
+            handler.close()
+        for handler in handlers:
+            root_logger.addHandler(handler)
+        root_logger.setLevel(level)
+        for sig, handler in signals.items():
+            signal.signal(sig, handler)
+        sys.path[:] = path
+        sys.dont_write_bytecode = bytecode
+        inside = str(root.resolve()) + os.sep
+        for name, module in list(sys.modules.items()):
+            where = getattr(module, "__file__", None) or ""
+            if where.startswith(inside) or where.startswith(str(root) + os.sep):
+                del sys.modules[name]
+
+
+def run_cli(
+    root: Path, args: list[str], *, input: str | None = None, env: dict[str, str] | None = None
+) -> CliResult:
+    """``northmigrate ARGS`` in this process, as ``python -m northmigrate`` would run it in
+    ``root`` with ``cli_env(env)``: its exit code, stdout and stderr."""
+    from northmigrate.cli.app import run
+
+    stdin, stdout, stderr = _stream(input or ""), _stream(), _stream()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    with cli_process_state(root, cli_env(env)):
+        sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+        try:
+            code = run(list(args))
+        except SystemExit as exc:  # what `python -m northmigrate` would exit with
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved
+    return CliResult(code, _read(stdout), _read(stderr))
 
 
 def client(service: str, endpoint: str) -> Any:
@@ -113,6 +211,28 @@ class Project:
         (self.root / f"{module}.py").write_text(textwrap.dedent(code))
         return module
 
+    def cli(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = False,
+    ) -> CliResult:
+        """The CLI run in this process, in the project's directory (see ``run_cli``): for
+        everything that does not need a process of its own (signals, kills, memory, runs in
+        parallel)."""
+        result = run_cli(self.root, list(args), input=input, env=env)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"northmigrate {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def cli_json(self, *args: str, **kwargs: Any) -> dict[str, Any]:
+        """``cli(*args, "--output", "json")``'s JSON object."""
+        return self.cli(*args, "--output", "json", **kwargs).json()
+
     def run(
         self,
         *args: str,
@@ -121,6 +241,8 @@ class Project:
         timeout: float = 120,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """The CLI as a process of its own (``python -m northmigrate``): for what needs one
+        (signals, a kill, its memory, an interpreter of its own); else ``cli``."""
         result = subprocess.run(
             [sys.executable, "-m", "northmigrate", *args],
             cwd=self.root,
@@ -230,21 +352,38 @@ def write_jsonl(path: Path, items: list[Any]) -> Path:
     return path
 
 
+# Runs the CLI as `python -m northmigrate` does, then writes its peak RSS (VmHWM, kB) to a
+# file. Not the child's ru_maxrss: a child's counts its parent's resident memory at the fork
+# (Linux carries the old address space's high-water mark across exec), and the test process
+# that forks it may hold far more than the CLI ever does.
+_PEAK_RSS = """
+import os, sys
+from northmigrate.cli.app import run
+code = run(sys.argv[1:])
+with open("/proc/self/status") as status:
+    peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+with open(os.environ["PEAK_RSS_FILE"], "w") as out:
+    out.write(peak)
+sys.exit(code)
+"""
+
+
 def peak_rss_mb(project: Project, *args: str) -> tuple[float, dict[str, Any]]:
-    """Run the CLI; its peak resident set size in MB, and its JSON output."""
+    """Run the CLI in a process of its own; its peak resident set size in MB (its own, not
+    the test process's), and its JSON output."""
     out = project.root / "out.json"
+    peak = project.root / "peak-rss-kb"
     with out.open("w") as stdout:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "northmigrate", *args, "--output", "json"],
+        process = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, *args, "--output", "json"],
             cwd=project.root,
-            env=cli_env(),
+            env=cli_env({"PEAK_RSS_FILE": str(peak)}),
             stdout=stdout,
             stderr=subprocess.DEVNULL,
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
     assert process.returncode == 0, out.read_text()
-    return usage.ru_maxrss / 1024, json.loads(out.read_text())
+    return int(peak.read_text()) / 1024, json.loads(out.read_text())
 
 
 @contextmanager

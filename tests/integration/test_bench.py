@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 from helpers import require_ministack
 
-pytestmark = [pytest.mark.volume, pytest.mark.integration]
+# The limits are bounds for a machine busy with the rest of the suite (each script takes
+# 10 to 30 s on a quiet one).
+pytestmark = [
+    pytest.mark.volume,
+    pytest.mark.volume_ci,
+    pytest.mark.integration,
+    pytest.mark.timeout(900),
+]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -29,7 +36,7 @@ def run_bench(script: str, *args: str) -> str:
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -33,7 +33,7 @@ def deploy_project(project: Project, deploy: str = "") -> Project:
         + "max_concurrency = 6\nmemory_mb = 512\n"
         + deploy
     )
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     return project
 
 
@@ -66,18 +66,18 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
         QueueUrl=project.queue_url(project.dlq_name), AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
 
-    plan = project.run_json("deploy", "--dry-run")
+    plan = project.cli_json("deploy", "--dry-run")
     assert plan["dry_run"] is True
     assert set(actions(plan).values()) == {"create"}
     assert plan["package"]["plugin_files"] == ["mig.py"]
     assert any(d.startswith("pydantic==") for d in plan["package"]["dependencies"])
-    listing = project.run("deploy", "--dry-run", check=True).stdout
+    listing = project.cli("deploy", "--dry-run", check=True).stdout
     assert "plugin files: mig.py" in listing and "pydantic==" in listing
     assert lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"] == []
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role)
 
-    first = project.run_json("deploy")
+    first = project.cli_json("deploy")
     assert set(actions(first).values()) == {"created"}, first
 
     # the role: trusted by Lambda only, and a policy checked action by action
@@ -139,12 +139,12 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 6}
     assert mapping["State"] == "Enabled"
 
-    second = project.run_json("deploy")
+    second = project.cli_json("deploy")
     assert second["changed"] is False and set(actions(second).values()) == {"unchanged"}
     assert second["code_sha256"] == first["code_sha256"]
 
     project.write_plugin("mig", PLUGIN.format(version=2))
-    third = project.run_json("deploy")
+    third = project.cli_json("deploy")
     changes = {c["resource"]: c for c in third["changes"]}
     assert changes["function"]["action"] == "updated" and changes["function"]["changed"] == ["Code"]
     assert {changes[r]["action"] for r in ("role", "log_group", "mapping")} == {"unchanged"}
@@ -154,19 +154,19 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     )
 
     # the tap drives the mapping (and the queue's tags, for local workers)
-    closed = project.run_json("tap", "close")
+    closed = project.cli_json("tap", "close")
     assert closed["tap"] == "closed" and closed["open"] is False
     assert closed["closed_by"] == "operator" and closed["closed_at"]
     assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["State"] == "Disabled"
     tags = sqs.list_queue_tags(QueueUrl=project.queue_url())["Tags"]
     assert tags["northmigrate:tap"] == "closed"
-    limited = project.run_json("tap", "limit", "3")
+    limited = project.cli_json("tap", "limit", "3")
     assert limited["limit"] == 3 and limited["mappings"][0]["max_concurrency"] == 3
     assert lam.get_event_source_mapping(UUID=first["mapping_uuid"])["ScalingConfig"] == {
         "MaximumConcurrency": 3
     }
-    assert project.run("tap", "limit", "1").returncode == 2
-    opened = project.run_json("tap", "open")
+    assert project.cli("tap", "limit", "1").returncode == 2
+    opened = project.cli_json("tap", "open")
     assert opened == {
         "queue": project.queue_name,
         "tap": "open",
@@ -185,11 +185,11 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
             }
         ],
     }
-    assert project.run_json("tap", "status") == opened
-    assert project.run_json("tap", "limit", "none")["mappings"][0]["max_concurrency"] == 6
+    assert project.cli_json("tap", "status") == opened
+    assert project.cli_json("tap", "limit", "none")["mappings"][0]["max_concurrency"] == 6
 
     # destroy: nothing of the worker is left; the queues stay unless asked
-    gone = project.run_json("destroy")
+    gone = project.cli_json("destroy")
     assert {c["resource"] for c in gone["deleted"]} == {
         "mapping",
         "function",
@@ -204,7 +204,7 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     logs = project.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{fn}")
     assert logs["logGroups"] == []
     assert project.queue_url() and project.queue_url(project.dlq_name)
-    queues = project.run_json("destroy", "--delete-queues")
+    queues = project.cli_json("destroy", "--delete-queues")
     assert [c["name"] for c in queues["deleted"]] == [project.queue_name, project.dlq_name]
     names = [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])]
     assert project.queue_name not in names and project.dlq_name not in names
@@ -214,7 +214,7 @@ def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeou
     project: Project,
 ) -> None:
     deploy_project(project, "timeout_s = 60\n")
-    result = project.run("deploy")
+    result = project.cli("deploy")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
@@ -229,7 +229,7 @@ def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeou
 
 def test_template_describes_the_same_stack_as_valid_cloudformation(project: Project) -> None:
     deploy_project(project)
-    report = project.run_json("deploy", "--template", "stack.yaml")
+    report = project.cli_json("deploy", "--template", "stack.yaml")
     template = json.loads((project.root / "stack.yaml").read_text())
     assert (project.root / "stack.zip").is_file()
     resources = template["Resources"]
@@ -266,19 +266,19 @@ def test_template_describes_the_same_stack_as_valid_cloudformation(project: Proj
 
 def test_destroy_deletes_a_dlq_with_messages_only_after_exporting_them(project: Project) -> None:
     pytest.importorskip("northmigrate.dlq.inspect")
-    project.run("provision", check=True)  # nothing deployed: no mapping on these queues
+    project.cli("provision", check=True)  # nothing deployed: no mapping on these queues
     sqs = project.client("sqs")
     for n in range(2):
         sqs.send_message(QueueUrl=project.queue_url(project.dlq_name), MessageBody=f"dead {n}")
 
-    refused = project.run("destroy", "--delete-queues")
+    refused = project.cli("destroy", "--delete-queues")
     assert refused.returncode == 2 and "still holds 2 messages" in refused.stderr
     assert "--export FILE" in refused.stderr
-    unconfirmed = project.run("destroy", "--delete-queues", "--export", "dlq.jsonl")
+    unconfirmed = project.cli("destroy", "--delete-queues", "--export", "dlq.jsonl")
     assert unconfirmed.returncode == 2 and "--show-pii" in unconfirmed.stderr
     assert project.queue_url(project.dlq_name)  # nothing was deleted
 
-    done = project.run_json("destroy", "--delete-queues", "--export", "dlq.jsonl", "--show-pii")
+    done = project.cli_json("destroy", "--delete-queues", "--export", "dlq.jsonl", "--show-pii")
     assert done["exported"] == 2
     lines = (project.root / "dlq.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all("dead " in line for line in lines)

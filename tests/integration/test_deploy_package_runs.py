@@ -81,7 +81,7 @@ def test_the_unpacked_package_migrates_an_event_in_a_clean_interpreter(
     project.options.update(outage_regions=["ON"], unsupported_business_types=["partnership"])
     project.worker_settings.update(backoff_base_s=0)  # the retry's copy: receivable at once
     project.write_config()
-    project.run("provision", check=True)  # queues and table; no function, no mapping
+    project.cli("provision", check=True)  # queues and table; no function, no mapping
     settings = load_settings(project.root / "northmigrate.toml", env={})
     options = build_options(settings, cwd=project.root)
     built = build_package(replace(options, arch="host", bundle_boto3=True), tmp_path / "p.zip")

@@ -78,7 +78,7 @@ def items_project(project: Project) -> Project:
     project.queue_settings.update({"visibility_timeout": 5})
     project.worker_settings.update({"backoff_base_s": 0, "backoff_max_s": 0})
     project.write_config()
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     return project
 
 
@@ -123,8 +123,8 @@ def test_the_bad_day_inspect_export_redrive_fix_drain(project: Project) -> None:
     items_project(project)
     rows = [{"item_id": i, "behaviour": b, "secret": SECRET} for i, b in BEHAVIOURS.items()]
     write_jsonl(project.root / "items.jsonl", rows)
-    assert project.run_json("enqueue", "items.jsonl")["enqueued"] == 15
-    worker = project.run_json("worker", "--until-empty")
+    assert project.cli_json("enqueue", "items.jsonl")["enqueued"] == 15
+    worker = project.cli_json("worker", "--until-empty")
     assert worker["dead_lettered"] == 9, worker
     put_dead(project, "SQ-0")  # one that SQS moved itself
     dead = sorted([i for i, b in BEHAVIOURS.items() if b != "ok"] + ["SQ-0"])
@@ -132,7 +132,7 @@ def test_the_bad_day_inspect_export_redrive_fix_drain(project: Project) -> None:
     assert total(before) == 10
 
     # inspect: counts by reason; nothing removed; all receivable again at once; no secret
-    result = project.run("dlq", "inspect", "--limit", "20", "--output", "json")
+    result = project.cli("dlq", "inspect", "--limit", "20", "--output", "json")
     assert result.returncode == 0, result.stderr
     assert visible_ids(project, project.dlq_name, 10) == dead
     report = json.loads(result.stdout)
@@ -153,14 +153,14 @@ def test_the_bad_day_inspect_export_redrive_fix_drain(project: Project) -> None:
     assert report["oldest_age_s"] is not None
     assert SECRET not in result.stdout + result.stderr
     assert project.depth(project.dlq_name) == before
-    table = project.run("dlq", "inspect")
+    table = project.cli("dlq", "inspect")
     assert table.returncode == 0 and "RuntimeError: target broken for ***" in table.stdout
     assert SECRET not in table.stdout + table.stderr
-    shown = project.run("dlq", "inspect", "--show-pii", "--output", "json")
+    shown = project.cli("dlq", "inspect", "--show-pii", "--output", "json")
     assert SECRET in shown.stdout
 
     # export: every message exactly once, owner-only, masked unless --show-pii
-    exported = project.run_json("dlq", "inspect", "--export", "dead.jsonl", "--limit", "0")
+    exported = project.cli_json("dlq", "inspect", "--export", "dead.jsonl", "--limit", "0")
     path = project.root / "dead.jsonl"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -168,35 +168,35 @@ def test_the_bad_day_inspect_export_redrive_fix_drain(project: Project) -> None:
     assert len({line["message_id"] for line in lines}) == 10
     assert sorted(line["record_id"] for line in lines) == dead
     assert SECRET not in path.read_text()
-    project.run_json("dlq", "inspect", "--export", "dead-pii.jsonl", "--show-pii")
+    project.cli_json("dlq", "inspect", "--export", "dead-pii.jsonl", "--show-pii")
     assert SECRET in (project.root / "dead-pii.jsonl").read_text()
     assert visible_ids(project, project.dlq_name, 10) == dead
 
     # dry run: counts, moves nothing
-    dry = project.run_json("dlq", "redrive", "--dry-run", "--where", "reason~^PermanentError")
+    dry = project.cli_json("dlq", "redrive", "--dry-run", "--where", "reason~^PermanentError")
     assert (dry["matched"], dry["moved"], dry["skipped"], dry["dry_run"]) == (7, 0, 3, True)
     assert total(project.depth()) == 0
     assert visible_ids(project, project.dlq_name, 10) == dead
 
     # --where moves exactly the matching ones
-    moved = project.run_json("dlq", "redrive", "--where", "reason~conflict")
+    moved = project.cli_json("dlq", "redrive", "--where", "reason~conflict")
     assert (moved["matched"], moved["moved"], moved["skipped"], moved["failed"]) == (3, 3, 7, 0)
     assert moved["mode"] == "client" and moved["destination"] == project.queue_name
     assert visible_ids(project, project.queue_name, 3) == ["CO-0", "CO-1", "CO-2"]
     assert visible_ids(project, project.dlq_name, 7) == [i for i in dead if not i.startswith("CO")]
 
     # --max moves exactly N
-    assert project.run_json("dlq", "redrive", "--max", "2")["moved"] == 2
+    assert project.cli_json("dlq", "redrive", "--max", "2")["moved"] == 2
     assert total(project.depth()) == 5
     assert total(project.depth(project.dlq_name)) == 5
 
     # the fix ships for "unsupported" and "broken"; "conflict" still fails
     project.options["fixed"] = ["unsupported", "broken"]
     project.write_config()
-    rest = project.run_json("dlq", "redrive")
+    rest = project.cli_json("dlq", "redrive")
     assert rest["moved"] == 5
     assert total(project.depth(project.dlq_name)) == 0
-    project.run_json("worker", "--until-empty")
+    project.cli_json("worker", "--until-empty")
     assert sorted(set(done(project))) == sorted(
         [i for i, b in BEHAVIOURS.items() if b != "conflict"] + ["SQ-0"]
     )
@@ -237,7 +237,7 @@ def test_a_redrive_killed_part_way_and_run_again_loses_nothing(project: Project)
     assert 15 <= part < 120, part  # killed part-way
     time.sleep(2.5)  # what the killed run held comes back by itself
 
-    report = project.run_json("dlq", "redrive")
+    report = project.cli_json("dlq", "redrive")
     assert report["failed"] == 0
 
     main = project.drain(wait=0)
@@ -249,7 +249,7 @@ def test_a_redrive_killed_part_way_and_run_again_loses_nothing(project: Project)
 
 def test_watch_once_exits_1_at_the_threshold_and_0_below(project: Project) -> None:
     items_project(project)
-    empty = project.run("dlq", "watch", "--once", "--threshold", "1", "--output", "json")
+    empty = project.cli("dlq", "watch", "--once", "--threshold", "1", "--output", "json")
     assert empty.returncode == 0, empty.stderr
     assert json.loads(empty.stdout) | {"oldest_age_s": None} == {
         "queue": project.dlq_name,
@@ -264,29 +264,29 @@ def test_watch_once_exits_1_at_the_threshold_and_0_below(project: Project) -> No
         "tap": {"open": True, "limit": None, "closed_by": None, "closed_at": None, "reason": None},
     }
     put_dead(project, "W-1")
-    full = project.run("dlq", "watch", "--once", "--threshold", "1", "--output", "json")
+    full = project.cli("dlq", "watch", "--once", "--threshold", "1", "--output", "json")
     assert full.returncode == 1, full.stderr
     data = json.loads(full.stdout)
     assert data["visible"] == 1 and data["alert"] is True and data["threshold"] == 1
-    assert project.run("dlq", "watch", "--once", "--threshold", "2").returncode == 0
+    assert project.cli("dlq", "watch", "--once", "--threshold", "2").returncode == 0
 
 
 def test_status_and_alarm(project: Project) -> None:
     items_project(project)
     put_dead(project, "S-1")
     put_dead(project, "S-2")
-    status = project.run_json("status")
+    status = project.cli_json("status")
     assert status["main"] == {"visible": 0, "in_flight": 0, "delayed": 0}
     assert status["dlq"] == {"visible": 2, "in_flight": 0, "delayed": 0}
     assert status["progress"]["dead_lettered"] == 2
     state = project.root / ".northmigrate" / "last-run.json"
     state.parent.mkdir()
     state.write_text(json.dumps({"run_id": "r1", "enqueued": 10, "at": "2026-01-01T00:00:00Z"}))
-    progress = project.run_json("status")["progress"]
+    progress = project.cli_json("status")["progress"]
     assert (progress["done"], progress["done_pct"], progress["run_id"]) == (8, 80.0, "r1")
 
     topic = f"{project.name}-alerts"
-    alarm = project.run_json("alarm", "--sns-topic", topic, "--email", "ops@example.com")
+    alarm = project.cli_json("alarm", "--sns-topic", topic, "--email", "ops@example.com")
     assert alarm["alarm_name"] == f"{project.dlq_name}-not-empty"
     [described] = project.client("cloudwatch").describe_alarms(AlarmNames=[alarm["alarm_name"]])[
         "MetricAlarms"
@@ -299,14 +299,14 @@ def test_status_and_alarm(project: Project) -> None:
     assert described["AlarmActions"] == [alarm["topic_arn"]]
     subs = project.client("sns").list_subscriptions_by_topic(TopicArn=alarm["topic_arn"])
     assert [s["Endpoint"] for s in subs["Subscriptions"]] == ["ops@example.com"]
-    assert project.run_json("alarm", "--sns-topic", topic)["topic_arn"] == alarm["topic_arn"]
+    assert project.cli_json("alarm", "--sns-topic", topic)["topic_arn"] == alarm["topic_arn"]
 
 
 def test_usage_errors_are_one_line_and_touch_nothing(project: Project) -> None:
     items_project(project)
     put_dead(project, "E-1")
-    bad = project.run("dlq", "redrive", "--where", "nonsense")
+    bad = project.cli("dlq", "redrive", "--where", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("Error: --where")
-    mixed = project.run("dlq", "redrive", "--native", "--max", "3")
+    mixed = project.cli("dlq", "redrive", "--native", "--max", "3")
     assert mixed.returncode == 2 and "--native" in mixed.stderr
     assert visible_ids(project, project.dlq_name, 1) == ["E-1"]

@@ -15,8 +15,8 @@ def statuses(report: dict) -> dict[str, str]:
 def test_doctor_passes_on_a_provisioned_setup(project: Project) -> None:
     project.queue_settings["visibility_timeout"] = 60
     project.write_config()
-    project.run("provision", check=True)
-    result = project.run("doctor", "--output", "json")
+    project.cli("provision", check=True)
+    result = project.cli("doctor", "--output", "json")
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"] is True
     assert set(statuses(report).values()) == {"pass"}
@@ -28,7 +28,7 @@ def test_doctor_names_each_problem_of_a_miswired_setup(project: Project) -> None
         QueueName=project.queue_name,
         Attributes={"VisibilityTimeout": "5", "SqsManagedSseEnabled": "false"},
     )
-    result = project.run("doctor", "--output", "json")
+    result = project.cli("doctor", "--output", "json")
     report = json.loads(result.stdout)
     assert result.returncode == 1 and report["ok"] is False
     found = statuses(report)
@@ -52,7 +52,7 @@ def test_doctor_names_each_problem_of_a_miswired_setup(project: Project) -> None
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
         },
     )
-    report = json.loads(project.run("doctor", "--output", "json").stdout)
+    report = json.loads(project.cli("doctor", "--output", "json").stdout)
     found = statuses(report)
     assert found["dlq"] == "pass"
     assert found["dlq retention"] == "fail"
@@ -62,22 +62,22 @@ def test_doctor_names_each_problem_of_a_miswired_setup(project: Project) -> None
 def test_doctor_checks_the_largest_record_and_the_plugin(project: Project, tmp_path) -> None:
     project.queue_settings["max_message_size"] = 4096
     project.write_config()
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     source = tmp_path / "r.jsonl"
-    project.run("sample", "--count", "20", "--out", str(source), check=True)
-    report = json.loads(project.run("doctor", "--source", str(source), "--output", "json").stdout)
+    project.cli("sample", "--count", "20", "--out", str(source), check=True)
+    report = json.loads(project.cli("doctor", "--source", str(source), "--output", "json").stdout)
     assert statuses(report)["largest record"] == "pass"
     big = tmp_path / "big.jsonl"
     record = json.loads(source.read_text().splitlines()[0])
     record["status"] = "approved"
     record["referral_code"] = "x" * 4000
     big.write_text(json.dumps(record) + "\n")
-    report = json.loads(project.run("doctor", "--source", str(big), "--output", "json").stdout)
+    report = json.loads(project.cli("doctor", "--source", str(big), "--output", "json").stdout)
     assert statuses(report)["largest record"] == "fail"
 
     project.plugin = "missing_module:migration"
     project.write_config()
-    result = project.run("doctor", "--output", "json")
+    result = project.cli("doctor", "--output", "json")
     assert result.returncode == 1
     assert statuses(json.loads(result.stdout))["plugin"] == "fail"
 

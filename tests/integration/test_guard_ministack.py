@@ -18,7 +18,7 @@ from helpers import Project, ministack_endpoint, write_jsonl
 
 from northmigrate.sample import generate
 
-pytestmark = [pytest.mark.volume, pytest.mark.integration]
+pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 RECORDS = 150
 REGIONS = ["AB", "BC", "CO", "FL", "IL", "NY", "ON", "QC", "TX", "WA"]
 

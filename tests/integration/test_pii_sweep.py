@@ -21,7 +21,7 @@ def test_no_sensitive_value_reaches_any_output_unless_asked(
     project.options["unsupported_business_types"] = ["llc"]
     project.write_config()
     source = tmp_path / "records.jsonl"
-    project.run("sample", "--count", "60", "--seed", "9", "--out", str(source), check=True)
+    project.cli("sample", "--count", "60", "--seed", "9", "--out", str(source), check=True)
     lines = source.read_text().splitlines()
     secrets: set[str] = set()
     for line in lines:
@@ -39,7 +39,7 @@ def test_no_sensitive_value_reaches_any_output_unless_asked(
     outputs: list[str] = []
 
     def run(*args: str) -> None:
-        result = project.run(*args)
+        result = project.cli(*args)
         assert result.returncode in (0, 1), f"{args}: {result.stderr}"
         outputs.extend([result.stdout, result.stderr])
 
@@ -62,7 +62,7 @@ def test_no_sensitive_value_reaches_any_output_unless_asked(
     assert leaked == [], f"sensitive values in outputs: {leaked[:5]}"
 
     # the positive control: asked for, they are there
-    shown = project.run("dlq", "inspect", "--show-pii", "--output", "json").stdout
+    shown = project.cli("dlq", "inspect", "--show-pii", "--output", "json").stdout
     assert any(s in shown for s in secrets)
 
 
@@ -107,7 +107,7 @@ def test_a_careless_plugin_leaks_no_form_of_a_value_through_the_cli(
     project.plugin = "people:migration"
     project.queue_settings["max_receive_count"] = 1
     project.write_config()
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     people = [
         {
             "pid": "P-1",
@@ -140,7 +140,7 @@ def test_a_careless_plugin_leaks_no_form_of_a_value_through_the_cli(
     outputs: list[str] = []
 
     def run(*args: str) -> None:
-        result = project.run(*args)
+        result = project.cli(*args)
         assert result.returncode in (0, 1), f"{args}: {result.stderr}"
         outputs.extend([result.stdout, result.stderr])
 
@@ -178,5 +178,5 @@ def test_a_careless_plugin_leaks_no_form_of_a_value_through_the_cli(
     ]
     leaked = [form for form in forms if form in everything]
     assert leaked == [], leaked
-    shown = project.run("dlq", "inspect", "--show-pii", "--output", "json").stdout
+    shown = project.cli("dlq", "inspect", "--show-pii", "--output", "json").stdout
     assert "111-22-3333" in shown

@@ -92,7 +92,7 @@ def table(project: Project) -> tuple[Project, str, dict[str, Any]]:
     recs, eligible, invalid, valid = records()
     name = f"{project.name}-old"
     create_table(project, name, recs)
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     return project, name, {"eligible": eligible, "invalid": invalid, "valid": valid, "recs": recs}
 
 
@@ -100,7 +100,7 @@ def test_a_table_is_validated_and_enqueued_with_four_segments(
     table: tuple[Project, str, dict[str, Any]],
 ) -> None:
     project, name, want = table
-    report = project.run_json("validate", f"dynamodb://{name}", "--segments", "4")
+    report = project.cli_json("validate", f"dynamodb://{name}", "--segments", "4")
     assert (report["read"], report["valid"], report["invalid"]) == (
         COUNT,
         want["valid"],
@@ -117,23 +117,23 @@ def test_a_table_is_validated_and_enqueued_with_four_segments(
             f"application_id={error['record_id']}"
         )
 
-    sent = project.run_json("enqueue", f"dynamodb://{name}", "--segments", "4")
+    sent = project.cli_json("enqueue", f"dynamodb://{name}", "--segments", "4")
     assert sent["enqueued"] == len(want["eligible"]) and sent["failed"] == 0
     assert sent["scan"]["segments"] == 4 and sent["scan"]["segments_done"] == 4
     ids = record_ids(project.drain())
     assert len(ids) == len(set(ids))  # exactly once
     assert set(ids) == want["eligible"]
 
-    table_view = project.run("validate", f"dynamodb://{name}")
+    table_view = project.cli("validate", f"dynamodb://{name}")
     assert f"dynamodb://{name} customer_id=" in table_view.stdout  # positions in the table
 
 
 def test_filters_narrow_the_scan(table: tuple[Project, str, dict[str, Any]]) -> None:
     project, name, want = table
     approved = sum(r["status"] == "approved" for r in want["recs"])
-    simple = project.run_json("validate", f"dynamodb://{name}", "--filter", "status=approved")
+    simple = project.cli_json("validate", f"dynamodb://{name}", "--filter", "status=approved")
     assert simple["read"] == approved
-    raw = project.run_json(
+    raw = project.cli_json(
         "validate",
         f"dynamodb://{name}",
         "--consistent",
@@ -173,7 +173,7 @@ def test_a_killed_enqueue_resumes_with_nothing_missing_then_has_nothing_left(
     assert not json.loads(state.read_text())["finished"], state.read_text()
     before = record_ids(project.drain())
 
-    resumed = project.run_json("enqueue", uri, "--resume")
+    resumed = project.cli_json("enqueue", uri, "--resume")
     assert resumed["scan"]["resumed"] is True and resumed["failed"] == 0
     assert resumed["scan"]["segments"] == 4  # the interrupted run's segmentation
     assert 0 < resumed["enqueued"] < len(want["eligible"]), resumed  # resumed, not restarted
@@ -183,7 +183,7 @@ def test_a_killed_enqueue_resumes_with_nothing_missing_then_has_nothing_left(
     assert set(before) | set(after) == want["eligible"]
     assert json.loads(state.read_text())["finished"]
 
-    again = project.run_json("enqueue", uri, "--resume")
+    again = project.cli_json("enqueue", uri, "--resume")
     assert (again["read"], again["enqueued"]) == (0, 0)
     assert project.drain() == []
 
@@ -212,12 +212,12 @@ def test_the_same_records_in_s3_as_gzip_jsonl_and_csv_give_the_same_counts(
     expected = (COUNT, valid, len(eligible), valid - len(eligible), len(invalid), 0)
     line_of = {r["application_id"]: n for n, r in enumerate(recs, start=1)}
     for key, offset in (("exports/a.jsonl.gz", 0), ("exports/b.csv", 1)):
-        report = project.run_json("validate", f"s3://{bucket}/{key}")
+        report = project.cli_json("validate", f"s3://{bucket}/{key}")
         assert tuple(report[c] for c in counts) == expected, key
         for error in report["errors"]:  # the object and the line of each rejection
             assert error["origin"] == f"s3://{bucket}/{key}"
             assert error["line"] == line_of[error["record_id"]] + offset
-    both = project.run_json("validate", f"s3://{bucket}/exports/")
+    both = project.cli_json("validate", f"s3://{bucket}/exports/")
     # the prefix reads a.jsonl.gz then b.csv: the second copy of each valid record is a duplicate
     assert tuple(both[c] for c in counts) == (
         2 * COUNT,
@@ -227,8 +227,8 @@ def test_the_same_records_in_s3_as_gzip_jsonl_and_csv_give_the_same_counts(
         2 * len(invalid),
         valid,
     )
-    project.run("provision", check=True)
-    sent = project.run_json("enqueue", f"s3://{bucket}/exports/b.csv")
+    project.cli("provision", check=True)
+    sent = project.cli_json("enqueue", f"s3://{bucket}/exports/b.csv")
     assert sent["enqueued"] == len(eligible)
     assert set(record_ids(project.drain())) == eligible
 
@@ -247,7 +247,7 @@ def test_unusable_sources_and_misplaced_flags_exit_2(
     project: Project, args: list[str], message: str
 ) -> None:
     (project.root / "records.jsonl").write_text("{}\n")
-    result = project.run(*args)
+    result = project.cli(*args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -256,15 +256,15 @@ def test_a_dry_run_records_nothing_and_a_run_without_resume_starts_over(project:
     recs, eligible, _, _ = records(20)
     name = f"{project.name}-small"
     create_table(project, name, recs)
-    project.run("provision", check=True)
-    dry = project.run_json("enqueue", f"dynamodb://{name}", "--dry-run", "--resume")
+    project.cli("provision", check=True)
+    dry = project.cli_json("enqueue", f"dynamodb://{name}", "--dry-run", "--resume")
     assert dry["scan"]["state_file"] is None and dry["enqueued"] == 0
     assert not (project.root / ".northmigrate").exists()  # a dry run records nothing
-    first = project.run_json("enqueue", f"dynamodb://{name}")
+    first = project.cli_json("enqueue", f"dynamodb://{name}")
     assert first["enqueued"] == len(eligible) and first["scan"]["resumed"] is False
     state = Path(first["scan"]["state_file"])
     assert (project.root / state).is_file()
     project.drain()
-    fresh = project.run_json("enqueue", f"dynamodb://{name}")  # no --resume: from the start
+    fresh = project.cli_json("enqueue", f"dynamodb://{name}")  # no --resume: from the start
     assert fresh["enqueued"] == len(eligible)
     assert len(project.drain()) == len(eligible)
