@@ -84,7 +84,7 @@ def night(project: Project, guard: dict[str, Any] | None = None, fixed: bool = F
 def enqueue(project: Project, behaviours: dict[str, str]) -> None:
     rows = [{"item_id": i, "secret": SECRET, "behaviour": b} for i, b in behaviours.items()]
     source = write_jsonl(project.root / "records.jsonl", rows)
-    project.run("enqueue", str(source), check=True)
+    project.cli("enqueue", str(source), check=True)
 
 
 def done(project: Project) -> list[str]:
@@ -93,7 +93,7 @@ def done(project: Project) -> list[str]:
 
 
 def test_the_worker_tells_each_outcome_and_its_metrics(project: Project) -> None:
-    night(project).run("provision", check=True)
+    night(project).cli("provision", check=True)
     enqueue(project, {f"OK-{n}": "ok" for n in range(5)} | {"BAD-1": "bad"})
     result = project.run(
         "worker", "--until-empty", "--log-format", "json",
@@ -115,11 +115,11 @@ def test_the_worker_tells_each_outcome_and_its_metrics(project: Project) -> None
     assert sum(d.get("Migrated", 0) for d in documents) == 5
     assert [d["FailureKind"] for d in documents if "DeadLettered" in d] == ["permanent"]
 
-    refused = project.run("worker", "--until-empty", "--metrics", "emf", "--output", "json")
+    refused = project.cli("worker", "--until-empty", "--metrics", "emf", "--output", "json")
     assert refused.returncode == 2 and "--metrics-file" in refused.stderr
 
     enqueue(project, {f"CW-{n}": "ok" for n in range(3)})
-    result = project.run("worker", "--until-empty", "--metrics", "cloudwatch")
+    result = project.cli("worker", "--until-empty", "--metrics", "cloudwatch")
     assert result.returncode == 0, result.stderr
     cloudwatch = project.client("cloudwatch")
     metrics = cloudwatch.list_metrics(Namespace="northmigrate", MetricName="Migrated")["Metrics"]
@@ -130,30 +130,30 @@ def test_the_guard_closes_the_tap_and_tap_open_resumes_with_nothing_lost(
     project: Project,
 ) -> None:
     night(project, guard={"enabled": True, "window": 10, "min_records": 10, "failure_share": 0.5})
-    project.run("provision", check=True)
+    project.cli("provision", check=True)
     ids = [f"REC-{n:03d}" for n in range(40)]
     enqueue(project, dict.fromkeys(ids, "ok"))
     (project.root / "outage").write_text("the new service is down")
 
-    stopped = project.run("worker", "--until-empty", "--concurrency", "2")
+    stopped = project.cli("worker", "--until-empty", "--concurrency", "2")
     assert stopped.returncode == 1, stopped.stderr
     assert "the guard closed the tap: 10 of the last 10 records failed" in stopped.stderr
     assert "TargetUnavailable" in stopped.stderr and "Traceback" not in stopped.stderr
-    tap = project.run_json("tap", "status")
+    tap = project.cli_json("tap", "status")
     assert tap["open"] is False and tap["closed_by"].startswith("guard (worker")
     assert tap["reason"].startswith("10 of the last 10 records failed: TargetUnavailable (")
-    assert project.run_json("status")["tap"]["reason"] == tap["reason"]
-    watch = project.run_json("dlq", "watch", "--once")
+    assert project.cli_json("status")["tap"]["reason"] == tap["reason"]
+    watch = project.cli_json("dlq", "watch", "--once")
     assert watch["tap"]["reason"] == tap["reason"] and watch["depth"] <= 10
     assert done(project) == []
 
-    again = project.run("worker", "--until-empty")  # a closed tap stops every worker
+    again = project.cli("worker", "--until-empty")  # a closed tap stops every worker
     assert again.returncode == 1 and "the guard closed the tap" in again.stderr
     assert done(project) == []
 
     (project.root / "outage").unlink()  # the new service is back
-    assert project.run_json("tap", "open")["open"] is True
-    resumed = project.run("worker", "--until-empty")
+    assert project.cli_json("tap", "open")["open"] is True
+    resumed = project.cli("worker", "--until-empty")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(set(done(project))) == ids
     assert project.depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
@@ -183,20 +183,20 @@ def wait_for(check: Any, within: float = 60.0) -> None:
 def test_a_canary_that_fails_moves_nothing_more_and_one_that_passes_moves_the_rest(
     project: Project,
 ) -> None:
-    night(project).run("provision", check=True)
+    night(project).cli("provision", check=True)
     bad = [f"BAD-{n}" for n in range(8)]
     enqueue(project, dict.fromkeys(bad, "bad"))
-    assert project.run("worker", "--until-empty").returncode == 0
+    assert project.cli("worker", "--until-empty").returncode == 0
     assert project.depth(project.dlq_name)["visible"] == 8
 
-    plan = project.run_json("dlq", "redrive", "--canary", "2", "--dry-run")
+    plan = project.cli_json("dlq", "redrive", "--canary", "2", "--dry-run")
     assert plan["canary"] == {"requested": 2, "would_move": 2, "then": 6, "wait_s": 300.0}
     assert project.depth(project.dlq_name)["visible"] == 8
 
     # The fix has not shipped: the canaries come straight back.
     worker = background_worker(project)
     try:
-        failed = project.run(
+        failed = project.cli(
             "dlq", "redrive", "--canary", "2", "--canary-wait", "60", "--output", "json"
         )
     finally:
@@ -213,7 +213,7 @@ def test_a_canary_that_fails_moves_nothing_more_and_one_that_passes_moves_the_re
     night(project, fixed=True)
     worker = background_worker(project)
     try:
-        passed = project.run_json("dlq", "redrive", "--canary", "2", "--canary-wait", "60")
+        passed = project.cli_json("dlq", "redrive", "--canary", "2", "--canary-wait", "60")
         assert passed["canary"]["migrated"] == 2 and passed["canary"]["passed"] is True
         assert passed["moved"] == 8
         wait_for(lambda: sorted(set(done(project))) == bad)

@@ -19,6 +19,8 @@ def test_no_sensitive_value_reaches_any_output_unless_asked(
 ) -> None:
     project.options["outage_regions"] = ["ON", "BC"]  # some records fail, retry and dead-letter
     project.options["unsupported_business_types"] = ["llc"]
+    # retries come back within a second: what is checked here is what they print, not when
+    project.worker_settings.update({"backoff_base_s": 0.5, "backoff_max_s": 1})
     project.write_config()
     source = tmp_path / "records.jsonl"
     project.cli("sample", "--count", "60", "--seed", "9", "--out", str(source), check=True)

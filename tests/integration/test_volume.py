@@ -1,7 +1,8 @@
 """Volume through the CLI, as a user runs it: a million records validated in flat memory;
-20,000 records enqueued to, and drained from, ministack. ``make test`` runs this file
+20,000 records enqueued to, and drained from, ministack. ``make volume`` runs this file
 (``make ministack`` installs the emulator; ``NORTHMIGRATE_REQUIRE_MINISTACK=1`` turns the
-skip when it is missing into a failure).
+skip when it is missing into a failure); ``make test`` runs its small guard,
+``tests/integration/test_memory.py``.
 
 ``validate`` needs a config (the migration plugin) but no endpoint: its config points at a
 port nothing listens on. ``provision``, ``enqueue`` and ``worker`` run against one
@@ -14,7 +15,6 @@ long here). Wall times are printed; run it with ``-s`` to see them::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +22,13 @@ from typing import Any
 
 import pytest
 from helpers import Project, ministack_endpoint, peak_rss_mb
+from support.samples import write_records
 
-from northmigrate.sample import SampleGenerator
-
-pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
+pytestmark = [pytest.mark.volume, pytest.mark.integration]
 
 MILLION = 1_000_000
 QUEUED = 20_000
 RSS_LIMIT_MB = 150
-TEMPLATES = 500
 ELIGIBLE = {"submitted", "approved"}  # northmigrate.examples.onboarding.ELIGIBLE
 NOWHERE = "http://127.0.0.1:9"  # validate must not need an endpoint: nothing listens here
 
@@ -56,25 +54,6 @@ class Clock:
 
     def step(self, name: str, started: float, detail: str = "") -> None:
         print(f"  {name}: {time.monotonic() - started:.1f} s{f' ({detail})' if detail else ''}")
-
-
-def write_records(path: Path, count: int, *, status: str | None = None) -> list[str]:
-    """``count`` valid example records with unique ids (APP-00000001 …) as JSONL, fast:
-    SampleGenerator makes ``TEMPLATES`` records, each line is one of them with its own id.
-    ``status`` overrides the generated status mix. Returns each line's status, in order."""
-    templates: list[str] = []
-    statuses: list[str] = []
-    for n in range(TEMPLATES):
-        record = SampleGenerator(seed=n).record(n)
-        record["application_id"] = "APP-@@@@@@@@"
-        if status is not None:
-            record["status"] = status
-        templates.append(json.dumps(record, separators=(",", ":")))
-        statuses.append(record["status"])
-    with path.open("w") as out:
-        for n in range(1, count + 1):
-            out.write(templates[n % TEMPLATES].replace("@@@@@@@@", f"{n:08d}") + "\n")
-    return [statuses[n % TEMPLATES] for n in range(1, count + 1)]
 
 
 def provisioned(ministack: str, root: Path) -> Project:

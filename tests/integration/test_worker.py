@@ -152,6 +152,9 @@ def test_400_records_migrate_into_the_table(project: Project) -> None:
 
 
 def test_transient_failures_are_retried_with_backoff_then_migrated(project: Project) -> None:
+    # a short backoff (the default's 30 s base would make this a minute and a half of waiting):
+    # its timing is tests/unit/test_worker_pacing.py's; here, that each retry is a new attempt
+    project.worker_settings.update({"backoff_base_s": 1, "backoff_max_s": 2})
     items_project(project)
     behaviours = {f"IT-{n:03d}": ("flaky" if n % 5 == 0 else "ok") for n in range(1, 31)}
     enqueue(project, behaviours)
