@@ -86,7 +86,8 @@ def _render_inspect(report: dlq.InspectReport, console: Console, long: bool = Fa
         )
     console.print(sample)
     console.print(
-        "bodies: dlq inspect --long; more samples: --limit N; every message: --export FILE"
+        "bodies: --long · more samples: --limit N · every message: --export FILE",
+        highlight=False,
     )
 
 

@@ -45,7 +45,7 @@ def _notes(report: EnqueueReport, limit: int | None, command: str | None) -> lis
     """What to do next, one line each: why the run stopped and the command that continues."""
     if command is None:
         return []
-    go_on = "continue with: {}"
+    go_on = "continue with:\n  {}"  # the command on a line of its own, to copy
     if report.failed:
         reasons = {e.error for e in report.tally.errors if e.field is None and e.record_id}
         why = f" ({next(iter(reasons)).removeprefix('not sent: ')})" if len(reasons) == 1 else ""

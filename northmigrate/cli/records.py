@@ -135,8 +135,10 @@ def _group_row(group: list[Rejection]) -> tuple[str, str, str, str]:
     first = group[0]
     if len(group) == 1:
         return where(first), first.record_id or "", first.field or "", first.error
-    lines = ", ".join(where(e) for e in group[:3]) + (", …" if len(group) > 3 else "")
-    return f"{lines} ({len(group)} lines)", f"{len(group)} records", first.field or "", first.error
+    lines = ", ".join(where(e) for e in group[:3]) + (
+        f" +{len(group) - 3}" if len(group) > 3 else ""
+    )
+    return lines, f"{len(group)} records", first.field or "", first.error
 
 
 def _run(

@@ -92,7 +92,7 @@ def _run_rows(report: status_lib.StatusReport) -> list[tuple[str, object]]:
         ("run", progress["run_id"] + (f" ({parts} parts)" if parts > 1 else "")),
         (
             "  done",
-            f"{progress['done']} of {progress['enqueued']} done ({progress['done_pct']}%)",
+            f"{progress['done']} of {progress['enqueued']} ({progress['done_pct']}%)",
         ),
     ]
     if report.last_run is not None and report.last_run.source:

@@ -124,7 +124,7 @@ def test_status_follows_the_migration_across_its_parts(
     project.drain()
     assert project.cli_json("status", "--once")["progress"]["done_pct"] == 100.0
     text = project.cli("status", "--once", check=True).stdout
-    assert "20 of 20 done (100.0%)" in text and "2 parts" in text
+    assert "20 of 20 (100.0%)" in text and "2 parts" in text
     assert "tap" in text
     fresh = project.cli_json("enqueue", str(source))  # the whole source again: a new run
     status = project.cli_json("status", "--once")

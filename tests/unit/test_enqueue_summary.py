@@ -73,12 +73,12 @@ def test_an_endpoint_gone_mid_run_is_one_row_and_one_line_with_the_command() -> 
     assert report.resume_from_line == 21
     table = rendered(report)
     assert table.count("cannot reach") == 1, table
-    assert f"({report.failed} lines)" in table and f"{report.failed} records" in table
+    assert f"21, 22, 23 +{report.failed - 3}" in table and f"{report.failed} records" in table
     command = "northmigrate enqueue rows.jsonl --from-line 21"
     notes = _notes(report, None, command)
     assert len(notes) == 1
     template, *data = notes[0]
-    line = template.format(*data)
+    line = " ".join(template.format(*data).split())
     assert line.count("cannot reach") == 1
     assert f"{report.failed} records were not sent (cannot reach" in line
     assert line.endswith(f"continue with: {command}[/red]")
@@ -90,5 +90,6 @@ def test_a_canary_names_its_limit_and_the_command() -> None:
     )
     command = "northmigrate enqueue rows.jsonl --from-line 6"
     ((template, *data),) = _notes(report, 5, command)
-    assert "stopped after 5 (--limit); continue with: " + command in template.format(*data)
+    text = template.format(*data)
+    assert "stopped after 5 (--limit); continue with:\n  " + command in text
     assert "not everything" not in rendered(report)
