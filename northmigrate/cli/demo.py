@@ -36,8 +36,8 @@ class RichNarrator:
     @contextlib.contextmanager
     def busy(self, text: str) -> Iterator[Callable[[str], None]]:
         """A spinner with what is happening (on a terminal; nothing elsewhere)."""
-        with self.console.status(markup("  {}…", text), spinner="dots") as status:
-            yield lambda now: status.update(markup("  {}: {}", text, now))
+        with self.console.status(markup("{}…", text), spinner="dots") as status:
+            yield lambda now: status.update(markup("{}", now))  # fits 80 columns
 
     def result(self, kind: str, data: Any) -> None:
         show = getattr(self, f"_{kind}")
