@@ -93,3 +93,22 @@ def test_a_canary_names_its_limit_and_the_command() -> None:
     text = template.format(*data)
     assert "stopped after 5 (--limit); continue with:\n  " + command in text
     assert "not everything" not in rendered(report)
+
+
+def test_an_interrupted_run_says_so_and_gives_the_command() -> None:
+    stop = threading.Event()
+
+    class StopsAt5(Rows):
+        def __iter__(self) -> Any:
+            for item in super().__iter__():
+                if item.line == 5:
+                    stop.set()  # Ctrl-C while line 5 is read
+                yield item
+
+    report = enqueue.run(
+        StopsAt5(12), ROWS, max_message_size=262_144, sqs=GoesAway(99), queue_url="q", stop=stop
+    )
+    assert report.interrupted and report.resume_from_line == 5
+    command = "northmigrate enqueue rows.jsonl --from-line 5"
+    ((template, *data),) = _notes(report, None, command)
+    assert template.format(*data).startswith("[yellow]interrupted; continue with:\n  " + command)
