@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,11 @@ class Narrator(Protocol):
     def result(self, kind: str, data: Any) -> None: ...
 
     def note(self, text: str) -> None: ...
+
+    def busy(self, text: str) -> AbstractContextManager[Callable[[str], None]]:
+        """A step that takes a while: shown as working on ``text`` (a spinner) until the
+        block ends; the callable it gives tells what is happening now."""
+        ...
 
 
 @dataclass
@@ -95,17 +101,30 @@ def write_config(path: Path, settings: Settings) -> None:
 
 
 def _drain_while(
-    clients: AwsClients, settings: Settings, busy: Callable[[], bool], queues: Queues
+    clients: AwsClients,
+    settings: Settings,
+    busy: Callable[[], bool],
+    queues: Queues,
+    tick: Callable[[WorkerReport | None], None] = lambda _: None,
 ) -> WorkerReport:
-    """Run a worker until ``busy()`` is false and the main queue is empty."""
+    """Run a worker until ``busy()`` is false and the main queue is empty; ``tick`` hears
+    of the worker's progress every half second."""
     stop = threading.Event()
     box: dict[str, WorkerReport] = {}
-    worker = Worker(clients, settings, onboarding, stop=stop, grace_period_s=10)
+    seen: list[WorkerReport] = []  # the latest snapshot of the worker's progress
+
+    def progress(report: WorkerReport) -> None:
+        seen[:] = [report]
+
+    worker = Worker(
+        clients, settings, onboarding, stop=stop, grace_period_s=10, on_progress=progress
+    )
     thread = threading.Thread(target=lambda: box.setdefault("r", worker.run()), daemon=True)
     thread.start()
     url = queues.main_url()
     while True:
         time.sleep(0.5)
+        tick(seen[0] if seen else None)
         if not busy() and queues.depth(url).total == 0:
             break
     stop.set()
@@ -179,13 +198,25 @@ def run_demo(
                 sqs=queues.sqs,
                 queue_url=queues.main_url(),
                 rejects=rejects,
+                progress=lambda r: box.update(sending=r),
             )
         done.set()
 
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    first = _drain_while(clients, settings, lambda: not done.is_set(), queues)
-    sender.join()
+    with narrator.busy("validating, enqueueing and migrating") as tell:
+
+        def tick(worker: WorkerReport | None) -> None:
+            sending = box.get("r") or box.get("sending")
+            sent = sending.enqueued if sending else 0
+            w = worker or WorkerReport()
+            tell(
+                f"sent {sent} · migrated {w.succeeded} · retried {w.retried} · "
+                f"dead-lettered {w.dead_lettered}"
+            )
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        first = _drain_while(clients, settings, lambda: not done.is_set(), queues, tick)
+        sender.join()
     report = box["r"]
     narrator.result("enqueue", report.to_dict())
     narrator.result("worker", first.to_dict())

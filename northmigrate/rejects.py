@@ -8,22 +8,46 @@ mode 0600, and never through a link or anything else planted at its path.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from northmigrate.errors import InputError
 from northmigrate.privatefile import open_private
 from northmigrate.sources import SourceItem
 from northmigrate.validation import Rejection
 
 
 class RejectsWriter:
-    """Writes rejects to ``path`` (truncated first, or with ``append`` added at its end)."""
+    """Writes rejects to ``path``: with ``append``, added at the end of what it holds (a
+    resumed run); else an existing file is truncated first, or, with ``force`` False, one
+    that is not empty is refused (an InputError): it is the audit of an earlier run."""
 
-    def __init__(self, path: str | Path, *, append: bool = False) -> None:
+    def __init__(self, path: str | Path, *, append: bool = False, force: bool = True) -> None:
         self.path = Path(path)
-        self._file: IO[str] = open_private(self.path, "rejects file", append=append)
+        # Opened without truncating; the size is read from the open file, so what is
+        # refused is exactly what would have been lost.
+        self._file: IO[str] = open_private(self.path, "rejects file", append=True)
+        if not append:
+            try:
+                self._overwrite(force)
+            except BaseException:
+                self._file.close()
+                raise
         self.count = 0
+
+    def _overwrite(self, force: bool) -> None:
+        fd = self._file.fileno()
+        if os.fstat(fd).st_size == 0:
+            return
+        if not force:
+            raise InputError(
+                f"the rejects file {self.path} already holds the rejects of an earlier run",
+                hint="add --force to overwrite it, resume with --from-line N to add to it, "
+                "or choose another file",
+            )
+        os.ftruncate(fd, 0)
 
     def write(self, rejection: Rejection, item: SourceItem | None, raw: str | None = None) -> None:
         entry = rejection.to_dict()

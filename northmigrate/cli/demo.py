@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,12 @@ class RichNarrator:
 
     def note(self, text: str) -> None:
         self.console.print(markup("  {}", text), highlight=False)
+
+    @contextlib.contextmanager
+    def busy(self, text: str) -> Iterator[Callable[[str], None]]:
+        """A spinner with what is happening (on a terminal; nothing elsewhere)."""
+        with self.console.status(markup("{}…", text), spinner="dots") as status:
+            yield lambda now: status.update(markup("{}", now))  # fits 80 columns
 
     def result(self, kind: str, data: Any) -> None:
         show = getattr(self, f"_{kind}")
@@ -96,7 +105,10 @@ def demo(
     ),
     port: int = typer.Option(0, "--port", help="Port of the embedded endpoint (0: any free one)."),
     directory: Path | None = typer.Option(
-        None, "--dir", help="Where to write the records, rejects and config (default: a temp dir)."
+        None,
+        "--dir",
+        help="Where to write the records, rejects and config, and leave them (default: a "
+        "temp dir, removed at the end unless --keep).",
     ),
 ) -> None:
     """The whole story on an embedded endpoint, narrated, in under a minute.
@@ -107,6 +119,8 @@ def demo(
     Exit 0 when nothing is missing.
     """
     console = Console()  # wraps long lines (the narration) to the terminal's width
+    temporary = directory is None
+    workdir = directory or Path(tempfile.mkdtemp(prefix="northmigrate-demo-"))
     endpoint = EmbeddedEndpoint(port=port)
     url = endpoint.start()
     console.print(markup("[bold]northmigrate demo[/bold]: an embedded AWS endpoint at {}", url))
@@ -117,7 +131,7 @@ def demo(
                 input("  press Enter to go on… ")
 
         result = run_demo(
-            url, RichNarrator(console), records=records, directory=directory, pause=wait
+            url, RichNarrator(console), records=records, directory=workdir, pause=wait
         )
         outcome = result.reconcile
         console.print()
@@ -141,6 +155,12 @@ def demo(
                 threading.Event().wait()
     finally:
         endpoint.stop()
+        if temporary and not keep:  # about 280 KB of fake personal data: not left behind
+            shutil.rmtree(workdir, ignore_errors=True)
+            console.print(
+                markup("\nremoved {} (--keep or --dir DIR keeps the files)", workdir),
+                highlight=False,
+            )
     if not result.ok:
         raise typer.Exit(EXIT_ATTENTION)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from northmigrate import dlq
+from northmigrate.aws import error_code
 from northmigrate.cli import canary as canary_cli
 from northmigrate.cli.dlq_watch import watch
 from northmigrate.cli.output import (
@@ -19,6 +22,7 @@ from northmigrate.cli.output import (
     age_text,
     emit,
     key_value_table,
+    plain,
     progress_bar,
     say,
     shown,
@@ -27,8 +31,10 @@ from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
 from northmigrate.dlq.canary import CANARY_WAIT_S
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
-from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
+from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, AwsError, InputError
 from northmigrate.sqs.queue import depth
+
+MISSING_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 dlq_app = typer.Typer(
     name="dlq",
@@ -40,7 +46,7 @@ dlq_app = typer.Typer(
 # -- inspect -------------------------------------------------------------------------------
 
 
-def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
+def _render_inspect(report: dlq.InspectReport, console: Console, long: bool = False) -> None:
     rows: list[tuple[str, object]] = [
         ("queue", report.queue),
         ("visible", report.depth.visible),
@@ -60,25 +66,49 @@ def _render_inspect(report: dlq.InspectReport, console: Console) -> None:
         for reason, count in report.reasons.most_common():
             reasons.add_row(str(count), shown(reason))
         console.print(reasons)
-    if report.messages:
-        sample = Table(title=f"sample ({len(report.messages)})", title_justify="left")
-        for column in ("message id", "record id", "receives", "reason", "body"):
-            sample.add_column(column, overflow="fold")
+    if not report.messages:
+        return
+    title = f"sample ({len(report.messages)} of {report.scanned})"
+    if long:
+        console.print(shown(title, "italic"))
         for m in report.messages:
-            body = m["body"] if isinstance(m["body"], str) else json.dumps(m["body"])
-            sample.add_row(
-                shown(m["message_id"]),
-                shown(m["record_id"] or ""),
-                str(m["receive_count"]),
-                shown(m["reason"]),
-                shown(body if len(body) <= 300 else body[:299] + "…"),
-            )
-        console.print(sample)
+            _print_letter(console, m)
+        return
+    sample = Table(title=title, title_justify="left")
+    for column in ("message id", "record id", "receives", "reason"):
+        sample.add_column(column, overflow="fold")
+    for m in report.messages:
+        sample.add_row(
+            shown(m["message_id"]),
+            shown(m["record_id"] or ""),
+            str(m["receive_count"]),
+            shown(m["reason"]),
+        )
+    console.print(sample)
+    console.print(
+        "bodies: --long · more samples: --limit N · every message: --export FILE",
+        highlight=False,
+    )
+
+
+def _print_letter(console: Console, m: dict[str, Any]) -> None:
+    """One dead letter in full: its ids and reason, then its body, indented JSON, on lines
+    of its own (sensitive fields already masked)."""
+    head = f"{m['message_id']}  record {m['record_id'] or '?'}  receives {m['receive_count']}"
+    console.print()
+    console.print(shown(head, "bold"))
+    console.print(shown(f"reason: {m['reason']}"))
+    body = m["body"]
+    text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False)
+    console.print(Text(plain(text, newlines=True)), highlight=False)
 
 
 def inspect(
     ctx: typer.Context,
-    limit: int = typer.Option(10, "--limit", "-n", min=0, help="Messages in the sample."),
+    limit: int = typer.Option(3, "--limit", "-n", min=0, help="Messages in the sample."),
+    long: bool = typer.Option(
+        False, "--long", help="Show each sampled message's body in full (sensitive fields masked)."
+    ),
     export: Path | None = typer.Option(
         None,
         "--export",
@@ -122,7 +152,7 @@ def inspect(
             stop=stop,
             progress=lambda r: update(completed=r.scanned, description=f"read {r.scanned}"),
         )
-    emit(output, report.to_dict(), lambda console: _render_inspect(report, console))
+    emit(output, report.to_dict(), lambda console: _render_inspect(report, console, long))
     if report.hidden_note:
         say("[yellow]{}[/yellow]", report.hidden_note)
     if report.ended == "in_flight_limit":
@@ -166,7 +196,17 @@ def _destination(st: State, to: str | None) -> str:
         return dlq.default_destination(queues.sqs, queues.dlq_url(), queues.main_url())
     if to.startswith(("https://", "http://")):
         return to
-    return queues.url(to)
+    try:
+        return queues.url(to)
+    except AwsError as exc:
+        if exc.__cause__ is None or error_code(exc.__cause__) not in MISSING_QUEUE_CODES:
+            raise
+        # provision creates the configured queues only: it would not create this one
+        raise AwsError(
+            f"--to {to}: the queue does not exist",
+            hint="name an existing queue or its URL, or leave --to out to redrive to "
+            f"the main queue ({queues.main_name})",
+        ) from exc
 
 
 def redrive(

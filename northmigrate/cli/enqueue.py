@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, say
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat
 from northmigrate.cli.records import (
     CONSISTENT_OPTION,
     FILTER_OPTION,
     FILTER_VALUES_OPTION,
+    FORCE_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
     SOURCE_HELP,
@@ -19,10 +21,42 @@ from northmigrate.cli.records import (
     _scan_flags,
     _scan_info,
 )
-from northmigrate.cli.state import state
-from northmigrate.envelope import iso, utc_now
+from northmigrate.cli.state import State, state
+from northmigrate.enqueue import EnqueueReport
 from northmigrate.errors import EXIT_ATTENTION
-from northmigrate.status import LastRun, write_last_run
+
+
+def continue_command(
+    st: State, source: str, line: int, rejects: Path | None, concurrency: int | None
+) -> str:
+    """The command that goes on where this run stopped, to copy as it is."""
+    words = ["northmigrate"]
+    if st.config_path:
+        words += ["--config", st.config_path]
+    words += ["enqueue", source, "--from-line", str(line)]
+    if rejects is not None:
+        words += ["--rejects", str(rejects)]
+    if concurrency is not None:
+        words += ["--concurrency", str(concurrency)]
+    return shlex.join(words)
+
+
+def _notes(report: EnqueueReport, limit: int | None, command: str | None) -> list[tuple[str, ...]]:
+    """What to do next, one line each: why the run stopped and the command that continues."""
+    if command is None:
+        return []
+    go_on = "continue with:\n  {}"  # the command on a line of its own, to copy
+    if report.failed:
+        reasons = {e.error for e in report.tally.errors if e.field is None and e.record_id}
+        why = f" ({next(iter(reasons)).removeprefix('not sent: ')})" if len(reasons) == 1 else ""
+        return [(f"[red]{report.failed} records were not sent{{}}; {go_on}[/red]", why, command)]
+    if report.interrupted:
+        return [(f"[yellow]interrupted; {go_on}[/yellow]", command)]
+    if report.error is not None:
+        return [(f"[yellow]stopped early; {go_on}[/yellow]", command)]
+    if limit is not None:
+        return [(f"[yellow]stopped after {limit} (--limit); {go_on}[/yellow]", command)]
+    return [(f"[yellow]not everything was sent; {go_on}[/yellow]", command)]
 
 
 def enqueue(
@@ -50,6 +84,7 @@ def enqueue(
     consistent: bool = CONSISTENT_OPTION,
     filters: list[str] | None = FILTER_OPTION,
     filter_values: str | None = FILTER_VALUES_OPTION,
+    force: bool = FORCE_OPTION,
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -65,8 +100,9 @@ def enqueue(
     repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
     """
+    st = state(ctx)
     report, opened = _run(
-        state(ctx),
+        st,
         source,
         output,
         rejects,
@@ -76,16 +112,22 @@ def enqueue(
         from_line=from_line,
         concurrency=concurrency,
         flags=_scan_flags(segments, consistent, filters, filter_values, resume),
+        force=force,
     )
     info = _scan_info(opened)
-    if not dry_run and report.enqueued:
-        # status reads it to show how much of this run is done
-        write_last_run(LastRun(report.run_id, report.enqueued, iso(utc_now())))
+    line = report.resume_from_line
+    command = None
+    if line is not None and not dry_run and source != "-" and not info:
+        command = continue_command(st, source, line, rejects, concurrency)
+    notes = _notes(report, limit, command)
     if info and not dry_run and not report.complete:
-        say("[yellow]the scan did not finish: run again with --resume to continue[/yellow]")
-    _finish(report, output, "enqueue (dry run)" if dry_run else "enqueue", info)
+        notes.append(
+            ("[yellow]the scan did not finish: run again with --resume to continue[/yellow]",)
+        )
+    extra = info | ({} if dry_run else {"resume_command": command})
+    title = "enqueue (dry run)" if dry_run else "enqueue"
+    _finish(report, output, title, extra, notes, from_line=from_line)
     if report.failed:
-        say(f"[red]{report.failed} records were not sent; see the rejects and run again[/red]")
         raise typer.Exit(EXIT_ATTENTION)
 
 

@@ -13,19 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import enqueue as enqueue_lib
-from northmigrate.cli.output import (
-    OutputFormat,
-    emit,
-    key_value_table,
-    progress_bar,
-    shown,
-)
+from northmigrate.cli.output import OutputFormat, emit, key_value_table, say, shown
+from northmigrate.cli.progress import enqueue_figures, progress_line, ticking
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State
+from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import EXIT_INTERRUPTED
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.status import RunRecorder
+from northmigrate.validation import Rejection
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -35,7 +33,12 @@ REJECTS_OPTION = typer.Option(
     None,
     "--rejects",
     metavar="FILE",
-    help="Write each rejected item (original record plus reason) as JSONL (mode 0600).",
+    help="Write each rejected item (original record plus reason) as JSONL (mode 0600). A "
+    "resumed run (--from-line, --resume) adds to it; a file that is not empty is otherwise "
+    "never overwritten without --force.",
+)
+FORCE_OPTION = typer.Option(
+    False, "--force", help="Overwrite a --rejects file that holds an earlier run's rejects."
 )
 SEGMENTS_OPTION = typer.Option(
     None,
@@ -105,17 +108,37 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
         errors = Table(title=f"rejected ({t.errors_total})", title_justify="left")
         for column in ("line", "record id", "field", "error"):
             errors.add_column(column, overflow="fold")
-        for e in t.errors[:20]:
-            line = " ".join(str(p) for p in (e.origin, e.line) if p is not None)
-            errors.add_row(*map(shown, (line, e.record_id or "", e.field or "", e.error)))
+        groups = _grouped(t.errors)
+        for group in groups[:20]:
+            errors.add_row(*map(shown, _group_row(group)))
         console.print(errors)
-        if t.errors_total > 20:
-            console.print(f"… and {t.errors_total - 20} more (see --rejects FILE or --output json)")
-    if report.resume_from_line is not None:
-        console.print(
-            f"[yellow]not everything was sent: run again with --from-line "
-            f"{report.resume_from_line} (re-sending is harmless)[/yellow]"
-        )
+        shown_count = sum(len(group) for group in groups[:20])
+        if t.errors_total > shown_count:
+            console.print(
+                f"… and {t.errors_total - shown_count} more (see --rejects FILE or --output json)"
+            )
+
+
+def _grouped(errors: list[Rejection]) -> list[list[Rejection]]:
+    """Rejections with the same field and reason together (an endpoint that went away fails
+    every record in flight the same way: one row, not twenty), in order of first line."""
+    groups: dict[tuple[str | None, str], list[Rejection]] = {}
+    for e in errors:
+        groups.setdefault((e.field, e.error), []).append(e)
+    return list(groups.values())
+
+
+def _group_row(group: list[Rejection]) -> tuple[str, str, str, str]:
+    def where(e: Rejection) -> str:
+        return " ".join(str(p) for p in (e.origin, e.line) if p is not None)
+
+    first = group[0]
+    if len(group) == 1:
+        return where(first), first.record_id or "", first.field or "", first.error
+    lines = ", ".join(where(e) for e in group[:3]) + (
+        f" +{len(group) - 3}" if len(group) > 3 else ""
+    )
+    return lines, f"{len(group)} records", first.field or "", first.error
 
 
 def _run(
@@ -130,6 +153,7 @@ def _run(
     from_line: int | None = None,
     concurrency: int | None = None,
     flags: ScanOptions,
+    force: bool = False,
 ) -> tuple[enqueue_lib.EnqueueReport, Source]:
     check_options(source_name, flags, from_line=from_line)  # before the config is read
     settings = st.settings
@@ -150,22 +174,39 @@ def _run(
     with ExitStack() as stack:
         # Before the source opens: a signal stops even a read that never ends.
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
+        resumed = from_line is not None or flags.resume
         source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
-        writer = stack.enter_context(RejectsWriter(rejects)) if rejects else None
-        total = source.progress()[1]
-        update = stack.enter_context(
-            progress_bar(output, "enqueue" if send else "validate", float(total) if total else None)
+        # an earlier run's rejects are added to when resuming, else kept unless --force
+        writer = (
+            stack.enter_context(RejectsWriter(rejects, append=resumed, force=force))
+            if rejects
+            else None
         )
+        update = stack.enter_context(progress_line(output, "enqueue" if send else "validate"))
+        run_id = enqueue_lib.new_run_id()
+        recorder = None
+        if send and not dry_run:  # status follows the run while it sends
+            recorder = RunRecorder(
+                run_id,
+                source.name,
+                settings.queue.name,
+                continues=resumed,
+                now=lambda: iso(utc_now()),
+            )
+        seen: list[enqueue_lib.EnqueueReport] = []
+        sending = send and not dry_run
 
         def on_progress(r: enqueue_lib.EnqueueReport) -> None:
-            t = r.tally
-            sent = f" sent {r.enqueued}" if send else ""
-            update(
-                completed=r.source_done,
-                total=r.source_total,
-                description=f"read {t.read} valid {t.valid}{sent} rejected {t.errors_total}",
-            )
+            seen[:] = [r]
+            update(enqueue_figures(r, sending=sending))
 
+        def tick() -> None:  # the sender confirms records after the read has ended
+            if seen:
+                update(enqueue_figures(seen[0], sending=sending))
+                if recorder is not None:
+                    recorder.update(seen[0].enqueued)
+
+        stack.enter_context(ticking(0.5, tick))
         report = enqueue_lib.run(
             source,
             migration,
@@ -180,7 +221,11 @@ def _run(
             rejects=writer,
             progress=on_progress,
             stop=stop,
+            run_id=run_id,
         )
+        seen[:] = [report]
+        if recorder is not None:
+            recorder.update(report.enqueued)
         return report, source
 
 
@@ -194,11 +239,23 @@ def _finish(
     output: OutputFormat,
     title: str,
     extra: dict[str, Any] | None = None,
+    notes: list[tuple[str, ...]] | None = None,
+    from_line: int | None = None,
 ) -> None:
+    """The report on stdout, then ``notes`` (``say``'s arguments) and the warnings on stderr;
+    raises the run's error, or exits 130 when it was interrupted."""
     data = report.to_dict() | (extra or {})
     if report.error is not None:
         data["error"] = str(report.error)
     emit(output, data, lambda console: _render(report, console, title))
+    if report.tally.read == 0 and report.error is None and not report.interrupted:
+        where = "" if from_line is None else f" at or after line {from_line}"
+        say(
+            f"[yellow]Warning: {{}} holds no records{where}: nothing was read[/yellow]",
+            report.source,
+        )
+    for line in notes or ():
+        say(*line)
     if report.error is not None:
         raise report.error
     if report.interrupted:

@@ -74,19 +74,30 @@ def _render_status(
         ("delayed", f"{report.main.delayed} / {report.dead.delayed}"),
     ]
     console.print(key_value_table("queues (main / dlq)", rows))
-    progress = report.progress
     lines: list[tuple[str, object]] = [
-        ("remaining in the main queue", progress["remaining"]),
-        ("dead-lettered", progress["dead_lettered"]),
+        ("remaining in the main queue", report.main.total),
+        ("dead-lettered", report.dead.total),
+        *_run_rows(report),
     ]
-    if "run_id" in progress:
-        lines = [
-            ("run id", progress["run_id"]),
-            ("enqueued", progress["enqueued"]),
-            ("done", f"{progress['done']} ({progress['done_pct']}%)"),
-            *lines,
-        ]
     console.print(key_value_table("progress", lines + _tap_rows(tap) + _lambda_rows(sides)))
+
+
+def _run_rows(report: status_lib.StatusReport) -> list[tuple[str, object]]:
+    """The migration run's progress across its parts, the same in ``--once`` and live."""
+    progress = report.progress
+    if "run_id" not in progress:
+        return []
+    parts = progress["parts"]
+    rows: list[tuple[str, object]] = [
+        ("run", progress["run_id"] + (f" ({parts} parts)" if parts > 1 else "")),
+        (
+            "  done",
+            f"{progress['done']} of {progress['enqueued']} ({progress['done_pct']}%)",
+        ),
+    ]
+    if report.last_run is not None and report.last_run.source:
+        rows.append(("  source", report.last_run.source))
+    return rows
 
 
 @dataclass
@@ -134,15 +145,7 @@ def _panel(
     rows.append(("rate", f"{rate:,.1f} messages/s" if rate is not None else "measuring…"))
     if eta is not None:
         rows.append(("time to empty", f"{eta:,.0f} s"))
-    progress = report.progress
-    if "done_pct" in progress:
-        rows.append(
-            (
-                "last run",
-                f"{progress['run_id']}: {progress['done']} of "
-                f"{progress['enqueued']} done ({progress['done_pct']}%)",
-            )
-        )
+    rows += _run_rows(report)
     return key_value_table("status (Ctrl-C to stop)", rows + _lambda_rows(sides))
 
 

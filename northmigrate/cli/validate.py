@@ -11,6 +11,7 @@ from northmigrate.cli.records import (
     CONSISTENT_OPTION,
     FILTER_OPTION,
     FILTER_VALUES_OPTION,
+    FORCE_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
     SOURCE_HELP,
@@ -29,6 +30,7 @@ def validate(
     strict: bool = typer.Option(
         False, "--strict", help="Exit 1 when any record is invalid or a duplicate."
     ),
+    force: bool = FORCE_OPTION,
     segments: int | None = SEGMENTS_OPTION,
     consistent: bool = CONSISTENT_OPTION,
     filters: list[str] | None = FILTER_OPTION,
@@ -41,7 +43,7 @@ def validate(
     records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
     """
     flags = _scan_flags(segments, consistent, filters, filter_values)
-    report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags)
+    report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags, force=force)
     _finish(report, output, "validate")
     if strict and (report.tally.invalid or report.tally.duplicates):
         raise typer.Exit(EXIT_ATTENTION)

@@ -12,7 +12,8 @@ from typing import IO
 import typer
 from rich.console import Console
 
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, progress_bar
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table
+from northmigrate.cli.progress import progress_line, worker_figures
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
 from northmigrate.errors import InputError
@@ -62,14 +63,6 @@ def metrics_sink(
         sink.close()
         if stream is not None:
             stream.close()
-
-
-def _line(r: WorkerReport) -> str:
-    depth = f" queue {r.depth.visible}+{r.depth.in_flight} in flight" if r.depth else ""
-    return (
-        f"received {r.received} succeeded {r.succeeded} retried {r.retried} "
-        f"dead-lettered {r.dead_lettered}{depth}"
-    )
 
 
 def _render(report: WorkerReport, console: Console) -> None:
@@ -160,11 +153,11 @@ def worker(
     with (
         metrics_sink(metrics, metrics_file, output, migration.name, st) as sink,
         graceful_stop("finishing the records in flight") as stop,
-        progress_bar(output, "worker", None) as update,
+        progress_line(output, "worker") as update,
     ):
 
         def on_progress(r: WorkerReport) -> None:
-            update(completed=r.processed, description=_line(r))
+            update(worker_figures(r))
 
         report = Worker(
             clients,

@@ -46,4 +46,14 @@ def test_every_quickstart_command_works(tmp_path: Path, moto_endpoint: str) -> N
         assert "Traceback" not in result.stderr, command
         outputs[command] = result.stdout
     assert (tmp_path / "records.jsonl").is_file() and (tmp_path / "rejects.jsonl").is_file()
-    assert "every record is accounted for" in outputs["northmigrate reconcile records.jsonl"]
+    # the demo's story: a bug dead-letters some records, inspect says why, the fix ships,
+    # redrive, and reconcile accounts for every record with nothing left dead-lettered
+    inspected = outputs["northmigrate dlq inspect"]
+    assert "does not accept business_type 'nonprofit'" in inspected
+    dead = int(re.search(r"visible\s*│\s*(\d+)", inspected).group(1))  # type: ignore[union-attr]
+    assert dead > 0
+    moved = outputs["northmigrate dlq redrive"]
+    assert re.search(rf"moved\s*│\s*{dead}\b", moved), moved
+    reconciled = outputs["northmigrate reconcile records.jsonl"]
+    assert "every record is accounted for" in reconciled
+    assert re.search(r"dead-lettered\s*│\s*0\b", reconciled), reconciled

@@ -191,7 +191,7 @@ def run_command(project: Project, texts: list[str], command: str) -> tuple[int, 
     argv = {
         "dlq redrive": ["dlq", "redrive"],
         "dlq redrive --dry-run": ["dlq", "redrive", "--dry-run", "--where", "reason~Perm"],
-        "dlq inspect": ["dlq", "inspect", "--show-pii", "--limit", "100"],
+        "dlq inspect": ["dlq", "inspect", "--show-pii", "--long", "--limit", "100"],
         "dlq watch": ["dlq", "watch", "--once"],
         "status": ["status", "--once"],
     }
@@ -268,7 +268,7 @@ def test_a_lone_surrogate_is_shown_escaped(project: Project) -> None:
     letter = envelope.Envelope("hostile", "\ud800", {"id": "\ud800"}, run_id="r").to_dict()
     body = json.dumps(letter)  # ASCII: the surrogate travels as an escape
     project.sqs.send_message(QueueUrl=project.url(project.dlq), MessageBody=body)
-    code, out, err = project.run("dlq", "inspect", "--show-pii")
+    code, out, err = project.run("dlq", "inspect", "--show-pii", "--long")
     assert code == 0, err
     assert "\\ud800" in out and "\ud800" not in out + err
 
