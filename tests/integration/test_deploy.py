@@ -227,41 +227,42 @@ def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeou
     )
 
 
-def test_template_describes_the_same_stack_as_valid_cloudformation(project: Project) -> None:
+def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> None:
     deploy_project(project)
-    report = project.cli_json("deploy", "--template", "stack.yaml")
+    refused = project.cli("deploy", "--template", "stack.yaml")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"aws.endpoint_url {project.endpoint} is a loopback address" in refused.stderr
+    assert "--keep-local-endpoint" in refused.stderr
+    assert not (project.root / "stack.yaml").exists()
+    report = project.cli_json("deploy", "--template", "stack.yaml", "--keep-local-endpoint")
+    assert report["endpoint_url"] == project.endpoint and report["queues"] is True
     template = json.loads((project.root / "stack.yaml").read_text())
     assert (project.root / "stack.zip").is_file()
-    resources = template["Resources"]
-    assert {name: r["Type"] for name, r in resources.items()} == {
-        "WorkerRole": "AWS::IAM::Role",
-        "WorkerLogGroup": "AWS::Logs::LogGroup",
-        "WorkerFunction": "AWS::Lambda::Function",
-        "WorkerQueueMapping": "AWS::Lambda::EventSourceMapping",
-    }
-    function = resources["WorkerFunction"]["Properties"]
-    assert function["Handler"] == "northmigrate.aws_lambda.handler"
-    assert function["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
-    assert function["Code"]["S3Key"] == {"Ref": "CodeKey"}
-    assert template["Parameters"]["CodeKey"]["Default"] == report["code_key"]
-    mapping = resources["WorkerQueueMapping"]["Properties"]
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 6}
-    policy = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    assert all("*" not in a for s in policy["Statement"] for a in as_list(s["Action"]))
+    function = template["Resources"]["WorkerFunction"]["Properties"]
+    assert function["CodeUri"] == "stack.zip"
+    assert function["Environment"]["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == (
+        project.endpoint
+    )
+    assert report["parameters"]["QueueName"] == project.queue_name
     # nothing was deployed
     assert all(
         f["FunctionName"] != f"{project.name}-worker"
         for f in project.client("lambda").list_functions()["Functions"]
     )
-    try:
-        from cfnlint.api import lint_file
-    except ImportError:  # cfn-lint not installed: the structural checks above stand
-        return
-    from pathlib import Path
-
-    problems = lint_file(Path(project.root / "stack.yaml"))
-    assert [str(p) for p in problems] == []
+    existing = project.cli_json(
+        "deploy", "--template", "worker.json", "--no-queues", "--keep-local-endpoint"
+    )
+    assert existing["queues"] is False
+    names = {r.split(" ")[0] for r in existing["resources"]}
+    assert names == {
+        "WorkerRole",
+        "WorkerPolicy",
+        "WorkerLogGroup",
+        "WorkerFunction",
+        "WorkerQueueMapping",
+    }
+    misplaced = project.cli("deploy", "--no-queues")
+    assert misplaced.returncode == 2 and "go with --template FILE" in misplaced.stderr
 
 
 def test_destroy_deletes_a_dlq_with_messages_only_after_exporting_them(project: Project) -> None:
