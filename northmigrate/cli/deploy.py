@@ -18,6 +18,13 @@ def _package_listing(console: Console, package: Package) -> None:
     """What goes in the function: the plugin's files and the pinned dependencies."""
     plugin = ", ".join(package.plugin_files) or "none (the plugin is part of northmigrate)"
     console.print(f"package: {package.files} files for {package.platform}", highlight=False)
+    if package.plugin_distribution:
+        console.print(
+            f"plugin: {package.plugin_distribution} (installed distribution); its "
+            f"dependencies: {', '.join(package.plugin_requirements) or 'none'}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"plugin files: {plugin}", highlight=False, soft_wrap=True)
     console.print(
         f"dependencies: {', '.join(package.requirements) or 'none'}",
