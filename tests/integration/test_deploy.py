@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import Project
+from helpers import Project, install_distribution
 
 pytestmark = pytest.mark.integration
 
@@ -224,6 +224,30 @@ def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeou
     assert project.client("lambda").list_functions()["Functions"] == [] or all(
         f["FunctionName"] != f"{project.name}-worker"
         for f in project.client("lambda").list_functions()["Functions"]
+    )
+
+
+def test_dry_run_lists_an_installed_plugin_and_its_dependencies(
+    project: Project, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path_factory.mktemp("site-packages")
+    code = "from northmigrate.examples.onboarding import migration\n"
+    install_distribution(site, "acme-dry", "2.0", {"acme_dry/__init__.py": code}, ["acme-util"])
+    install_distribution(site, "acme-util", "0.9", {"acme_util.py": ""}, [])
+    monkeypatch.syspath_prepend(str(site))
+    deploy_project(project)  # the queues
+    project.plugin = "acme_dry:migration"
+    path = project.write_config()
+    path.write_text(path.read_text() + '\n[deploy]\narch = "host"\n')
+    assert not (project.root / "acme_dry").exists()
+    plan = project.cli_json("deploy", "--dry-run")["package"]
+    assert plan["plugin_distribution"] == "acme-dry 2.0"
+    assert plan["plugin_dependencies"] == ["acme-util==0.9"]
+    assert "acme-util==0.9" in plan["dependencies"]
+    assert {"acme_dry/__init__.py", "acme_dry-2.0.dist-info/METADATA"} <= set(plan["plugin_files"])
+    listing = project.cli("deploy", "--dry-run", check=True).stdout
+    assert "plugin: acme-dry 2.0 (installed distribution); its dependencies: acme-util==0.9" in (
+        listing
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import install_distribution as install
 
 import northmigrate.deploy.package as pkg
 from northmigrate.deploy.package import BuildOptions, build_package
@@ -30,23 +31,6 @@ from northmigrate.examples.onboarding import migration as example
 
 migration = dataclasses.replace(example, name="acme-" + acme_helpers.NAME)
 """
-
-
-def install(
-    site: Path, name: str, version: str, files: dict[str, str], requires: list[str]
-) -> None:
-    """A distribution as pip leaves it in site-packages."""
-    for relative, text in files.items():
-        (site / relative).parent.mkdir(parents=True, exist_ok=True)
-        (site / relative).write_text(text)
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    (info / "METADATA").write_text("\n".join(lines + [f"Requires-Dist: {r}" for r in requires]))
-    tops = sorted({Path(f).parts[0].removesuffix(".py") for f in files})
-    (info / "top_level.txt").write_text("\n".join(tops) + "\n")
-    record = [*files, f"{info.name}/METADATA", f"{info.name}/top_level.txt", "../../bin/acme"]
-    (info / "RECORD").write_text("".join(f"{r},,\n" for r in [*record, f"{info.name}/RECORD"]))
 
 
 @pytest.fixture
