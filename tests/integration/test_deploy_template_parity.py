@@ -27,10 +27,12 @@ moto runs no function: nothing is ever sent to these queues.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
-from helpers import Project
+from helpers import Project, cli_env
 
 from northmigrate.config import load_settings
 from northmigrate.provision import queue_attributes as provision_attributes
@@ -229,3 +231,29 @@ def test_the_template_and_the_api_path_make_the_same_stack(
     }
     assert len(retention) == 2 and len(set(retention.values())) == 1
     assert written["queues"] is True
+
+
+def test_aws_cloudformation_package_uploads_the_code_uri(project: Project) -> None:
+    """The real packaging step (the AWS CLI, skipped when it is not installed) finds the zip
+    the template's ``CodeUri`` names, uploads it, and writes its S3 URI in its place."""
+    aws = shutil.which("aws")
+    if aws is None:
+        pytest.skip("the AWS CLI is not installed")
+    project.cli("deploy", "--template", "stack.json", "--keep-local-endpoint", check=True)
+    bucket = f"{project.name}-code"
+    project.client("s3").create_bucket(Bucket=bucket)
+    env = {**cli_env(), "AWS_ENDPOINT_URL": project.endpoint}  # S3 uploads included
+    package = ["cloudformation", "package", "--template-file", "stack.json", "--use-json"]
+    subprocess.run(
+        [aws, *package, "--s3-bucket", bucket, "--output-template-file", "packaged.json"],
+        cwd=project.root,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    packaged = json.loads((project.root / "packaged.json").read_text())
+    uri = packaged["Resources"]["WorkerFunction"]["Properties"]["CodeUri"]
+    assert uri.startswith(f"s3://{bucket}/")
+    uploaded = project.client("s3").get_object(Bucket=bucket, Key=uri.split("/", 3)[3])
+    assert uploaded["Body"].read() == (project.root / "stack.zip").read_bytes()
