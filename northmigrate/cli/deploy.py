@@ -94,10 +94,12 @@ def deploy(
 ) -> None:
     """Deploy the worker to AWS Lambda behind an SQS event source mapping.
 
-    Builds the package (northmigrate, the plugin module and their dependencies), then creates
-    or updates the IAM role (least privilege), the log group, the function and the mapping
-    (ReportBatchItemFailures, batch size, batching window, maximum concurrency). Run it again
-    with nothing changed and it changes nothing. Settings: the [deploy] config section.
+    Builds the package (northmigrate, the plugin, local or an installed distribution, and
+    their dependencies), then creates or updates the IAM role (least privilege), the log
+    group, the function and the mapping (ReportBatchItemFailures, batch size, batching window,
+    maximum concurrency). Run it again with nothing changed and it changes nothing. With
+    --template FILE, writes the whole stack (queues included) as a SAM template instead.
+    Settings: the [deploy] config section.
     """
     st = state(ctx)
     if template is not None:
