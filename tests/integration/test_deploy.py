@@ -285,6 +285,11 @@ def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> N
         "WorkerFunction",
         "WorkerQueueMapping",
     }
+    table = project.cli("deploy", "--template", "t.json", "--keep-local-endpoint", check=True)
+    assert f"the function's environment sets aws.endpoint_url = {project.endpoint}" in (
+        table.stdout
+    )
+    assert "sam deploy --template-file t.json" in table.stdout
     misplaced = project.cli("deploy", "--no-queues")
     assert misplaced.returncode == 2 and "go with --template FILE" in misplaced.stderr
 

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from northmigrate.config import Settings, load_settings
+from northmigrate.deploy import check_endpoint, loopback
 from northmigrate.deploy.intrinsics import ref, resolve
 from northmigrate.deploy.template import build_template, template_spec
+from northmigrate.errors import ConfigError
 from northmigrate.examples.onboarding import migration
 from northmigrate.provision import queue_attributes
 from northmigrate.tap import TapState
@@ -282,3 +284,34 @@ def test_placeholders_become_intrinsic_functions_and_literals_stay_literal() -> 
         ref("Key"): {"Fn::Sub": "a ${!x} ${Name}"}
     }
     assert resolve("plain ${x}") == "plain ${x}"
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://localhost:4566", True),
+        ("http://127.0.0.1:5000", True),
+        ("http://127.8.9.10", True),
+        ("http://[::1]:4566", True),
+        ("http://0.0.0.0:4566", True),
+        ("http://sqs.localhost:4566", True),
+        ("https://sqs.eu-west-1.amazonaws.com", False),
+        ("http://10.0.0.7:4566", False),
+        ("http://localstack.internal:4566", False),
+    ],
+)
+def test_which_endpoints_are_this_machine(url: str, local: bool) -> None:
+    assert loopback(url) is local
+
+
+def test_a_loopback_endpoint_is_refused_with_the_reason_unless_kept(tmp_path: Path) -> None:
+    s = settings(tmp_path, env={"NORTHMIGRATE_AWS__ENDPOINT_URL": "http://localhost:4566"})
+    with pytest.raises(ConfigError) as caught:
+        check_endpoint(s, keep_local_endpoint=False)
+    assert caught.value.exit_code == 2
+    assert "is a loopback address" in str(caught.value) and "inside Lambda" in str(caught.value)
+    assert "--keep-local-endpoint" in (caught.value.hint or "")
+    assert check_endpoint(s, keep_local_endpoint=True) == "http://localhost:4566"
+    remote = settings(tmp_path, env={"NORTHMIGRATE_AWS__ENDPOINT_URL": "http://10.0.0.7:1"})
+    assert check_endpoint(remote, keep_local_endpoint=False) == "http://10.0.0.7:1"
+    assert check_endpoint(settings(tmp_path), keep_local_endpoint=False) is None
