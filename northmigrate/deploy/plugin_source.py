@@ -9,8 +9,9 @@ in the package:
   ``acme_migrations:migration``): the files the distribution installed (its modules, its data
   files and its ``.dist-info``, so ``importlib.metadata`` works on Lambda too), and its
   declared dependencies (``Requires-Dist``), which ``build_package`` pins to what is
-  installed here. An editable install (``pip install -e``) ships the modules of its source
-  directory, and its distribution's dependencies just the same;
+  installed here; in a namespace package shared by several distributions, the one that
+  installed the plugin module. An editable install (``pip install -e``) ships the modules
+  of its source directory, and its distribution's dependencies just the same;
 - a module found elsewhere on ``sys.path`` without a distribution: its ``*.py`` modules;
 - a plugin inside northmigrate (the example): nothing, it is already there.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.metadata as metadata
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -121,16 +123,19 @@ def _local(top: str, root: Path) -> Files | None:
 
 def _distribution(top: str, origin: Path) -> tuple[metadata.Distribution, bool] | None:
     """The installed distribution that provides ``top``, and whether ``origin`` is one of
-    its files (False: an editable install, whose modules live in a source directory)."""
+    its files (False: an editable install, whose modules live in a source directory). Of
+    several (a namespace package), the one that installed ``origin``."""
+    real = origin.resolve()
+    candidates = []
     for name in metadata.packages_distributions().get(top, []):
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        real = origin.resolve()
-        owned = any(Path(str(dist.locate_file(f))).resolve() == real for f in dist.files or [])
-        return dist, owned
-    return None
+        if any(Path(str(dist.locate_file(f))).resolve() == real for f in dist.files or []):
+            return dist, True
+        candidates.append(dist)
+    return (candidates[0], False) if len(candidates) == 1 else None
 
 
 def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
@@ -145,14 +150,26 @@ def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path
             yield arcname, path
 
 
-def _found(top: str, cwd: Path) -> tuple[Path, bool] | None:
-    """(origin, is a package) of ``top`` through the import system, the working directory
-    first, as ``load_migration`` imports it; None when it is nowhere."""
+def _found(plugin: str, cwd: Path) -> tuple[Path, bool] | None:
+    """(origin, is a package) of the plugin's top-level module through the import system,
+    the working directory first, as ``load_migration`` imports it; for a namespace package
+    (no ``__init__.py``: ``acme.migrations``), the plugin module's own origin. None when it
+    is nowhere."""
+    module = plugin.partition(":")[0]
+    top = module.split(".")[0]
     path = [str(cwd), *(p for p in sys.path if p and Path(p).resolve() != cwd.resolve())]
     for entry in path:
         spec = importlib.machinery.PathFinder.find_spec(top, [entry])
-        if spec is not None and spec.origin and spec.origin not in ("built-in", "frozen"):
+        if spec is None:
+            continue
+        if spec.origin and spec.origin not in ("built-in", "frozen"):
             return Path(spec.origin), spec.submodule_search_locations is not None
+        if spec.submodule_search_locations is not None and module != top:
+            try:  # a namespace package: its parts may come from several distributions
+                inner = importlib.util.find_spec(module)
+            except ImportError:
+                return None
+            return (Path(inner.origin), False) if inner and inner.origin else None
     return None
 
 
@@ -162,7 +179,7 @@ def locate_plugin(plugin: str, cwd: Path, include: Sequence[str] = ()) -> Plugin
     extra = included(include, cwd)
     if top == "northmigrate":
         return PluginSource(extra)
-    found = _found(top, cwd)
+    found = _found(plugin, cwd)
     if found is None:
         raise InputError(
             f"the plugin module {top!r} is neither {top}.py nor a package {top}/ in {cwd}, "
@@ -171,17 +188,22 @@ def locate_plugin(plugin: str, cwd: Path, include: Sequence[str] = ()) -> Plugin
             "directory that holds it",
         )
     origin, package = found
-    root = origin.parent.parent if package else origin.parent
     owner = _distribution(top, origin)
-    files = _local(top, root) or []
+    if owner is not None and owner[1]:  # installed: what the distribution installed
+        files = list(_distribution_files(owner[0]))
+    else:  # a local module, an editable install, a directory on sys.path
+        files = _local(top, origin.parent.parent if package else origin.parent) or []
+    if not files:
+        raise InputError(
+            f"the plugin module {plugin.partition(':')[0]!r} is in a namespace package "
+            "that no installed distribution provides",
+            hint="install it as a distribution, or give its top-level package an __init__.py",
+        )
     name: str | None = None
     requires: tuple[str, ...] = ()
     if owner is not None:
-        dist, owned = owner
-        name = f"{dist.metadata['Name']} {dist.version}"
-        requires = tuple(dist.requires or [])
-        if owned:
-            files = list(_distribution_files(dist))
+        name = f"{owner[0].metadata['Name']} {owner[0].version}"
+        requires = tuple(owner[0].requires or [])
     return PluginSource(sorted(dict([*files, *extra]).items()), name, requires)
 
 

@@ -169,3 +169,21 @@ def test_a_plugin_found_nowhere_says_where_it_was_looked_for(tmp_path: Path) -> 
         locate_plugin("surely_not_installed_xyz:migration", tmp_path)
     assert "nor installed in this environment" in str(caught.value)
     assert "pip install" in (caught.value.hint or "")
+
+
+def test_a_plugin_in_a_namespace_package_ships_the_distribution_that_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    # two distributions share the namespace ``acmens`` (no __init__.py)
+    install(site, "acmens-orders", "3.1", {"acmens/orders/__init__.py": "X = 1\n"}, ["acme-x"])
+    install(site, "acmens-billing", "1.0", {"acmens/billing/__init__.py": "Y = 1\n"}, [])
+    install(site, "acme-x", "1.0", {"acme_x.py": ""}, [])
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    found = locate_plugin("acmens.orders:migration", tmp_path)
+    assert found.distribution == "acmens-orders 3.1" and found.requires == ("acme-x",)
+    shipped = [a for a, _ in found.files]
+    assert "acmens/orders/__init__.py" in shipped
+    assert not [a for a in shipped if a.startswith(("acmens/billing", "acmens_billing"))]
