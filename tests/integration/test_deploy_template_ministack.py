@@ -3,7 +3,8 @@ the function behind the stack's own mapping.
 
 ``deploy --template`` (the emulator's endpoint kept for the function), the package uploaded
 and ``CodeUri`` replaced as ``sam deploy`` does, the SAM translator, ``CreateStack``. Then
-``provision`` finds the stack's queues as it would have made them (nothing to change) and
+the alarm notifies the topic the e-mail parameter asked for, ``provision`` finds the
+stack's queues as it would have made them (nothing to change) and
 creates the example's table (the plugin's ``setup``), ``enqueue`` sends the records, and no
 local worker runs: every record is migrated by the stack's function.
 """
@@ -61,7 +62,10 @@ def test_a_stack_from_the_template_migrates_every_record(
     cloudformation = project.client("cloudformation")
     stack = f"{project.name}-stack"
     cloudformation.create_stack(
-        StackName=stack, TemplateBody=json.dumps(translated), Capabilities=["CAPABILITY_IAM"]
+        StackName=stack,
+        TemplateBody=json.dumps(translated),
+        Parameters=[{"ParameterKey": "AlarmEmail", "ParameterValue": "oncall@example.com"}],
+        Capabilities=["CAPABILITY_IAM"],
     )
     deadline = time.monotonic() + 300
     while True:
@@ -74,6 +78,17 @@ def test_a_stack_from_the_template_migrates_every_record(
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     assert outputs["QueueUrl"].endswith("/" + project.queue_name)
     assert outputs["DeadLetterQueueUrl"].endswith("/" + project.dlq_name)
+
+    (alarm,) = project.client("cloudwatch").describe_alarms(AlarmNames=[outputs["AlarmName"]])[
+        "MetricAlarms"
+    ]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": project.dlq_name}]
+    (topic,) = alarm["AlarmActions"]
+    assert alarm["OKActions"] == [topic]
+    subscriptions = project.client("sns").list_subscriptions_by_topic(TopicArn=topic)
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions["Subscriptions"]] == [
+        ("email", "oncall@example.com")
+    ]
 
     provisioned = project.cli_json("provision")
     queues = {c["resource"]: c["action"] for c in provisioned["changes"]}
