@@ -428,3 +428,17 @@ def install_distribution(
     (info / "top_level.txt").write_text("\n".join(tops) + "\n")
     record = [*files, f"{info.name}/METADATA", f"{info.name}/top_level.txt", "../../bin/acme"]
     (info / "RECORD").write_text("".join(f"{r},,\n" for r in [*record, f"{info.name}/RECORD"]))
+
+
+def assert_every_record_migrated(project: Project, enqueued: int, wait: float = 600) -> None:
+    """With no local worker running: wait (generously: a busy machine) until the main queue
+    is drained, then every enqueued record is in the target and none in the DLQ."""
+    deadline = time.monotonic() + wait
+    while project.depth() != {"visible": 0, "in_flight": 0, "delayed": 0}:
+        assert time.monotonic() < deadline, f"queue not drained: {project.depth()}"
+        time.sleep(2)
+    migrated = {item["application_id"]["S"] for item in project.table_items()}
+    letters = project.drain(project.dlq_name)
+    reasons = [m["MessageAttributes"].get("northmigrate.reason") for m in letters[:3]]
+    assert not letters, f"{len(letters)} dead letters: {reasons}"
+    assert len(migrated) == enqueued

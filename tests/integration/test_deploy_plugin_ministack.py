@@ -16,14 +16,13 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, cli_env, ministack_endpoint, write_jsonl
+from helpers import Project, assert_every_record_migrated, cli_env, ministack_endpoint, write_jsonl
 
 from northmigrate.sample import generate
 
@@ -147,12 +146,4 @@ def test_an_installed_plugin_deploys_and_runs_behind_a_mapping(
     enqueued = cli("enqueue", str(source))
     assert enqueued["enqueued"] > 0
 
-    deadline = time.monotonic() + 600  # generous: a busy machine
-    while project.depth() != {"visible": 0, "in_flight": 0, "delayed": 0}:
-        assert time.monotonic() < deadline, f"queue not drained: {project.depth()}"
-        time.sleep(2)
-    migrated = {item["application_id"]["S"] for item in project.table_items()}
-    letters = project.drain(project.dlq_name)
-    reasons = [m["MessageAttributes"].get("northmigrate.reason") for m in letters]
-    assert not letters, f"dead letters: {reasons[:3]}"
-    assert len(migrated) == enqueued["enqueued"]
+    assert_every_record_migrated(project, enqueued["enqueued"])

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Project, ministack_endpoint, write_jsonl
+from helpers import Project, assert_every_record_migrated, ministack_endpoint, write_jsonl
 
 from northmigrate.sample import generate
 
@@ -97,13 +97,6 @@ def test_a_stack_from_the_template_migrates_every_record(
     records = [dict(r, status="submitted") for r in generate(60, seed=3)]
     enqueued = project.cli_json("enqueue", str(write_jsonl(tmp_path / "records.jsonl", records)))
     assert enqueued["enqueued"] > 0
-    deadline = time.monotonic() + 600  # generous: a busy machine
-    while project.depth() != {"visible": 0, "in_flight": 0, "delayed": 0}:
-        assert time.monotonic() < deadline, f"queue not drained: {project.depth()}"
-        time.sleep(2)
-    migrated = {item["application_id"]["S"] for item in project.table_items()}
-    letters = project.drain(project.dlq_name)
-    assert not letters, [m["MessageAttributes"].get("northmigrate.reason") for m in letters[:3]]
-    assert len(migrated) == enqueued["enqueued"]
+    assert_every_record_migrated(project, enqueued["enqueued"])
     tap = project.cli_json("tap", "status")
     assert [m["function"] for m in tap["mappings"]] == [outputs["FunctionName"]]
