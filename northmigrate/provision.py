@@ -135,6 +135,39 @@ def _change(resource: str, name: str, created: bool, changed: list[str]) -> Chan
     )
 
 
+def queue_attributes(
+    settings: Settings, *, main_arn: str, dlq_arn: str
+) -> tuple[QueueAttributes, QueueAttributes]:
+    """(DLQ, main queue) attributes as ``provision`` sets them (``deploy --template`` writes
+    the same): SSE, the TLS-only policy, sizes, retentions, the redrive policy and the DLQ's
+    redrive-allow policy."""
+    q = settings.queue
+    common: QueueAttributes = {"SqsManagedSseEnabled": "true"}
+    dlq: QueueAttributes = common | {
+        # SQS's largest: a dead letter keeps its whole body and still has room for its
+        # reason and provenance (see northmigrate.resend).
+        "MaximumMessageSize": str(DLQ_MAX_MESSAGE_SIZE),
+        "Policy": tls_only_policy(dlq_arn),
+        "MessageRetentionPeriod": str(q.dlq_retention_s),
+        "RedriveAllowPolicy": json.dumps(
+            {"redrivePermission": "byQueue", "sourceQueueArns": [main_arn]},
+            separators=(",", ":"),
+        ),
+    }
+    main: QueueAttributes = common | {
+        "MaximumMessageSize": str(q.max_message_size),
+        "Policy": tls_only_policy(main_arn),
+        "VisibilityTimeout": str(q.visibility_timeout),
+        "MessageRetentionPeriod": str(q.retention_s),
+        "ReceiveMessageWaitTimeSeconds": "20",
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.sqs_max_receive_count},
+            separators=(",", ":"),
+        ),
+    }
+    return dlq, main
+
+
 def provision(
     clients: AwsClients, settings: Settings, migration: Migration[Any] | None
 ) -> ProvisionReport:
@@ -145,41 +178,9 @@ def provision(
         dlq_url, dlq_now, dlq_created = _ensure_queue(sqs, q.dead_letter_name, q.fifo)
         main_url, main_now, main_created = _ensure_queue(sqs, q.name, q.fifo)
         dlq_arn, main_arn = dlq_now["QueueArn"], main_now["QueueArn"]
-        common: QueueAttributes = {"SqsManagedSseEnabled": "true"}
-        dlq_changed = _apply(
-            sqs,
-            dlq_url,
-            dlq_now,
-            common
-            | {
-                # SQS's largest: a dead letter keeps its whole body and still has room for
-                # its reason and provenance (see northmigrate.resend).
-                "MaximumMessageSize": str(DLQ_MAX_MESSAGE_SIZE),
-                "Policy": tls_only_policy(dlq_arn),
-                "MessageRetentionPeriod": str(q.dlq_retention_s),
-                "RedriveAllowPolicy": json.dumps(
-                    {"redrivePermission": "byQueue", "sourceQueueArns": [main_arn]},
-                    separators=(",", ":"),
-                ),
-            },
-        )
-        main_changed = _apply(
-            sqs,
-            main_url,
-            main_now,
-            common
-            | {
-                "MaximumMessageSize": str(q.max_message_size),
-                "Policy": tls_only_policy(main_arn),
-                "VisibilityTimeout": str(q.visibility_timeout),
-                "MessageRetentionPeriod": str(q.retention_s),
-                "ReceiveMessageWaitTimeSeconds": "20",
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.sqs_max_receive_count},
-                    separators=(",", ":"),
-                ),
-            },
-        )
+        dlq_wanted, main_wanted = queue_attributes(settings, main_arn=main_arn, dlq_arn=dlq_arn)
+        dlq_changed = _apply(sqs, dlq_url, dlq_now, dlq_wanted)
+        main_changed = _apply(sqs, main_url, main_now, main_wanted)
     changes = [
         _change("queue", q.name, main_created, main_changed),
         _change("dlq", q.dead_letter_name, dlq_created, dlq_changed),

@@ -410,3 +410,35 @@ def require_ministack() -> str:
             "NORTHMIGRATE_MINISTACK=/path/to/bin/ministack"
         )
     return binary
+
+
+def install_distribution(
+    site: Path, name: str, version: str, files: dict[str, str], requires: list[str]
+) -> None:
+    """A distribution as pip leaves it in ``site`` (a directory on sys.path): its files, and a
+    ``.dist-info`` with METADATA (``requires`` as Requires-Dist), top_level.txt and RECORD."""
+    for relative, text in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(text)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    (info / "METADATA").write_text("\n".join(lines + [f"Requires-Dist: {r}" for r in requires]))
+    tops = sorted({Path(f).parts[0].removesuffix(".py") for f in files})
+    (info / "top_level.txt").write_text("\n".join(tops) + "\n")
+    record = [*files, f"{info.name}/METADATA", f"{info.name}/top_level.txt", "../../bin/acme"]
+    (info / "RECORD").write_text("".join(f"{r},,\n" for r in [*record, f"{info.name}/RECORD"]))
+
+
+def assert_every_record_migrated(project: Project, enqueued: int, wait: float = 600) -> None:
+    """With no local worker running: wait (generously: a busy machine) until the main queue
+    is drained, then every enqueued record is in the target and none in the DLQ."""
+    deadline = time.monotonic() + wait
+    while project.depth() != {"visible": 0, "in_flight": 0, "delayed": 0}:
+        assert time.monotonic() < deadline, f"queue not drained: {project.depth()}"
+        time.sleep(2)
+    migrated = {item["application_id"]["S"] for item in project.table_items()}
+    letters = project.drain(project.dlq_name)
+    reasons = [m["MessageAttributes"].get("northmigrate.reason") for m in letters[:3]]
+    assert not letters, f"{len(letters)} dead letters: {reasons}"
+    assert len(migrated) == enqueued

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from northmigrate import deploy as deploy_lib
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, changes_table, emit, markup, say
-from northmigrate.cli.state import state
+from northmigrate.cli.state import State, state
 from northmigrate.deploy.package import Package
 from northmigrate.errors import InputError
 
@@ -18,12 +18,49 @@ def _package_listing(console: Console, package: Package) -> None:
     """What goes in the function: the plugin's files and the pinned dependencies."""
     plugin = ", ".join(package.plugin_files) or "none (the plugin is part of northmigrate)"
     console.print(f"package: {package.files} files for {package.platform}", highlight=False)
+    if package.plugin_distribution:
+        console.print(
+            f"plugin: {package.plugin_distribution} (installed distribution); its "
+            f"dependencies: {', '.join(package.plugin_requirements) or 'none'}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"plugin files: {plugin}", highlight=False, soft_wrap=True)
     console.print(
         f"dependencies: {', '.join(package.requirements) or 'none'}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _template(st: State, path: Path, output: OutputFormat, *, queues: bool, keep: bool) -> None:
+    written = deploy_lib.template(
+        st.clients(),
+        st.settings,
+        st.migration,
+        path,
+        queues=queues,
+        keep_local_endpoint=keep,
+    )
+
+    def table(console: Console) -> None:
+        console.print(markup("wrote {} ({})", written.template, ", ".join(written.resources)))
+        console.print(markup("package: {} ({} bytes)", written.package, written.package_size))
+        if written.endpoint_url:
+            console.print(
+                markup(
+                    "the function's environment sets aws.endpoint_url = {}", written.endpoint_url
+                )
+            )
+        console.print(
+            markup(
+                "deploy it: sam deploy --template-file {} --stack-name NAME --resolve-s3 "
+                "--capabilities CAPABILITY_IAM (see docs/deploy.md)",
+                written.template,
+            )
+        )
+
+    emit(output, written.to_dict(), table)
 
 
 def deploy(
@@ -38,38 +75,40 @@ def deploy(
         None,
         "--template",
         metavar="FILE",
-        help="Write the stack as a CloudFormation template (and the package as FILE's .zip) "
-        "instead of deploying.",
+        help="Write the whole stack (queues, DLQ alarm, role, function, mapping) as a SAM "
+        "template instead of deploying, and the package as FILE's .zip (its CodeUri).",
+    ),
+    no_queues: bool = typer.Option(
+        False,
+        "--no-queues",
+        help="With --template: leave the queues out (they exist already, provision owns "
+        "them); the template holds only the worker.",
+    ),
+    keep_local_endpoint: bool = typer.Option(
+        False,
+        "--keep-local-endpoint",
+        help="With --template: keep a loopback aws.endpoint_url (an emulator on this "
+        "machine) in the function's environment instead of refusing it.",
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Deploy the worker to AWS Lambda behind an SQS event source mapping.
 
-    Builds the package (northmigrate, the plugin module and their dependencies), then creates
-    or updates the IAM role (least privilege), the log group, the function and the mapping
-    (ReportBatchItemFailures, batch size, batching window, maximum concurrency). Run it again
-    with nothing changed and it changes nothing. Settings: the [deploy] config section.
+    Builds the package (northmigrate, the plugin, local or an installed distribution, and
+    their dependencies), then creates or updates the IAM role (least privilege), the log
+    group, the function and the mapping (ReportBatchItemFailures, batch size, batching window,
+    maximum concurrency). Run it again with nothing changed and it changes nothing. With
+    --template FILE, writes the whole stack (queues included) as a SAM template instead.
+    Settings: the [deploy] config section.
     """
     st = state(ctx)
     if template is not None:
         if dry_run:
             raise InputError("--dry-run and --template do not go together")
-        written = deploy_lib.template(st.clients(), st.settings, st.migration, template)
-
-        def template_table(console: Console) -> None:
-            console.print(markup("wrote {} ({})", written.template, ", ".join(written.resources)))
-            console.print(
-                markup(
-                    "package: {} ({} bytes); upload it to s3://BUCKET/{} and deploy the "
-                    "template with CodeBucket=BUCKET and --capabilities CAPABILITY_NAMED_IAM",
-                    written.package,
-                    written.package_size,
-                    written.code_key,
-                )
-            )
-
-        emit(output, written.to_dict(), template_table)
+        _template(st, template, output, queues=not no_queues, keep=keep_local_endpoint)
         return
+    if no_queues or keep_local_endpoint:
+        raise InputError("--no-queues and --keep-local-endpoint go with --template FILE")
     say("building the package…")
     report = deploy_lib.deploy(st.clients(), st.settings, st.migration, dry_run=dry_run)
 

@@ -3,16 +3,20 @@
 ``deploy`` reads the queues ``provision`` made (they must exist), refuses settings that would
 lose work (a visibility timeout under 6 x the function timeout), builds the package, then
 makes the role, log group, function and event source mapping match (``deploy.apply``).
+``deploy --template`` writes the whole stack, queues included, as a SAM template
+(``deploy.template``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from northmigrate.aws import AwsClients
 from northmigrate.config import Settings
@@ -20,10 +24,11 @@ from northmigrate.deploy.apply import Deployer, DeployReport
 from northmigrate.deploy.destroy import DestroyReport, destroy
 from northmigrate.deploy.package import BuildOptions, Package, build_package, python_version_of
 from northmigrate.deploy.spec import StackSpec, build_spec
-from northmigrate.deploy.template import build_template, code_key, write_template
+from northmigrate.deploy.template import build_template, template_spec, write_template
+from northmigrate.errors import ConfigError
 from northmigrate.plugin import Migration
 from northmigrate.queues import Queues
-from northmigrate.tap import read_state
+from northmigrate.tap import TapState, read_state
 
 __all__ = [
     "DeployReport",
@@ -83,23 +88,55 @@ def deploy(
         return Deployer(clients, spec, package, dry_run=dry_run, sleep=sleep).run()
 
 
+def loopback(url: str) -> bool:
+    """Does ``url`` point at this machine (localhost, 127.0.0.0/8, ::1, 0.0.0.0)?"""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def check_endpoint(settings: Settings, keep_local_endpoint: bool) -> str | None:
+    """The endpoint the template's function keeps (None: AWS's own). A loopback one is
+    refused unless asked for: a function in AWS cannot reach this machine."""
+    url = settings.aws.endpoint_url
+    if not url or not loopback(url):
+        return url
+    if keep_local_endpoint:
+        return url
+    raise ConfigError(
+        f"aws.endpoint_url {url} is a loopback address: a function deployed from the template "
+        "would call it from inside Lambda, where nothing answers",
+        hint="unset aws.endpoint_url (or NORTHMIGRATE_AWS__ENDPOINT_URL) for the template, or "
+        "pass --keep-local-endpoint for an emulator that runs the stack on this machine",
+    )
+
+
 @dataclass
 class TemplateReport:
     template: str
     package: str
-    code_key: str
     code_sha256: str
     package_size: int
+    queues: bool
+    endpoint_url: str | None
     resources: list[str]
+    parameters: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "template": self.template,
             "package": self.package,
-            "code_key": self.code_key,
             "code_sha256": self.code_sha256,
             "package_size": self.package_size,
+            "queues": self.queues,
+            "endpoint_url": self.endpoint_url,
             "resources": self.resources,
+            "parameters": self.parameters,
         }
 
 
@@ -109,19 +146,36 @@ def template(
     migration: Migration[Any],
     path: Path,
     *,
+    queues: bool = True,
+    keep_local_endpoint: bool = False,
     cwd: Path | None = None,
 ) -> TemplateReport:
-    """Write the stack as a CloudFormation template at ``path``, and the package next to it."""
-    spec, main_url = stack_spec(clients, settings, migration)
+    """Write the stack as a SAM template at ``path``, and the package next to it (``path``
+    with ``.zip``, the function's ``CodeUri``). The whole stack needs no AWS call; with
+    ``queues=False`` the existing queues are read (their visibility timeout, the tap)."""
+    endpoint = check_endpoint(settings, keep_local_endpoint)
+    tap, visibility = TapState(), settings.queue.visibility_timeout
+    if not queues:
+        existing = Queues(clients.client("sqs"), settings.queue)
+        main_url = existing.main_url()
+        existing.dlq_url()  # it must exist too
+        tap = read_state(clients.client("sqs"), main_url)
+        current = existing.attributes(main_url, ["VisibilityTimeout"])
+        visibility = int(current.get("VisibilityTimeout", visibility))
+    spec = template_spec(
+        settings, migration, visibility_timeout=visibility, keep_endpoint=endpoint is not None
+    )
     zip_path = path.with_suffix(".zip")
     package: Package = build_package(build_options(settings, cwd), zip_path)
-    body = build_template(spec, package, read_state(clients.client("sqs"), main_url))
+    body = build_template(settings, spec, code_uri=zip_path.name, queues=queues, tap=tap)
     write_template(path, body)
     return TemplateReport(
         template=str(path),
         package=str(zip_path),
-        code_key=code_key(spec, package),
         code_sha256=package.sha256,
         package_size=package.size,
+        queues=queues,
+        endpoint_url=endpoint,
         resources=[f"{name} ({r['Type']})" for name, r in body["Resources"].items()],
+        parameters={k: p.get("Default") for k, p in body["Parameters"].items()},
     )

@@ -71,10 +71,13 @@ class DeployReport:
 
 def package_contents(package: Package) -> dict[str, Any]:
     """What a package holds, as ``deploy`` reports it: its file count, the files the plugin
-    brings, the pinned dependencies and the platform they were built for."""
+    brings (and its distribution, with the dependencies it declares), the pinned
+    dependencies and the platform they were built for."""
     return {
         "files": package.files,
         "plugin_files": list(package.plugin_files),
+        "plugin_distribution": package.plugin_distribution,
+        "plugin_dependencies": list(package.plugin_requirements),
         "dependencies": list(package.requirements),
         "platform": package.platform,
     }

@@ -3,17 +3,15 @@
 What goes in:
 
 - ``northmigrate`` itself (its modules, without the CLI, which never runs on Lambda);
-- the plugin's module or package, found from ``migration.plugin`` in the current directory
-  (a plugin inside northmigrate, such as the example, is already there): only what the
-  function imports, the ``*.py`` modules of the package and its subpackages, and the data
-  files ``deploy.include`` declares. Never a dotfile or anything under a dot directory
-  (``.env``, ``.venv``…), never ``__pycache__``, never a file reached through a symbolic
-  link that leads out of the plugin's tree (a link inside it is followed);
+- the plugin, found from ``migration.plugin`` in the current directory or through the
+  import system (an installed distribution brings its files and its declared
+  dependencies): see ``deploy.plugin_source`` for what goes in and what never does;
 - the runtime dependencies of the library, pinned to the versions installed here (what was
   tested is what runs): pydantic and its closure, tenacity. The CLI's own dependencies
   (typer, rich) and deploy's (packaging) are left out: a Lambda function never runs the CLI
   and never deploys. boto3 and botocore (and their closure) are left out too, because the
   Lambda Python runtime ships them; set ``deploy.bundle_boto3 = true`` to pin your own;
+- the dependencies the plugin's distribution declares, pinned to the versions installed here;
 - ``deploy.requirements``: extra pip requirements of the plugin.
 
 For ``x86_64``/``arm64`` the dependencies are binary wheels for Lambda's platform
@@ -40,12 +38,15 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import northmigrate
+from northmigrate.deploy.plugin_source import SKIP_DIRS, locate_plugin, modules, plugin_sources
 from northmigrate.errors import InputError
+
+__all__ = ["BuildOptions", "Package", "build_package", "closure", "plugin_sources"]
 
 # What the Lambda Python runtime already holds (AWS SDK for Python and its closure).
 RUNTIME_PROVIDED = frozenset(
@@ -60,7 +61,6 @@ DEPLOY_ONLY = frozenset({"packaging"})
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_DIRECT_UPLOAD = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded with the API call
 PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-_SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 # Parts of northmigrate a function never imports (and whose dependencies are not bundled).
 _NOT_ON_LAMBDA = ("cli",)
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)(?:;(.*))?$")
@@ -81,6 +81,8 @@ class Package:
     requirements: tuple[str, ...]
     platform: str
     plugin_files: tuple[str, ...] = ()  # what the plugin brings (none when inside northmigrate)
+    plugin_distribution: str | None = None  # "name version" when installed as a distribution
+    plugin_requirements: tuple[str, ...] = ()  # its declared dependencies, pinned
 
     def read(self) -> bytes:
         return self.path.read_bytes()
@@ -180,88 +182,10 @@ def _dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
 def _tree(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if any(part in _SKIP_DIRS for part in relative.parts) or path.suffix == ".pyc":
+        if any(part in SKIP_DIRS for part in relative.parts) or path.suffix == ".pyc":
             continue
         if path.is_file():
             yield f"{prefix}/{relative.as_posix()}", path
-
-
-def _hidden(parts: Sequence[str]) -> bool:
-    """A dotfile, something under a dot directory, or byte code."""
-    return any(part.startswith(".") or part in _SKIP_DIRS for part in parts)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """``path``, links resolved, is a regular file within ``root`` (itself resolved)."""
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError):  # a dangling link, a loop
-        return False
-    return real.is_relative_to(root) and real.is_file()
-
-
-def _modules(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
-    """(arcname, path) of the ``*.py`` modules under ``root``, in sorted order. Dot
-    directories, ``__pycache__`` and linked directories are not entered; a linked module is
-    kept only when its target is inside ``root``."""
-    real_root = root.resolve()
-    found: list[tuple[str, Path]] = []
-    for directory, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not _hidden([d])]
-        for name in filenames:
-            path = Path(directory) / name
-            if name.endswith(".py") and not _hidden([name]) and _inside(path, real_root):
-                found.append((f"{prefix}/{path.relative_to(root).as_posix()}", path))
-    return iter(sorted(found))
-
-
-def _included(patterns: Sequence[str], cwd: Path) -> list[tuple[str, Path]]:
-    """The data files ``deploy.include`` declares (globs relative to ``cwd``)."""
-    real_cwd = cwd.resolve()
-    out: list[tuple[str, Path]] = []
-    for pattern in patterns:
-        parts = Path(pattern).parts
-        if not pattern or Path(pattern).is_absolute() or ".." in parts:
-            raise InputError(
-                f"deploy.include {pattern!r} points outside the directory deploy runs from",
-                hint='give paths relative to it, e.g. "mypkg/data/*.json"',
-            )
-        matched = [
-            (path.relative_to(cwd).as_posix(), path)
-            for path in sorted(cwd.glob(pattern))
-            if not _hidden(path.relative_to(cwd).parts)
-            and not path.is_dir()
-            and _inside(path, real_cwd)
-        ]
-        if not matched:
-            raise InputError(
-                f"deploy.include {pattern!r} matches no file in {cwd}",
-                hint="dotfiles, __pycache__ and links that lead outside never go in",
-            )
-        out += matched
-    return out
-
-
-def plugin_sources(plugin: str, cwd: Path, include: Sequence[str] = ()) -> list[tuple[str, Path]]:
-    """The plugin's files: its modules (none when it lives inside northmigrate) and the data
-    files ``include`` declares; see the module's docstring for what never goes in."""
-    module = plugin.partition(":")[0]
-    top = module.split(".")[0]
-    if not top:
-        raise InputError(f"migration.plugin {plugin!r} is not of the form module:attribute")
-    files = _included(include, cwd)
-    if top == "northmigrate":
-        return files
-    as_file = cwd / f"{top}.py"
-    as_package = cwd / top
-    if as_package.is_dir() and (as_package / "__init__.py").is_file():
-        return sorted(dict([*_modules(as_package, top), *files]).items())
-    if as_file.is_file():
-        return sorted(dict([(f"{top}.py", as_file), *files]).items())
-    raise InputError(
-        f"the plugin module {top!r} is neither {top}.py nor a package {top}/ in {cwd}",
-        hint="run deploy from the directory that holds the plugin",
-    )
 
 
 def _pinned(dists: Iterable[metadata.Distribution]) -> list[str]:
@@ -335,6 +259,13 @@ def build_package(options: BuildOptions, out: Path) -> Package:
     top_level = _top_level_requirements(options)
     excluded = CLI_ONLY | (frozenset() if options.bundle_boto3 else RUNTIME_PROVIDED)
     dists = closure(top_level, exclude=excluded)
+    source = locate_plugin(options.plugin, options.cwd, options.include)
+    # The plugin's own dependencies, as its distribution declares them (northmigrate is
+    # there already; boto3 too, in Lambda's runtime, unless bundled).
+    own = (frozenset() if options.bundle_boto3 else RUNTIME_PROVIDED) | {"northmigrate"}
+    plugin_dists = closure(source.requires, exclude=own)
+    seen = {canonical(d.metadata["Name"]) for d in dists}
+    dists += [d for d in plugin_dists if canonical(d.metadata["Name"]) not in seen]
     if options.arch == "host":
         platform = "host"
         extra = closure(options.requirements, exclude=excluded) if options.requirements else []
@@ -349,11 +280,10 @@ def build_package(options: BuildOptions, out: Path) -> Package:
             raise InputError(f"invalid value for deploy.arch: {options.arch!r}")
         requirements = _pinned(dists) + list(options.requirements)
         entries.update(_installed_tree(_pip_install(requirements, platform, options)))
-    for arcname, path in _modules(Path(northmigrate.__file__).resolve().parent, "northmigrate"):
+    for arcname, path in modules(Path(northmigrate.__file__).resolve().parent, "northmigrate"):
         if arcname.split("/")[1] not in _NOT_ON_LAMBDA and arcname != "northmigrate/__main__.py":
             entries[arcname] = path
-    plugin_files = plugin_sources(options.plugin, options.cwd, options.include)
-    entries.update(plugin_files)
+    entries.update(source.files)
     write_zip(entries, out)
     data = out.read_bytes()
     if len(data) > MAX_DIRECT_UPLOAD:
@@ -369,5 +299,7 @@ def build_package(options: BuildOptions, out: Path) -> Package:
         files=len(entries),
         requirements=tuple(requirements),
         platform=platform,
-        plugin_files=tuple(arcname for arcname, _ in plugin_files),
+        plugin_files=tuple(arcname for arcname, _ in source.files),
+        plugin_distribution=source.distribution,
+        plugin_requirements=tuple(_pinned(plugin_dists)),
     )

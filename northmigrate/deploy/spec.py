@@ -296,15 +296,17 @@ def build_spec(
     queue_arn: str,
     dlq_arn: str,
     visibility_timeout: int,
+    log_group: str | None = None,
 ) -> StackSpec:
-    """The desired stack; refuses settings AWS would refuse, or that would lose work."""
+    """The desired stack; refuses settings AWS would refuse, or that would lose work.
+    ``log_group``: a name other than the function's default (a template's)."""
     check_batching(settings)
     d = settings.deploy
     timeout = function_timeout(settings, visibility_timeout)
     check_visibility(settings.queue.name, visibility_timeout, timeout)
     fn = function_name(settings)
     queue, dlq = QueueRef.parse(queue_arn), QueueRef.parse(dlq_arn)
-    group = log_group_name(fn)
+    group = log_group or log_group_name(fn)
     return StackSpec(
         function_name=fn,
         role_name=role_name(settings),

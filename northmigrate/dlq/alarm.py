@@ -50,6 +50,27 @@ def default_alarm_name(dlq_name: str) -> str:
     return f"{dlq_name}-not-empty"
 
 
+def alarm_settings(dlq_name: str, threshold: int | str, period_s: int = 60) -> dict[str, Any]:
+    """What the alarm watches and when it fires (``alarm`` and ``deploy --template`` alike);
+    ``threshold`` a number, or a template's parameter (``deploy.intrinsics.ref``)."""
+    return {
+        "AlarmDescription": (
+            f"Dead letters in {dlq_name}: at least {threshold} message(s) visible. "
+            "See: northmigrate dlq inspect"
+        ),
+        "Namespace": "AWS/SQS",
+        "MetricName": METRIC,
+        "Dimensions": [{"Name": "QueueName", "Value": dlq_name}],
+        "Statistic": "Maximum",
+        "Period": period_s,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": float(threshold) if isinstance(threshold, int) else threshold,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
 def create_alarm(
     cloudwatch: CloudWatchClient,
     dlq_name: str,
@@ -88,23 +109,10 @@ def create_alarm(
     with aws_errors(f"CloudWatch PutMetricAlarm {name}"):
         cloudwatch.put_metric_alarm(
             AlarmName=name,
-            AlarmDescription=(
-                f"Dead letters in {dlq_name}: at least {threshold} message(s) visible. "
-                "See: northmigrate dlq inspect"
-            ),
-            Namespace="AWS/SQS",
-            MetricName=METRIC,
-            Dimensions=[{"Name": "QueueName", "Value": dlq_name}],
-            Statistic="Maximum",
-            Period=period_s,
-            EvaluationPeriods=1,
-            DatapointsToAlarm=1,
-            Threshold=float(threshold),
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="notBreaching",
             ActionsEnabled=True,
             AlarmActions=actions,
             OKActions=actions,
+            **alarm_settings(dlq_name, threshold, period_s),
         )
     return AlarmReport(
         alarm_name=name,

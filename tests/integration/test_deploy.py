@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import Project
+from helpers import Project, install_distribution
 
 pytestmark = pytest.mark.integration
 
@@ -227,41 +227,71 @@ def test_deploy_refuses_a_visibility_timeout_under_six_times_the_function_timeou
     )
 
 
-def test_template_describes_the_same_stack_as_valid_cloudformation(project: Project) -> None:
+def test_dry_run_lists_an_installed_plugin_and_its_dependencies(
+    project: Project, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path_factory.mktemp("site-packages")
+    code = "from northmigrate.examples.onboarding import migration\n"
+    install_distribution(site, "acme-dry", "2.0", {"acme_dry/__init__.py": code}, ["acme-util"])
+    install_distribution(site, "acme-util", "0.9", {"acme_util.py": ""}, [])
+    monkeypatch.syspath_prepend(str(site))
+    deploy_project(project)  # the queues
+    project.plugin = "acme_dry:migration"
+    path = project.write_config()
+    path.write_text(path.read_text() + '\n[deploy]\narch = "host"\n')
+    assert not (project.root / "acme_dry").exists()
+    plan = project.cli_json("deploy", "--dry-run")["package"]
+    assert plan["plugin_distribution"] == "acme-dry 2.0"
+    assert plan["plugin_dependencies"] == ["acme-util==0.9"]
+    assert "acme-util==0.9" in plan["dependencies"]
+    assert {"acme_dry/__init__.py", "acme_dry-2.0.dist-info/METADATA"} <= set(plan["plugin_files"])
+    listing = project.cli("deploy", "--dry-run", check=True).stdout
+    assert "plugin: acme-dry 2.0 (installed distribution); its dependencies: acme-util==0.9" in (
+        listing
+    )
+
+
+def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> None:
     deploy_project(project)
-    report = project.cli_json("deploy", "--template", "stack.yaml")
+    refused = project.cli("deploy", "--template", "stack.yaml")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"aws.endpoint_url {project.endpoint} is a loopback address" in refused.stderr
+    assert "--keep-local-endpoint" in refused.stderr
+    assert not (project.root / "stack.yaml").exists()
+    report = project.cli_json("deploy", "--template", "stack.yaml", "--keep-local-endpoint")
+    assert report["endpoint_url"] == project.endpoint and report["queues"] is True
     template = json.loads((project.root / "stack.yaml").read_text())
     assert (project.root / "stack.zip").is_file()
-    resources = template["Resources"]
-    assert {name: r["Type"] for name, r in resources.items()} == {
-        "WorkerRole": "AWS::IAM::Role",
-        "WorkerLogGroup": "AWS::Logs::LogGroup",
-        "WorkerFunction": "AWS::Lambda::Function",
-        "WorkerQueueMapping": "AWS::Lambda::EventSourceMapping",
-    }
-    function = resources["WorkerFunction"]["Properties"]
-    assert function["Handler"] == "northmigrate.aws_lambda.handler"
-    assert function["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
-    assert function["Code"]["S3Key"] == {"Ref": "CodeKey"}
-    assert template["Parameters"]["CodeKey"]["Default"] == report["code_key"]
-    mapping = resources["WorkerQueueMapping"]["Properties"]
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 6}
-    policy = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    assert all("*" not in a for s in policy["Statement"] for a in as_list(s["Action"]))
+    function = template["Resources"]["WorkerFunction"]["Properties"]
+    assert function["CodeUri"] == "stack.zip"
+    assert function["Environment"]["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == (
+        project.endpoint
+    )
+    assert report["parameters"]["QueueName"] == project.queue_name
     # nothing was deployed
     assert all(
         f["FunctionName"] != f"{project.name}-worker"
         for f in project.client("lambda").list_functions()["Functions"]
     )
-    try:
-        from cfnlint.api import lint_file
-    except ImportError:  # cfn-lint not installed: the structural checks above stand
-        return
-    from pathlib import Path
-
-    problems = lint_file(Path(project.root / "stack.yaml"))
-    assert [str(p) for p in problems] == []
+    existing = project.cli_json(
+        "deploy", "--template", "worker.json", "--no-queues", "--keep-local-endpoint"
+    )
+    assert existing["queues"] is False
+    names = {r.split(" ")[0] for r in existing["resources"]}
+    assert names == {
+        "WorkerRole",
+        "WorkerPolicy",
+        "WorkerLogGroup",
+        "WorkerFunction",
+        "WorkerQueueMapping",
+    }
+    table = project.cli("deploy", "--template", "t.json", "--keep-local-endpoint", check=True)
+    assert f"the function's environment sets aws.endpoint_url = {project.endpoint}" in (
+        table.stdout
+    )
+    assert "sam deploy --template-file t.json" in table.stdout
+    misplaced = project.cli("deploy", "--no-queues")
+    assert misplaced.returncode == 2 and "go with --template FILE" in misplaced.stderr
 
 
 def test_destroy_deletes_a_dlq_with_messages_only_after_exporting_them(project: Project) -> None:

@@ -65,6 +65,8 @@ def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
     assert plan["package"] == {  # what goes in the function
         "files": 2,
         "plugin_files": ["mig/core.py"],
+        "plugin_distribution": None,  # a local module
+        "plugin_dependencies": [],
         "dependencies": ["pydantic==2.0"],
         "platform": "host",
     }

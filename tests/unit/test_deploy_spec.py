@@ -9,19 +9,16 @@ import pytest
 
 from northmigrate.aws import AwsClients
 from northmigrate.config import AwsSettings, Settings, load_settings
-from northmigrate.deploy.package import Package
 from northmigrate.deploy.spec import (
     build_spec,
     environment,
     function_name,
     role_name,
 )
-from northmigrate.deploy.template import build_template
 from northmigrate.errors import ConfigError, PluginError
 from northmigrate.examples.onboarding import OnboardingRecord, migration
 from northmigrate.plugin import Migration, MigrationContext
 from northmigrate.sample import SampleGenerator
-from northmigrate.tap import TapState
 
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders"
 DLQ_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders-dlq"
@@ -229,27 +226,6 @@ def test_iam_statements_must_be_a_list_of_statements(tmp_path: Path) -> None:
     )
     with pytest.raises(PluginError, match="odd: iam_statements\\(\\) returned a dict"):
         spec_for(settings(tmp_path), plugin=odd)
-
-
-def test_the_template_carries_the_checked_policy(tmp_path: Path) -> None:
-    spec = spec_for(settings(tmp_path))
-    package = Package(tmp_path / "p.zip", "AAAA", 1, 1, (), "host")
-    resources = build_template(spec, package, TapState())["Resources"]
-    document = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    # The checked policy, and the one List action a stack's guard needs to find its mapping
-    # (the stack cannot give the function its mapping's UUID: the mapping needs it first).
-    assert document["Statement"][:-1] == spec.policy["Statement"]
-    assert document["Statement"][-1]["Action"] == ["lambda:ListEventSourceMappings"]
-    function = resources["WorkerFunction"]["Properties"]
-    assert function["LoggingConfig"] == {
-        "LogFormat": "JSON",
-        "ApplicationLogLevel": "INFO",
-        "SystemLogLevel": "WARN",
-        "LogGroup": {"Ref": "WorkerLogGroup"},
-    }
-    quiet = spec_for(settings(tmp_path, "[guard]\nenabled = false\n"))
-    role = build_template(quiet, package, TapState())["Resources"]["WorkerRole"]["Properties"]
-    assert role["Policies"][0]["PolicyDocument"] is quiet.policy
 
 
 def test_environment_round_trips_through_the_config_loader(tmp_path: Path) -> None:
