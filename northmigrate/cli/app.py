@@ -27,7 +27,8 @@ from northmigrate.cli import (
     validate,
     worker,
 )
-from northmigrate.cli.output import PlainFormatter, plain
+from northmigrate.cli.flags import attach
+from northmigrate.cli.output import OutputFormat, PlainFormatter, plain
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -61,12 +62,39 @@ def root(
         metavar="PATH",
         help="Config file (else $NORTHMIGRATE_CONFIG, else ./northmigrate.toml).",
     ),
+    output: OutputFormat | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        case_sensitive=False,
+        metavar="FORMAT",
+        help="table or json, for every command (a command's own --output wins).",
+    ),
+    region: str | None = typer.Option(
+        None, "--region", metavar="REGION", help="AWS region; beats AWS_REGION and aws.region."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", help="AWS profile; beats AWS_PROFILE and aws.profile."
+    ),
+    endpoint_url: str | None = typer.Option(
+        None,
+        "--endpoint-url",
+        metavar="URL",
+        help="AWS endpoint (an emulator); beats AWS_ENDPOINT_URL and aws.endpoint_url.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = State(config_path=config, debug=debug)
+    ctx.obj = State(
+        config_path=config,
+        debug=debug,
+        output=output.value if output else None,
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url,
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
@@ -95,6 +123,13 @@ reconcile.register(app)
 demo.register(app)
 
 
+def build_command() -> typer.core.TyperGroup:
+    """The click command of ``app``, with the global flags on every sub-command."""
+    command = typer.main.get_command(app)
+    attach(command, command)
+    return command  # type: ignore[return-value]
+
+
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv
 
@@ -117,7 +152,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (``main`` exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    command = typer.main.get_command(app)
+    command = build_command()
     try:
         result = command.main(args=args, prog_name="northmigrate", standalone_mode=False)
     except NorthmigrateError as exc:
