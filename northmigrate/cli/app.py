@@ -18,6 +18,7 @@ from northmigrate.cli import (
     dlq,
     doctor,
     enqueue,
+    init,
     local,
     provision,
     reconcile,
@@ -106,6 +107,7 @@ def root(
 
 # One module per command, named after it (validate and enqueue share cli/records.py); the
 # order here is the order of --help.
+init.register(app)
 local.register(app)
 provision.register(app)
 sample.register(app)
