@@ -29,6 +29,7 @@ from northmigrate.cli import (
     worker,
 )
 from northmigrate.cli.flags import attach
+from northmigrate.cli.helptext import tidy
 from northmigrate.cli.output import OutputFormat, PlainFormatter, plain
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
@@ -38,7 +39,15 @@ app = typer.Typer(
     help=(
         "Queue-driven data migration on AWS: validate records, put each on SQS, migrate one "
         "record at a time, collect failures in a dead-letter queue, redrive them once the fix "
-        "ships, and prove that nothing was lost."
+        "ships, and prove that nothing was lost.\n\n"
+        "Global flags go before or after the command: --output, --region, --profile, "
+        "--endpoint-url. A flag beats the AWS environment variables (AWS_REGION, AWS_PROFILE, "
+        "AWS_ENDPOINT_URL), which beat the config. Short flags: -n how many, -j how many at "
+        "once, -o output, -c config.\n\n"
+        "Examples:\n"
+        "  northmigrate demo\n"
+        "  northmigrate init --plugin accounts_v2\n"
+        "  northmigrate --output json status --once"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -126,9 +135,11 @@ demo.register(app)
 
 
 def build_command() -> typer.core.TyperGroup:
-    """The click command of ``app``, with the global flags on every sub-command."""
+    """The click command of ``app``, with the global flags on every sub-command and help
+    pages that read well at any width (``helptext.tidy``)."""
     command = typer.main.get_command(app)
     attach(command, command)
+    tidy(command)
     return command  # type: ignore[return-value]
 
 

@@ -49,6 +49,11 @@ def deploy(
     or updates the IAM role (least privilege), the log group, the function and the mapping
     (ReportBatchItemFailures, batch size, batching window, maximum concurrency). Run it again
     with nothing changed and it changes nothing. Settings: the [deploy] config section.
+
+    Examples:
+      northmigrate deploy --dry-run
+      northmigrate deploy
+      northmigrate deploy --template stack.json
     """
     st = state(ctx)
     if template is not None:

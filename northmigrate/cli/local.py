@@ -20,6 +20,10 @@ def local(
 
     Point a config at it with aws.endpoint_url (config/local.toml does). It keeps its data in
     memory: stopping it forgets every queue and table.
+
+    Examples:
+      northmigrate local
+      northmigrate local --port 0  # any free port
     """
     endpoint = EmbeddedEndpoint(host=host, port=port)
     url = endpoint.start()
