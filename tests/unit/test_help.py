@@ -130,9 +130,15 @@ def test_every_help_page_reads_well_at_80_columns(path: tuple[str, ...], tmp_pat
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "northmigrate")
 def test_no_help_text_is_eaten_as_markup(path: tuple[str, ...], tmp_path: Path) -> None:
     """The page shows every word of the docstring, [deploy] included."""
-    raw = find(typer.main.get_command(app), path).help or ""
-    shown = " ".join(" ".join(description(render(path, tmp_path))).split())
-    assert " ".join(raw.split()) in shown
+    command = find(typer.main.get_command(app), path)
+    page = render(path, tmp_path)
+    shown = " ".join(" ".join(description(page)).split())
+    assert " ".join((command.help or "").split()) in shown
+    # each option's help, read across the lines of its panel cell
+    cells = " ".join(page.replace("│", " ").split())
+    for param in command.params:
+        if getattr(param, "help", None):
+            assert " ".join(param.help.split()) in cells, param.name
 
 
 def parse(args: list[str]) -> None:
