@@ -9,7 +9,8 @@ Docstrings and option help are written for the source (lines of at most 100 char
   (``Examples:``), keeps its lines: one example a line;
 - text is escaped for rich markup: ``[deploy]`` stays ``[deploy]``, never a style tag;
 - placeholders: a flag shows none (not ``<bool>``), a value shows a word (``N``, ``S``, ``R``,
-  ``FILE``, ``SOURCE``; a choice as ``table|json``), never ``<int range>`` or ``{source}``.
+  ``FILE``, ``DIR``, ``SOURCE``; a choice as ``table|json``), never ``<int range>`` or
+  ``{source}``.
 
 Short flags mean one thing everywhere: ``-h`` help, ``-c`` config, ``-o`` output, ``-n``
 how many (``--count``, ``--limit``, ``--max``, ``--max-messages``), ``-j`` how many at once
@@ -69,6 +70,8 @@ def placeholder(param: Any) -> str:
         return "N"
     if kind is float:
         return "S" if any(word in name for word in _SECONDS) else "N"
+    if "dir" in name or any(opt.endswith("-dir") for opt in getattr(param, "opts", ())):
+        return "DIR"
     if "file" in name or getattr(described, "is_path", False):
         return "FILE"
     return name.upper()
