@@ -74,22 +74,26 @@ def test_a_missing_profile_is_named_with_its_source(project: Project) -> None:
 
 
 def doctor_region(project: Project, *args: str, env: dict[str, str] | None = None) -> str:
-    result = project.cli(*args, env=env)
-    line = next(
-        line
-        for line in result.stderr.splitlines() + result.stdout.splitlines()
-        if "region" in line and "account" in line
-    )
-    return line.split("region ", 1)[1].split(",", 1)[0]
+    """The region doctor's credentials check reports, with where it came from."""
+    result = project.cli(*args, "--output", "json", env=env)
+    [check] = [c for c in result.json()["checks"] if c["name"] == "credentials"]
+    assert check["status"] == "pass", check
+    return str(check["detail"]).split("region ", 1)[1].split(", ", 1)[0]
 
 
 def test_region_flag_then_environment_then_config(project: Project) -> None:
-    """The config says us-east-1 (the project's file); the environment and the flag beat it."""
-    assert doctor_region(project, "doctor") == "us-east-1"
-    assert doctor_region(project, "doctor", env={"AWS_REGION": "eu-west-1"}) == "eu-west-1"
+    """The config says us-east-1 (the project's file); the environment and the flag beat it,
+    and doctor says where the region came from."""
+    unset = {"AWS_DEFAULT_REGION": ""}  # the tests' environment sets it
+    from_file = doctor_region(project, "doctor", env=unset)
+    assert from_file == "us-east-1 (from aws.region in northmigrate.toml line 2)"
+    assert doctor_region(project, "doctor") == "us-east-1 (from AWS_DEFAULT_REGION)"
     env = {"AWS_REGION": "eu-west-1"}
-    assert doctor_region(project, "doctor", "--region", "ca-central-1", env=env) == "ca-central-1"
-    assert doctor_region(project, "--region", "ca-central-1", "doctor", env=env) == "ca-central-1"
+    assert doctor_region(project, "doctor", env=env) == "eu-west-1 (from AWS_REGION)"
+    flagged = doctor_region(project, "doctor", "--region", "ca-central-1", env=env)
+    assert flagged == "ca-central-1 (from --region)"
+    before = doctor_region(project, "--region", "ca-central-1", "doctor", env=env)
+    assert before == "ca-central-1 (from --region)"
 
 
 def test_global_flags_are_listed_on_every_command(tmp_path: Path, project: Project) -> None:
