@@ -89,3 +89,22 @@ def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: P
     # deploy imports packaging: it is a declared runtime dependency, not a lucky transitive one.
     required = {Requirement(r).name for r in metadata.get_all("Requires-Dist") or []}
     assert "packaging" in required
+
+
+def test_the_readme_installs_from_a_checkout() -> None:
+    """The package is not published: the README's install commands work from a checkout,
+    and the published form is only mentioned for later."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line.strip()
+        for block in install.split("```sh")[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if line.strip()
+    ]
+    assert (
+        "pip install -e '.[local]'     # [local] adds the embedded AWS endpoint (moto's server)"
+        in (commands)
+    )
+    assert not [c for c in commands if c.startswith("pip install 'northmigrate")]
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
