@@ -1,17 +1,20 @@
 """The one place AWS clients come from, and the one place AWS errors are translated.
 
-``AwsClients`` honours region, profile and endpoint (from the config, else the standard AWS
-environment and credential chain), botocore's ``standard``/``adaptive`` retry modes, and a
-connection pool sized to the work's concurrency. It makes one client per service and
-process; boto3 clients are thread-safe, sessions are not, so the session is only touched
-under a lock.
+``AwsClients`` honours region, profile and endpoint (as ``config.load_settings`` resolved
+them: flag, then AWS's environment, then the config; else the standard AWS chain),
+botocore's ``standard``/``adaptive`` retry modes, and a connection pool sized to the work's
+concurrency. Against a loopback endpoint (the config's, ``AWS_ENDPOINT_URL``, or the AWS
+profile's), with no credentials configured, it uses dummy ones: emulators accept any. It
+makes one client per service and process; boto3 clients are thread-safe, sessions are not,
+so the session is only touched under a lock.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlparse
@@ -39,6 +42,8 @@ if TYPE_CHECKING:  # boto3-stubs: for the type checker only (never on Lambda)
 # accept any, and a fresh machine has none.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 DEFAULT_REGION = "us-east-1"
+# Hosts of AWS's own endpoints: a client's endpoint there is not a configured one.
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 
 
 def is_loopback(url: str | None) -> bool:
@@ -62,8 +67,11 @@ class AwsClients:
         *,
         pool_size: int = 10,
         session: boto3.session.Session | None = None,
+        origins: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings or AwsSettings()
+        # Where each setting came from ("AWS_PROFILE", "--profile"), for error messages.
+        self.origins = dict(origins or {})
         self.pool_size = max(10, pool_size)
         self._session = session
         self._clients: dict[str, Any] = {}
@@ -81,20 +89,30 @@ class AwsClients:
                     profile_name=self.settings.profile, region_name=self.settings.region
                 )
             except botocore.exceptions.ProfileNotFound as exc:
-                raise ConfigError(
-                    f"invalid value for aws.profile: AWS profile {self.settings.profile!r} "
-                    "is not in your AWS config"
-                ) from exc
+                raise ConfigError(self._missing_profile()) from exc
         return self._session
+
+    def _missing_profile(self) -> str:
+        name = self.settings.profile
+        origin = self.origins.get("profile")
+        if name is None:  # boto3 read it from the environment itself
+            origin = next((n for n in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if os.getenv(n)), "")
+            name = os.environ.get(origin) if origin else None
+        files = os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+        credentials = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
+        source = f" (set by {origin})" if origin else ""
+        return (
+            f"AWS profile {name!r}{source} is not in {files} or {credentials} "
+            "(aws configure --profile NAME creates one)"
+        )
 
     @property
     def endpoint_url(self) -> str | None:
-        """The endpoint in use: the config's, else AWS_ENDPOINT_URL (as the AWS CLI reads it)."""
+        """The endpoint in use when it is not AWS's own: the config's, else the one botocore
+        configures (``AWS_ENDPOINT_URL``, the AWS profile's ``endpoint_url``)."""
         if self.settings.endpoint_url:
             return self.settings.endpoint_url
-        session = self.session
-        value = session._session.get_config_variable("endpoint_url")
-        return str(value) if value else None
+        return configured_endpoint(self.client("sts"))
 
     @property
     def region(self) -> str:
@@ -132,12 +150,13 @@ class AwsClients:
             kwargs: dict[str, Any] = {"config": self._config_locked(session)}
             if self.settings.endpoint_url:
                 kwargs["endpoint_url"] = self.settings.endpoint_url
-            endpoint = self.settings.endpoint_url or session._session.get_config_variable(
-                "endpoint_url"
-            )
-            if is_loopback(endpoint) and session.get_credentials() is None:
-                kwargs.update(LOCAL_CREDENTIALS)
             created = session.client(service, **kwargs)  # type: ignore[call-overload]
+            # The endpoint the client resolved (botocore's public view of it: the config's,
+            # AWS_ENDPOINT_URL, or the profile's): an emulator on loopback takes dummy
+            # credentials when none are configured.
+            if is_loopback(created.meta.endpoint_url) and session.get_credentials() is None:
+                kwargs.update(LOCAL_CREDENTIALS)
+                created = session.client(service, **kwargs)  # type: ignore[call-overload]
             self._clients[service] = created
             return created
 
@@ -157,6 +176,13 @@ class AwsClients:
     def account_id(self) -> str:
         with aws_errors("sts GetCallerIdentity"):
             return str(self.client("sts").get_caller_identity()["Account"])
+
+
+def configured_endpoint(client: Any) -> str | None:
+    """A client's endpoint when it is not one of AWS's own (an emulator, a VPC endpoint)."""
+    url = str(client.meta.endpoint_url or "")
+    host = urlparse(url).hostname or ""
+    return None if not url or host.endswith(_AWS_HOSTS) else url
 
 
 def error_code(exc: BaseException) -> str:
@@ -189,11 +215,11 @@ def translate(exc: BaseException, what: str) -> AwsError:
     ):
         return AwsError(
             f"no AWS credentials found ({what})",
-            hint="set AWS_PROFILE, aws.profile in the config, "
+            hint="pass --profile, set AWS_PROFILE or aws.profile, "
             "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
         )
     if isinstance(exc, botocore.exceptions.NoRegionError):
-        return AwsError("no AWS region set", hint="set aws.region in the config or AWS_REGION")
+        return AwsError("no AWS region set", hint="pass --region, set AWS_REGION or aws.region")
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "")

@@ -4,17 +4,28 @@ Lookup order: an explicit path (``--config``), then ``NORTHMIGRATE_CONFIG``, the
 ``./northmigrate.toml``. ``NORTHMIGRATE_<SECTION>__<KEY>`` overrides one key (nested keys
 take more ``__``); its value is read as a TOML value when it parses as one (``5``, ``true``,
 ``["a"]``) and as a plain string otherwise.
+
+AWS settings follow the AWS CLI's order, one rule for region, profile and endpoint: a flag
+(``--region``, ``--profile``, ``--endpoint-url``: the CLI applies them), then AWS's own
+environment variables (``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_PROFILE``,
+``AWS_ENDPOINT_URL``), then the ``[aws]`` section (the file or ``NORTHMIGRATE_AWS__*``), then
+the AWS profile's own settings. ``Settings.aws_origins`` says where each came from.
+
+An error names where the bad value came from: the environment variable, or the file and its
+line; an unknown section or key comes with the nearest known name ("did you mean queue?").
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from northmigrate.errors import ConfigError
 
@@ -23,6 +34,12 @@ CONFIG_ENV = "NORTHMIGRATE_CONFIG"
 DEFAULT_FILE = "northmigrate.toml"
 # Variables with the prefix that are not config keys.
 _NOT_KEYS = {CONFIG_ENV, "NORTHMIGRATE_OUTPUT", "NORTHMIGRATE_MINISTACK"}
+# AWS's own variables, each key's in the order they win; they beat the [aws] section.
+AWS_ENV = {
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "profile": ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"),
+    "endpoint_url": ("AWS_ENDPOINT_URL",),
+}
 
 SQS_MAX_MESSAGE_SIZE = 262_144
 FIFO_SUFFIX = ".fifo"
@@ -138,6 +155,20 @@ class Settings(_Section):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     source_path: str | None = Field(default=None, exclude=True)
+    # Where each [aws] value came from ("AWS_REGION", "--region", "aws.region in FILE").
+    _aws_origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def aws_origins(self) -> dict[str, str]:
+        return self._aws_origins
+
+    def with_aws(self, origin: str, **values: str | None) -> Settings:
+        """A copy with these [aws] values (the ones not None), each recorded as from
+        ``origin``: how the CLI applies its --region, --profile and --endpoint-url flags."""
+        given = {key: value for key, value in values.items() if value is not None}
+        copy = self.model_copy(update={"aws": self.aws.model_copy(update=given)})
+        copy._aws_origins = {**self._aws_origins, **dict.fromkeys(given, origin)}
+        return copy
 
 
 def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
@@ -163,8 +194,11 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    for name, raw in env.items():
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Apply the ``NORTHMIGRATE_*`` overrides, then AWS's own variables; return which key
+    each variable set."""
+    origins: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in _NOT_KEYS or "__" not in name:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
@@ -175,21 +209,114 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name} overrides {'.'.join(path)}, but {part} is not a table")
             node = child
         node[path[-1]] = _env_value(raw)
+        origins[tuple(path)] = name
+    aws = data.get("aws", {})
+    for key, names in AWS_ENV.items():
+        variable = next((n for n in names if env.get(n)), None)
+        if variable is not None and isinstance(aws, dict):
+            aws[key] = env[variable]
+            data["aws"] = aws
+            origins[("aws", key)] = variable
+    return origins
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([\"']?)([A-Za-z0-9_.-]+)\1\s*=")
+_SECTIONS = ("aws", "queue", "migration", "worker", "guard", "deploy")
 
 
-def _describe(error: ValidationError) -> str:
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line of each table header and key of a TOML text (its first occurrence)."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            table = tuple(part.strip().strip("\"'") for part in header.group(1).split("."))
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            lines.setdefault(table + tuple(key.group(2).split(".")), number)
+    return lines
+
+
+class _Sources:
+    """Where each value of the merged configuration came from, for error messages."""
+
+    def __init__(self, file: Path | None, text: str, env: dict[tuple[str, ...], str]) -> None:
+        self.file = file
+        self.lines = _key_lines(text)
+        self.env = env
+
+    def of(self, loc: tuple[str, ...]) -> str:
+        """``set by VAR``, ``in FILE line N``, ``in FILE``, or nothing."""
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.env:
+                return f"set by {self.env[loc[:end]]}"
+        below = [name for path, name in self.env.items() if path[: len(loc)] == loc]
+        if below and loc not in self.lines:  # a section made by a variable
+            return f"set by {below[0]}"
+        if self.file is None:
+            return ""
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.lines:
+                return f"in {self.file} line {self.lines[loc[:end]]}"
+        return f"in {self.file}"
+
+    def aws_origins(self) -> dict[str, str]:
+        """Where each [aws] value set came from: ``AWS_REGION``, ``aws.region in FILE line N``."""
+        out = {}
+        for key in AwsSettings.model_fields:
+            if ("aws", key) in self.env:
+                out[key] = self.env[("aws", key)]
+            elif ("aws", key) in self.lines:
+                out[key] = f"aws.{key} {self.of(('aws', key))}"
+        return out
+
+
+def _fields_at(loc: tuple[str, ...]) -> list[str]:
+    """The keys the model knows at ``loc`` (a section's keys; the sections at ())."""
+    if not loc:
+        return list(_SECTIONS)
+    field = Settings.model_fields.get(loc[0])
+    model = field.annotation if field is not None and len(loc) == 1 else None
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _suggestion(loc: tuple[str, ...]) -> str | None:
+    near = difflib.get_close_matches(loc[-1].lower(), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+    if not near:
+        return None
+    return f"did you mean [{near[0]}]?" if len(loc) == 1 else f"did you mean {near[0]}?"
+
+
+def _with(where: str) -> str:
+    return f" {where}" if where.startswith("in ") else f", {where}" if where else ""
+
+
+def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
+    """An unknown top-level name is flagged before the model would report a missing
+    section: ``[queeu]`` is a typo of ``[queue]``, not a missing queue."""
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            label = f"section [{name}]" if isinstance(value, dict) else f"key {name}"
+            where = _with(sources.of((name,)))
+            raise ConfigError(f"unknown {label}{where}", hint=_suggestion((name,)))
+
+
+def _describe(error: ValidationError, sources: _Sources) -> ConfigError:
     first = error.errors(include_url=False, include_input=False)[0]
-    key = _dotted(first["loc"])
-    kind = first["type"]
-    if kind == "missing":
-        return f"missing required key {key}"
-    if kind == "extra_forbidden":
-        return f"unknown key {key}"
-    return f"invalid value for {key}: {first['msg']}"
+    loc = tuple(str(part) for part in first["loc"])
+    key = ".".join(loc)
+    where = _with(sources.of(loc))
+    if first["type"] == "missing":
+        return ConfigError(f"missing required key {key}{where}")
+    if first["type"] == "extra_forbidden":
+        return ConfigError(f"unknown key {key}{where}", hint=_suggestion(loc))
+    return ConfigError(f"invalid value for {key}{where}: {first['msg']}")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -197,28 +324,32 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     file = find_config_file(path, env)
     data: dict[str, Any] = {}
+    text = ""
     if file is not None:
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
+            text = file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {file}: {exc}") from exc
-    _apply_env(data, env)
-    if file is None and not data:
+    sources = _Sources(file, text, _apply_env(data, env))
+    if file is None and not data.keys() - {"aws"}:
         raise ConfigError(
             "no configuration found",
-            hint=f"pass --config PATH, set {CONFIG_ENV}, or create ./{DEFAULT_FILE} "
-            "(config/local.toml is a starting point)",
+            hint=f"run northmigrate init to write ./{DEFAULT_FILE}, pass --config PATH, "
+            f"or set {CONFIG_ENV}",
         )
+    _check_sections(data, sources)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        where = f" in {file}" if file else ""
-        raise ConfigError(f"{_describe(exc)}{where}") from exc
+        raise _describe(exc, sources) from exc
     if settings.queue.fifo != settings.queue.dead_letter_name.endswith(FIFO_SUFFIX):
         raise ConfigError(
             "invalid value for queue.dlq_name: a FIFO queue needs a FIFO DLQ (name ending .fifo)"
             " and a standard queue a standard DLQ"
         )
-    return settings.model_copy(update={"source_path": str(file) if file else None})
+    settings = settings.model_copy(update={"source_path": str(file) if file else None})
+    settings._aws_origins = sources.aws_origins()
+    return settings

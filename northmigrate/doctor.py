@@ -88,7 +88,9 @@ class _Doctor:
         except NorthmigrateError as exc:
             self.add("credentials", "fail", f"{where}: {exc}", "check the endpoint and credentials")
             return False
-        self.add("credentials", "pass", f"account {account}, region {self.clients.region}, {where}")
+        origin = self.clients.origins.get("region")
+        region = f"{self.clients.region} (from {origin})" if origin else self.clients.region
+        self.add("credentials", "pass", f"account {account}, region {region}, {where}")
         return True
 
     def queue_attributes(self, name: str, label: str) -> QueueAttributes | None:

@@ -29,6 +29,10 @@ def alarm(
 
     ApproximateNumberOfMessagesVisible >= threshold for one minute; optionally notifies an
     SNS topic, with an email subscription (to be confirmed by its recipient).
+
+    Examples:
+      northmigrate alarm
+      northmigrate alarm --email oncall@example.com
     """
     st = state(ctx)
     clients = st.clients()

@@ -18,6 +18,7 @@ from northmigrate.cli import (
     dlq,
     doctor,
     enqueue,
+    init,
     local,
     provision,
     reconcile,
@@ -27,7 +28,9 @@ from northmigrate.cli import (
     validate,
     worker,
 )
-from northmigrate.cli.output import PlainFormatter, plain
+from northmigrate.cli.flags import attach
+from northmigrate.cli.helptext import tidy
+from northmigrate.cli.output import OutputFormat, PlainFormatter, plain
 from northmigrate.cli.state import State
 from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
 
@@ -36,7 +39,15 @@ app = typer.Typer(
     help=(
         "Queue-driven data migration on AWS: validate records, put each on SQS, migrate one "
         "record at a time, collect failures in a dead-letter queue, redrive them once the fix "
-        "ships, and prove that nothing was lost."
+        "ships, and prove that nothing was lost.\n\n"
+        "Global flags go before or after the command: --output, --region, --profile, "
+        "--endpoint-url. A flag beats the AWS environment variables (AWS_REGION, AWS_PROFILE, "
+        "AWS_ENDPOINT_URL), which beat the config. Short flags: -n how many, -j how many at "
+        "once, -o output, -c config.\n\n"
+        "Examples:\n"
+        "  northmigrate demo\n"
+        "  northmigrate init --plugin accounts_v2\n"
+        "  northmigrate --output json status --once"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -61,12 +72,39 @@ def root(
         metavar="PATH",
         help="Config file (else $NORTHMIGRATE_CONFIG, else ./northmigrate.toml).",
     ),
+    output: OutputFormat | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        case_sensitive=False,
+        metavar="FORMAT",
+        help="table or json, for every command (a command's own --output wins).",
+    ),
+    region: str | None = typer.Option(
+        None, "--region", metavar="REGION", help="AWS region; beats AWS_REGION and aws.region."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", help="AWS profile; beats AWS_PROFILE and aws.profile."
+    ),
+    endpoint_url: str | None = typer.Option(
+        None,
+        "--endpoint-url",
+        metavar="URL",
+        help="AWS endpoint (an emulator); beats AWS_ENDPOINT_URL and aws.endpoint_url.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = State(config_path=config, debug=debug)
+    ctx.obj = State(
+        config_path=config,
+        debug=debug,
+        output=output.value if output else None,
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url,
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
@@ -78,6 +116,7 @@ def root(
 
 # One module per command, named after it (validate and enqueue share cli/records.py); the
 # order here is the order of --help.
+init.register(app)
 local.register(app)
 provision.register(app)
 sample.register(app)
@@ -93,6 +132,15 @@ status.register(app)
 alarm.register(app)
 reconcile.register(app)
 demo.register(app)
+
+
+def build_command() -> typer.core.TyperGroup:
+    """The click command of ``app``, with the global flags on every sub-command and help
+    pages that read well at any width (``helptext.tidy``)."""
+    command = typer.main.get_command(app)
+    attach(command, command)
+    tidy(command)
+    return command  # type: ignore[return-value]
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -117,7 +165,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (``main`` exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    command = typer.main.get_command(app)
+    command = build_command()
     try:
         result = command.main(args=args, prog_name="northmigrate", standalone_mode=False)
     except NorthmigrateError as exc:

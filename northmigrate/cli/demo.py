@@ -117,6 +117,11 @@ def demo(
     while workers migrate; an outage and a bug send some records to the DLQ; inspect it; the
     fix ships; redrive; the last records migrate; reconcile accounts for every record.
     Exit 0 when nothing is missing.
+
+    Examples:
+      northmigrate demo
+      northmigrate demo --pause
+      northmigrate demo --keep --records 100
     """
     console = Console()  # wraps long lines (the narration) to the terminal's width
     temporary = directory is None

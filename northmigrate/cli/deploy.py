@@ -100,6 +100,11 @@ def deploy(
     maximum concurrency). Run it again with nothing changed and it changes nothing. With
     --template FILE, writes the whole stack (queues included) as a SAM template instead.
     Settings: the [deploy] config section.
+
+    Examples:
+      northmigrate deploy --dry-run
+      northmigrate deploy
+      northmigrate deploy --template stack.json
     """
     st = state(ctx)
     if template is not None:

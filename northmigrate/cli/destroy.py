@@ -39,6 +39,10 @@ def destroy(
 
     The queues stay unless --delete-queues; a DLQ that holds messages is never deleted
     unless they are exported first (--export FILE).
+
+    Examples:
+      northmigrate destroy
+      northmigrate destroy --delete-queues --export letters.jsonl
     """
     st = state(ctx)
     if export is not None and not delete_queues:

@@ -38,7 +38,11 @@ MISSING_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotE
 
 dlq_app = typer.Typer(
     name="dlq",
-    help="The dead-letter queue: inspect it (removing nothing), redrive it, watch it.",
+    help="The dead-letter queue: inspect it (removing nothing), redrive it, watch it."
+    "\n\nExamples:\n"
+    "  northmigrate dlq inspect\n"
+    "  northmigrate dlq redrive --dry-run\n"
+    "  northmigrate dlq watch --once --threshold 1",
     no_args_is_help=True,
 )
 
@@ -132,6 +136,10 @@ def inspect(
     goes up by one) and made visible again at once when it ends, also when it is interrupted.
     Reasons are counted over the messages read; "unknown" marks messages SQS moved itself.
     Sensitive fields are masked in every output unless --show-pii.
+
+    Examples:
+      northmigrate dlq inspect
+      northmigrate dlq inspect -n 50 --export letters.jsonl
     """
     st = state(ctx)
     sensitive = () if show_pii else st.migration.sensitive
@@ -214,7 +222,9 @@ def redrive(
     to: str | None = typer.Option(
         None, "--to", metavar="QUEUE", help="Destination queue name or URL (default: main)."
     ),
-    max_messages: int | None = typer.Option(None, "--max", min=1, help="Move at most N messages."),
+    max_messages: int | None = typer.Option(
+        None, "--max", "-n", min=1, help="Move at most N messages."
+    ),
     rate: float | None = typer.Option(None, "--rate", help="At most R messages per second."),
     where: list[str] = typer.Option(
         [],
@@ -232,7 +242,7 @@ def redrive(
         help="Use SQS's StartMessageMoveTask (real AWS; no --where/--max/--dry-run).",
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", min=1, max=64, help="Chunks of 10 moved at once."
+        8, "--concurrency", "-j", min=1, max=64, help="Chunks of 10 moved at once."
     ),
     visibility_timeout: int = typer.Option(
         REDRIVE_VISIBILITY_S,
@@ -270,6 +280,11 @@ def redrive(
 
     With --canary N: exit 1 when a canary came back to the DLQ or was not migrated within
     --canary-wait; then nothing more is moved.
+
+    Examples:
+      northmigrate dlq redrive --dry-run
+      northmigrate dlq redrive --where "reason~ValueError" --canary 5
+      northmigrate dlq redrive --to onboarding-retry -n 100 --rate 10
     """
     if rate is not None and rate <= 0:
         raise InputError("--rate must be a positive number of messages per second")

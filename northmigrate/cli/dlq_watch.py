@@ -60,6 +60,10 @@ def watch(
 
     Live, one line per check goes to stderr until Ctrl-C; the last check is the summary.
     The exit code is that of the last check: 1 at or over the threshold, else 0.
+
+    Examples:
+      northmigrate dlq watch
+      northmigrate dlq watch --once --threshold 1  # for cron and CI
     """
     st = state(ctx)
     queues = st.queues()

@@ -34,6 +34,10 @@ def doctor(
     Credentials and region, the queues, the DLQ wiring and max_receive_count, DLQ retention,
     the visibility timeout, encryption, the message size limit, the plugin. Exit 1 when any
     check fails; each failure names its fix.
+
+    Examples:
+      northmigrate doctor
+      northmigrate doctor --source records.jsonl --output json
     """
     st = state(ctx)
     settings = st.settings

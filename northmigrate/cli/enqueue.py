@@ -65,7 +65,7 @@ def enqueue(
     rejects: Path | None = REJECTS_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count; send nothing."),
     limit: int | None = typer.Option(
-        None, "--limit", min=1, help="Send at most N eligible records, then stop."
+        None, "--limit", "-n", min=1, help="Send at most N eligible records, then stop."
     ),
     from_line: int | None = typer.Option(
         None,
@@ -76,6 +76,7 @@ def enqueue(
     concurrency: int | None = typer.Option(
         None,
         "--concurrency",
+        "-j",
         min=1,
         max=256,
         help="Batches in flight at once (default: worker.concurrency).",
@@ -99,6 +100,11 @@ def enqueue(
     once; a record counts as enqueued only once SQS confirmed it. Safe to run again: a
     repeated record is a repeated message, and the worker's writes are idempotent. Exit 1 when
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
+
+    Examples:
+      northmigrate enqueue records.jsonl --rejects rejects.jsonl
+      northmigrate enqueue records.jsonl -n 5  # a canary of five
+      northmigrate enqueue records.jsonl --from-line 277 --rejects rejects.jsonl
     """
     st = state(ctx)
     report, opened = _run(

@@ -18,8 +18,12 @@ def local(
 ) -> None:
     """Run the embedded AWS endpoint (SQS, DynamoDB, S3, …) in the foreground until Ctrl-C.
 
-    Point a config at it with aws.endpoint_url (config/local.toml does). It keeps its data in
-    memory: stopping it forgets every queue and table.
+    Point a config at it with aws.endpoint_url (northmigrate init writes one that does). It
+    keeps its data in memory: stopping it forgets every queue and table.
+
+    Examples:
+      northmigrate local
+      northmigrate local --port 0  # any free port
     """
     endpoint = EmbeddedEndpoint(host=host, port=port)
     url = endpoint.start()

@@ -37,6 +37,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from northmigrate.cli.flags import global_output
+
 if TYPE_CHECKING:
     from northmigrate.provision import Change
 
@@ -52,7 +54,12 @@ OUTPUT_OPTION = typer.Option(
     "-o",
     envvar="NORTHMIGRATE_OUTPUT",
     case_sensitive=False,
-    help="table for people, json for scripts (one JSON object on stdout).",
+    metavar="FORMAT",
+    callback=global_output,
+    show_default=False,
+    show_envvar=False,
+    help="table (default) for people, json for scripts: one JSON object on stdout. "
+    "Also $NORTHMIGRATE_OUTPUT, or before the command.",
 )
 
 

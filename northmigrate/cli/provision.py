@@ -13,7 +13,12 @@ from northmigrate.provision import provision as provision_lib
 
 def provision(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Create or update the main queue, its DLQ (with the redrive policy) and what the plugin
-    needs (the example's DynamoDB table). Idempotent: a second run changes nothing."""
+    needs (the example's DynamoDB table). Idempotent: a second run changes nothing.
+
+    Examples:
+      northmigrate provision
+      northmigrate --profile migration provision --output json
+    """
     st = state(ctx)
     report = provision_lib(st.clients(), st.settings, st.migration)
 

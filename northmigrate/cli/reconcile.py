@@ -66,6 +66,7 @@ def reconcile(
     concurrency: int | None = typer.Option(
         None,
         "--concurrency",
+        "-j",
         min=1,
         max=256,
         help="Verify calls in flight (default: worker.concurrency).",
@@ -85,6 +86,10 @@ def reconcile(
     the plugin's verify (batched where the plugin can). The main queue is read only with
     --read-queue; without it, a record found nowhere while the main queue still holds
     messages is unsettled, not missing. Run it when the workers are done.
+
+    Examples:
+      northmigrate reconcile records.jsonl
+      northmigrate reconcile dynamodb://onboarding-v1 --output json
     """
     st = state(ctx)
     settings = st.settings

@@ -27,6 +27,10 @@ def sample(
     """Generate realistic fake onboarding records (for the demo, tests and benchmarks).
 
     About a fifth of the records are ineligible (draft, in review, rejected, withdrawn).
+
+    Examples:
+      northmigrate sample -n 300 --invalid-rate 0.05 --out records.jsonl
+      northmigrate sample --count 1000 --format csv --out records.csv
     """
     items = sample_lib.generate(
         count, invalid_rate=invalid_rate, duplicate_rate=duplicate_rate, seed=seed

@@ -1,4 +1,8 @@
-"""What every command shares: the global options and lazily built collaborators."""
+"""What every command shares: the global options and lazily built collaborators.
+
+The global flags ``--output``, ``--region``, ``--profile`` and ``--endpoint-url`` are taken
+before or after the sub-command (as the AWS CLI takes them) and land here; a flag beats
+AWS's environment variables, which beat the config (``config.load_settings``)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ from northmigrate.queues import Queues
 class State:
     config_path: str | None = None
     debug: bool = False
+    output: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
     _clients: AwsClients | None = field(default=None, repr=False)
     _migration: Migration[Any] | None = field(default=None, repr=False)
@@ -24,13 +32,21 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config_path)
+            settings = load_settings(self.config_path)
+            for name in ("region", "profile", "endpoint_url"):
+                value = getattr(self, name)
+                flag = "--" + name.replace("_", "-")
+                settings = settings.with_aws(flag, **{name: value})
+            self._settings = settings
         return self._settings
 
     def clients(self, pool_size: int | None = None) -> AwsClients:
         if self._clients is None:
             size = pool_size or self.settings.worker.concurrency
-            self._clients = AwsClients(self.settings.aws, pool_size=size + 4)
+            settings = self.settings
+            self._clients = AwsClients(
+                settings.aws, pool_size=size + 4, origins=settings.aws_origins
+            )
         return self._clients
 
     @property

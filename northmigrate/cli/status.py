@@ -173,6 +173,10 @@ def status(
     Progress: messages still in the main queue and in the DLQ; with a run state file
     (.northmigrate/last-run.json, written by enqueue) also how many of the last run's records
     are done. With --once, --output json, or off a terminal: one report, then exit.
+
+    Examples:
+      northmigrate status
+      northmigrate status --once --output json
     """
     st = state(ctx)
     queues = st.queues()

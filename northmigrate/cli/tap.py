@@ -12,7 +12,11 @@ from northmigrate.errors import InputError
 from northmigrate.tap import Tap, TapReport
 
 tap_app = typer.Typer(
-    help="Open, close or limit every consumer of the main queue (Lambda and local workers).",
+    help="Open, close or limit every consumer of the main queue (Lambda and local workers)."
+    "\n\nExamples:\n"
+    '  northmigrate tap close --reason "the new service is down"\n'
+    "  northmigrate tap limit 5\n"
+    "  northmigrate tap open",
     no_args_is_help=True,
 )
 
@@ -56,7 +60,12 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
 @tap_app.command("open")
 def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Resume consumption: enable the mappings and let local workers receive again (also
-    after the guard closed the tap)."""
+    after the guard closed the tap).
+
+    Examples:
+      northmigrate tap open
+      northmigrate tap open --output json
+    """
     _render_tap(output, _tap(state(ctx)).open())
 
 
@@ -69,7 +78,12 @@ def tap_close(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Stop all consumption: local workers stop receiving within seconds, mappings are
-    disabled. Messages wait in the queue."""
+    disabled. Messages wait in the queue.
+
+    Examples:
+      northmigrate tap close --reason "the new service is down"
+      northmigrate tap close
+    """
     _render_tap(output, _tap(state(ctx)).close(by="operator", reason=reason))
 
 
@@ -80,7 +94,12 @@ def tap_limit(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Cap consumption: the mappings' maximum concurrency, and each local worker's rate
-    (records per second)."""
+    (records per second).
+
+    Examples:
+      northmigrate tap limit 20
+      northmigrate tap limit none  # lift the limit
+    """
     if n.lower() in {"none", "off"}:
         limit = None
     elif n.isdigit():
@@ -92,7 +111,12 @@ def tap_limit(
 
 @tap_app.command("status")
 def tap_status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Show the tap: open or closed, the limit, and the state of each mapping."""
+    """Show the tap: open or closed, the limit, and the state of each mapping.
+
+    Examples:
+      northmigrate tap status
+      northmigrate tap status --output json
+    """
     _render_tap(output, _tap(state(ctx)).status())
 
 

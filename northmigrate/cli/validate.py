@@ -41,6 +41,11 @@ def validate(
 
     Each bad line is reported with its line number, record id, field and reason; ineligible
     records are counted. read = valid + invalid + duplicates; valid = eligible + ineligible.
+
+    Examples:
+      northmigrate validate records.jsonl --rejects rejects.jsonl
+      northmigrate validate records.csv.gz --strict
+      northmigrate validate s3://old-exports/onboarding/ --output json
     """
     flags = _scan_flags(segments, consistent, filters, filter_values)
     report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags, force=force)

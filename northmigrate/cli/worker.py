@@ -91,7 +91,7 @@ def worker(
     concurrency: int | None = typer.Option(
         None,
         "--concurrency",
-        "-n",
+        "-j",
         min=1,
         max=512,
         help="Records processed at once (default: worker.concurrency).",
@@ -102,7 +102,7 @@ def worker(
         help="Drain the queue, then exit: nothing visible, in flight or delayed is left.",
     ),
     max_messages: int | None = typer.Option(
-        None, "--max-messages", min=1, help="Receive at most N messages, finish them, exit."
+        None, "--max-messages", "-n", min=1, help="Receive at most N messages, finish them, exit."
     ),
     rate: float | None = typer.Option(
         None, "--rate", help="At most R records per second across the pool."
@@ -142,6 +142,11 @@ def worker(
     PermanentError, unreadable messages and invalid records are dead-lettered at once.
     SIGINT/SIGTERM: stop receiving, hand back unstarted messages, finish started records
     within the grace period, print the summary, exit 0 (a second Ctrl-C: 130).
+
+    Examples:
+      northmigrate worker --until-empty
+      northmigrate worker -j 32 --rate 50
+      northmigrate worker --log-format json --metrics emf
     """
     if rate is not None and rate <= 0:
         raise InputError("--rate must be a positive number of records per second")

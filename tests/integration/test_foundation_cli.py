@@ -206,7 +206,8 @@ def test_error_paths_give_one_line_and_the_contract_exit_code(
     bad_key = project.cli("--config", "bad.toml", "validate", "x.jsonl")
     assert (bad_key.returncode, bad_key.stderr) == (
         2,
-        "Error: unknown key queue.max_recieve_count in bad.toml\n",
+        "Error: unknown key queue.max_recieve_count in bad.toml line 3 "
+        "(did you mean max_receive_count?)\n",
     )
 
     project.plugin = "no_such_module:migration"
@@ -236,8 +237,8 @@ def test_error_paths_give_one_line_and_the_contract_exit_code(
     assert (usage.returncode, usage.stdout, usage.stderr) == (
         2,
         "",
-        "Error: Invalid value for '--limit': Input should be a valid integer, unable to parse "
-        "string as an integer (see: northmigrate enqueue --help)\n",
+        "Error: Invalid value for '--limit' / '-n': Input should be a valid integer, unable to "
+        "parse string as an integer (see: northmigrate enqueue --help)\n",
     )
 
     debug = project.cli("--debug", "validate", "nope.jsonl")

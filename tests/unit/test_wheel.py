@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def build_wheel(out: Path) -> Path:
     src = out / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(
         ROOT / "northmigrate",
@@ -37,7 +37,7 @@ def build_wheel(out: Path) -> Path:
             "--no-deps",
             "--no-build-isolation",
             "--no-index",
-            "--quiet",
+            "--verbose",  # the build backend's warnings, to check below
             "--wheel-dir",
             str(out / "dist"),
             str(src),
@@ -48,6 +48,9 @@ def build_wheel(out: Path) -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # setuptools' banner about the deprecated license table (it printed it three times)
+    said = (done.stdout + done.stderr).lower().splitlines()
+    assert not [line for line in said if "deprecat" in line and "license" in line]
     [wheel] = (out / "dist").glob("northmigrate-*.whl")
     return wheel
 
@@ -70,9 +73,38 @@ def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: P
         "northmigrate/status.py",
         "northmigrate/deploy/package.py",
         "northmigrate/examples/onboarding.py",
+        # init's starter files: a pip user has them, not only a checkout
+        "northmigrate/templates/local.toml",
+        "northmigrate/templates/aws.example.toml",
+        "northmigrate/templates/plugin.py.tmpl",
+        "northmigrate/templates/test_plugin.py.tmpl",
     ):
         assert shipped in names
+
+    # The license as an SPDX expression (PEP 639), with its file: no deprecated table form.
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get("License") is None
+    assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
 
     # deploy imports packaging: it is a declared runtime dependency, not a lucky transitive one.
     required = {Requirement(r).name for r in metadata.get_all("Requires-Dist") or []}
     assert "packaging" in required
+
+
+def test_the_readme_installs_from_a_checkout() -> None:
+    """The package is not published: the README's install commands work from a checkout,
+    and the published form is only mentioned for later."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line.strip()
+        for block in install.split("```sh")[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if line.strip()
+    ]
+    assert (
+        "pip install -e '.[local]'     # [local] adds the embedded AWS endpoint (moto's server)"
+        in (commands)
+    )
+    assert not [c for c in commands if c.startswith("pip install 'northmigrate")]
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")

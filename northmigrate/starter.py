@@ -1,0 +1,84 @@
+"""``northmigrate init``: a starter ``northmigrate.toml`` and, with a plugin name, a plugin
+skeleton with its test.
+
+The templates ship inside the package (``northmigrate/templates``), so a pip user has them:
+``local.toml`` and ``aws.example.toml`` are the repository's ``config/`` files, byte for
+byte (a test keeps them equal), every key shown with its default. The plugin skeleton
+(``NAME.py``) holds what a safe migration needs: a model, an idempotent conditional write
+keyed on the record, ``verify``, sensitive fields, ``setup`` and the role's statements; its
+test (``test_NAME.py``) runs against the embedded endpoint. Nothing is overwritten unless
+asked (``force``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from importlib import resources
+from pathlib import Path
+
+from northmigrate.errors import InputError
+
+CONFIG_FILE = "northmigrate.toml"
+_TEMPLATES = {"local": "local.toml", "aws": "aws.example.toml"}
+_EXAMPLE_PLUGIN = "northmigrate.examples.onboarding:migration"
+_EXAMPLE_TABLE = 'table = "onboarding-v2"'
+_EXAMPLE_QUEUE = "onboarding-migration"
+_MODULE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def template(name: str) -> str:
+    """The text of a shipped template (``local.toml``, ``plugin.py.tmpl``, …)."""
+    return resources.files("northmigrate").joinpath("templates", name).read_text("utf-8")
+
+
+def check_plugin_name(name: str) -> str:
+    """``name`` when it can be a module name (lower case, digits, underscores)."""
+    if not _MODULE.match(name) or keyword.iskeyword(name) or name == "northmigrate":
+        raise InputError(
+            f"--plugin {name!r} is not a usable module name",
+            hint="lower case letters, digits and underscores, e.g. accounts_v2",
+        )
+    return name
+
+
+def starter_files(*, aws: bool = False, plugin: str | None = None) -> dict[str, str]:
+    """The files ``init`` writes, by name: the config, and the plugin and its test."""
+    config = template(_TEMPLATES["aws" if aws else "local"])
+    if plugin is None:
+        return {CONFIG_FILE: config}
+    check_plugin_name(plugin)
+    slug = plugin.replace("_", "-")
+    config = config.replace(_EXAMPLE_PLUGIN, f"{plugin}:migration")
+    config = config.replace(_EXAMPLE_TABLE, f'table = "{slug}"')
+    config = config.replace(_EXAMPLE_QUEUE, f"{slug}-migration")
+    fill = {"{{name}}": plugin, "{{table}}": slug}
+    files = {CONFIG_FILE: config}
+    for out, name in (
+        (f"{plugin}.py", "plugin.py.tmpl"),
+        (f"test_{plugin}.py", "test_plugin.py.tmpl"),
+    ):
+        text = template(name)
+        for mark, value in fill.items():
+            text = text.replace(mark, value)
+        files[out] = text
+    return files
+
+
+def write_starter(
+    directory: str | Path, *, aws: bool = False, plugin: str | None = None, force: bool = False
+) -> list[Path]:
+    """Write the starter files into ``directory``; refuse (InputError, exit 2, nothing
+    written) when one exists, unless ``force``. Returns the paths written."""
+    root = Path(directory)
+    files = {root / name: text for name, text in starter_files(aws=aws, plugin=plugin).items()}
+    existing = [str(path) for path in files if path.exists()]
+    if existing and not force:
+        raise InputError(
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+            "nothing written",
+            hint="pass --force to overwrite",
+        )
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+    return list(files)
