@@ -7,7 +7,7 @@ the call was *strained*: throttled, retried or failed). The number of slots, the
 starts small and moves by rounds, additive increase and multiplicative decrease (AIMD) with a
 throughput test:
 
-- a round is at least ``2 × limit`` calls and ``Tuning.round_s`` seconds (about two round
+- a round is at least ``2 * limit`` calls and ``Tuning.round_s`` seconds (about two round
   trips, however far the endpoint);
 - a strained call halves the limit at once (``Tuning.backoff``), at most once a round, and
   the limit then holds for ``Tuning.hold_rounds`` rounds;
