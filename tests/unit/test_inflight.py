@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ class Endpoint:
         self.clock, self.cpu_clock = Clock(), Clock()
         self.calls = 0
 
-    def controller(self, cap: int, **tuning: float) -> InFlight:
+    def controller(self, cap: int, **tuning: Any) -> InFlight:
         return InFlight(cap, tuning=Tuning(**tuning), clock=self.clock, cpu=self.cpu_clock)
 
     def run(self, limiter: InFlight, calls: int, *, keep_full: bool = True) -> list[int]:
