@@ -17,8 +17,12 @@ throughput test:
   by doubling (slow start) and grows by one step once a probe failed or a call was strained;
 - it grows only while the process uses less than ``Tuning.cpu_ceiling`` of one core (more
   calls in flight cannot help a client whose CPU is the limit: Python runs one thread at a
-  time); at the ceiling it probes downwards instead, and keeps a smaller limit that moves as
-  much, which saves the CPU that more threads in flight cost.
+  time); at the ceiling it probes downwards instead, and keeps a smaller limit that moves
+  as much (within ``Tuning.gain``), which saves the CPU that more threads in flight cost.
+
+Errors are asymmetric, and so are the rules: a limit too low for a far endpoint costs most
+of the rate, one too high costs a few threads waiting (on loopback the work itself, not the
+limit, bounds the calls in flight), so without a busy CPU the limit only probes upwards.
 
 The cap (``--concurrency``) is never passed; the floor is one call. A round in which the
 limit did not bind (the work came slower than the calls could take it) teaches nothing
@@ -185,7 +189,8 @@ class InFlight:
         self._rate = rate
         if self._hold > 0:
             self._hold -= 1
-        elif cpu_share < t.cpu_ceiling:
+            return
+        if cpu_share < t.cpu_ceiling:
             self._probe_up()
         elif self._limit > 1:
             self._before = (self._limit, rate)

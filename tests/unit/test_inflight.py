@@ -74,8 +74,12 @@ def test_the_limit_grows_to_the_cap_while_the_rate_grows() -> None:
     limiter = far.controller(64)
     assert limiter.limit == 2
     limits = far.run(limiter, 3_000)
-    assert limits[-1] == 64 and max(limits) == 64
-    assert limits == sorted(limits)  # it only grew
+    first_64 = limits.index(64)
+    assert limits[:first_64] == sorted(limits[:first_64])  # slow start: it only grew
+    assert first_64 < 200
+    # Then it stays at the cap, but for a probe downwards now and then (rejected).
+    late = limits[-1_000:]
+    assert min(late) >= 48 and late.count(64) / len(late) > 0.7
 
 
 def test_the_limit_stops_near_the_knee_when_the_cpu_is_the_limit() -> None:
