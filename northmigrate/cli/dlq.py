@@ -28,6 +28,7 @@ from northmigrate.cli.state import State, state
 from northmigrate.dlq.canary import CANARY_WAIT_S
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, InputError
+from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.sqs.queue import depth
 
 dlq_app = typer.Typer(
@@ -192,7 +193,11 @@ def redrive(
         help="Use SQS's StartMessageMoveTask (real AWS; no --where/--max/--dry-run).",
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", min=1, max=64, help="Chunks of 10 moved at once."
+        MAX_IN_FLIGHT,
+        "--concurrency",
+        min=1,
+        max=256,
+        help="At most N chunks of 10 in flight; how many adapts to the endpoint.",
     ),
     visibility_timeout: int = typer.Option(
         REDRIVE_VISIBILITY_S,
