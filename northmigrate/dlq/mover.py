@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from northmigrate import envelope
+from northmigrate import envelope, records
 from northmigrate.batching import MAX_BATCH_ENTRIES, batches
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
 from northmigrate.dlq.letters import Letter
@@ -63,9 +63,31 @@ def redriven_body(body: str, entry: dict[str, Any]) -> str:
     """The envelope with ``entry`` appended to its ``redrives``; any other body unchanged.
 
     Works on the JSON itself so that keys this version does not know travel on untouched,
-    and every number keeps its exact value (see northmigrate.envelope).
+    and every number keeps its exact value (see northmigrate.envelope). A dead letter's
+    first redrive, whose ``failures`` need no trimming, gets its history written into the
+    text as it came (the same JSON value as :func:`envelope.with_history` gives, at a
+    fraction of the CPU: nothing of the record is written again).
     """
+    data = envelope.load_body(body)
+    if data is None:
+        return body
+    text = body.rstrip()
+    if "redrives" not in data and _untouched_failures(data) and text.endswith("}"):
+        return f'{text[:-1]},"redrives":[{records.dumps(entry)}]}}'
     return envelope.with_history(body, "redrives", entry)
+
+
+def _untouched_failures(data: dict[str, Any]) -> bool:
+    """``failures`` as :func:`envelope.add_history` would leave it: absent, or a list of
+    at most ``HISTORY_LIMIT`` objects."""
+    if "failures" not in data:
+        return True
+    failures = data["failures"]
+    return (
+        isinstance(failures, list)
+        and 0 < len(failures) <= envelope.HISTORY_LIMIT
+        and all(isinstance(f, dict) for f in failures)
+    )
 
 
 class Mover:
