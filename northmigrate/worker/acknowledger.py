@@ -6,6 +6,10 @@ for its backoff, and a message received but never started is handed back (visibl
 both with ``ChangeMessageVisibilityBatch``. Acknowledgements wait up to ``ACK_LINGER_S`` to
 fill a batch of ten. A delete that SQS refused or never confirmed is counted
 (``delete_failed``): SQS delivers that message again, and the handler is idempotent.
+
+How many acknowledgements are in flight at once adapts (:mod:`northmigrate.inflight`): each
+thread takes a slot for its calls, at most ``threads``; a throttled or retried call halves
+the limit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from northmigrate.events import Emit, record_event, released_event
 from northmigrate.guard import Guard
+from northmigrate.inflight import InFlight
 from northmigrate.processing import Outcome
 from northmigrate.sqs.batch import (
     MAX_BATCH_ENTRIES,
@@ -62,8 +67,10 @@ class Acknowledger:
         emit: Emit | None = None,
         migration: str = "",
         guard: Guard | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.sqs = sqs
+        self.inflight = inflight  # None: every thread's acknowledgement at once
         self.url = url
         self.ledger = ledger
         self.report = report
@@ -162,11 +169,21 @@ class Acknowledger:
                     break
                 batch.append(item)
             try:
-                self.acknowledge(batch)
+                self._acknowledge_in_slot(batch)
             finally:
                 self._expect(-len(batch))
 
-    def acknowledge(self, batch: list[Ack]) -> None:
+    def _acknowledge_in_slot(self, batch: list[Ack]) -> None:
+        if self.inflight is None:
+            self.acknowledge(batch)
+            return
+        with self.inflight.slot() as slot:
+            slot.strained = self.acknowledge(batch)
+            slot.units = len(batch)
+
+    def acknowledge(self, batch: list[Ack]) -> bool:
+        """Delete or change the visibility of each; whether a call was strained."""
+        strained = False
         deletes = [a for a in batch if a.visibility is None]
         changes = [a for a in batch if a.visibility is not None]
         if deletes:
@@ -174,6 +191,7 @@ class Acknowledger:
                 self.sqs, self.url, deletes, lambda a: a.message.receipt_handle, sleep=self._sleep
             )
             self._log("DeleteMessageBatch", result)
+            strained = result.strained
             if result.not_accepted:
                 self.report.add(delete_failed=len(result.not_accepted))
         if changes:
@@ -186,6 +204,8 @@ class Acknowledger:
                 sleep=self._sleep,
             )
             self._log("ChangeMessageVisibilityBatch", result)
+            strained = strained or result.strained
+        return strained
 
     @staticmethod
     def _log(operation: str, result: BatchResult[Ack]) -> None:
