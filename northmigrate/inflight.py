@@ -7,14 +7,15 @@ the call was *strained*: throttled, retried or failed). The number of slots, the
 starts small and moves by rounds, additive increase and multiplicative decrease (AIMD) with a
 throughput test:
 
-- a round is at least ``2 * limit`` calls and ``Tuning.round_s`` seconds (about two round
+- a round is at least ``3 * limit`` calls and ``Tuning.round_s`` seconds (about three round
   trips, however far the endpoint);
 - a strained call halves the limit at once (``Tuning.backoff``), at most once a round, and
   the limit then holds for ``Tuning.hold_rounds`` rounds;
 - a round in which the limit bound (as many calls in flight as the limit allowed) tells
   whether growing paid: after a probe (a larger limit) the round's rate must beat the rate
   before it by ``Tuning.gain``, else the limit goes back to what it was and holds; it starts
-  by doubling (slow start) and grows by one step once a probe failed or a call was strained;
+  by doubling (slow start: a failed doubling keeps half its step) and grows by a quarter
+  once a probe failed or a call was strained;
 - it grows only while the process uses less than ``Tuning.cpu_ceiling`` of one core (more
   calls in flight cannot help a client whose CPU is the limit: Python runs one thread at a
   time); at the ceiling it probes downwards instead, and keeps a smaller limit that moves
@@ -44,7 +45,7 @@ MAX_IN_FLIGHT = 64  # the default cap of enqueue's and redrive's batches in flig
 @dataclass(frozen=True)
 class Tuning:
     start: int = 2  # the limit of the first round
-    round_s: float = 0.1  # the shortest round
+    round_s: float = 0.15  # the shortest round
     round_calls: int = 4  # the fewest calls in a round
     gain: float = 0.1  # a probe must raise the rate by this share to be kept
     cpu_ceiling: float = 0.9  # share of one core above which the limit does not grow
@@ -151,7 +152,7 @@ class InFlight:
         t = self.tuning
         now = self._clock()
         elapsed = now - r.started
-        over = r.calls >= max(t.round_calls, 2 * self._limit) and elapsed >= max(t.round_s, 1e-9)
+        over = r.calls >= max(t.round_calls, 3 * self._limit) and elapsed >= max(t.round_s, 1e-9)
         if strained:
             if over or not r.after_cut:  # at most once a round: the old limit's calls land
                 self._decrease()
@@ -181,7 +182,11 @@ class InFlight:
                 self._rate = rate  # as much with fewer: keep the smaller limit
                 self._hold = t.hold_rounds
                 return
-            self._set(limit)  # back to what it was, and hold
+            # Back to what it was, and hold; a doubling that failed keeps half its step (a
+            # round on a busy machine can miss by noise alone, and too low a limit costs a
+            # far endpoint far more than a few threads too many cost a near one).
+            doubled = self._slow_start and self._limit > limit
+            self._set(limit + (self._limit - limit) // 2 if doubled else limit)
             self._slow_start = False
             self._rate = None
             self._hold = t.hold_rounds
@@ -193,6 +198,7 @@ class InFlight:
         if cpu_share < t.cpu_ceiling:
             self._probe_up()
         elif self._limit > 1:
+            self._slow_start = False
             self._before = (self._limit, rate)
             self._set(self._limit - self._step())
 
