@@ -7,9 +7,9 @@ both with ``ChangeMessageVisibilityBatch``. Acknowledgements wait up to ``ACK_LI
 fill a batch of ten. A delete that SQS refused or never confirmed is counted
 (``delete_failed``): SQS delivers that message again, and the handler is idempotent.
 
-How many acknowledgements are in flight at once adapts (:mod:`northmigrate.inflight`): each
-thread takes a slot for its calls, at most ``threads``; a throttled or retried call halves
-the limit.
+How many acknowledgements are in flight at once adapts (:mod:`northmigrate.inflight`): a
+thread takes a slot before it gathers a batch, at most ``threads`` at once; a throttled or
+retried call halves the limit.
 """
 
 from __future__ import annotations
@@ -151,35 +151,46 @@ class Acknowledger:
             thread.join(timeout=timeout_s)
 
     def _loop(self) -> None:
+        """Take a slot, then a batch (so that only as many batches wait to go out as may
+        go out at once), acknowledge it, give the slot back; until the end mark."""
+        inflight = self.inflight
         finished = False
         while not finished:
-            first = self._acks.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = self._clock() + ACK_LINGER_S
-            while len(batch) < MAX_BATCH_ENTRIES:
-                remaining = deadline - self._clock()
-                try:
-                    item = self._acks.get(timeout=max(remaining, 0.0) or 0.001)
-                except queue.Empty:
-                    break
-                if item is None:
-                    finished = True
-                    break
-                batch.append(item)
+            if inflight is not None:
+                inflight.acquire()
+            done, strained = 0, True
             try:
-                self._acknowledge_in_slot(batch)
+                batch, finished = self._next_batch()
+                if not batch:
+                    strained = False
+                    return
+                try:
+                    strained = self.acknowledge(batch)
+                    done = len(batch)
+                finally:
+                    self._expect(-len(batch))
             finally:
-                self._expect(-len(batch))
+                if inflight is not None:
+                    inflight.release(done, strained=strained)
 
-    def _acknowledge_in_slot(self, batch: list[Ack]) -> None:
-        if self.inflight is None:
-            self.acknowledge(batch)
-            return
-        with self.inflight.slot() as slot:
-            slot.strained = self.acknowledge(batch)
-            slot.units = len(batch)
+    def _next_batch(self) -> tuple[list[Ack], bool]:
+        """Up to ten acknowledgements, waiting ``ACK_LINGER_S`` to fill the batch; and
+        whether the end mark came (an empty batch: it came first)."""
+        first = self._acks.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = self._clock() + ACK_LINGER_S
+        while len(batch) < MAX_BATCH_ENTRIES:
+            remaining = deadline - self._clock()
+            try:
+                item = self._acks.get(timeout=max(remaining, 0.0) or 0.001)
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def acknowledge(self, batch: list[Ack]) -> bool:
         """Delete or change the visibility of each; whether a call was strained."""
