@@ -5,7 +5,8 @@ Threads, each with one job (see the part's module for its rules):
 - receivers (:mod:`.receiver`): long polls that keep the pool fed, at most ``PREFETCH``
   messages per receiver waiting in memory to be started, paced by ``--rate`` and the tap;
   how many receive at once adapts to the endpoint (:mod:`northmigrate.inflight`), from
-  ``receivers_for`` up to ``RECEIVER_HEADROOM`` times that;
+  ``receivers_for`` up to ``RECEIVER_HEADROOM`` times that, as many full receives as the
+  pool and its prefetch have room for;
 - the pool (:mod:`.dispatcher`): ``concurrency`` threads running the per-record path,
   FIFO message groups in order;
 - acknowledgers (:mod:`.acknowledger`, as many as receivers): deletes, backoff visibility
@@ -54,7 +55,7 @@ log = logging.getLogger("northmigrate.worker")
 
 MAX_RECEIVERS = 4  # receive threads: one per 10 slots of concurrency, at most this many
 # The receives and acknowledgements in flight start at ``receivers_for`` and adapt, up to
-# this many times that (northmigrate.inflight).
+# this many times that, as the ledger's room allows (northmigrate.inflight).
 RECEIVER_HEADROOM = 2
 PREFETCH = 10  # messages per receiver that may wait in memory to be started
 RECEIVER_JOIN_S = 13  # how long stopping waits for a receiver (its longest poll and more)
@@ -120,8 +121,12 @@ class Worker:
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
         self.receivers = receivers_for(self.concurrency, fifo=self.fifo)
         self.capacity = self.concurrency + PREFETCH * self.receivers  # running + waiting
-        # Receive (and acknowledgement) threads: the adaptive limit's cap; one on FIFO.
-        self.receive_threads = self.receivers * (1 if self.fifo else RECEIVER_HEADROOM)
+        # Receive (and acknowledgement) threads, the adaptive limit's cap: up to twice the
+        # receivers, as many full receives as the ledger has room for (more would only
+        # split its room into smaller receives); one on FIFO.
+        headroom = 1 if self.fifo else RECEIVER_HEADROOM
+        full = self.capacity // PREFETCH
+        self.receive_threads = max(self.receivers, min(self.receivers * headroom, full))
         self.url = ""
         self.visibility_timeout_s = settings.queue.visibility_timeout
         self.receiver: Receiver | None = None
