@@ -73,6 +73,15 @@ def receivers_for(concurrency: int, *, fifo: bool = False) -> int:
     return max(2, min(MAX_RECEIVERS, -(-concurrency // 10)))
 
 
+def receive_threads(receivers: int, capacity: int, *, fifo: bool) -> int:
+    """Receive (and acknowledgement) threads, the cap of their adaptive limits: up to
+    ``RECEIVER_HEADROOM`` times the receivers, as many full receives of ten as the ledger's
+    ``capacity`` has room for (more would only split it into smaller receives); one on FIFO."""
+    if fifo:
+        return receivers
+    return max(receivers, min(receivers * RECEIVER_HEADROOM, capacity // PREFETCH))
+
+
 class Worker:
     """Processes the main queue's messages with a migration; see the module docstring.
 
@@ -121,12 +130,7 @@ class Worker:
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
         self.receivers = receivers_for(self.concurrency, fifo=self.fifo)
         self.capacity = self.concurrency + PREFETCH * self.receivers  # running + waiting
-        # Receive (and acknowledgement) threads, the adaptive limit's cap: up to twice the
-        # receivers, as many full receives as the ledger has room for (more would only
-        # split its room into smaller receives); one on FIFO.
-        headroom = 1 if self.fifo else RECEIVER_HEADROOM
-        full = self.capacity // PREFETCH
-        self.receive_threads = max(self.receivers, min(self.receivers * headroom, full))
+        self.receive_threads = receive_threads(self.receivers, self.capacity, fifo=self.fifo)
         self.url = ""
         self.visibility_timeout_s = settings.queue.visibility_timeout
         self.receiver: Receiver | None = None
