@@ -419,3 +419,13 @@ def test_a_receive_gives_its_slot_back_with_what_it_brought(sqs: Any) -> None:
 
 def _migrated(n: int) -> Outcome:
     return Outcome(Status.SUCCEEDED, msg(n), f"R-{n}", attempt=1, reason="")
+
+
+def test_receive_threads_double_at_most_and_only_as_full_receives_fit() -> None:
+    from northmigrate.worker.runner import receive_threads
+
+    assert receive_threads(2, 8 + 20, fifo=False) == 2  # 28 of room: two receives of ten
+    assert receive_threads(2, 16 + 20, fifo=False) == 3
+    assert receive_threads(4, 32 + 40, fifo=False) == 7
+    assert receive_threads(4, 64 + 40, fifo=False) == 8  # twice the receivers at most
+    assert receive_threads(1, 100, fifo=True) == 1  # FIFO: one receiver keeps the order
