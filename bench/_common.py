@@ -1,5 +1,6 @@
-"""Shared benchmark plumbing: an emulator, an optional 20 ms proxy, child processes measured
-for wall time, client CPU and peak RSS, and a table printed against the baselines."""
+"""Shared benchmark plumbing: an emulator, latency proxies in front of it (+20 ms, +80 ms),
+child processes measured for wall time, client CPU and peak RSS, and a table printed
+against the baselines."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,11 @@ import botocore.config
 from rich.console import Console
 from rich.table import Table
 
-# The emulator launcher and the fault proxy are test support, not part of the package.
+# The emulator launcher is test support, not part of the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from latency import LatencyProxy
 from support.emulators import start_ministack
-from support.proxy import FaultPlan, FaultProxy
 
 SLICES = 4
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
@@ -36,14 +37,21 @@ def sqs(endpoint: str, pool: int = 10) -> Any:
 
 
 @contextmanager
-def endpoints(latency_ms: float) -> Iterator[dict[str, str]]:
-    """{"loopback": url, "proxy N ms": url} for one ministack process."""
-    with start_ministack() as emulator:
-        if latency_ms <= 0:
-            yield {"loopback": emulator.url}
-            return
-        with FaultProxy(emulator.url, FaultPlan(latency_s=latency_ms / 1000)) as proxy:
-            yield {"loopback": emulator.url, f"+{latency_ms:g} ms": proxy.url}
+def endpoints(*latencies_ms: float) -> Iterator[dict[str, str]]:
+    """{"loopback": url, "+N ms": url, ...} for one ministack process: one latency proxy
+    (bench/latency.py) in front of it for each latency over 0."""
+    with start_ministack() as emulator, ExitStack() as stack:
+        urls = {"loopback": emulator.url}
+        for ms in latencies_ms:
+            if ms > 0:
+                proxy = stack.enter_context(LatencyProxy(emulator.url, ms / 1000))
+                urls[f"+{ms:g} ms"] = proxy.url
+        yield urls
+
+
+def latencies(text: str) -> list[float]:
+    """``--latency-ms 20,80`` as [20.0, 80.0]."""
+    return [float(part) for part in text.split(",") if part.strip()]
 
 
 @dataclass
@@ -222,5 +230,32 @@ def print_table(
     Console(width=max(Console().width, 110)).print(table)
 
 
+def print_kept(title: str, pairs: list[tuple[Measure, Measure]]) -> None:
+    """For each network: northmigrate's rate, the share of its loopback rate it keeps, and
+    its CPU per unit against the plain loop's on the same network (pairs: (northmigrate,
+    plain loop), loopback first)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("network", "rate/s", "share of loopback", "CPU µs", "x plain loop CPU"):
+        table.add_column(column, justify="left" if column == "network" else "right")
+    home = pairs[0][0]
+    for nm, plain in pairs:
+        table.add_row(
+            nm.network,
+            f"{nm.rate:,.0f}",
+            f"{nm.rate / home.rate:.2f}" if home.rate else "—",
+            f"{nm.cpu_us:,.0f}",
+            f"{nm.cpu_us / plain.cpu_us:.2f}x" if plain.cpu_us else "—",
+        )
+    Console(width=max(Console().width, 110)).print(table)
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), to print beside the figures."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def machine() -> str:
-    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {os.uname().machine}"
+    return (
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {os.uname().machine}, {load()}"
+    )

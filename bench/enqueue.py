@@ -3,11 +3,15 @@
     python bench/enqueue.py            # or: make bench
 
 Starts ministack (installed by `make ministack`), and measures each contender in its own
-process (records/s, client CPU µs per record, peak RSS) twice: on plain loopback, and
-through a proxy that adds 20 ms to every request (about a real SQS round trip). Then times
-`validate` over a generated file of 1,000,000 records (records/s and peak RSS).
+process (records/s, client CPU µs per record, peak RSS) on plain loopback and through
+latency proxies (bench/latency.py) that add 20 ms and 80 ms to every request (a real SQS
+round trip from the same region, and from across an ocean), all in one run. Then prints
+the share of its loopback rate that enqueue keeps at each latency, and its CPU per record
+against the plain batch loop's, and times `validate` over a generated file of 1,000,000
+records (records/s and peak RSS).
 
-Contenders: northmigrate's enqueue (validation, envelope, batches in flight); a plain loop
+Contenders: northmigrate's enqueue (validation, envelope, batches in flight, as many as the
+endpoint rewards, at most `--concurrency`: by default the product's own cap); a plain loop
 of send_message per record; a plain single-threaded send_message_batch loop. Every
 contender sends the same eligible records, each to a fresh queue. Slow baselines send a
 prefix of the records (their rate does not depend on the count).
@@ -29,7 +33,9 @@ from _common import (
     child_report,
     cpu_now,
     endpoints,
+    latencies,
     machine,
+    print_kept,
     print_table,
     run_child,
     sqs,
@@ -53,11 +59,12 @@ def child(args: argparse.Namespace) -> None:
         from northmigrate.aws import AwsClients
         from northmigrate.config import AwsSettings
         from northmigrate.examples.onboarding import migration
+        from northmigrate.inflight import MAX_IN_FLIGHT
         from northmigrate.sources import open_source
 
+        cap = args.concurrency or MAX_IN_FLIGHT
         clients = AwsClients(
-            AwsSettings(endpoint_url=args.endpoint, region="us-east-1"),
-            pool_size=args.concurrency + 4,
+            AwsSettings(endpoint_url=args.endpoint, region="us-east-1"), pool_size=cap + 4
         )
         client = clients.client("sqs")
         url = client.create_queue(QueueName=args.queue)["QueueUrl"]
@@ -68,7 +75,7 @@ def child(args: argparse.Namespace) -> None:
             max_message_size=262_144,
             sqs=client,
             queue_url=url,
-            concurrency=args.concurrency,
+            concurrency=cap,
         )
         assert report.failed == 0 and report.error is None, report.to_dict()
         child_report(report.enqueued, started, cpu)
@@ -108,8 +115,8 @@ def eligible_file(path: Path, count: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency-ms", default="20,80", help="the proxies' added latencies")
+    parser.add_argument("--concurrency", type=int, default=0, help="the cap (0: the default)")
     parser.add_argument("--validate-records", type=int, default=1_000_000)
     parser.add_argument("--child")
     parser.add_argument("--endpoint")
@@ -124,12 +131,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nm-bench-"))
     source = eligible_file(work / "eligible.jsonl", args.records)
     rows: list[Measure] = []
-    with endpoints(args.latency_ms) as urls:
+    with endpoints(*latencies(args.latency_ms)) as urls:
         for network, url in urls.items():
-            slow = network != "loopback"
+            ms = float(network.strip("+ ms")) if network != "loopback" else 0.0
+            per_record = min(args.records, int(8_000 / ms) if ms else 2_000)
+            batched = min(args.records, int(40_000 / ms) if ms else args.records)
             plans = [
-                ("per-record loop", "per-record", min(args.records, 400 if slow else 2_000)),
-                ("batch loop", "batch", min(args.records, 2_000 if slow else args.records)),
+                ("per-record loop", "per-record", per_record),
+                ("batch loop", "batch", batched),
                 ("northmigrate", "northmigrate", args.records),
             ]
             for name, mode, count in plans:
@@ -149,6 +158,10 @@ def main() -> None:
 
     print_table(f"enqueue, {args.records} records, ministack ({machine()})", rows, baseline)
     by = {(r.network, r.contender): r for r in rows}
+    print_kept(
+        "enqueue: the share of its loopback rate kept, CPU against the batch loop",
+        [(by[(n, "northmigrate")], by[(n, "batch loop")]) for n in urls],
+    )
     nm, per, batch = (
         by[("loopback", "northmigrate")],
         by[("loopback", "per-record loop")],
@@ -173,6 +186,10 @@ def main() -> None:
                     nm_p.rate >= 5 * batch_p.rate,
                 )
             )
+    if "+20 ms" in urls:
+        kept = by[("+20 ms", "northmigrate")].rate / nm.rate
+        text = f"+20 ms: {kept:.2f} of the loopback rate kept (target >= 0.8)"
+        checks.append((text, kept >= 0.8))
 
     if args.validate_records:
         from northmigrate import sample

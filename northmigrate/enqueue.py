@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from northmigrate import envelope, records
 from northmigrate.envelope import utc_now
 from northmigrate.errors import Interrupted, NorthmigrateError
+from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.plugin import Migration
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sender import SqsSender
@@ -100,7 +101,7 @@ def run(
     dry_run: bool = False,
     limit: int | None = None,
     from_line: int | None = None,
-    concurrency: int = 8,
+    concurrency: int = MAX_IN_FLIGHT,
     rejects: RejectsWriter | None = None,
     progress: Progress | None = None,
     run_id: str | None = None,
@@ -121,6 +122,9 @@ def run(
     item with ``source.settle`` when the source keeps a checkpoint (``source.checkpointed``:
     a table scan recording how far it can safely resume from); given, it is called instead,
     and may call ``source.settle`` itself.
+
+    ``concurrency`` caps the batches in flight; how many are, up to it, adapts to the
+    endpoint (:mod:`northmigrate.inflight`).
     """
     validate_only = sqs is None
     sending = not validate_only and not dry_run

@@ -1,5 +1,10 @@
 """Send messages to SQS in batches, several batches in flight, and account for each one.
 
+The number of batches in flight adapts to the endpoint (:mod:`northmigrate.inflight`): it
+grows while the rate grows and the CPU allows, and halves when a batch was throttled or
+retried; ``concurrency`` is its cap. The caller's thread waits in ``submit`` while the
+limit is reached.
+
 A message is reported as sent only when SQS listed it under ``Successful``. Entries that a
 batch reports as failed through no fault of the sender, and calls that fail on the way,
 are retried under the send policy (:mod:`northmigrate.sqs.batch`); botocore's retry mode
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from northmigrate.batching import Batcher
 from northmigrate.errors import AwsError
+from northmigrate.inflight import InFlight
 from northmigrate.sqs.batch import send_batch
 from northmigrate.validation import OutMessage
 
@@ -37,6 +43,7 @@ class SqsSender:
         max_batch_bytes: int = 262_144,
         entry_attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        inflight: InFlight | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -44,8 +51,8 @@ class SqsSender:
         self.entry_attempts = entry_attempts
         self._sleep = sleep
         self._batcher: Batcher[OutMessage] = Batcher(max_batch_bytes)
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nm-send")
-        self._slots = threading.BoundedSemaphore(concurrency * 2)
+        self.inflight = inflight or InFlight(concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.inflight.cap, thread_name_prefix="nm-send")
         self.broken: AwsError | None = None
         self.calls = 0  # SendMessageBatch calls made (for tests and benchmarks)
         self._calls_lock = threading.Lock()
@@ -66,18 +73,19 @@ class SqsSender:
         self._pool.shutdown(wait=True)
 
     def _dispatch(self, batch: list[OutMessage]) -> None:
-        self._slots.acquire()
+        self.inflight.acquire()
         try:
             self._pool.submit(self._run, batch)
         except BaseException:
-            self._slots.release()
+            self.inflight.release()
             raise
 
     def _run(self, batch: list[OutMessage]) -> None:
+        sent, strained = 0, True
         try:
-            self._send(batch)
+            sent, strained = self._send(batch)
         finally:
-            self._slots.release()
+            self.inflight.release(sent, strained=strained)
 
     @staticmethod
     def _entry(entry_id: str, message: OutMessage) -> dict[str, Any]:
@@ -91,11 +99,12 @@ class SqsSender:
             entry["MessageDeduplicationId"] = message.dedup_id
         return entry
 
-    def _send(self, batch: list[OutMessage]) -> None:
+    def _send(self, batch: list[OutMessage]) -> tuple[int, bool]:
+        """(messages SQS confirmed, whether the call was strained)."""
         if self.broken is not None:
             for message in batch:
                 self.on_result(message, f"not sent: {self.broken.message}")
-            return
+            return 0, False
         result = send_batch(
             self.sqs,
             self.queue_url,
@@ -114,6 +123,7 @@ class SqsSender:
                 self.broken = result.error
             for message, _ in result.unconfirmed:
                 self.on_result(message, f"not sent: {result.error.message}")
-            return
+            return len(result.accepted), True
         for message, reason in result.unconfirmed:
             self.on_result(message, f"not accepted after {self.entry_attempts} attempts: {reason}")
+        return len(result.accepted), result.strained

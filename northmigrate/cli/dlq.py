@@ -32,6 +32,7 @@ from northmigrate.cli.state import State, state
 from northmigrate.dlq.canary import CANARY_WAIT_S
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, AwsError, InputError
+from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.sqs.queue import depth
 
 MISSING_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -242,7 +243,12 @@ def redrive(
         help="Use SQS's StartMessageMoveTask (real AWS; no --where/--max/--dry-run).",
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", "-j", min=1, max=64, help="Chunks of 10 moved at once."
+        MAX_IN_FLIGHT,
+        "--concurrency",
+        "-j",
+        min=1,
+        max=256,
+        help="At most N chunks of 10 in flight; how many adapts to the endpoint.",
     ),
     visibility_timeout: int = typer.Option(
         REDRIVE_VISIBILITY_S,

@@ -79,7 +79,7 @@ def enqueue(
         "-j",
         min=1,
         max=256,
-        help="Batches in flight at once (default: worker.concurrency).",
+        help="At most N batches in flight; how many adapts to the endpoint (default 64).",
     ),
     segments: int | None = SEGMENTS_OPTION,
     consistent: bool = CONSISTENT_OPTION,

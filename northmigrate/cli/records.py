@@ -19,6 +19,7 @@ from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State
 from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import EXIT_INTERRUPTED
+from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
@@ -166,7 +167,7 @@ def _run(
     sqs = queue_url = None
     max_size = settings.queue.max_message_size
     if send:
-        clients = st.clients(pool_size=concurrency)
+        clients = st.clients(pool_size=concurrency or MAX_IN_FLIGHT)
         queues = st.queues()
         queue_url = queues.main_url()
         max_size = queues.max_message_size(queue_url)
@@ -217,7 +218,7 @@ def _run(
             dry_run=dry_run,
             limit=limit,
             from_line=from_line,
-            concurrency=concurrency or settings.worker.concurrency,
+            concurrency=concurrency or MAX_IN_FLIGHT,
             rejects=writer,
             progress=on_progress,
             stop=stop,

@@ -1,7 +1,8 @@
 """``dlq redrive``: move dead letters back to the main queue (or another), losing none.
 
-The orchestration of a client-side move: ``concurrency`` threads each receive a chunk of up
-to 10 messages from the DLQ (hidden for ``visibility_timeout``), filter it (``--where``),
+The orchestration of a client-side move: threads each receive a chunk of up to 10 messages
+from the DLQ (hidden for ``visibility_timeout``), as many at once as the adaptive limit of
+:mod:`northmigrate.inflight` allows (at most ``concurrency``), filter it (``--where``),
 take from the budget (``--max``) and the rate's bucket (``--rate``), and hand the chosen
 letters to the mover (:mod:`northmigrate.dlq.mover`: send, confirm, then delete). Messages
 that do not match, that could not be sent, or whose delete failed are held hidden until the
@@ -34,6 +35,7 @@ from northmigrate.dlq.report import MODE_CLIENT, MODE_NATIVE, Progress, RedriveR
 from northmigrate.dlq.where import Condition, matches
 from northmigrate.envelope import utc_now
 from northmigrate.errors import InputError, NorthmigrateError
+from northmigrate.inflight import MAX_IN_FLIGHT, InFlight, Slot
 from northmigrate.sqs.queue import depth, queue_arn, queue_name
 from northmigrate.sqs.reader import STALE_RECEIVES, Reader, back_within_s
 
@@ -127,9 +129,11 @@ class _Run:
         bucket: TokenBucket | None,
         stop: threading.Event,
         progress: Progress | None,
+        inflight: InFlight,
         on_moved: Callable[[list[Letter]], None] | None = None,
     ) -> None:
         self.on_moved = on_moved
+        self.inflight = inflight
         self.reader = reader
         self.mover = mover
         self.report = report
@@ -140,6 +144,9 @@ class _Run:
         self.stop = stop
         self.progress = progress
         self.abort = threading.Event()  # a thread hit an error: the others stop too
+        # A thread found the DLQ empty (or only messages this run has seen): the threads
+        # waiting for a slot do not each wait one more long poll to find the same.
+        self.drained = threading.Event()
         self.lock = threading.Lock()
 
     def _end(self, why: str) -> None:
@@ -162,49 +169,71 @@ class _Run:
             if self.stop.is_set():
                 self._end("stop")
                 return
-            if self.abort.is_set():
+            if self.abort.is_set() or self.drained.is_set():
                 return
-            n = self.budget.reserve(MAX_BATCH_ENTRIES, self.abort)
-            if n == 0:
-                self._end("max")
-                return
-            if self.bucket is not None:
-                got = self.bucket.take(n, self.stop)
-                if got < n:
-                    self.budget.settle(n - got, 0)
-                    n = got
-                if n == 0:
-                    self._end("stop")
-                    return
-            room = self.reader.room()
-            if room <= 0:
-                self.budget.settle(n, 0)
-                self._end("in_flight_limit")
-                return
-            want = min(n, room)
-            if want < n:
-                self.budget.settle(n - want, 0)
-                if self.bucket is not None:
-                    self.bucket.refund(n - want)
-                n = want
+            if not self.inflight.acquire(self._halted):
+                continue
+            account = Slot()
             try:
-                fresh, returned = self.reader.receive(n)
-            except NorthmigrateError:
-                self.budget.settle(n, 0)
+                got = self._cycle(account)
+            except BaseException:
+                account.strained = True
                 raise
-            used = self._chunk(fresh)
-            self.budget.settle(n, used)
-            if self.bucket is not None:
-                self.bucket.refund(n - used)
+            finally:
+                self.inflight.release(account.units, strained=account.strained)
+            if isinstance(got, str):
+                self._end(got)
+                return
+            fresh, returned = got
             if returned == 0:
                 self._end("empty")
+                self.drained.set()
                 return
             stale = stale + 1 if not fresh else 0
             if stale >= STALE_RECEIVES:
                 self._end("stale")
+                self.drained.set()
                 return
 
-    def _chunk(self, messages: list[Any]) -> int:
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set() or self.drained.is_set()
+
+    def _cycle(self, account: Slot) -> tuple[int, int] | str:
+        """One receive and its chunk, in one slot of the adaptive limit: (new messages,
+        messages the receive returned), or why this thread ends."""
+        n = self.budget.reserve(MAX_BATCH_ENTRIES, self.abort)
+        if n == 0:
+            return "max"
+        if self.bucket is not None:
+            got = self.bucket.take(n, self.stop)
+            if got < n:
+                self.budget.settle(n - got, 0)
+                n = got
+            if n == 0:
+                return "stop"
+        room = self.reader.room()
+        if room <= 0:
+            self.budget.settle(n, 0)
+            return "in_flight_limit"
+        want = min(n, room)
+        if want < n:
+            self.budget.settle(n - want, 0)
+            if self.bucket is not None:
+                self.bucket.refund(n - want)
+            n = want
+        try:
+            fresh, returned = self.reader.receive(n)
+        except NorthmigrateError:
+            self.budget.settle(n, 0)
+            raise
+        used = self._chunk(fresh, account)
+        self.budget.settle(n, used)
+        if self.bucket is not None:
+            self.bucket.refund(n - used)
+        account.units = used
+        return len(fresh), returned
+
+    def _chunk(self, messages: list[Any], account: Slot) -> int:
         """Handle one receive's new messages; returns how many count against ``--max``."""
         if not messages:
             return 0
@@ -220,11 +249,13 @@ class _Run:
             self._count(read=len(letters), skipped=len(others))
             return 0
         try:
-            moved, failed, undeleted = self.mover.move(chosen)
+            done = self.mover.move(chosen)
         except NorthmigrateError:
             self.reader.hold(letter.message for letter in chosen)  # all still in the DLQ
             self._count(read=len(letters), skipped=len(others))
             raise
+        account.strained = done.strained
+        moved, failed, undeleted = done.moved, done.failed, done.undeleted
         self.reader.drop(letter.message for letter in moved)
         if self.on_moved is not None:
             self.on_moved([*moved, *undeleted])
@@ -266,7 +297,7 @@ def redrive(
     max_messages: int | None = None,
     rate: float | None = None,
     dry_run: bool = False,
-    concurrency: int = 8,
+    concurrency: int = MAX_IN_FLIGHT,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     max_message_size: int = SQS_MAX_MESSAGE_SIZE,
@@ -283,6 +314,8 @@ def redrive(
     module docstring. ``--dry-run`` counts what would move and moves nothing; every message
     read and not moved is visible again when this returns (also on error or interruption).
     ``on_moved`` is told the letters of each chunk that reached the destination.
+    ``concurrency`` caps the chunks in flight; how many are, up to it, adapts to the
+    endpoint (:mod:`northmigrate.inflight`).
     """
     if source_url == destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")
@@ -329,6 +362,7 @@ def redrive(
         bucket=bucket,
         stop=stop,
         progress=progress,
+        inflight=InFlight(concurrency, clock=monotonic),
         on_moved=on_moved,
     )
     try:

@@ -45,7 +45,14 @@ class BatchResult(Generic[T]):
     refused: list[tuple[T, str]] = field(default_factory=list)
     unconfirmed: list[tuple[T, str]] = field(default_factory=list)
     calls: int = 0
+    retries: int = 0  # attempts botocore made again below ours (throttling, the wire)
     error: AwsError | None = None  # the fatal error that ended the call, if one did
+
+    @property
+    def strained(self) -> bool:
+        """The call was throttled, retried or failed: the endpoint has had enough (the
+        adaptive limit of calls in flight, :mod:`northmigrate.inflight`, backs off)."""
+        return self.calls > 1 or self.retries > 0 or self.error is not None
 
     @property
     def not_accepted(self) -> list[tuple[T, str]]:
@@ -94,6 +101,7 @@ def run_batch(
             for entry_id in pending:
                 reasons[entry_id] = error.message
             raise _Again() from exc
+        result.retries += response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         for ok in response.get("Successful", []):
             item = pending.pop(str(ok.get("Id")), None)
             if item is not None:

@@ -6,6 +6,10 @@ for its backoff, and a message received but never started is handed back (visibl
 both with ``ChangeMessageVisibilityBatch``. Acknowledgements wait up to ``ACK_LINGER_S`` to
 fill a batch of ten. A delete that SQS refused or never confirmed is counted
 (``delete_failed``): SQS delivers that message again, and the handler is idempotent.
+
+How many acknowledgements are in flight at once adapts (:mod:`northmigrate.inflight`): a
+thread takes a slot before it gathers a batch, at most ``threads`` at once; a throttled or
+retried call halves the limit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from northmigrate.events import Emit, record_event, released_event
 from northmigrate.guard import Guard
+from northmigrate.inflight import InFlight
 from northmigrate.processing import Outcome
 from northmigrate.sqs.batch import (
     MAX_BATCH_ENTRIES,
@@ -62,8 +67,10 @@ class Acknowledger:
         emit: Emit | None = None,
         migration: str = "",
         guard: Guard | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.sqs = sqs
+        self.inflight = inflight  # None: every thread's acknowledgement at once
         self.url = url
         self.ledger = ledger
         self.report = report
@@ -144,29 +151,50 @@ class Acknowledger:
             thread.join(timeout=timeout_s)
 
     def _loop(self) -> None:
+        """Take a slot, then a batch (so that only as many batches wait to go out as may
+        go out at once), acknowledge it, give the slot back; until the end mark."""
+        inflight = self.inflight
         finished = False
         while not finished:
-            first = self._acks.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = self._clock() + ACK_LINGER_S
-            while len(batch) < MAX_BATCH_ENTRIES:
-                remaining = deadline - self._clock()
-                try:
-                    item = self._acks.get(timeout=max(remaining, 0.0) or 0.001)
-                except queue.Empty:
-                    break
-                if item is None:
-                    finished = True
-                    break
-                batch.append(item)
+            if inflight is not None:
+                inflight.acquire()
+            done, strained = 0, True
             try:
-                self.acknowledge(batch)
+                batch, finished = self._next_batch()
+                if not batch:
+                    strained = False
+                    return
+                try:
+                    strained = self.acknowledge(batch)
+                    done = len(batch)
+                finally:
+                    self._expect(-len(batch))
             finally:
-                self._expect(-len(batch))
+                if inflight is not None:
+                    inflight.release(done, strained=strained)
 
-    def acknowledge(self, batch: list[Ack]) -> None:
+    def _next_batch(self) -> tuple[list[Ack], bool]:
+        """Up to ten acknowledgements, waiting ``ACK_LINGER_S`` to fill the batch; and
+        whether the end mark came (an empty batch: it came first)."""
+        first = self._acks.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = self._clock() + ACK_LINGER_S
+        while len(batch) < MAX_BATCH_ENTRIES:
+            remaining = deadline - self._clock()
+            try:
+                item = self._acks.get(timeout=max(remaining, 0.0) or 0.001)
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def acknowledge(self, batch: list[Ack]) -> bool:
+        """Delete or change the visibility of each; whether a call was strained."""
+        strained = False
         deletes = [a for a in batch if a.visibility is None]
         changes = [a for a in batch if a.visibility is not None]
         if deletes:
@@ -174,6 +202,7 @@ class Acknowledger:
                 self.sqs, self.url, deletes, lambda a: a.message.receipt_handle, sleep=self._sleep
             )
             self._log("DeleteMessageBatch", result)
+            strained = result.strained
             if result.not_accepted:
                 self.report.add(delete_failed=len(result.not_accepted))
         if changes:
@@ -186,6 +215,8 @@ class Acknowledger:
                 sleep=self._sleep,
             )
             self._log("ChangeMessageVisibilityBatch", result)
+            strained = strained or result.strained
+        return strained
 
     @staticmethod
     def _log(operation: str, result: BatchResult[Ack]) -> None:

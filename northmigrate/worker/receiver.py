@@ -8,6 +8,10 @@ a stop, ``--max-messages`` received, an empty queue with ``--until-empty`` (one 
 poll while nothing is held, confirmed by the queue's depth), or a fatal error of any
 receiver. The tap is read before every receive: a closed tap stops receives within its cache
 time plus one long poll (at most ``TAP_MAX_WAIT_S``); its limit caps the rate.
+
+How many receives are in flight at once adapts (:mod:`northmigrate.inflight`): it grows
+only while more receives bring more messages in (the pool waits for them), and a receive
+that failed halves it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING
 from northmigrate.backoff import TokenBucket
 from northmigrate.errors import NorthmigrateError
 from northmigrate.guard import Guard
+from northmigrate.inflight import InFlight
 from northmigrate.sqs.message import InMessage
 from northmigrate.sqs.queue import Depth
 from northmigrate.sqs.receive import receive
@@ -65,8 +70,10 @@ class Receiver:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         guard: Guard | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self.sqs = sqs
+        self.inflight = inflight  # None: every receiver's receive at once
         self.url = url
         self.ledger = ledger
         self.dispatcher = dispatcher
@@ -153,10 +160,29 @@ class Receiver:
         return self.stop.is_set() or self.over.is_set() or self._failure is not None
 
     def _receive_some(self) -> int | None:
-        """One receive into the pool: how many messages came, or None if none was asked for."""
+        """One receive into the pool: how many messages came, or None if none was asked for.
+        The slot first, then the ledger's room: a receiver waiting for a slot holds no room
+        that a receive in flight could fill."""
+        inflight = self.inflight
+        if inflight is None:
+            return self._reserve_and_receive()
+        if not inflight.acquire(self._give_up):
+            return None
+        try:
+            got = self._reserve_and_receive()
+        except BaseException:
+            inflight.release(0, strained=True)
+            raise
+        inflight.release(got or 0)
+        return got
+
+    def _reserve_and_receive(self) -> int | None:
         n = self.ledger.reserve(self.max_messages, self._give_up)
         if n == 0:
             return None
+        return self._receive_reserved(n)
+
+    def _receive_reserved(self, n: int) -> int | None:
         bucket = self.bucket
         asked = n
         if bucket is not None:

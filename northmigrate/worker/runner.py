@@ -4,6 +4,9 @@ Threads, each with one job (see the part's module for its rules):
 
 - receivers (:mod:`.receiver`): long polls that keep the pool fed, at most ``PREFETCH``
   messages per receiver waiting in memory to be started, paced by ``--rate`` and the tap;
+  how many receive at once adapts to the endpoint (:mod:`northmigrate.inflight`), from
+  ``receivers_for`` up to ``RECEIVER_HEADROOM`` times that, as many full receives as the
+  pool and its prefetch have room for;
 - the pool (:mod:`.dispatcher`): ``concurrency`` threads running the per-record path,
   FIFO message groups in order;
 - acknowledgers (:mod:`.acknowledger`, as many as receivers): deletes, backoff visibility
@@ -37,6 +40,7 @@ from northmigrate.errors import NorthmigrateError
 from northmigrate.events import Emit
 from northmigrate.guard import Guard, Trip
 from northmigrate.heartbeat import Heartbeat
+from northmigrate.inflight import InFlight, Tuning
 from northmigrate.plugin import Migration
 from northmigrate.processing import SQS_MAX_DELAY_S, Processor
 from northmigrate.queues import Queues
@@ -50,6 +54,9 @@ from northmigrate.worker.report import WorkerReport
 log = logging.getLogger("northmigrate.worker")
 
 MAX_RECEIVERS = 4  # receive threads: one per 10 slots of concurrency, at most this many
+# The receives and acknowledgements in flight start at ``receivers_for`` and adapt, up to
+# this many times that, as the ledger's room allows (northmigrate.inflight).
+RECEIVER_HEADROOM = 2
 PREFETCH = 10  # messages per receiver that may wait in memory to be started
 RECEIVER_JOIN_S = 13  # how long stopping waits for a receiver (its longest poll and more)
 
@@ -64,6 +71,15 @@ def receivers_for(concurrency: int, *, fifo: bool = False) -> int:
     if fifo or concurrency < 4:
         return 1
     return max(2, min(MAX_RECEIVERS, -(-concurrency // 10)))
+
+
+def receive_threads(receivers: int, capacity: int, *, fifo: bool) -> int:
+    """Receive (and acknowledgement) threads, the cap of their adaptive limits: up to
+    ``RECEIVER_HEADROOM`` times the receivers, as many full receives of ten as the ledger's
+    ``capacity`` has room for (more would only split it into smaller receives); one on FIFO."""
+    if fifo:
+        return receivers
+    return max(receivers, min(receivers * RECEIVER_HEADROOM, capacity // PREFETCH))
 
 
 class Worker:
@@ -114,6 +130,7 @@ class Worker:
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
         self.receivers = receivers_for(self.concurrency, fifo=self.fifo)
         self.capacity = self.concurrency + PREFETCH * self.receivers  # running + waiting
+        self.receive_threads = receive_threads(self.receivers, self.capacity, fifo=self.fifo)
         self.url = ""
         self.visibility_timeout_s = settings.queue.visibility_timeout
         self.receiver: Receiver | None = None
@@ -144,6 +161,7 @@ class Worker:
         )
         heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
         guard = self.guard = worker_guard(self.settings, self.clients, self.queues)
+        cap = self.receive_threads  # of the receives and of the acknowledgements in flight
         ledger = Ledger(self.capacity, heartbeat, self.report)
         acknowledger = Acknowledger(
             self.sqs,
@@ -153,12 +171,13 @@ class Worker:
             retry_visibility=lambda attempt: self._retry_delay(
                 attempt, ceiling_s=self.visibility_timeout_s
             ),
-            threads=self.receivers,
+            threads=self.receive_threads,
             clock=self._clock,
             sleep=self._sleep,
             emit=self.emit,
             migration=self.migration.name,
             guard=guard,
+            inflight=InFlight(cap, tuning=Tuning(start=self.receivers), clock=self._clock),
         )
         dispatcher = Dispatcher(
             processor,
@@ -183,6 +202,7 @@ class Worker:
             clock=self._clock,
             sleep=self._sleep,
             guard=guard,
+            inflight=InFlight(cap, tuning=Tuning(start=self.receivers), clock=self._clock),
         )
         dispatcher.start(self._spawn)
         acknowledger.start(self._spawn)
@@ -190,7 +210,10 @@ class Worker:
             self._spawn(lambda: heartbeat.run(self._background_stop), "nm-heartbeat")
         if self.on_progress is not None:
             self._spawn(self._progress_loop, "nm-progress")
-        more = [self._spawn(receiver.run_more, f"nm-receive-{i}") for i in range(1, self.receivers)]
+        more = [
+            self._spawn(receiver.run_more, f"nm-receive-{i}")
+            for i in range(1, self.receive_threads)
+        ]
         try:
             self.report.stopped = receiver.run(until_empty=until_empty)
         except GuardStopped as exc:

@@ -4,9 +4,10 @@ Stubber (moto answers StartMessageMoveTask with an error), and the destination l
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -15,6 +16,7 @@ from botocore.stub import ANY, Stubber
 from northmigrate import envelope
 from northmigrate.dlq import default_destination, native_redrive, parse_all, redrive
 from northmigrate.errors import AwsError, InputError
+from northmigrate.inflight import InFlight, Tuning
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
 
@@ -372,3 +374,63 @@ def test_dead_letters_in_flight_are_reported_not_silently_skipped(sqs: Any) -> N
     assert report.hidden_note is not None and "10 dead letters are in flight" in report.hidden_note
     quiet = redrive(sqs, dlq, main, dry_run=True, clock=lambda: NOW)
     assert quiet.in_flight == 10 and quiet.matched == 0
+
+
+class Recorded(InFlight):
+    """The redrive's adaptive limit with the test's ``tuning``, kept for the test to read."""
+
+    made: ClassVar[list[Recorded]] = []
+    tuning_now = Tuning()
+
+    def __init__(self, cap: int, **kw: Any) -> None:
+        super().__init__(cap, tuning=self.tuning_now, **kw)
+        self.most = 0
+        Recorded.made.append(self)
+
+    def acquire(self, stop: Any = None, poll_s: float = 0.1) -> bool:
+        got = super().acquire(stop, poll_s)
+        self.most = max(self.most, self.in_flight)
+        return got
+
+
+class Throttled:
+    """The moto client, but botocore had to retry every SendMessageBatch once."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def send_message_batch(self, **kw: Any) -> Any:
+        response = self._sqs.send_message_batch(**kw)
+        response["ResponseMetadata"]["RetryAttempts"] = 1
+        return response
+
+
+def test_chunks_in_flight_follow_the_adaptive_limit_not_the_threads(
+    sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules["northmigrate.dlq.redrive"], "InFlight", Recorded)
+    Recorded.made, Recorded.tuning_now = [], Tuning(start=1, round_s=1e9)  # it stays at 1
+    main, dlq = queues(sqs)
+    fill(sqs, dlq)
+    report = redrive(sqs, dlq, main, wait_time_s=0, concurrency=8)
+    assert report.moved == 18 and drain(sqs, dlq) == []
+    [limit] = Recorded.made
+    assert limit.cap == 8 and limit.most == 1  # eight threads, one chunk at a time
+    assert limit.in_flight == 0
+
+
+def test_a_throttled_destination_halves_the_chunks_in_flight_and_loses_nothing(
+    sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules["northmigrate.dlq.redrive"], "InFlight", Recorded)
+    Recorded.made, Recorded.tuning_now = [], Tuning(start=8)
+    main, dlq = queues(sqs)
+    fill(sqs, dlq)
+    report = redrive(Throttled(sqs), dlq, main, wait_time_s=0, concurrency=8)
+    assert report.moved == 18 and report.failed == 0
+    assert drain(sqs, dlq) == [] and len(drain(sqs, main)) == 18
+    [limit] = Recorded.made
+    assert limit.decreases >= 1 and limit.limit < 8

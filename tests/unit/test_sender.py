@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import botocore.exceptions
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from northmigrate.inflight import InFlight, Tuning
 from northmigrate.sender import SqsSender
 from northmigrate.validation import OutMessage
 
@@ -133,3 +135,56 @@ def test_an_entry_never_accepted_gets_every_attempt_with_growing_jittered_waits(
     for wait, ceiling in zip(waits, ceilings, strict=True):
         assert 0 <= wait <= ceiling
     assert errors == [f"not accepted after {attempts} attempts: X: no"]
+
+
+class CountingSqs:
+    """Accepts every entry; records the most calls in flight at once, and says botocore
+    retried each call ``retries`` times (a throttled endpoint)."""
+
+    def __init__(self, retries: int = 0) -> None:
+        self.retries = retries
+        self.lock = threading.Lock()
+        self.active = 0
+        self.most = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.002)  # gives the other batches a chance to overlap this one
+        with self.lock:
+            self.active -= 1
+        return {
+            "Successful": [{"Id": e["Id"], "MessageId": e["Id"]} for e in Entries],
+            "Failed": [],
+            "ResponseMetadata": {"RetryAttempts": self.retries},
+        }
+
+
+def fixed(limit: int, cap: int = 16) -> InFlight:
+    """A limit that never moves by itself (its rounds never end)."""
+    return InFlight(cap, tuning=Tuning(start=limit, round_s=1e9), clock=lambda: 0.0)
+
+
+def test_batches_in_flight_never_pass_the_adaptive_limit() -> None:
+    fake = CountingSqs()
+    results: list[str | None] = []
+    sender = SqsSender(fake, "url", on_result=lambda m, e: results.append(e), inflight=fixed(2))
+    for n in range(200):
+        sender.submit(message(n))
+    sender.close()
+    assert results == [None] * 200
+    assert 1 <= fake.most <= 2  # the cap is 16 threads; the limit is what held them back
+    assert sender.inflight.in_flight == 0
+
+
+def test_a_throttled_endpoint_lowers_the_batches_in_flight() -> None:
+    fake = CountingSqs(retries=2)  # botocore had to retry every call
+    results: list[str | None] = []
+    inflight = InFlight(16, tuning=Tuning(start=8))
+    sender = SqsSender(fake, "url", on_result=lambda m, e: results.append(e), inflight=inflight)
+    for n in range(100):
+        sender.submit(message(n))
+    sender.close()
+    assert results == [None] * 100  # strained, not failed: every record confirmed
+    assert inflight.decreases >= 1 and inflight.limit < 8

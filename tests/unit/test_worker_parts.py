@@ -4,10 +4,12 @@ dispatcher and the receiver (fakes and in-process moto; no threads unless the pa
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 
+from northmigrate.inflight import InFlight, Tuning
 from northmigrate.processing import Outcome, Status
 from northmigrate.sqs.message import InMessage
 from northmigrate.sqs.queue import depth
@@ -302,3 +304,128 @@ def test_a_tap_the_guard_closed_ends_receiving_with_its_reason(sqs: Any) -> None
     with pytest.raises(GuardStopped, match="the guard closed the tap: 9 of 10 failed"):
         receiver.run(until_empty=True)
     assert started == []
+
+
+# -- the adaptive limits of receives and acknowledgements in flight -------------------------
+
+
+def fixed(limit: int, cap: int = 8) -> InFlight:
+    """A limit that never moves by itself (its rounds never end)."""
+    return InFlight(cap, tuning=Tuning(start=limit, round_s=1e9), clock=lambda: 0.0)
+
+
+class Deletes:
+    """Accepts every delete; records the most calls at once; botocore retried each call
+    ``retries`` times (a throttled endpoint)."""
+
+    def __init__(self, retries: int = 0) -> None:
+        self.retries = retries
+        self.lock = threading.Lock()
+        self.active = self.most = 0
+        self.deleted: list[str] = []
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[Any]) -> Any:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.002)  # gives the other threads a chance to overlap this call
+        with self.lock:
+            self.active -= 1
+            self.deleted += [e["ReceiptHandle"] for e in Entries]
+        return {
+            "Successful": [{"Id": e["Id"]} for e in Entries],
+            "Failed": [],
+            "ResponseMetadata": {"RetryAttempts": self.retries},
+        }
+
+
+def spawn(target: Any, name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_acknowledgements_in_flight_never_pass_the_limit() -> None:
+    sqs = Deletes()
+    book, report, _ = ledger(capacity=60)
+    limit = fixed(1)
+    acks = Acknowledger(
+        sqs,  # type: ignore[arg-type]
+        "u",
+        ledger=book,
+        report=report,
+        retry_visibility=int,
+        threads=4,
+        sleep=lambda _: None,
+        inflight=limit,
+    )
+    book.take_in([msg(n) for n in range(60)], 60)
+    acks.start(spawn)
+    for n in range(60):
+        acks.settle(_migrated(n))
+    acks.stop()
+    assert sorted(sqs.deleted) == sorted(f"h{n}" for n in range(60))
+    assert sqs.most == 1  # four threads, one call at a time
+    assert limit.in_flight == 0 and acks.pending == 0
+
+
+def test_throttled_acknowledgements_lower_the_limit() -> None:
+    sqs = Deletes(retries=1)
+    book, report, _ = ledger(capacity=40)
+    limit = InFlight(8, tuning=Tuning(start=8))
+    acks = Acknowledger(
+        sqs,  # type: ignore[arg-type]
+        "u",
+        ledger=book,
+        report=report,
+        retry_visibility=int,
+        threads=8,
+        sleep=lambda _: None,
+        inflight=limit,
+    )
+    book.take_in([msg(n) for n in range(40)], 40)
+    acks.start(spawn)
+    for n in range(40):
+        acks.settle(_migrated(n))
+    acks.stop()
+    assert len(sqs.deleted) == 40  # strained, not failed: every message deleted
+    assert limit.decreases >= 1 and limit.limit < 8
+
+
+def test_a_receiver_without_a_slot_reserves_nothing_and_gives_up(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="1")
+    limit = fixed(1)
+    receiver, started = receiver_on(sqs, url, inflight=limit)
+    assert limit.acquire()  # another receive holds the only slot
+    receiver.over.set()  # receiving ends while this one waits
+    assert receiver._receive_some() is None
+    assert receiver.ledger.held == 0 and receiver.ledger.reserve(None, lambda: False) == 10
+    assert started == [] and limit.in_flight == 1
+
+
+def test_a_receive_gives_its_slot_back_with_what_it_brought(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    limit = fixed(1)
+    receiver, started = receiver_on(sqs, url, inflight=limit)
+    got = 0
+    while got < 3:
+        got += receiver._receive_some() or 0
+    assert sorted(m.body for m in started) == ["0", "1", "2"]
+    assert limit.in_flight == 0
+
+
+def _migrated(n: int) -> Outcome:
+    return Outcome(Status.SUCCEEDED, msg(n), f"R-{n}", attempt=1, reason="")
+
+
+def test_receive_threads_double_at_most_and_only_as_full_receives_fit() -> None:
+    from northmigrate.worker.runner import receive_threads
+
+    assert receive_threads(2, 8 + 20, fifo=False) == 2  # 28 of room: two receives of ten
+    assert receive_threads(2, 16 + 20, fifo=False) == 3
+    assert receive_threads(4, 32 + 40, fifo=False) == 7
+    assert receive_threads(4, 64 + 40, fifo=False) == 8  # twice the receivers at most
+    assert receive_threads(1, 100, fifo=True) == 1  # FIFO: one receiver keeps the order
