@@ -4,7 +4,9 @@ hundred records (ministack, started by the script itself, and its latency proxie
 
 The figures at this size say nothing; what is checked is that every script ends with exit
 0, prints its table with every contender, and gives a verdict on every target, so that a
-change to the library cannot leave a benchmark broken until someone next runs it.
+change to the library cannot leave a benchmark broken until someone next runs it. ``make
+volume`` runs them (a few minutes of both cores, more than ``make test`` can afford);
+``make test`` checks that every script starts (``tests/unit/test_bench_scripts.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from helpers import require_ministack
 # 10 to 30 s on a quiet one).
 pytestmark = [
     pytest.mark.volume,
-    pytest.mark.volume_ci,
     pytest.mark.integration,
     pytest.mark.timeout(900),
 ]
