@@ -11,7 +11,6 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -30,7 +29,10 @@ typecheck: $(STAMP)
 # tests/conftest.py). Each fails the target; so does a pytest that ran no test (exit 5).
 PYTEST_CI := NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -m 'not volume or volume_ci'
 
-test: lint ministack
+# The two environments are made side by side (-j2): ministack's install, about 16 s, fits
+# inside the project's, about 70 s on a fresh machine.
+test:
+	@$(MAKE) --no-print-directory -j2 lint ministack
 	@logs=$$(mktemp -d); \
 	$(BIN)/mypy > "$$logs/mypy" 2>&1 & mypy_pid=$$!; \
 	echo "$(PYTEST_CI) $(PYTEST_ARGS)"; \
