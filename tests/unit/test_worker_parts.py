@@ -345,20 +345,27 @@ def spawn(target: Any, name: str) -> threading.Thread:
     return thread
 
 
-def test_acknowledgements_in_flight_never_pass_the_limit() -> None:
-    sqs = Deletes()
-    book, report, _ = ledger(capacity=60)
-    limit = fixed(1)
-    acks = Acknowledger(
-        sqs,  # type: ignore[arg-type]
+def limited_acknowledger(
+    sqs: Any, book: Ledger, report: WorkerReport, *, threads: int, inflight: InFlight
+) -> Acknowledger:
+    """An acknowledger on ``sqs`` whose calls in flight ``inflight`` limits."""
+    return Acknowledger(
+        sqs,
         "u",
         ledger=book,
         report=report,
         retry_visibility=int,
-        threads=4,
+        threads=threads,
         sleep=lambda _: None,
-        inflight=limit,
+        inflight=inflight,
     )
+
+
+def test_acknowledgements_in_flight_never_pass_the_limit() -> None:
+    sqs = Deletes()
+    book, report, _ = ledger(capacity=60)
+    limit = fixed(1)
+    acks = limited_acknowledger(sqs, book, report, threads=4, inflight=limit)
     book.take_in([msg(n) for n in range(60)], 60)
     acks.start(spawn)
     for n in range(60):
@@ -373,16 +380,7 @@ def test_throttled_acknowledgements_lower_the_limit() -> None:
     sqs = Deletes(retries=1)
     book, report, _ = ledger(capacity=40)
     limit = InFlight(8, tuning=Tuning(start=8))
-    acks = Acknowledger(
-        sqs,  # type: ignore[arg-type]
-        "u",
-        ledger=book,
-        report=report,
-        retry_visibility=int,
-        threads=8,
-        sleep=lambda _: None,
-        inflight=limit,
-    )
+    acks = limited_acknowledger(sqs, book, report, threads=8, inflight=limit)
     book.take_in([msg(n) for n in range(40)], 40)
     acks.start(spawn)
     for n in range(40):
