@@ -17,6 +17,7 @@ import boto3
 import jsonschema
 import pytest
 from botocore.stub import Stubber
+from support.doubles import Settled
 
 from northmigrate import aws_lambda, envelope
 from northmigrate.aws import AwsClients
@@ -26,7 +27,7 @@ from northmigrate.metrics import emf_documents
 from northmigrate.plugin import PermanentError
 from northmigrate.processing import Outcome, Status
 from northmigrate.provision import provision
-from northmigrate.sqs.message import InMessage, normalise
+from northmigrate.sqs.message import normalise
 from northmigrate.tap import Tap, TapState
 from northmigrate.worker.dispatcher import Dispatcher
 from tests.support.emf import assert_emf
@@ -427,18 +428,6 @@ class Scripted:
         self.ran.append(message.message_id)
         status = Status.RETRY if message.message_id in self.failing else Status.SUCCEEDED
         return Outcome(status, message)
-
-
-class Settled:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.handed_back: list[str] = []
-
-    def settle(self, outcome: Outcome) -> None:
-        self.outcomes.append(outcome)
-
-    def hand_back(self, messages: list[InMessage]) -> None:
-        self.handed_back.extend(m.message_id for m in messages)
 
 
 # One batch: group a fails at its second message, group b never, group c at its first.

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from support.doubles import Settled
 
 from northmigrate.inflight import InFlight, Tuning
 from northmigrate.processing import Outcome, Status
@@ -171,18 +172,6 @@ class Script:
     def process(self, message: InMessage) -> Outcome:
         self.ran.append(message.message_id)
         return Outcome(self.outcomes.get(message.message_id, Status.SUCCEEDED), message)
-
-
-class Settled:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.handed_back: list[str] = []
-
-    def settle(self, outcome: Outcome) -> None:
-        self.outcomes.append(outcome)
-
-    def hand_back(self, messages: list[InMessage]) -> None:
-        self.handed_back.extend(m.message_id for m in messages)
 
 
 def test_on_a_fifo_queue_a_retry_holds_back_the_rest_of_its_group() -> None:
