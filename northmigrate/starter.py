@@ -13,11 +13,13 @@ asked (``force``).
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from importlib import resources
 from pathlib import Path
 
 from northmigrate.errors import InputError
+from northmigrate.privatefile import open_private
 
 CONFIG_FILE = "northmigrate.toml"
 _TEMPLATES = {"local": "local.toml", "aws": "aws.example.toml"}
@@ -72,13 +74,21 @@ def write_starter(
     written) when one exists, unless ``force``. Returns the paths written."""
     root = Path(directory)
     files = {root / name: text for name, text in starter_files(aws=aws, plugin=plugin).items()}
-    existing = [str(path) for path in files if path.exists()]
+    links = [str(path) for path in files if path.is_symlink()]
+    if links:  # refused even with --force, before anything is written
+        raise InputError(
+            f"refusing to write {', '.join(links)}: a symbolic link (init does not follow "
+            "links); nothing written",
+            hint="remove it, or run init in another directory",
+        )
+    existing = [str(path) for path in files if os.path.lexists(path)]
     if existing and not force:
         raise InputError(
             f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
             "nothing written",
             hint="pass --force to overwrite",
         )
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
+    for path, text in files.items():  # a link planted at a name is refused, never followed
+        with open_private(path, "starter file") as out:
+            out.write(text)
     return list(files)

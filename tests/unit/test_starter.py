@@ -54,6 +54,25 @@ def test_existing_files_are_refused_unless_forced(tmp_path: Path) -> None:
     assert [p.name for p in written] == ["northmigrate.toml", "accounts.py", "test_accounts.py"]
 
 
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_link_planted_at_a_name_is_refused_and_never_followed(
+    tmp_path: Path, force: bool, dangling: bool
+) -> None:
+    victim = tmp_path / "victim.txt"
+    if not dangling:
+        victim.write_text("precious\n")
+    (tmp_path / "accounts.py").symlink_to(victim)
+    with pytest.raises(InputError, match="a symbolic link") as caught:
+        write_starter(tmp_path, plugin="accounts", force=force)
+    assert caught.value.exit_code == 2
+    if dangling:
+        assert not victim.exists()  # not created through the link
+    else:
+        assert victim.read_text() == "precious\n"  # not overwritten through the link
+    assert not (tmp_path / "northmigrate.toml").exists()  # nothing written at all
+
+
 @pytest.mark.parametrize("name", ["Accounts", "2fast", "class", "my-plugin", "northmigrate", ""])
 def test_a_plugin_name_must_be_a_module_name(name: str) -> None:
     with pytest.raises(InputError, match="not a usable module name"):
