@@ -22,6 +22,13 @@ both succeed, the second overwriting the first; two compare-and-set increments b
 to the same old value). DynamoDB never does that: a conditional write is atomic. The
 endpoint serves one DynamoDB request at a time (:func:`atomic_dynamodb_requests`).
 
+moto's SQS reads the clock through ``datetime``, about ten microseconds a time, twice for
+every message of the queue each time it counts or picks them, several times a call. The
+endpoint reads the same clock through ``time.time`` and remembers the attribute names it
+converts (:func:`prompt_sqs_clock`): the same values, and with 400 messages in a queue its
+CPU for a SendMessageBatch went from 74 to 7 ms, for a ReceiveMessage or a
+DeleteMessageBatch from 106 to 11 ms.
+
 These are patches of moto's internals, checked against the versions in ``MOTO_TESTED``
 (pyproject's ``moto`` bound): each checks the shape of what it replaces and raises
 :class:`MotoChanged` rather than patch something it does not know.
@@ -181,8 +188,47 @@ def atomic_dynamodb_requests() -> None:
         _patched.add("dynamodb")
 
 
+def prompt_sqs_clock() -> None:
+    """Make moto's SQS read the clock cheaply in this process (idempotent).
+
+    ``unix_time()`` and ``unix_time_millis()`` without an argument give the seconds and
+    milliseconds since the epoch from ``datetime.now`` minus the epoch's ``datetime``;
+    ``time.time()`` gives the same value at a twentieth of the cost. With an argument they
+    are moto's own. ``camelcase_to_underscores`` (a pure function of an attribute's name)
+    remembers its answers.
+    """
+    with _PATCH_LOCK:
+        if "sqs-clock" in _patched:
+            return
+        from moto.core import utils
+        from moto.sqs import models
+
+        names = ("unix_time", "unix_time_millis", "camelcase_to_underscores")
+        if any(getattr(models, name, None) is not getattr(utils, name, None) for name in names):
+            raise _moto_changed("the clock and names of moto.sqs.models")
+        unix_time, unix_time_millis = utils.unix_time, utils.unix_time_millis
+
+        def prompt_unix_time(dt: Any = None) -> float:
+            return time.time() if dt is None else unix_time(dt)
+
+        def prompt_unix_time_millis(dt: Any = None) -> float:
+            return time.time() * 1000.0 if dt is None else unix_time_millis(dt)
+
+        prompt = {
+            "unix_time": prompt_unix_time,
+            "unix_time_millis": prompt_unix_time_millis,
+            "camelcase_to_underscores": functools.lru_cache(maxsize=1024)(
+                utils.camelcase_to_underscores
+            ),
+        }
+        for name, function in prompt.items():
+            setattr(models, name, function)
+        _patched.add("sqs-clock")
+
+
 def atomic_requests() -> None:
     """Every patch: what the embedded endpoint (and the tests' in-process moto) run with."""
+    prompt_sqs_clock()
     atomic_sqs_receives()
     atomic_sqs_writes()
     atomic_dynamodb_requests()

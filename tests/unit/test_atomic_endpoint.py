@@ -306,3 +306,54 @@ def test_sqs_writes_of_another_shape_are_refused_not_patched(
     monkeypatch.delattr(SQSBackend, "delete_message_batch")
     with pytest.raises(local.MotoChanged, match=r"delete_message_batch not found"):
         local.atomic_sqs_writes()
+
+
+def test_the_prompt_sqs_clock_reads_the_same_time_as_motos_own() -> None:
+    from moto.core import utils
+    from moto.sqs import models
+
+    local.prompt_sqs_clock()  # conftest did already: idempotent
+    assert models.unix_time is not utils.unix_time  # patched
+    for _ in range(100):
+        before = utils.unix_time_millis()
+        prompt = models.unix_time_millis()
+        after = utils.unix_time_millis()
+        assert before - 1 <= prompt <= after + 1  # the same clock, to the millisecond
+        assert abs(models.unix_time() - utils.unix_time()) < 0.05
+    moment = utils.utcnow()
+    assert models.unix_time(moment) == utils.unix_time(moment)  # with an argument: moto's own
+    assert models.unix_time_millis(moment) == utils.unix_time_millis(moment)
+    for name in ("VisibilityTimeout", "ApproximateNumberOfMessagesNotVisible", "FifoQueue"):
+        assert models.camelcase_to_underscores(name) == utils.camelcase_to_underscores(name)
+
+
+def test_visibility_and_delay_follow_the_prompt_clock() -> None:
+    from moto.sqs import models
+
+    message = Message("m-1", "body")
+    message.change_visibility(30)
+    now = models.unix_time_millis()
+    assert not message.visible and now + 29_000 < message.visible_at <= now + 30_000
+    message.change_visibility(0)
+    time.sleep(0.01)
+    assert message.visible
+    message.delay(30)
+    assert message.delayed
+    message.delay(0)
+    time.sleep(0.01)
+    assert not message.delayed
+
+
+def test_an_sqs_clock_of_another_shape_is_refused_not_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.sqs import models
+
+    def unix_time(dt: Any = None) -> float:
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(local, "_patched", set())
+    monkeypatch.setattr(models, "unix_time", unix_time)
+    with pytest.raises(local.MotoChanged, match=r"clock and names of moto\.sqs\.models"):
+        local.prompt_sqs_clock()
+    assert models.unix_time is unix_time
