@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
+from helpers import aws_client
 from support.emulators import (
     Emulator,
     find_ministack,
@@ -31,7 +31,7 @@ needs_ministack = pytest.mark.skipif(
 
 
 def _client(service: str, url: str, attempts: int = 1) -> Any:
-    return boto3.client(
+    return aws_client(
         service,
         endpoint_url=url,
         region_name="us-east-1",

@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
+from helpers import aws_client
 from moto import mock_aws
 
 
@@ -25,4 +25,4 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def sqs(mocked_aws: None) -> Any:
     """An SQS client on in-process moto."""
-    return boto3.client("sqs", region_name="us-east-1")
+    return aws_client("sqs", region_name="us-east-1")

@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
-from helpers import REPO
+from helpers import REPO, aws_client
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.dynamodb.responses import DynamoHandler
@@ -52,7 +51,7 @@ def clients(server: str, service: str) -> Callable[[], Any]:
     """A factory of clients of the server (one per thread)."""
 
     def make() -> Any:
-        return boto3.client(
+        return aws_client(
             service,
             endpoint_url=server,
             region_name="us-east-1",

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
+from helpers import aws_client
 
 from northmigrate.deploy import apply
 from northmigrate.deploy.apply import wait_function
@@ -19,7 +19,7 @@ NAME = "northmigrate-orders"
 
 @pytest.fixture
 def lam() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
+    client = aws_client(
         "lambda",
         region_name="us-east-1",
         aws_access_key_id="testing",

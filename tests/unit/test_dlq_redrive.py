@@ -9,9 +9,9 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from helpers import aws_client
 
 from northmigrate import envelope
 from northmigrate.dlq import default_destination, native_redrive, parse_all, redrive
@@ -234,7 +234,7 @@ DST_ARN = "arn:aws:sqs:us-east-1:123456789012:work"
 
 
 def stubbed() -> tuple[Any, Stubber]:
-    client = boto3.client(
+    client = aws_client(
         "sqs", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
     )
     stub = Stubber(client)

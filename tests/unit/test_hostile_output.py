@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from helpers import aws_client
 
 from northmigrate import envelope
 from northmigrate.cli import output
@@ -161,7 +161,7 @@ def project(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "20000")  # long values stay on one line of their cell
     (tmp_path / "nm_hostile_plugin.py").write_text(PLUGIN)
-    sqs = boto3.client("sqs", region_name="us-east-1")
+    sqs = aws_client("sqs", region_name="us-east-1")
     project = Project(tmp_path, sqs, capsys)
     project.write_config()
     code, _, err = project.run("provision")

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import jsonschema
 import pytest
 from botocore.stub import Stubber
+from helpers import aws_client
 from support.doubles import Settled
 
 from northmigrate import aws_lambda, envelope
@@ -278,7 +278,7 @@ MAPPING = "a1b2c3d4-0000-4000-8000-00000000e5f6"
 
 @pytest.fixture
 def lambda_stub() -> Iterator[Stubber]:
-    client = boto3.client("lambda", region_name="us-east-1")
+    client = aws_client("lambda", region_name="us-east-1")
     with Stubber(client) as stub:
         yield stub
 

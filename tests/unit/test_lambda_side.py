@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.stub import ANY, Stubber
+from helpers import aws_client
 
 from northmigrate.lambda_side import function_side, lambda_side
 from northmigrate.tap import MappingState
@@ -22,7 +22,7 @@ MAPPING = {
 
 def clients() -> tuple[Any, Any]:
     kw: dict[str, Any] = {"region_name": "us-east-1"}
-    return boto3.client("lambda", **kw), boto3.client("cloudwatch", **kw)
+    return aws_client("lambda", **kw), aws_client("cloudwatch", **kw)
 
 
 def results(values: dict[str, list[float]]) -> dict[str, Any]:

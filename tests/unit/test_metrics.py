@@ -7,9 +7,9 @@ import json
 import logging
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from helpers import aws_client
 
 from northmigrate.metrics import CloudWatchPublisher, EmfWriter, MetricsSink, Tally
 from tests.support.emf import assert_emf
@@ -56,7 +56,7 @@ def test_emf_lines_of_a_big_flush_are_each_valid() -> None:
 
 
 def test_cloudwatch_gets_batched_put_metric_data() -> None:
-    client = boto3.client("cloudwatch", region_name="us-east-1")
+    client = aws_client("cloudwatch", region_name="us-east-1")
     tally = Tally()
     for _ in range(200):
         tally.count(event("migrated", ms=1.0))

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
+from helpers import aws_client
 from support.proxy import FAULT_KINDS, FaultPlan, FaultProxy, fault_response
 
 QUEUE_URL = "http://127.0.0.1/123456789012/q"
@@ -108,7 +108,7 @@ def proxy(upstream: _Upstream) -> Iterator[FaultProxy]:
 
 
 def _sqs(url: str) -> Any:
-    return boto3.client(
+    return aws_client(
         "sqs",
         endpoint_url=url,
         region_name="us-east-1",
@@ -261,7 +261,7 @@ def test_latency_does_not_serialise_concurrent_clients(proxy: FaultProxy) -> Non
 
 def test_many_concurrent_keep_alive_clients(proxy: FaultProxy) -> None:
     proxy.plan = FaultPlan(latency_s=0.01)
-    sqs = boto3.client(
+    sqs = aws_client(
         "sqs",
         endpoint_url=proxy.url,
         region_name="us-east-1",
@@ -294,7 +294,7 @@ def test_throttle_is_an_sqs_throttling_error(proxy: FaultProxy, upstream: _Upstr
 
 def test_throttle_is_a_dynamodb_throughput_error(proxy: FaultProxy) -> None:
     proxy.plan = FaultPlan(throttle=1)
-    dynamodb = boto3.client(
+    dynamodb = aws_client(
         "dynamodb",
         endpoint_url=proxy.url,
         region_name="us-east-1",
