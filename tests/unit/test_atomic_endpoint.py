@@ -253,11 +253,13 @@ def test_a_conditional_create_succeeds_once(
 
     items = dynamodb().scan(TableName=table, ConsistentRead=True)["Items"]
     effects = {item["pk"]["S"]: int(item["effects"]["N"]) for item in items}
-    assert effects == {f"R-{n}": 1 for n in range(KEYS)}  # the table's counter says once
+    assert set(effects) == {f"R-{n}" for n in range(KEYS)}
     if patched:
+        assert effects == {f"R-{n}": 1 for n in range(KEYS)}  # the table's counter says once
         assert sorted(created) == sorted(effects)  # and so do the writers
-    else:  # moto alone: more writers than items were told their create succeeded
-        assert len(created) > KEYS
+    else:  # moto alone: more writers than items were told their create succeeded, and
+        # (as the race falls) some counter was incremented twice
+        assert len(created) > KEYS, (created, effects)
 
 
 # -- the patches and the moto they were written for ---------------------------------------
