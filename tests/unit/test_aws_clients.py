@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
 from northmigrate.aws import AwsClients
@@ -31,3 +32,15 @@ def test_a_session_with_other_model_paths_gets_a_loader_of_its_own(
     assert other._loader is not usual._loader  # type: ignore[attr-defined]
     assert str(tmp_path) in other._loader.search_paths  # type: ignore[attr-defined]
     assert str(tmp_path) not in usual._loader.search_paths  # type: ignore[attr-defined]
+
+
+def test_sqs_parameters_are_checked_by_sqs_and_other_services_by_botocore(
+    mocked_aws: None,
+) -> None:
+    clients = AwsClients(AwsSettings(region="us-east-1"))
+    sqs, dynamodb = clients.client("sqs"), clients.client("dynamodb")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    with pytest.raises(botocore.exceptions.ClientError):  # refused by SQS on arrival
+        sqs.send_message_batch(QueueUrl=url)  # type: ignore[call-arg]
+    with pytest.raises(botocore.exceptions.ParamValidationError):  # refused before sending
+        dynamodb.get_item(TableName="t")  # type: ignore[call-arg]
