@@ -101,7 +101,14 @@ def child(args: argparse.Namespace) -> None:
     from northmigrate.inflight import MAX_IN_FLIGHT
 
     cap = args.concurrency or MAX_IN_FLIGHT
-    client = sqs(args.endpoint, pool=cap + 4)
+    if args.child == "northmigrate":  # the client the CLI makes (northmigrate.aws.AwsClients)
+        from northmigrate.aws import AwsClients
+        from northmigrate.config import AwsSettings
+
+        settings = AwsSettings(endpoint_url=args.endpoint, region="us-east-1")
+        client: Any = AwsClients(settings, pool_size=cap + 4).client("sqs")
+    else:
+        client = sqs(args.endpoint, pool=cap + 4)
     dlq = client.create_queue(QueueName=args.queue + "-dlq")["QueueUrl"]
     main_url = client.create_queue(QueueName=args.queue)["QueueUrl"]
     _fill(client, dlq, args.count)
