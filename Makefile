@@ -35,7 +35,7 @@ PYTEST_CI := NORTHMIGRATE_REQUIRE_MINISTACK=1 $(BIN)/python -m pytest -q -m 'not
 # sets it) every CLI process the tests start would compile it again, 0.4 s of CPU each.
 test:
 	@$(MAKE) --no-print-directory -j2 lint ministack
-	@$(BIN)/python -m compileall -q -j 0 northmigrate tests bench > /dev/null
+	@$(BIN)/python -m compileall -q -j 0 northmigrate tests bench
 	@logs=$$(mktemp -d); \
 	$(BIN)/mypy > "$$logs/mypy" 2>&1 & mypy_pid=$$!; \
 	echo "$(PYTEST_CI) $(PYTEST_ARGS)"; \
