@@ -64,9 +64,8 @@ def test_the_guard_on_lambda_closes_the_tap_and_tap_open_resumes(
     assert enqueued == RECORDS
 
     def guard_closed() -> dict[str, Any] | None:
-        tap = project.cli_json(
-            "tap", "status"
-        )  # polled in-process: a CLI process a second costs a core
+        # polled in-process: a CLI process every second would cost most of a core
+        tap = project.cli_json("tap", "status")
         settled = tap["mappings"] and all(m["state"] == "Disabled" for m in tap["mappings"])
         return tap if tap["open"] is False and settled else None
 
