@@ -3,7 +3,8 @@
 The new service is down for every record: the function's guard trips, tags the tap closed
 with its reason and disables its own mapping; the records not tried stay in the main queue
 and none is dead-lettered. The fix is deployed (the tap stays closed: deploy never reopens
-it), ``tap open`` enables the mapping, and every record is migrated: nothing lost.
+it), ``tap open`` enables the mapping, and every record is migrated: nothing lost. The
+commands run in this process (``Project.cli``); the function runs in ministack's.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def test_the_guard_on_lambda_closes_the_tap_and_tap_open_resumes(
     configure(project, outage=REGIONS)
     records = [dict(r, status="approved") for r in generate(RECORDS, seed=9)]
     source = write_jsonl(tmp_path / "records.jsonl", records)
-    project.run("provision", check=True)
-    assert project.run_json("deploy")["changed"] is True
-    enqueued = project.run_json("enqueue", str(source))["enqueued"]
+    project.cli("provision", check=True)
+    assert project.cli_json("deploy")["changed"] is True
+    enqueued = project.cli_json("enqueue", str(source))["enqueued"]
     assert enqueued == RECORDS
 
     def guard_closed() -> dict[str, Any] | None:
@@ -80,9 +81,9 @@ def test_the_guard_on_lambda_closes_the_tap_and_tap_open_resumes(
     assert project.table_items() == []
 
     configure(project, outage=[])  # the fix
-    redeployed = project.run_json("deploy")
+    redeployed = project.cli_json("deploy")
     assert redeployed["tap"] == "closed"  # deploy never reopens a closed tap
-    assert project.run_json("tap", "open")["open"] is True
+    assert project.cli_json("tap", "open")["open"] is True
 
     def drained() -> bool:
         return project.depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
