@@ -119,6 +119,20 @@ def dumps(data: Any, *, ascii_only: bool = False) -> str:
     return text
 
 
+def pretty(data: Any, indent: int = 2, *, level: int = 0) -> str:
+    """``data`` as indented JSON text for a person to read, every number written exactly as
+    :func:`dumps` writes it (``json.dumps`` refuses a ``Decimal``), non-ASCII kept."""
+    pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+    if isinstance(data, dict) and data:
+        deeper = level + 1
+        items = [f"{inner}{dumps(k)}: {pretty(v, indent, level=deeper)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(data, list | tuple) and data:
+        items = [f"{inner}{pretty(v, indent, level=level + 1)}" for v in data]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return dumps(data)
+
+
 def _encode(value: Any, out: list[str], string: Any) -> None:
     if isinstance(value, str):
         out.append(string(value))

@@ -17,19 +17,21 @@ from northmigrate.errors import InputError
 def _package_listing(console: Console, package: Package) -> None:
     """What goes in the function: the plugin's files and the pinned dependencies."""
     plugin = ", ".join(package.plugin_files) or "none (the plugin is part of northmigrate)"
-    console.print(f"package: {package.files} files for {package.platform}", highlight=False)
+    # Names come from the plugin's directory and its distribution's metadata: shown as
+    # text (a requirement's extras, pkg[extra], would otherwise read as markup).
+    console.print(markup("package: {} files for {}", package.files, package.platform))
     if package.plugin_distribution:
         console.print(
-            f"plugin: {package.plugin_distribution} (installed distribution); its "
-            f"dependencies: {', '.join(package.plugin_requirements) or 'none'}",
-            highlight=False,
+            markup(
+                "plugin: {} (installed distribution); its dependencies: {}",
+                package.plugin_distribution,
+                ", ".join(package.plugin_requirements) or "none",
+            ),
             soft_wrap=True,
         )
-    console.print(f"plugin files: {plugin}", highlight=False, soft_wrap=True)
+    console.print(markup("plugin files: {}", plugin), soft_wrap=True)
     console.print(
-        f"dependencies: {', '.join(package.requirements) or 'none'}",
-        highlight=False,
-        soft_wrap=True,
+        markup("dependencies: {}", ", ".join(package.requirements) or "none"), soft_wrap=True
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from northmigrate import dlq
+from northmigrate import dlq, records
 from northmigrate.aws import error_code
 from northmigrate.cli import canary as canary_cli
 from northmigrate.cli.dlq_watch import watch
@@ -104,7 +103,7 @@ def _print_letter(console: Console, m: dict[str, Any]) -> None:
     console.print(shown(head, "bold"))
     console.print(shown(f"reason: {m['reason']}"))
     body = m["body"]
-    text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False)
+    text = body if isinstance(body, str) else records.pretty(body)  # numbers exact
     console.print(Text(plain(text, newlines=True)), highlight=False)
 
 

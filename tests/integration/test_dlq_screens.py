@@ -3,9 +3,13 @@ with --long), and a redrive to a queue that does not exist names the flag and th
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from helpers import Project
 from integration.test_dlq import SECRET, items_project, put_dead, visible_ids
+
+from northmigrate import envelope
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +34,19 @@ def test_inspect_shows_reasons_and_a_few_samples_by_default(project: Project) ->
     assert len(data["messages"]) == 3 and data["messages"][0]["body"]["country"] == LONG
     assert len(project.cli_json("dlq", "inspect", "--limit", "12")["messages"]) == 12
     assert len(visible_ids(project, project.dlq_name, 12)) == 12  # nothing removed
+
+
+def test_long_shows_every_number_of_a_body_as_it_was_sent(project: Project) -> None:
+    items_project(project)
+    record = {"item_id": "N-1", "amount": Decimal("1234.50"), "rate": Decimal("1E-7"), "n": 2**70}
+    project.client("sqs").send_message(
+        QueueUrl=project.queue_url(project.dlq_name),
+        MessageBody=envelope.Envelope("items-v1", "N-1", record).to_body(),
+    )
+    result = project.cli("dlq", "inspect", "--long")
+    assert result.returncode == 0, result.stderr
+    for text in ('"amount": 1234.50', '"rate": 1E-7', f'"n": {2**70}'):
+        assert text in result.stdout, result.stdout
 
 
 def test_redrive_to_a_missing_queue_names_the_flag_and_the_queue(project: Project) -> None:

@@ -400,3 +400,26 @@ def test_a_table_that_cannot_render_still_gives_the_result(
     out, err = capsys.readouterr()
     assert json.loads(out) == {"moved": 3}
     assert "could not show the table" in err and "cannot render this" in err
+
+
+def test_the_package_listing_shows_names_and_requirements_as_text() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from northmigrate.cli.deploy import _package_listing
+
+    package: Any = SimpleNamespace(
+        files=3,
+        platform="[bold]host",
+        plugin_distribution="acme[x]",
+        plugin_requirements=["requests[socks]==2.32.3"],
+        plugin_files=["acme/[/]odd.py"],
+        requirements=["pydantic[email]==2.9.2", "\x1b[2Jclear"],
+    )
+    console = Console(record=True, width=300, force_terminal=False)
+    _package_listing(console, package)
+    out = console.export_text()
+    for text in ("[bold]host", "acme[x]", "requests[socks]==2.32.3", "acme/[/]odd.py"):
+        assert text in out, out
+    assert "pydantic[email]==2.9.2" in out and "\x1b" not in out, out
