@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 import threading
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
+from northmigrate import records
 from northmigrate.cli.output import key_value_table, markup
 from northmigrate.demo import run_demo
 from northmigrate.errors import EXIT_ATTENTION
@@ -85,7 +85,7 @@ class RichNarrator:
             owners = record.get("owners") if isinstance(record, dict) else None
             shown = {"record_id": sample["record_id"], "owners": owners}
             self.note("one dead letter, sensitive fields masked:")
-            self.console.print(Syntax(json.dumps(shown, indent=2)[:800], "json", word_wrap=True))
+            self.console.print(Syntax(records.pretty(shown)[:800], "json", word_wrap=True))
 
     def _redrive(self, data: dict[str, Any]) -> None:
         self._rows("dlq redrive", data, ["matched", "moved", "failed", "mode"])

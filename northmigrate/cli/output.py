@@ -11,13 +11,14 @@ keeps the exact strings (JSON escapes control characters itself).
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from northmigrate import records
 from northmigrate.cli.flags import global_output
 
 if TYPE_CHECKING:
@@ -143,8 +145,25 @@ def say(template: str, *data: object) -> None:
 
 
 def _json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    """One JSON object on one line: a record's numbers as the exact numbers they are
+    (``records.dumps``), everything past ASCII escaped, a value JSON has no type for (a
+    path, a time) as its text."""
+    sys.stdout.write(records.dumps(_as_json(data), ascii_only=True) + "\n")
     sys.stdout.flush()
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
 
 
 def emit(output: OutputFormat, data: dict[str, Any], table: Callable[[Console], None]) -> None:

@@ -36,7 +36,7 @@ def test_inspect_shows_reasons_and_a_few_samples_by_default(project: Project) ->
     assert len(visible_ids(project, project.dlq_name, 12)) == 12  # nothing removed
 
 
-def test_long_shows_every_number_of_a_body_as_it_was_sent(project: Project) -> None:
+def test_inspect_shows_every_number_of_a_body_as_it_was_sent(project: Project) -> None:
     items_project(project)
     record = {"item_id": "N-1", "amount": Decimal("1234.50"), "rate": Decimal("1E-7"), "n": 2**70}
     project.client("sqs").send_message(
@@ -47,6 +47,9 @@ def test_long_shows_every_number_of_a_body_as_it_was_sent(project: Project) -> N
     assert result.returncode == 0, result.stderr
     for text in ('"amount": 1234.50', '"rate": 1E-7', f'"n": {2**70}'):
         assert text in result.stdout, result.stdout
+    as_json = project.cli("dlq", "inspect", "--output", "json").stdout  # numbers, not strings
+    for text in ('"amount":1234.50', '"rate":1E-7', f'"n":{2**70}'):
+        assert text in as_json, as_json
 
 
 def test_redrive_to_a_missing_queue_names_the_flag_and_the_queue(project: Project) -> None:
