@@ -5,6 +5,7 @@ against the baselines."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -28,6 +29,13 @@ from latency import LatencyProxy
 from support.emulators import start_ministack
 
 SLICES = 4
+# The emulator's process id, handed to every measured child: each child reads the emulator's
+# CPU over the same window as its own (Linux /proc; elsewhere the column shows "—").
+EMULATOR_PID_ENV = "NM_BENCH_EMULATOR_PID"
+_emulator_pid: int | None = None
+# An emulator at this share of a core or more is the ceiling of a run's rate: ministack
+# answers in one Python process, so its calls cannot use much more than one core.
+EMULATOR_BOUND_CORES = 0.8
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 
 
@@ -40,13 +48,18 @@ def sqs(endpoint: str, pool: int = 10) -> Any:
 def endpoints(*latencies_ms: float) -> Iterator[dict[str, str]]:
     """{"loopback": url, "+N ms": url, ...} for one ministack process: one latency proxy
     (bench/latency.py) in front of it for each latency over 0."""
+    global _emulator_pid
     with start_ministack() as emulator, ExitStack() as stack:
         urls = {"loopback": emulator.url}
         for ms in latencies_ms:
             if ms > 0:
                 proxy = stack.enter_context(LatencyProxy(emulator.url, ms / 1000))
                 urls[f"+{ms:g} ms"] = proxy.url
-        yield urls
+        _emulator_pid = emulator.process.pid
+        try:
+            yield urls
+        finally:
+            _emulator_pid = None
 
 
 def latencies(text: str) -> list[float]:
@@ -62,10 +75,23 @@ class Measure:
     seconds: float
     cpu_s: float
     peak_rss_mb: float
+    emulator_cpu_s: float | None = None  # the emulator's CPU over the same window
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
+
+    @property
+    def emulator_cores(self) -> float | None:
+        """How much of a core the emulator used while this contender ran."""
+        if self.emulator_cpu_s is None or not self.seconds:
+            return None
+        return self.emulator_cpu_s / self.seconds
+
+    @property
+    def emulator_bound(self) -> bool:
+        cores = self.emulator_cores
+        return cores is not None and cores >= EMULATOR_BOUND_CORES
 
     @property
     def cpu_us(self) -> float:
@@ -75,6 +101,8 @@ class Measure:
 def run_child(script: Path, args: list[str], contender: str, network: str) -> Measure:
     """Run one contender in its own process; its CPU and peak RSS are its own."""
     env = {**os.environ, "PYTHONPATH": str(script.parent.parent)}
+    if _emulator_pid is not None:
+        env[EMULATOR_PID_ENV] = str(_emulator_pid)
     process = subprocess.Popen(
         [sys.executable, str(script), "--child", *args], stdout=subprocess.PIPE, env=env, text=True
     )
@@ -83,16 +111,41 @@ def run_child(script: Path, args: list[str], contender: str, network: str) -> Me
         raise SystemExit(f"{contender} on {network} failed with exit {process.returncode}")
     data = json.loads(out.strip().splitlines()[-1])
     return Measure(
-        contender, network, data["records"], data["seconds"], data["cpu_s"], data["peak_rss_mb"]
+        contender,
+        network,
+        data["records"],
+        data["seconds"],
+        data["cpu_s"],
+        data["peak_rss_mb"],
+        data.get("emulator_cpu_s"),
     )
 
 
-def child_report(records: int, started: float, cpu_started: float) -> None:
-    """Print what a child measured from ``started``/``cpu_started`` to now."""
-    report(records, time.perf_counter() - started, cpu_now() - cpu_started)
+@dataclass(frozen=True)
+class Mark:
+    """The start of a measured window: the wall clock, this process's CPU, the emulator's."""
+
+    wall: float
+    cpu: float
+    emulator: float | None
+
+    @classmethod
+    def now(cls) -> Mark:
+        return cls(time.perf_counter(), cpu_now(), emulator_cpu())
+
+    def until_now(self) -> tuple[float, float, float | None]:
+        """(seconds, CPU seconds, the emulator's CPU seconds) since this mark."""
+        emulator = emulator_cpu()
+        spent = None if emulator is None or self.emulator is None else emulator - self.emulator
+        return time.perf_counter() - self.wall, cpu_now() - self.cpu, spent
 
 
-def report(records: int, seconds: float, cpu_s: float) -> None:
+def child_report(records: int, mark: Mark) -> None:
+    """Print what a child measured from ``mark`` to now."""
+    report(records, *mark.until_now())
+
+
+def report(records: int, seconds: float, cpu_s: float, emulator_cpu_s: float | None) -> None:
     """Print a child's measure (the last line of its stdout) for :func:`run_child`."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
@@ -102,9 +155,24 @@ def report(records: int, seconds: float, cpu_s: float) -> None:
                 "seconds": seconds,
                 "cpu_s": cpu_s,
                 "peak_rss_mb": usage.ru_maxrss / 1024,
+                "emulator_cpu_s": emulator_cpu_s,
             }
         )
     )
+
+
+def emulator_cpu() -> float | None:
+    """The emulator's CPU seconds so far (user and system, all its threads), when this
+    process was told its id and can read it; else None."""
+    pid = os.environ.get(EMULATOR_PID_ENV)
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def onboarding_messages(count: int, seed: int) -> list[Any]:
@@ -168,9 +236,9 @@ def discard_down_to(client: Any, url: str, wanted: int) -> None:
 
 def timed_slices(
     client: Any, url: str, total: int, sample: int, run_slice: Callable[[int], None]
-) -> tuple[int, float, float]:
+) -> tuple[int, float, float, float | None]:
     """Time a slow baseline on ``sample`` of a queue of ``total`` messages: (count, seconds,
-    CPU seconds).
+    CPU seconds, the emulator's CPU seconds).
 
     An emulator's cost per call can grow with the depth of the queue (ministack scans it),
     so the baseline is not timed on a smaller queue of its own: it runs ``run_slice(n)`` in
@@ -180,15 +248,17 @@ def timed_slices(
     """
     # A slice never takes more than the depth it starts at (the last is 1/8 full).
     per_slice = max(1, min(sample // SLICES, total // (2 * SLICES)))
-    timed, seconds, cpu_s = 0, 0.0, 0.0
+    timed, seconds, cpu_s, emulator_s = 0, 0.0, 0.0, 0.0
     for n in range(SLICES):
         discard_down_to(client, url, total - (2 * n + 1) * total // (2 * SLICES))
-        started, cpu = time.perf_counter(), cpu_now()
+        mark = Mark.now()
         run_slice(per_slice)
-        seconds += time.perf_counter() - started
-        cpu_s += cpu_now() - cpu
+        slice_s, slice_cpu, slice_emulator = mark.until_now()
+        seconds += slice_s
+        cpu_s += slice_cpu
+        emulator_s = emulator_s + slice_emulator if slice_emulator is not None else math.nan
         timed += per_slice
-    return timed, seconds, cpu_s
+    return timed, seconds, cpu_s, None if math.isnan(emulator_s) else emulator_s
 
 
 def cpu_now() -> float:
@@ -210,6 +280,7 @@ def print_table(
         f"{unit}s/s",
         "x baseline",
         f"CPU µs/{unit}",
+        "emulator cores",
         "peak RSS MB",
     ):
         table.add_column(
@@ -225,6 +296,7 @@ def print_table(
             f"{m.rate:,.0f}",
             ratio,
             f"{m.cpu_us:,.0f}",
+            "—" if m.emulator_cores is None else f"{m.emulator_cores:.2f}",
             f"{m.peak_rss_mb:.0f}",
         )
     Console(width=max(Console().width, 110)).print(table)
@@ -232,10 +304,12 @@ def print_table(
 
 def print_kept(title: str, pairs: list[tuple[Measure, Measure]]) -> None:
     """For each network: northmigrate's rate, the share of its loopback rate it keeps, and
-    its CPU per unit against the plain loop's on the same network (pairs: (northmigrate,
+    its CPU per unit against the plain loop's on the same network, and the emulator's share of a
+    core over the same run (pairs: (northmigrate,
     plain loop), loopback first)."""
     table = Table(title=title, title_justify="left")
-    for column in ("network", "rate/s", "share of loopback", "CPU µs", "x plain loop CPU"):
+    columns = ("network", "rate/s", "share of loopback", "CPU µs", "x plain loop CPU")
+    for column in (*columns, "emulator cores"):
         table.add_column(column, justify="left" if column == "network" else "right")
     home = pairs[0][0]
     for nm, plain in pairs:
@@ -245,6 +319,7 @@ def print_kept(title: str, pairs: list[tuple[Measure, Measure]]) -> None:
             f"{nm.rate / home.rate:.2f}" if home.rate else "—",
             f"{nm.cpu_us:,.0f}",
             f"{nm.cpu_us / plain.cpu_us:.2f}x" if plain.cpu_us else "—",
+            "—" if nm.emulator_cores is None else f"{nm.emulator_cores:.2f}",
         )
     Console(width=max(Console().width, 110)).print(table)
 

@@ -24,14 +24,13 @@ import itertools
 import json
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from _common import (
+    Mark,
     Measure,
     child_report,
-    cpu_now,
     endpoints,
     latencies,
     machine,
@@ -45,14 +44,14 @@ HERE = Path(__file__).resolve()
 
 
 def child(args: argparse.Namespace) -> None:
-    started, cpu = time.perf_counter(), cpu_now()
+    mark = Mark.now()
     if args.child == "validate":
         from northmigrate import enqueue
         from northmigrate.examples.onboarding import migration
         from northmigrate.sources import open_source
 
         report = enqueue.run(open_source(args.source), migration, max_message_size=262_144)
-        child_report(report.tally.read, started, cpu)
+        child_report(report.tally.read, mark)
         return
     if args.child == "northmigrate":
         from northmigrate import enqueue
@@ -68,7 +67,7 @@ def child(args: argparse.Namespace) -> None:
         )
         client = clients.client("sqs")
         url = client.create_queue(QueueName=args.queue)["QueueUrl"]
-        started, cpu = time.perf_counter(), cpu_now()
+        mark = Mark.now()
         report = enqueue.run(
             open_source(args.source),
             migration,
@@ -78,13 +77,13 @@ def child(args: argparse.Namespace) -> None:
             concurrency=cap,
         )
         assert report.failed == 0 and report.error is None, report.to_dict()
-        child_report(report.enqueued, started, cpu)
+        child_report(report.enqueued, mark)
         return
     client = sqs(args.endpoint)
     url = client.create_queue(QueueName=args.queue)["QueueUrl"]
     with open(args.source) as handle:
         lines = [line.rstrip("\n") for line in itertools.islice(handle, args.max)]
-    started, cpu = time.perf_counter(), cpu_now()
+    mark = Mark.now()
     if args.child == "per-record":
         for line in lines:
             client.send_message(QueueUrl=url, MessageBody=line)
@@ -96,7 +95,7 @@ def child(args: argparse.Namespace) -> None:
             ]
             response = client.send_message_batch(QueueUrl=url, Entries=entries)
             assert not response.get("Failed"), response["Failed"]
-    child_report(len(lines), started, cpu)
+    child_report(len(lines), mark)
 
 
 def eligible_file(path: Path, count: int) -> Path:

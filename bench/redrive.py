@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 
 from _common import (
     SLICES,
+    Mark,
     Measure,
-    cpu_now,
+    child_report,
     depth,
     endpoints,
     latencies,
@@ -113,20 +113,20 @@ def child(args: argparse.Namespace) -> None:
     main_url = client.create_queue(QueueName=args.queue)["QueueUrl"]
     _fill(client, dlq, args.count)
     if args.child == "northmigrate":
-        started, cpu = time.perf_counter(), cpu_now()
+        mark = Mark.now()
         # Like the plain loop, it stops at the count it was given (without --max, the end of
         # a run is a one-second receive that finds the DLQ empty).
         result = redrive(client, dlq, main_url, concurrency=cap, max_messages=args.count)
-        report(result.moved, time.perf_counter() - started, cpu_now() - cpu)
+        child_report(result.moved, mark)
         in_main, in_dlq = depth(client, main_url), depth(client, dlq)
         assert result.moved == args.count, f"moved {result.moved} of {args.count}"
         assert in_main == args.count and in_dlq == 0, f"main {in_main}, DLQ {in_dlq}"
         return
     # Timed at the same depths as the contender, on a sample (see timed_slices).
-    timed, seconds, cpu_s = timed_slices(
+    timed, seconds, cpu_s, emulator_s = timed_slices(
         client, dlq, args.count, args.sample, lambda n: _plain_slice(client, dlq, main_url, n)
     )
-    report(timed, seconds, cpu_s)
+    report(timed, seconds, cpu_s, emulator_s)
     # Outside the timing: the last slice left its depth minus what it moved in the DLQ.
     last_depth = args.count - (2 * SLICES - 1) * args.count // (2 * SLICES)
     in_main, in_dlq = depth(client, main_url), depth(client, dlq)
@@ -192,6 +192,10 @@ def main() -> None:
             verdicts["over_native_max"] = _verdict(nm.rate > NATIVE_MAX_RATE)
         if network == "+20 ms":
             verdicts["over_twice_native_max"] = _verdict(nm.rate > 2 * NATIVE_MAX_RATE)
+        # Where the emulator used most of a core, it set the rate, not the client.
+        cores = nm.emulator_cores
+        verdicts["emulator_cores"] = None if cores is None else round(cores, 2)
+        verdicts["emulator_bound"] = nm.emulator_bound
         print(json.dumps({"network": network, "messages_per_s": round(nm.rate), **verdicts}))
 
 

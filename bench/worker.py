@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 
 from _common import (
+    Mark,
     Measure,
     child_report,
-    cpu_now,
     endpoints,
     machine,
     onboarding_messages,
@@ -69,7 +69,7 @@ def child(args: argparse.Namespace) -> None:
     send_all(sqs, url, onboarding_messages(args.count, seed=5))
     assert dlq
     if args.child == "northmigrate":
-        started, cpu = time.perf_counter(), cpu_now()
+        mark = Mark.now()
         from northmigrate.worker import Worker
 
         # Like the plain loop, it stops at the count it was given (--until-empty would add
@@ -77,7 +77,7 @@ def child(args: argparse.Namespace) -> None:
         result = Worker(clients, settings, migration, concurrency=args.concurrency).run(
             max_messages=args.count
         )
-        child_report(result.succeeded, started, cpu)
+        child_report(result.succeeded, mark)
         assert result.succeeded == args.count, result.to_dict()
         left = sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -164,6 +164,10 @@ def main() -> None:
                         "ratio": round(ratio, 1),
                         "target": target,
                         "verdict": verdict,
+                        "emulator_cores": None
+                        if nm.emulator_cores is None
+                        else round(nm.emulator_cores, 2),
+                        "emulator_bound": nm.emulator_bound,
                     }
                 )
             )

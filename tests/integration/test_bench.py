@@ -70,6 +70,7 @@ def test_the_enqueue_benchmark_runs() -> None:
     for network in ("loopback", "+10 ms", "+20 ms"):
         assert network in out
     assert "share of loopback" in out and "x plain loop CPU" in out
+    assert "emulator cores" in out
     # two on loopback, one through each proxy, the share kept at +20 ms, validate's RSS
     assert len(verdicts(out)) == 6
 
@@ -96,6 +97,7 @@ def test_the_redrive_benchmark_runs() -> None:
     out = run_bench("redrive.py", "--records", "200", "--latency-ms", "10,20")
     assert "northmigrate" in out and "plain loop" in out
     assert "share of loopback" in out and "x plain loop CPU" in out
+    assert '"emulator_bound": ' in out
     # the ratio on three networks, the native maximum through each proxy, twice it at +20 ms
     assert len(verdicts(out)) == 6
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +34,42 @@ def test_every_benchmark_script_starts(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout
+
+
+def _common() -> Any:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(BENCH))
+    return _common
+
+
+def test_a_window_measures_the_emulators_cpu_beside_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The benchmarks print how much of a core the emulator used while each contender ran:
+    where it is near one, ministack (one Python process) set the rate, not the client."""
+    common = _common()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        monkeypatch.setenv(common.EMULATOR_PID_ENV, str(spinner.pid))
+        mark = common.Mark.now()
+        time.sleep(1.0)
+        seconds, own_cpu, emulator_s = mark.until_now()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert emulator_s is not None and own_cpu < 0.5
+    # a busy loop, on a machine shared with the suite and a CPU hog: a share of a core (an
+    # idle process would show none), never more than one
+    assert 0.1 * seconds < emulator_s <= seconds + 0.05
+    measure = common.Measure("c", "loopback", 100, seconds, own_cpu, 10.0, emulator_s)
+    assert measure.emulator_cores == pytest.approx(emulator_s / seconds)
+
+    monkeypatch.delenv(common.EMULATOR_PID_ENV)
+    assert common.Mark.now().until_now()[2] is None
+    unknown = common.Measure("c", "loopback", 100, 1.0, 0.1, 10.0)
+    assert unknown.emulator_cores is None and not unknown.emulator_bound
+    bound = common.Measure("c", "loopback", 100, 1.0, 0.1, 10.0, 0.9)
+    assert bound.emulator_bound
