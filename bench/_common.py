@@ -33,9 +33,6 @@ SLICES = 4
 # CPU over the same window as its own (Linux /proc; elsewhere the column shows "—").
 EMULATOR_PID_ENV = "NM_BENCH_EMULATOR_PID"
 _emulator_pid: int | None = None
-# An emulator at this share of a core or more is the ceiling of a run's rate: ministack
-# answers in one Python process, so its calls cannot use much more than one core.
-EMULATOR_BOUND_CORES = 0.8
 CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 
 
@@ -87,11 +84,6 @@ class Measure:
         if self.emulator_cpu_s is None or not self.seconds:
             return None
         return self.emulator_cpu_s / self.seconds
-
-    @property
-    def emulator_bound(self) -> bool:
-        cores = self.emulator_cores
-        return cores is not None and cores >= EMULATOR_BOUND_CORES
 
     @property
     def cpu_us(self) -> float:

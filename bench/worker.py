@@ -167,7 +167,6 @@ def main() -> None:
                         "emulator_cores": None
                         if nm.emulator_cores is None
                         else round(nm.emulator_cores, 2),
-                        "emulator_bound": nm.emulator_bound,
                     }
                 )
             )

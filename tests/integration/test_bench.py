@@ -97,7 +97,7 @@ def test_the_redrive_benchmark_runs() -> None:
     out = run_bench("redrive.py", "--records", "200", "--latency-ms", "10,20")
     assert "northmigrate" in out and "plain loop" in out
     assert "share of loopback" in out and "x plain loop CPU" in out
-    assert '"emulator_bound": ' in out
+    assert '"emulator_cores": ' in out
     # the ratio on three networks, the native maximum through each proxy, twice it at +20 ms
     assert len(verdicts(out)) == 6
 
