@@ -295,10 +295,9 @@ def print_table(
 
 
 def print_kept(title: str, pairs: list[tuple[Measure, Measure]]) -> None:
-    """For each network: northmigrate's rate, the share of its loopback rate it keeps, and
-    its CPU per unit against the plain loop's on the same network, and the emulator's share of a
-    core over the same run (pairs: (northmigrate,
-    plain loop), loopback first)."""
+    """For each network: northmigrate's rate, the share of its loopback rate it keeps, its
+    CPU per unit against the plain loop's on the same network, and the emulator's share of a
+    core over the same run (pairs: (northmigrate, plain loop), loopback first)."""
     table = Table(title=title, title_justify="left")
     columns = ("network", "rate/s", "share of loopback", "CPU µs", "x plain loop CPU")
     for column in (*columns, "emulator cores"):
