@@ -1,6 +1,6 @@
 """Shared benchmark plumbing: an emulator, latency proxies in front of it (+20 ms, +80 ms),
-child processes measured for wall time, client CPU and peak RSS, and a table printed
-against the baselines."""
+child processes measured for wall time, client CPU, peak RSS and the emulator's CPU over the
+same window, and a table printed against the baselines."""
 
 from __future__ import annotations
 
