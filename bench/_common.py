@@ -5,7 +5,6 @@ same window, and a table printed against the baselines."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import subprocess
@@ -240,17 +239,19 @@ def timed_slices(
     """
     # A slice never takes more than the depth it starts at (the last is 1/8 full).
     per_slice = max(1, min(sample // SLICES, total // (2 * SLICES)))
-    timed, seconds, cpu_s, emulator_s = 0, 0.0, 0.0, 0.0
+    spent: list[tuple[float, float, float | None]] = []
     for n in range(SLICES):
         discard_down_to(client, url, total - (2 * n + 1) * total // (2 * SLICES))
         mark = Mark.now()
         run_slice(per_slice)
-        slice_s, slice_cpu, slice_emulator = mark.until_now()
-        seconds += slice_s
-        cpu_s += slice_cpu
-        emulator_s = emulator_s + slice_emulator if slice_emulator is not None else math.nan
-        timed += per_slice
-    return timed, seconds, cpu_s, None if math.isnan(emulator_s) else emulator_s
+        spent.append(mark.until_now())
+    emulator = [e for _, _, e in spent]
+    return (
+        per_slice * SLICES,
+        sum(s for s, _, _ in spent),
+        sum(c for _, c, _ in spent),
+        None if None in emulator else sum(e for e in emulator if e is not None),
+    )
 
 
 def cpu_now() -> float:
