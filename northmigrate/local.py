@@ -9,6 +9,13 @@ the same moment (a worker has several receivers) could both be handed one messag
 messages of one FIFO group; SQS never does that within a visibility timeout. The endpoint
 makes each receive atomic (:func:`atomic_sqs_receives`), keeping long polling.
 
+moto decides which FIFO groups are in flight from a snapshot it takes before it scans a
+queue, and a message whose visibility has lapsed (or was set to 0 in the same millisecond
+moto then read the clock) still counts in it. The scan skips the earlier messages of that
+group, reaches the lapsed one, forgets it, and hands it out alone: ahead of the messages it
+follows. SQS gives a group's messages out in order. The endpoint's receive forgets lapsed
+messages before moto takes its snapshot.
+
 moto's DeleteMessage rebuilds a queue's list of messages from a copy and puts the copy
 back, without a lock: two deletes at the same moment (a worker's acknowledgers) each put
 back the message the other deleted, which SQS then delivers again once its visibility
@@ -94,12 +101,14 @@ def atomic_sqs_receives() -> None:
     """Make moto's SQS ReceiveMessage atomic in this process (idempotent).
 
     Each receive picks its messages under one lock; a long poll waits for messages outside
-    it, checking again at least once a second, as moto's own long poll does.
+    it, checking again at least once a second, as moto's own long poll does. Before it picks,
+    messages whose visibility has lapsed stop counting as in flight, so that a FIFO group
+    comes out in order.
     """
     with _PATCH_LOCK:
         if "sqs" in _patched:
             return
-        from moto.sqs.models import Queue, SQSBackend
+        from moto.sqs.models import Message, Queue, SQSBackend
 
         original = SQSBackend.receive_message
         try:
@@ -110,6 +119,11 @@ def atomic_sqs_receives() -> None:
             raise _moto_changed(f"SQSBackend.receive_message{parameters}")
         if not callable(getattr(Queue, "wait_for_messages", None)):
             raise _moto_changed("sqs Queue.wait_for_messages")
+        if not all(
+            isinstance(getattr(Queue, name, None), property)
+            for name in ("pending_messages", "pending_message_groups")
+        ) or not isinstance(getattr(Message, "visible", None), property):
+            raise _moto_changed("the in-flight messages of an sqs Queue")
 
         def receive_message(
             self: Any,
@@ -122,6 +136,7 @@ def atomic_sqs_receives() -> None:
             deadline = time.monotonic() + wait_seconds_timeout
             while True:
                 with _SQS_LOCK:
+                    _forget_lapsed(self.get_queue(queue_name))
                     got = original(
                         self, queue_name, count, 0, visibility_timeout, message_attribute_names
                     )
@@ -133,8 +148,18 @@ def atomic_sqs_receives() -> None:
                 self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
                 time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
+        receive_message.__wrapped__ = original  # type: ignore[attr-defined]
         SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
         _patched.add("sqs")
+
+
+def _forget_lapsed(queue: Any) -> None:
+    """Count no message as in flight whose visibility has lapsed (see the module docstring):
+    what moto's own receive does, but before it takes its snapshot of the groups in flight."""
+    pending = queue.pending_messages
+    lapsed = [message for message in pending if message.visible]
+    for message in lapsed:
+        pending.discard(message)
 
 
 def atomic_sqs_writes() -> None:

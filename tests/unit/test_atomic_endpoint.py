@@ -25,7 +25,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
-from moto.sqs.models import Message, SQSBackend
+from moto.sqs.models import Message, Queue, SQSBackend
 from packaging.specifiers import SpecifierSet
 
 from northmigrate import local
@@ -288,6 +288,17 @@ def test_a_receive_of_another_shape_is_refused_not_patched(
     with pytest.raises(local.MotoChanged, match=r"SQSBackend\.receive_message"):
         local.atomic_sqs_receives()
     assert SQSBackend.receive_message is receive_message
+
+
+def test_a_queue_without_motos_in_flight_set_is_refused_not_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receive = SQSBackend.receive_message
+    monkeypatch.setattr(local, "_patched", set())
+    monkeypatch.delattr(Queue, "pending_message_groups")
+    with pytest.raises(local.MotoChanged, match=r"in-flight messages of an sqs Queue"):
+        local.atomic_sqs_receives()
+    assert SQSBackend.receive_message is receive
 
 
 def test_a_dynamodb_handler_of_another_shape_is_refused_not_patched(
