@@ -14,7 +14,8 @@ queue, and a message whose visibility has lapsed (or was set to 0 in the same mi
 moto then read the clock) still counts in it. The scan skips the earlier messages of that
 group, reaches the lapsed one, forgets it, and hands it out alone: ahead of the messages it
 follows. SQS gives a group's messages out in order. The endpoint's receive forgets lapsed
-messages before moto takes its snapshot.
+messages before moto takes its snapshot, and reads the clock at one instant while it picks
+(through :func:`prompt_sqs_clock`), so that none lapses halfway through moto's scan.
 
 moto's DeleteMessage rebuilds a queue's list of messages from a copy and puts the copy
 back, without a lock: two deletes at the same moment (a worker's acknowledgers) each put
@@ -43,6 +44,7 @@ These are patches of moto's internals, checked against the versions in ``MOTO_TE
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -50,6 +52,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -81,6 +84,7 @@ _SQS_WRITES = (
 _DYNAMODB_LOCK = threading.RLock()  # one DynamoDB request at a time
 _PATCH_LOCK = threading.Lock()
 _patched: set[str] = set()
+_INSTANT = threading.local()  # .s: the one time a receive in progress on this thread reads
 
 
 class MotoChanged(RuntimeError):
@@ -103,7 +107,8 @@ def atomic_sqs_receives() -> None:
     Each receive picks its messages under one lock; a long poll waits for messages outside
     it, checking again at least once a second, as moto's own long poll does. Before it picks,
     messages whose visibility has lapsed stop counting as in flight, so that a FIFO group
-    comes out in order.
+    comes out in order; with :func:`prompt_sqs_clock` (:func:`atomic_requests` makes both),
+    the receive reads the clock at one instant, so that none lapses while moto scans.
     """
     with _PATCH_LOCK:
         if "sqs" in _patched:
@@ -135,7 +140,7 @@ def atomic_sqs_receives() -> None:
         ) -> Any:
             deadline = time.monotonic() + wait_seconds_timeout
             while True:
-                with _SQS_LOCK:
+                with _SQS_LOCK, _one_instant():
                     _forget_lapsed(self.get_queue(queue_name))
                     got = original(
                         self, queue_name, count, 0, visibility_timeout, message_attribute_names
@@ -151,6 +156,18 @@ def atomic_sqs_receives() -> None:
         receive_message.__wrapped__ = original  # type: ignore[attr-defined]
         SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
         _patched.add("sqs")
+
+
+@contextlib.contextmanager
+def _one_instant() -> Iterator[None]:
+    """The prompt clock reads one time on this thread meanwhile: a receive picks its
+    messages at one instant, as SQS does, and no visibility lapses halfway through moto's
+    scan (which reads the clock for every message)."""
+    _INSTANT.s = time.time()
+    try:
+        yield
+    finally:
+        _INSTANT.s = None
 
 
 def _forget_lapsed(queue: Any) -> None:
@@ -218,9 +235,10 @@ def prompt_sqs_clock() -> None:
 
     ``unix_time()`` and ``unix_time_millis()`` without an argument give the seconds and
     milliseconds since the epoch from ``datetime.now`` minus the epoch's ``datetime``;
-    ``time.time()`` gives the same value at a twentieth of the cost. With an argument they
-    are moto's own. ``camelcase_to_underscores`` (a pure function of an attribute's name)
-    remembers its answers.
+    ``time.time()`` gives the same value at a twentieth of the cost. During a receive of
+    :func:`atomic_sqs_receives` they read the receive's one instant, on its thread. With an
+    argument they are moto's own. ``camelcase_to_underscores`` (a pure function of an
+    attribute's name) remembers its answers.
     """
     with _PATCH_LOCK:
         if "sqs-clock" in _patched:
@@ -233,11 +251,15 @@ def prompt_sqs_clock() -> None:
             raise _moto_changed("the clock and names of moto.sqs.models")
         unix_time, unix_time_millis = utils.unix_time, utils.unix_time_millis
 
+        def now() -> float:
+            instant: float | None = getattr(_INSTANT, "s", None)
+            return time.time() if instant is None else instant
+
         def prompt_unix_time(dt: Any = None) -> float:
-            return time.time() if dt is None else unix_time(dt)
+            return now() if dt is None else unix_time(dt)
 
         def prompt_unix_time_millis(dt: Any = None) -> float:
-            return time.time() * 1000.0 if dt is None else unix_time_millis(dt)
+            return now() * 1000.0 if dt is None else unix_time_millis(dt)
 
         prompt = {
             "unix_time": prompt_unix_time,
