@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from rich.syntax import Syntax
 
 from northmigrate import records
 from northmigrate.cli.output import key_value_table, markup
+from northmigrate.cli.signals import graceful_stop
 from northmigrate.demo import run_demo
 from northmigrate.errors import EXIT_ATTENTION
 from northmigrate.local import EmbeddedEndpoint
@@ -101,7 +101,10 @@ def demo(
     ),
     pause: bool = typer.Option(False, "--pause", help="Wait for Enter between steps."),
     keep: bool = typer.Option(
-        False, "--keep", help="Leave the endpoint running afterwards and print how to explore it."
+        False,
+        "--keep",
+        help="Leave the endpoint running afterwards, until Ctrl-C or SIGTERM, and print how "
+        "to explore it.",
     ),
     port: int = typer.Option(0, "--port", help="Port of the embedded endpoint (0: any free one)."),
     directory: Path | None = typer.Option(
@@ -149,15 +152,18 @@ def demo(
         else:
             console.print(f"[bold red]{outcome['missing_total']} records missing[/bold red]")
         if keep:
-            console.print(
-                f"\nThe endpoint stays up at {url}; Ctrl-C stops it. Explore with:\n"
-                f"  cd {result.directory}\n  northmigrate status\n  northmigrate dlq inspect\n"
-                "  northmigrate reconcile onboarding.jsonl\n  northmigrate enqueue onboarding.jsonl"
-                " && northmigrate worker --until-empty",
-                highlight=False,
-            )
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+            # Ctrl-C or SIGTERM, from the moment the message shows: the endpoint stops and the
+            # demo exits with its own code; a second Ctrl-C aborts (130).
+            with graceful_stop("shutting the endpoint down") as stop:
+                console.print(
+                    f"\nThe endpoint stays up at {url}; Ctrl-C stops it. Explore with:\n"
+                    f"  cd {result.directory}\n  northmigrate status\n"
+                    "  northmigrate dlq inspect\n  northmigrate reconcile onboarding.jsonl\n"
+                    "  northmigrate enqueue onboarding.jsonl && northmigrate worker --until-empty",
+                    highlight=False,
+                )
+                while not stop.wait(0.5):
+                    pass
     finally:
         endpoint.stop()
         if temporary and not keep:  # about 280 KB of fake personal data: not left behind

@@ -1,12 +1,11 @@
-"""``local``: the embedded AWS endpoint, in the foreground until Ctrl-C."""
+"""``local``: the embedded AWS endpoint, in the foreground until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
-
-import threading
 
 import typer
 
 from northmigrate.cli.output import say
+from northmigrate.cli.signals import graceful_stop
 from northmigrate.local import DEFAULT_PORT, EmbeddedEndpoint
 
 
@@ -16,7 +15,8 @@ def local(
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
-    """Run the embedded AWS endpoint (SQS, DynamoDB, S3, …) in the foreground until Ctrl-C.
+    """Run the embedded AWS endpoint (SQS, DynamoDB, S3, …) in the foreground until Ctrl-C
+    or SIGTERM.
 
     Point a config at it with aws.endpoint_url (northmigrate init writes one that does). It
     keeps its data in memory: stopping it forgets every queue and table.
@@ -26,15 +26,18 @@ def local(
       northmigrate local --port 0  # any free port
     """
     endpoint = EmbeddedEndpoint(host=host, port=port)
-    url = endpoint.start()
-    print(url, flush=True)
-    say("embedded AWS endpoint listening on {} (Ctrl-C to stop)", url)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        say("stopped")
-    finally:
-        endpoint.stop()
+    # Ctrl-C or SIGTERM (a script's or a container's stop) shuts it down; a second Ctrl-C
+    # aborts at once (130).
+    with graceful_stop("shutting the endpoint down") as stop:
+        url = endpoint.start()
+        try:
+            print(url, flush=True)
+            say("embedded AWS endpoint listening on {} (Ctrl-C to stop)", url)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            endpoint.stop()
+    say("stopped")
 
 
 def register(app: typer.Typer) -> None:

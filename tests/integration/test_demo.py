@@ -57,6 +57,21 @@ def test_the_demo_cleans_up_its_temp_dir_unless_kept(tmp_path: Path) -> None:
     assert list(temp.iterdir()) == []  # no northmigrate-demo-* left behind
     assert "removed" in result.stdout and "--keep" in result.stdout
 
+    workdir = keep_and_stop(command, env, temp, signal.SIGINT)
+    assert (workdir / "onboarding.jsonl").is_file()  # kept
+
+
+def test_the_kept_demo_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = cli_env({"TMPDIR": str(tmp_path)})
+    command = [sys.executable, "-m", "northmigrate", "demo", "--records", "20"]
+    workdir = keep_and_stop(command, env, tmp_path, signal.SIGTERM)
+    assert (workdir / "northmigrate.toml").is_file()
+
+
+def keep_and_stop(command: list[str], env: dict[str, str], temp: Path, signum: int) -> Path:
+    """Run the demo with ``--keep`` until it says how to explore, then send ``signum``: it
+    stops the endpoint and exits with the demo's own code (0: nothing missing), however soon
+    after the message the signal comes, and keeps its files. Its directory."""
     kept = subprocess.Popen(
         [*command, "--keep"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -71,9 +86,12 @@ def test_the_demo_cleans_up_its_temp_dir_unless_kept(tmp_path: Path) -> None:
         assert workdir.name.startswith("northmigrate-demo-")
         assert any(str(workdir) in line for line in lines)
     finally:
-        kept.send_signal(signal.SIGINT)
-        kept.wait(timeout=60)
-    assert workdir.is_dir() and (workdir / "onboarding.jsonl").is_file()  # kept
+        kept.send_signal(signum)
+        out, err = kept.communicate(timeout=60)
+    assert kept.returncode == 0, out + err
+    assert "stopping" in err and "Traceback" not in err
+    assert workdir.is_dir()
+    return workdir
 
 
 def test_the_demo_shows_what_step_3_is_doing(moto_endpoint: str, tmp_path: Path) -> None:

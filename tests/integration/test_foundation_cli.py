@@ -329,3 +329,25 @@ def test_the_first_sigint_stops_a_read_that_never_ends(provisioned: Project, com
     if command == "enqueue":
         assert summary["interrupted"] is True and summary["enqueued"] == 0
     assert provisioned.depth()["visible"] == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_the_local_endpoint_stops_cleanly_on_a_signal(signum: int) -> None:
+    """``northmigrate local`` runs until Ctrl-C or SIGTERM (how a script or a container stops
+    it), then shuts its server down and exits 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+    finally:
+        process.send_signal(signum)
+        _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
