@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Project, cli_env
+from helpers import Project, start_local
 
 from northmigrate.local import atomic_requests
 
@@ -62,18 +61,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """The embedded endpoint (`northmigrate local`, moto's server) on a free port, as a process."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # moto logs each request: an unread pipe would stall it
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise RuntimeError("northmigrate local did not start (run it by hand to see why)")
+    process, url = start_local()
     yield url
     process.terminate()
     try:

@@ -46,6 +46,24 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def start_local(stderr: int = subprocess.DEVNULL) -> tuple[subprocess.Popen[str], str]:
+    """``northmigrate local --port 0`` as a process of its own, and its URL once it listens.
+    moto logs every request on stderr: a pipe there must be read, or the server stalls."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        process.kill()
+        raise RuntimeError("northmigrate local did not start (run it by hand to see why)")
+    return process, url
+
+
 @dataclass(frozen=True)
 class CliResult:
     """What a CLI run gave: its exit code and its output (the names of a CompletedProcess)."""

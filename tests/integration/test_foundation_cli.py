@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, Project, cli_env, write_jsonl
+from helpers import CliResult, Project, cli_env, start_local, write_jsonl
 
 from northmigrate import __version__
 from northmigrate.sample import SampleGenerator
@@ -335,16 +335,8 @@ def test_the_first_sigint_stops_a_read_that_never_ends(provisioned: Project, com
 def test_the_local_endpoint_stops_cleanly_on_a_signal(signum: int) -> None:
     """``northmigrate local`` runs until Ctrl-C or SIGTERM (how a script or a container stops
     it), then shuts its server down and exits 0."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, url = start_local(stderr=subprocess.PIPE)  # no request: nothing logged
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
     finally:
         process.send_signal(signum)

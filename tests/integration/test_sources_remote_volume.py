@@ -11,13 +11,11 @@ with ``make volume`` or::
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Project, cli_env, client, peak_rss_mb
+from helpers import Project, client, peak_rss_mb, start_local
 
 from northmigrate.sample import SampleGenerator
 
@@ -34,16 +32,7 @@ def only_when_asked(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="module")
 def own_endpoint() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "northmigrate", "local", "--port", "0"],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    assert url.startswith("http://"), "northmigrate local did not start"
+    process, url = start_local()
     yield url
     process.terminate()
     process.wait(timeout=10)
