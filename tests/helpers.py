@@ -46,6 +46,20 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def signal_and_wait(
+    process: subprocess.Popen[str], signum: int, timeout: float = 60
+) -> tuple[str, str]:
+    """Send ``signum`` and wait for the process to end; its stdout and stderr. One that does
+    not end in time is killed (no process outlives its test) and the test fails."""
+    process.send_signal(signum)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError(f"signal {signum} did not stop {process.args}") from None
+
+
 def start_local(stderr: int = subprocess.DEVNULL) -> tuple[subprocess.Popen[str], str]:
     """``northmigrate local --port 0`` as a process of its own, and its URL once it listens.
     moto logs every request on stderr: a pipe there must be read, or the server stalls."""

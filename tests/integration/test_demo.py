@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env
+from helpers import cli_env, signal_and_wait
 
 from northmigrate.demo import run_demo
 
@@ -86,8 +86,7 @@ def keep_and_stop(command: list[str], env: dict[str, str], temp: Path, signum: i
         assert workdir.name.startswith("northmigrate-demo-")
         assert any(str(workdir) in line for line in lines)
     finally:
-        kept.send_signal(signum)
-        out, err = kept.communicate(timeout=60)
+        out, err = signal_and_wait(kept, signum)
     assert kept.returncode == 0, out + err
     assert "stopping" in err and "Traceback" not in err
     assert workdir.is_dir()

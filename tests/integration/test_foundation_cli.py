@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, Project, cli_env, start_local, write_jsonl
+from helpers import CliResult, Project, cli_env, signal_and_wait, start_local, write_jsonl
 
 from northmigrate import __version__
 from northmigrate.sample import SampleGenerator
@@ -339,7 +339,6 @@ def test_the_local_endpoint_stops_cleanly_on_a_signal(signum: int) -> None:
     try:
         assert url.startswith("http://127.0.0.1:"), url
     finally:
-        process.send_signal(signum)
-        _out, err = process.communicate(timeout=60)
+        _out, err = signal_and_wait(process, signum)
     assert process.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
