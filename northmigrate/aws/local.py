@@ -96,7 +96,7 @@ def _moto_changed(what: str) -> MotoChanged:
 
     version = getattr(moto, "__version__", "?")
     return MotoChanged(
-        f"moto {version} changed {what}: northmigrate.local cannot make it atomic "
+        f"moto {version} changed {what}: northmigrate.aws.local cannot make it atomic "
         f"(checked against moto {','.join(MOTO_TESTED)}); review the patch before use"
     )
 

@@ -1,14 +1,14 @@
 """The migration's two queues: the configured names to URLs (cached), and what northmigrate
-asks of them (see :mod:`northmigrate.sqs.queue`)."""
+asks of them (see :mod:`northmigrate.aws.sqs.queue`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
+from northmigrate.aws.sqs import queue as sqs_queue
+from northmigrate.aws.sqs.queue import Depth
 from northmigrate.config import QueueSettings
-from northmigrate.sqs import queue as sqs_queue
-from northmigrate.sqs.queue import Depth
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

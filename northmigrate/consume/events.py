@@ -10,7 +10,7 @@ Each event is one JSON object on one line::
 ``outcome`` is ``migrated``, ``retried`` (``backoff_s``: when it is tried again),
 ``dead_lettered`` (``failure_kind``: ``permanent``, ``exhausted``, ``invalid`` or
 ``unreadable``) or ``released`` (received and handed back unstarted). ``reason`` is already
-scrubbed of sensitive values (northmigrate.processing). The Lambda handler adds
+scrubbed of sensitive values (northmigrate.consume.processing). The Lambda handler adds
 ``request_id`` to each, and writes one ``{"event": "invocation", …}`` summary per
 invocation. Fields are never removed within a version of northmigrate; new ones may be added.
 """
@@ -23,8 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from northmigrate.processing import KIND_RETRY, Outcome, Status
-from northmigrate.sqs.message import InMessage
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.consume.processing import KIND_RETRY, Outcome, Status
 
 OUTCOMES = {
     Status.SUCCEEDED: "migrated",

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from northmigrate.config import GuardSettings
-from northmigrate.envelope import iso, utc_now
-from northmigrate.processing import KIND_EXHAUSTED, KIND_PERMANENT, Outcome, Status
+from northmigrate.consume.processing import KIND_EXHAUSTED, KIND_PERMANENT, Outcome, Status
+from northmigrate.records.envelope import iso, utc_now
 
 REASONS_NAMED = 3
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from northmigrate.backoff import SQS_MAX_VISIBILITY_S
-from northmigrate.sqs.batch import MAX_BATCH_ENTRIES, change_visibility_batch
-from northmigrate.sqs.retry import HEARTBEAT
+from northmigrate.aws.sqs.batch import MAX_BATCH_ENTRIES, change_visibility_batch
+from northmigrate.aws.sqs.retry import HEARTBEAT
+from northmigrate.consume.backoff import SQS_MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

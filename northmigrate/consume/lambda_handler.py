@@ -1,19 +1,20 @@
-"""The Lambda entry point: ``northmigrate.aws_lambda.handler`` behind an SQS event source mapping.
+"""The Lambda entry point behind an SQS event source mapping (deployed as
+``northmigrate.aws_lambda.handler``, which re-exports :func:`handler`).
 
 Each record of the event goes through the same per-record path as the local worker
-(``northmigrate.processing.Processor``: validation, the plugin's handler, dead-lettering with
-a reason on ``PermanentError``, on an unreadable message and on the last attempt). The
-handler returns ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` naming the
-records to retry (the mapping needs ``FunctionResponseTypes: ["ReportBatchItemFailures"]``,
-which ``deploy`` sets); the mapping deletes every other record of the batch. When every
-record of the batch failed, the handler raises :class:`BatchFailed` instead: AWS documents
-that a function error makes the mapping back off (fewer concurrent pollers) while, with
-``ReportBatchItemFailures``, a partial failure does not scale polling down; nothing of that
-batch was to be deleted, so the error loses nothing. A dead-lettered
-record is not a failure: it is already safe in the DLQ. Neither is a record to retry on a
-standard queue whose delayed copy SQS confirmed (``REQUEUED``: the backoff is the copy's
-delay, and its attempt count is in the copy). A retry in place (a FIFO queue, or a copy SQS
-did not take) is reported to the mapping and hidden for its backoff first
+(``northmigrate.consume.processing.Processor``: validation, the plugin's handler,
+dead-lettering with a reason on ``PermanentError``, on an unreadable message and on the last
+attempt). The handler returns ``{"batchItemFailures": [{"itemIdentifier": messageId},
+...]}`` naming the records to retry (the mapping needs ``FunctionResponseTypes:
+["ReportBatchItemFailures"]``, which ``deploy`` sets); the mapping deletes every other
+record of the batch. When every record of the batch failed, the handler raises
+:class:`BatchFailed` instead: AWS documents that a function error makes the mapping back off
+(fewer concurrent pollers) while, with ``ReportBatchItemFailures``, a partial failure does
+not scale polling down; nothing of that batch was to be deleted, so the error loses nothing.
+A dead-lettered record is not a failure: it is already safe in the DLQ. Neither is a record
+to retry on a standard queue whose delayed copy SQS confirmed (``REQUEUED``: the backoff is
+the copy's delay, and its attempt count is in the copy). A retry in place (a FIFO queue, or
+a copy SQS did not take) is reported to the mapping and hidden for its backoff first
 (``ChangeMessageVisibility``), so an outage of a few minutes does not use up its tries.
 
 Standard queue: a batch's records run concurrently (``worker.concurrency`` threads).
@@ -23,10 +24,11 @@ rule. A record not started because the invocation is about to time out, or becau
 guard tripped, is reported as failed too and made visible again at once.
 
 What the function tells: one JSON line on stdout per record outcome and one summary per
-invocation (``{"event": "invocation", "request_id": …}``, :mod:`northmigrate.events`), and
-the invocation's metrics in CloudWatch's embedded metric format (:mod:`northmigrate.metrics`):
-no API call. The guard (:mod:`northmigrate.guard`) counts every outcome; when it trips, the
-function tags the queue's tap closed, with the reason, and disables its own mapping.
+invocation (``{"event": "invocation", "request_id": …}``, :mod:`northmigrate.consume.events`),
+and the invocation's metrics in CloudWatch's embedded metric format
+(:mod:`northmigrate.consume.metrics`): no API call. The guard
+(:mod:`northmigrate.consume.guard`) counts every outcome; when it trips, the function tags
+the queue's tap closed, with the reason, and disables its own mapping.
 
 Configuration comes from the function's environment (``NORTHMIGRATE_<SECTION>__<KEY>``,
 which ``deploy`` writes), read by ``config.load_settings`` as anywhere else.
@@ -43,20 +45,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from northmigrate.aws import AwsClients, aws_errors
-from northmigrate.backoff import retry_delay
+from northmigrate.aws.clients import AwsClients, aws_errors
+from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.batch import change_visibility_batch
+from northmigrate.aws.sqs.message import InMessage, normalise
+from northmigrate.aws.sqs.queue import queue_arn
 from northmigrate.config import Settings, load_settings
-from northmigrate.envelope import iso, utc_now
-from northmigrate.events import JsonLines, record_event, released_event
-from northmigrate.guard import Guard, Trip
-from northmigrate.metrics import EmfWriter, Tally
+from northmigrate.consume.backoff import retry_delay
+from northmigrate.consume.events import JsonLines, record_event, released_event
+from northmigrate.consume.guard import Guard, Trip
+from northmigrate.consume.metrics import EmfWriter, Tally
+from northmigrate.consume.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
+from northmigrate.consume.tap import GUARD, closed_tags, read_state
 from northmigrate.plugin import Migration, load_migration
-from northmigrate.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
-from northmigrate.queues import Queues
-from northmigrate.sqs.batch import change_visibility_batch
-from northmigrate.sqs.message import InMessage, normalise
-from northmigrate.sqs.queue import queue_arn
-from northmigrate.tap import GUARD, closed_tags, read_state
+from northmigrate.records.envelope import iso, utc_now
 
 log = logging.getLogger("northmigrate.aws_lambda")
 SAFETY_MS = 1_000  # a record is not started with less than this left (or a quarter of the time)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import AWS_EXCEPTIONS
+from northmigrate.aws.clients import AWS_EXCEPTIONS
+from northmigrate.consume.metrics import NAMESPACE
+from northmigrate.consume.tap import MappingState, mappings
 from northmigrate.errors import AwsError
-from northmigrate.metrics import NAMESPACE
-from northmigrate.tap import MappingState, mappings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -36,7 +36,7 @@ COUNTED = ("Migrated", "Retried", "Released")
 
 
 class Tally:
-    """Outcomes counted since the last flush, from the events of :mod:`northmigrate.events`
+    """Outcomes counted since the last flush, from the events of :mod:`northmigrate.consume.events`
     (thread-safe)."""
 
     def __init__(self) -> None:

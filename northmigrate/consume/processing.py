@@ -2,14 +2,14 @@
 
 The local worker and the Lambda handler both call :meth:`Processor.process`. It accepts a
 message as ``ReceiveMessage`` returns it or as a Lambda SQS event record
-(:func:`northmigrate.sqs.message.normalise`), then:
+(:func:`northmigrate.aws.sqs.message.normalise`), then:
 
-1. parses the envelope (numbers exact, :mod:`northmigrate.records`): a body that is not one
+1. parses the envelope (numbers exact, :mod:`northmigrate.records.codec`): a body that is not one
    is dead-lettered (``unreadable``);
 2. checks it belongs to this migration: another migration's envelope is dead-lettered
    (``unreadable``);
 3. validates the record with the plugin's model again, the same way ``validate`` did
-   (:func:`northmigrate.records.build`): schema drift is dead-lettered (``invalid``), and so
+   (:func:`northmigrate.records.codec.build`): schema drift is dead-lettered (``invalid``), and so
    is a model validator that raises anything at all;
 4. calls ``handler(record, ctx)``; ``PermanentError`` is dead-lettered at once
    (``permanent``); any other exception is a retry, except on the last allowed attempt
@@ -25,7 +25,7 @@ again. On a FIFO queue a retry always stays in place, to keep its group's order,
 attempt is SQS's receive count.
 
 **Dead letters** are a move done here: ``SendMessage`` to the DLQ first (see
-:mod:`northmigrate.resend`: the body kept, the failure and provenance added, fitted under
+:mod:`northmigrate.consume.resend`: the body kept, the failure and provenance added, fitted under
 the DLQ's size limit), and only when SQS confirmed it does the outcome allow the message to
 be deleted from the main queue. If the send fails the message stays (a retry in place),
 and the queue's redrive policy remains the backstop.
@@ -43,13 +43,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from northmigrate import envelope, records, resend
-from northmigrate.aws import AwsClients
-from northmigrate.envelope import EnvelopeError, utc_now
+from northmigrate import records
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.message import InMessage, normalise
+from northmigrate.consume import resend
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
+from northmigrate.records import envelope
+from northmigrate.records.envelope import EnvelopeError, utc_now
+from northmigrate.records.validation import describe_validation
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
-from northmigrate.sqs.message import InMessage, normalise
-from northmigrate.validation import describe_validation
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -24,16 +24,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from northmigrate import envelope, records
-from northmigrate.aws import AWS_EXCEPTIONS, translate
-from northmigrate.sqs.message import (
+from northmigrate import records
+from northmigrate.aws.clients import AWS_EXCEPTIONS, translate
+from northmigrate.aws.sqs.message import (
     MAX_MESSAGE_ATTRIBUTES,
     InMessage,
     attributes_size,
     message_size,
     sqs_text,
 )
-from northmigrate.sqs.queue import DEFAULT_MAX_MESSAGE_SIZE, fifo_fields, queue_name
+from northmigrate.aws.sqs.queue import DEFAULT_MAX_MESSAGE_SIZE, fifo_fields, queue_name
+from northmigrate.records import envelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from northmigrate.aws import AwsClients, aws_errors, error_code
-from northmigrate.envelope import iso, utc_now
+from northmigrate.aws.clients import AwsClients, aws_errors, error_code
+from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.message import sqs_text
 from northmigrate.errors import AwsError, InputError
-from northmigrate.queues import Queues
-from northmigrate.sqs.message import sqs_text
+from northmigrate.records.envelope import iso, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, error_code, is_loopback, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, AwsClients, error_code, is_loopback, translate
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
 from northmigrate.plugin import Migration, load_migration

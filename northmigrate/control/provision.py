@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, aws_errors, error_code, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, AwsClients, aws_errors, error_code, translate
 from northmigrate.config import Settings
 from northmigrate.errors import PluginError
 from northmigrate.plugin import Migration, MigrationContext, SetupResult
@@ -145,7 +145,7 @@ def queue_attributes(
     common: QueueAttributes = {"SqsManagedSseEnabled": "true"}
     dlq: QueueAttributes = common | {
         # SQS's largest: a dead letter keeps its whole body and still has room for its
-        # reason and provenance (see northmigrate.resend).
+        # reason and provenance (see northmigrate.consume.resend).
         "MaximumMessageSize": str(DLQ_MAX_MESSAGE_SIZE),
         "Policy": tls_only_policy(dlq_arn),
         "MessageRetentionPeriod": str(q.dlq_retention_s),

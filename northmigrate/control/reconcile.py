@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from northmigrate.aws import AWS_EXCEPTIONS, AwsClients, aws_errors
+from northmigrate.aws.clients import AWS_EXCEPTIONS, AwsClients, aws_errors
+from northmigrate.aws.queues import Queues
 from northmigrate.plugin import Migration, MigrationContext
-from northmigrate.queues import Queues
+from northmigrate.records.validation import Validator
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import Source
-from northmigrate.validation import Validator
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

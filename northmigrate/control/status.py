@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from northmigrate.aws.sqs.queue import Depth, depth, queue_name
 from northmigrate.privatefile import private_dir, replace_private
-from northmigrate.sqs.queue import Depth, depth, queue_name
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

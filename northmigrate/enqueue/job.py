@@ -15,15 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from northmigrate import envelope, records
-from northmigrate.envelope import utc_now
+from northmigrate import records
+from northmigrate.aws.inflight import MAX_IN_FLIGHT
+from northmigrate.enqueue.sender import SqsSender
 from northmigrate.errors import Interrupted, NorthmigrateError
-from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.plugin import Migration
-from northmigrate.rejects import RejectsWriter
-from northmigrate.sender import SqsSender
+from northmigrate.records import envelope
+from northmigrate.records.envelope import utc_now
+from northmigrate.records.rejects import RejectsWriter
+from northmigrate.records.validation import Checked, OutMessage, Rejection, Tally, Validator
 from northmigrate.sources import Source, SourceItem
-from northmigrate.validation import Checked, OutMessage, Rejection, Tally, Validator
 
 Progress = Callable[["EnqueueReport"], None]
 Settled = Callable[[SourceItem, bool], None]
@@ -124,7 +125,7 @@ def run(
     and may call ``source.settle`` itself.
 
     ``concurrency`` caps the batches in flight; how many are, up to it, adapts to the
-    endpoint (:mod:`northmigrate.inflight`).
+    endpoint (:mod:`northmigrate.aws.inflight`).
     """
     validate_only = sqs is None
     sending = not validate_only and not dry_run

@@ -1,13 +1,13 @@
 """Send messages to SQS in batches, several batches in flight, and account for each one.
 
-The number of batches in flight adapts to the endpoint (:mod:`northmigrate.inflight`): it
+The number of batches in flight adapts to the endpoint (:mod:`northmigrate.aws.inflight`): it
 grows while the rate grows and the CPU allows, and halves when a batch was throttled or
 retried; ``concurrency`` is its cap. The caller's thread waits in ``submit`` while the
 limit is reached.
 
 A message is reported as sent only when SQS listed it under ``Successful``. Entries that a
 batch reports as failed through no fault of the sender, and calls that fail on the way,
-are retried under the send policy (:mod:`northmigrate.sqs.batch`); botocore's retry mode
+are retried under the send policy (:mod:`northmigrate.aws.sqs.batch`); botocore's retry mode
 retries each call below that. What still fails is reported with its reason; a fatal error
 (no endpoint, no access, no queue) marks the sender ``broken`` so the caller stops.
 """
@@ -20,11 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.batching import Batcher
+from northmigrate.aws.inflight import InFlight
+from northmigrate.aws.sqs.batch import send_batch
+from northmigrate.aws.sqs.batching import Batcher
 from northmigrate.errors import AwsError
-from northmigrate.inflight import InFlight
-from northmigrate.sqs.batch import send_batch
-from northmigrate.validation import OutMessage
+from northmigrate.records.validation import OutMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

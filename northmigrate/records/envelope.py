@@ -16,8 +16,8 @@ Body (JSON object), version 1::
 
 **The record.** The ``record`` object is the record as ``validate`` read it: for a JSONL
 source the line's own text, verbatim; for a ``.json`` array the element's own text; for a
-CSV row or a DynamoDB item the values written by :func:`northmigrate.records.dumps`, every
-number digit for digit. Every reader parses it with :func:`northmigrate.records.loads`
+CSV row or a DynamoDB item the values written by :func:`northmigrate.records.codec.dumps`, every
+number digit for digit. Every reader parses it with :func:`northmigrate.records.codec.loads`
 (:func:`parse` here): a number with a fraction or an exponent is a ``Decimal`` of exactly its
 digits, never a binary float, so the model the handler gets is equal, to the last digit, to
 the one ``validate`` accepted. What is canonical is the values, not the bytes: a body
@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from northmigrate import records
-from northmigrate.sqs.message import sqs_text
+from northmigrate.aws.sqs.message import sqs_text
 
 ENVELOPE_VERSION = 1
 MARKER = "northmigrate"

@@ -15,8 +15,8 @@ from typing import IO
 
 from northmigrate.errors import InputError
 from northmigrate.privatefile import open_private
-from northmigrate.sources import SourceItem
-from northmigrate.validation import Rejection
+from northmigrate.records.item import SourceItem
+from northmigrate.records.validation import Rejection
 
 
 class RejectsWriter:

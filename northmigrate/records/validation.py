@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from northmigrate import envelope, records
+from northmigrate import records
+from northmigrate.aws.sqs.message import attributes_size
+from northmigrate.aws.sqs.queue import fifo_fields
 from northmigrate.plugin import Migration
+from northmigrate.records import envelope
+from northmigrate.records.item import SourceItem
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
-from northmigrate.sources import SourceItem
-from northmigrate.sqs.message import attributes_size
-from northmigrate.sqs.queue import fifo_fields
 
 Kind = Literal["eligible", "ineligible", "duplicate", "invalid"]
 MAX_REPORTED_ERRORS = 100

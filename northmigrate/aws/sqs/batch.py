@@ -5,7 +5,7 @@ per entry: ``Successful`` (accepted), or ``Failed`` with a code and ``SenderFaul
 that failed by the sender's fault, or whose receipt handle is gone (``GONE_CODES``: the
 message was deleted, or its visibility lapsed and someone else received it), is *refused*:
 asking again cannot help. Any other failed entry, and every entry of a call that failed
-as a whole, is asked again under the call's retry policy (:mod:`northmigrate.sqs.retry`);
+as a whole, is asked again under the call's retry policy (:mod:`northmigrate.aws.sqs.retry`);
 what is still unanswered after the last attempt is *unconfirmed* (a send that timed out may
 still have taken effect: the caller treats it as not done, which at worst duplicates).
 A fatal error (no endpoint, access denied, no queue) ends the call at once: the result
@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws.sqs.queue import queue_name
+from northmigrate.aws.sqs.retry import DELETE, SEND, VISIBILITY, Policy
 from northmigrate.errors import AwsError
-from northmigrate.sqs.queue import queue_name
-from northmigrate.sqs.retry import DELETE, SEND, VISIBILITY, Policy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -51,7 +51,7 @@ class BatchResult(Generic[T]):
     @property
     def strained(self) -> bool:
         """The call was throttled, retried or failed: the endpoint has had enough (the
-        adaptive limit of calls in flight, :mod:`northmigrate.inflight`, backs off)."""
+        adaptive limit of calls in flight, :mod:`northmigrate.aws.inflight`, backs off)."""
         return self.calls > 1 or self.retries > 0 or self.error is not None
 
     @property

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

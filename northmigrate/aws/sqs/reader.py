@@ -27,12 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from northmigrate.sqs.batch import change_visibility_batch
-from northmigrate.sqs.batch import chunks as in_tens
-from northmigrate.sqs.message import InMessage
-from northmigrate.sqs.queue import attributes, is_fifo, queue_name
-from northmigrate.sqs.receive import receive as receive_messages
-from northmigrate.sqs.retry import CALL, VISIBILITY
+from northmigrate.aws.sqs.batch import change_visibility_batch
+from northmigrate.aws.sqs.batch import chunks as in_tens
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.aws.sqs.queue import attributes, is_fifo, queue_name
+from northmigrate.aws.sqs.receive import receive as receive_messages
+from northmigrate.aws.sqs.retry import CALL, VISIBILITY
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -1,4 +1,4 @@
-"""ReceiveMessage, retried under a policy, as :class:`~northmigrate.sqs.message.InMessage`."""
+"""ReceiveMessage, retried under a policy, as :class:`~northmigrate.aws.sqs.message.InMessage`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from northmigrate.aws import AWS_EXCEPTIONS, is_fatal, translate
-from northmigrate.sqs.message import InMessage, normalise
-from northmigrate.sqs.queue import queue_name
-from northmigrate.sqs.retry import RECEIVE, Policy
+from northmigrate.aws.clients import AWS_EXCEPTIONS, is_fatal, translate
+from northmigrate.aws.sqs.message import InMessage, normalise
+from northmigrate.aws.sqs.queue import queue_name
+from northmigrate.aws.sqs.retry import RECEIVE, Policy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -4,7 +4,7 @@ These retries sit above botocore's own (``aws.retry_mode``, which retries a whol
 failed on the wire or was throttled): they are for what botocore cannot see, the entries a
 batch call answered with ``Failed`` through no fault of the sender, and a call that still
 failed after botocore gave up. A fatal error (no endpoint, no credentials, no access, no
-queue: :func:`northmigrate.aws.is_fatal`) is never retried. Waits are exponential with full
+queue: :func:`northmigrate.aws.clients.is_fatal`) is never retried. Waits are exponential with full
 jitter, and there is no wait after the final attempt.
 """
 

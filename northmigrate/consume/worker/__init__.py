@@ -7,7 +7,7 @@ visibility, hand-backs, in batches) and :mod:`.runner` (the ``Worker`` that wire
 handles stop and grace).
 """
 
-from northmigrate.worker.report import WorkerReport
-from northmigrate.worker.runner import PREFETCH, Worker, receivers_for
+from northmigrate.consume.worker.report import WorkerReport
+from northmigrate.consume.worker.runner import PREFETCH, Worker, receivers_for
 
 __all__ = ["PREFETCH", "Worker", "WorkerReport", "receivers_for"]

@@ -7,7 +7,7 @@ both with ``ChangeMessageVisibilityBatch``. Acknowledgements wait up to ``ACK_LI
 fill a batch of ten. A delete that SQS refused or never confirmed is counted
 (``delete_failed``): SQS delivers that message again, and the handler is idempotent.
 
-How many acknowledgements are in flight at once adapts (:mod:`northmigrate.inflight`): a
+How many acknowledgements are in flight at once adapts (:mod:`northmigrate.aws.inflight`): a
 thread takes a slot before it gathers a batch, at most ``threads`` at once; a throttled or
 retried call halves the limit.
 """
@@ -22,19 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from northmigrate.events import Emit, record_event, released_event
-from northmigrate.guard import Guard
-from northmigrate.inflight import InFlight
-from northmigrate.processing import Outcome
-from northmigrate.sqs.batch import (
+from northmigrate.aws.inflight import InFlight
+from northmigrate.aws.sqs.batch import (
     MAX_BATCH_ENTRIES,
     BatchResult,
     change_visibility_batch,
     delete_batch,
 )
-from northmigrate.sqs.message import InMessage
-from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.report import WorkerReport
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.consume.events import Emit, record_event, released_event
+from northmigrate.consume.guard import Guard
+from northmigrate.consume.processing import Outcome
+from northmigrate.consume.worker.ledger import Ledger
+from northmigrate.consume.worker.report import WorkerReport
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -82,8 +82,8 @@ class Acknowledger:
         self._lock = threading.Lock()
         self._pending = 0
         self._running: list[threading.Thread] = []
-        self._emit = emit  # one structured event per outcome (northmigrate.events)
-        self._guard = guard  # counts the handler's failures (northmigrate.guard)
+        self._emit = emit  # one structured event per outcome (northmigrate.consume.events)
+        self._guard = guard  # counts the handler's failures (northmigrate.consume.guard)
         self._migration = migration
 
     @property

@@ -1,7 +1,7 @@
 """The dispatcher: the pool of threads that run the per-record path on each message.
 
 ``concurrency`` threads take the next *group* of waiting messages and run
-:class:`~northmigrate.processing.Processor` on each, settling every outcome with the
+:class:`~northmigrate.consume.processing.Processor` on each, settling every outcome with the
 acknowledger. A group is one message on a standard queue; on a FIFO queue it is a message
 group, run one message after the other, in order, and a retry holds the rest of its group
 back by handing it back to SQS (which gives them out again, in order, once the failed
@@ -16,9 +16,9 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from northmigrate.processing import Outcome, Processor, Status
-from northmigrate.sqs.message import InMessage
-from northmigrate.worker.acknowledger import Acknowledger
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.consume.processing import Outcome, Processor, Status
+from northmigrate.consume.worker.acknowledger import Acknowledger
 
 log = logging.getLogger("northmigrate.worker")
 

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from northmigrate.heartbeat import Heartbeat
-from northmigrate.sqs.message import InMessage
-from northmigrate.worker.report import WorkerReport
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.consume.heartbeat import Heartbeat
+from northmigrate.consume.worker.report import WorkerReport
 
 log = logging.getLogger("northmigrate.worker")
 

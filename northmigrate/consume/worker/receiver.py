@@ -9,7 +9,7 @@ poll while nothing is held, confirmed by the queue's depth), or a fatal error of
 receiver. The tap is read before every receive: a closed tap stops receives within its cache
 time plus one long poll (at most ``TAP_MAX_WAIT_S``); its limit caps the rate.
 
-How many receives are in flight at once adapts (:mod:`northmigrate.inflight`): it grows
+How many receives are in flight at once adapts (:mod:`northmigrate.aws.inflight`): it grows
 only while more receives bring more messages in (the pool waits for them), and a receive
 that failed halves it.
 """
@@ -22,17 +22,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from northmigrate.backoff import TokenBucket
+from northmigrate.aws.inflight import InFlight
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.aws.sqs.queue import Depth
+from northmigrate.aws.sqs.receive import receive
+from northmigrate.consume.backoff import TokenBucket
+from northmigrate.consume.guard import Guard
+from northmigrate.consume.tap import Gate
+from northmigrate.consume.worker.acknowledger import Acknowledger
+from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.ledger import Ledger
 from northmigrate.errors import NorthmigrateError
-from northmigrate.guard import Guard
-from northmigrate.inflight import InFlight
-from northmigrate.sqs.message import InMessage
-from northmigrate.sqs.queue import Depth
-from northmigrate.sqs.receive import receive
-from northmigrate.tap import Gate
-from northmigrate.worker.acknowledger import Acknowledger
-from northmigrate.worker.dispatcher import Dispatcher
-from northmigrate.worker.ledger import Ledger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from northmigrate.aws.sqs.queue import Depth
+from northmigrate.consume.processing import Outcome, Status
 from northmigrate.errors import NorthmigrateError
-from northmigrate.processing import Outcome, Status
-from northmigrate.sqs.queue import Depth
 
 REASONS_SHOWN = 20
 

@@ -4,14 +4,14 @@ Threads, each with one job (see the part's module for its rules):
 
 - receivers (:mod:`.receiver`): long polls that keep the pool fed, at most ``PREFETCH``
   messages per receiver waiting in memory to be started, paced by ``--rate`` and the tap;
-  how many receive at once adapts to the endpoint (:mod:`northmigrate.inflight`), from
+  how many receive at once adapts to the endpoint (:mod:`northmigrate.aws.inflight`), from
   ``receivers_for`` up to ``RECEIVER_HEADROOM`` times that, as many full receives as the
   pool and its prefetch have room for;
 - the pool (:mod:`.dispatcher`): ``concurrency`` threads running the per-record path,
   FIFO message groups in order;
 - acknowledgers (:mod:`.acknowledger`, as many as receivers): deletes, backoff visibility
   and hand-backs, in batches;
-- the heartbeat (:mod:`northmigrate.heartbeat`): extends the visibility of every message
+- the heartbeat (:mod:`northmigrate.consume.heartbeat`): extends the visibility of every message
   held (:mod:`.ledger`), so a slow record is not delivered to anyone else while it runs.
 
 A message is deleted only when its outcome allows it: migrated, safely copied to the DLQ,
@@ -33,29 +33,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from northmigrate.aws import AwsClients
-from northmigrate.backoff import retry_delay
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.inflight import InFlight, Tuning
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
+from northmigrate.consume.backoff import retry_delay
+from northmigrate.consume.events import Emit
+from northmigrate.consume.guard import Guard, Trip
+from northmigrate.consume.heartbeat import Heartbeat
+from northmigrate.consume.processing import SQS_MAX_DELAY_S, Processor
+from northmigrate.consume.tap import GUARD, Gate, Tap, TapGate
+from northmigrate.consume.worker.acknowledger import Acknowledger
+from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.ledger import Ledger
+from northmigrate.consume.worker.receiver import UNTIL_EMPTY_WAIT_S, GuardStopped, Receiver
+from northmigrate.consume.worker.report import WorkerReport
 from northmigrate.errors import NorthmigrateError
-from northmigrate.events import Emit
-from northmigrate.guard import Guard, Trip
-from northmigrate.heartbeat import Heartbeat
-from northmigrate.inflight import InFlight, Tuning
 from northmigrate.plugin import Migration
-from northmigrate.processing import SQS_MAX_DELAY_S, Processor
-from northmigrate.queues import Queues
-from northmigrate.tap import GUARD, Gate, Tap, TapGate
-from northmigrate.worker.acknowledger import Acknowledger
-from northmigrate.worker.dispatcher import Dispatcher
-from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import UNTIL_EMPTY_WAIT_S, GuardStopped, Receiver
-from northmigrate.worker.report import WorkerReport
 
 log = logging.getLogger("northmigrate.worker")
 
 MAX_RECEIVERS = 4  # receive threads: one per 10 slots of concurrency, at most this many
 # The receives and acknowledgements in flight start at ``receivers_for`` and adapt, up to
-# this many times that, as the ledger's room allows (northmigrate.inflight).
+# this many times that, as the ledger's room allows (northmigrate.aws.inflight).
 RECEIVER_HEADROOM = 2
 PREFETCH = 10  # messages per receiver that may wait in memory to be started
 RECEIVER_JOIN_S = 13  # how long stopping waits for a receiver (its longest poll and more)
@@ -120,7 +120,7 @@ class Worker:
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
         self.rate = rate
-        self.tap = tap  # None: the main queue's tap (northmigrate.tap), read when run starts
+        self.tap = tap  # None: the main queue's tap (consume.tap), read when run starts
         self.emit = emit  # one event per record outcome (worker --log-format json)
         self._clock = clock
         self._sleep = sleep
