@@ -10,12 +10,13 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from northmigrate import aws_lambda, envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import load_settings
+from northmigrate.consume import lambda_handler as aws_lambda
+from northmigrate.control.provision import provision
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import provision
-from northmigrate.sample import generate
+from northmigrate.records import envelope
+from northmigrate.records.sample import generate
 
 BASE = next(iter(generate(1, seed=3)))
 
