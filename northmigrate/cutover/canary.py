@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AWS_EXCEPTIONS, aws_errors
-from northmigrate.sqs.queue import depth
+from northmigrate.aws.sqs.queue import depth
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -81,6 +81,8 @@ class Canary:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _since: datetime | None = None
+    _dlq_before: int = 0
 
     def _dlq_total(self) -> int:
         return depth(self.sqs, self.dlq_url).total if self.dlq_url else 0
@@ -108,10 +110,17 @@ class Canary:
             return f"the mapping of {self.function} is {state} (something disabled it)"
         return None
 
+    def start(self) -> None:
+        """Note the DLQ's depth and the time: called before the new mapping is enabled, so
+        that a dead letter its first batch makes counts."""
+        self._since = self.now()
+        self._dlq_before = self._dlq_total()
+
     def watch(self, wait_s: float) -> CanaryResult:
-        """Watch for ``wait_s`` seconds; the first problem ends the canary."""
-        since, start = self.now(), self.clock()
-        dlq_before = self._dlq_total()
+        """Watch for ``wait_s`` seconds (from ``start``); the first problem ends the canary."""
+        if self._since is None:
+            self.start()
+        since, dlq_before, start = self._since or self.now(), self._dlq_before, self.clock()
         while True:
             waited = self.clock() - start
             problem = self._problem(since, dlq_before)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors
+from northmigrate.aws.sqs.message import sqs_text
+from northmigrate.consume.tap import TAG_VALUE_LIMIT, read_tags
 from northmigrate.errors import InputError
-from northmigrate.sqs.message import sqs_text
-from northmigrate.tap import TAG_VALUE_LIMIT, read_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from northmigrate.aws.sqs.queue import Depth
 from northmigrate.cutover.record import Record, read_record
 from northmigrate.cutover.target import QueueMapping, Target
-from northmigrate.sqs.queue import Depth
 
 WARN_FRACTION = 0.5  # warn once the oldest message has waited this share of the retention
 DEFAULT_RETENTION_S = 345_600

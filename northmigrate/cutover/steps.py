@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors, error_code
@@ -22,7 +23,6 @@ from northmigrate.cutover.canary import CanaryResult
 from northmigrate.cutover.record import HELD, Record, read_record, write_record
 from northmigrate.cutover.record import clear_record as _clear
 from northmigrate.cutover.target import DISABLED, QueueMapping, Target
-from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import NorthmigrateError, Refused
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Steps:
         cloudwatch: CloudWatchClient | None = None,
         iam: IAMClient | None = None,
         kms: Any = None,
-        now: Callable[[], str] = lambda: iso(utc_now()),
+        now: Callable[[], str] = lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.target = target

@@ -94,8 +94,7 @@ class Cutover(Steps):
         result: CanaryResult | None = None
         try:
             if opts.canary:
-                self._open(uuid, name, opts.canary, CANARY_CONCURRENCY)
-                result = Canary(
+                canary = Canary(
                     self.target.sqs,
                     self.target.lam,
                     self.cloudwatch,
@@ -104,7 +103,10 @@ class Cutover(Steps):
                     self.target.dlq_url(),
                     sleep=self.sleep,
                     clock=self.target.clock,
-                ).watch(opts.canary_wait_s)
+                )
+                canary.start()
+                self._open(uuid, name, opts.canary, CANARY_CONCURRENCY)
+                result = canary.watch(opts.canary_wait_s)
                 if not result.ok:
                     record = self._rehold(uuid, record, f"canary of {name} failed: {result.reason}")
                     report = self._report("switch", True, record.reason or "", record)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors, error_code
+from northmigrate.aws.sqs.queue import Depth, attributes, depth, queue_name
+from northmigrate.consume.tap import MappingState, mappings
 from northmigrate.errors import AwsError
-from northmigrate.sqs.queue import Depth, attributes, depth, queue_name
-from northmigrate.tap import MappingState, mappings
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

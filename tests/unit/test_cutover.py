@@ -218,3 +218,21 @@ def test_a_passing_canary_starts_slow_then_opens_fully(s: Stage) -> None:
         (10, {"MaximumConcurrency": 8}),
     ]
     assert s.mappings() == {"old": "Disabled", "new": "Enabled"} and s.watch.most == 1
+
+
+def test_a_dead_letter_of_the_canary_s_first_batch_counts(s: Stage) -> None:
+    """The DLQ's depth is noted before the new mapping is enabled: a dead letter that comes
+    as soon as it reads is seen."""
+    s.cutover().hold()
+
+    sent: list[str] = []
+
+    def first_batch_dead_letters(model: object, parsed: dict[str, object], **_: object) -> None:
+        enabled = parsed.get("State") == "Enabled"
+        if getattr(model, "name", "") == "UpdateEventSourceMapping" and enabled and not sent:
+            sent.append(s.sqs.send_message(QueueUrl=s.dlq_url, MessageBody="poison")["MessageId"])
+
+    s.lam.meta.events.register("after-call.lambda", first_batch_dead_letters)
+    report = s.cutover().switch("new", SwitchOptions(canary=1, canary_wait_s=30))
+    assert report.canary is not None and not report.canary.ok
+    assert s.mappings() == {"old": "Disabled", "new": "Disabled"}
