@@ -22,20 +22,26 @@ from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import aws_errors
 from northmigrate.aws.sqs.message import sqs_text
-from northmigrate.consume.tap import TAG_VALUE_LIMIT, read_tags
+from northmigrate.consume.tap import (
+    CUTOVER_FROM_TAG,
+    CUTOVER_HELD,
+    CUTOVER_TAG,
+    TAG_VALUE_LIMIT,
+    read_tags,
+)
 from northmigrate.errors import InputError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-TAG_STATE = "northmigrate:cutover"
+TAG_STATE = CUTOVER_TAG  # the tap reads it too: it never enables a held queue's consumers
 TAG_BY = "northmigrate:cutover-by"
 TAG_AT = "northmigrate:cutover-at"
 TAG_REASON = "northmigrate:cutover-reason"
-TAG_FROM = "northmigrate:cutover-from"
+TAG_FROM = CUTOVER_FROM_TAG
 TAG_TO = "northmigrate:cutover-to"
 ALL_TAGS = [TAG_STATE, TAG_BY, TAG_AT, TAG_REASON, TAG_FROM, TAG_TO]
-HELD = "held"
+HELD = CUTOVER_HELD
 SWITCHED = "switched"
 UUID_LENGTH = 36
 MAX_OLD_MAPPINGS = TAG_VALUE_LIMIT // (UUID_LENGTH + 1)

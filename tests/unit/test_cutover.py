@@ -10,6 +10,10 @@ from dataclasses import replace
 import pytest
 from support.cutover import Stage, stage
 
+from northmigrate.aws import AwsClients
+from northmigrate.aws.queues import Queues
+from northmigrate.config import QueueSettings
+from northmigrate.consume.tap import Tap
 from northmigrate.cutover import SwitchOptions
 from northmigrate.cutover.record import HELD, SWITCHED, TAG_STATE, TAG_TO, Record, write_record
 from northmigrate.errors import AwsError, Refused
@@ -236,3 +240,24 @@ def test_a_dead_letter_of_the_canary_s_first_batch_counts(s: Stage) -> None:
     report = s.cutover().switch("new", SwitchOptions(canary=1, canary_wait_s=30))
     assert report.canary is not None and not report.canary.ok
     assert s.mappings() == {"old": "Disabled", "new": "Disabled"}
+
+
+def main_queue_tap(s: Stage) -> Tap:
+    """The tap, with the cut-over queue as the migration's main queue."""
+    queues = Queues(s.sqs, QueueSettings(name="intake", dlq_name="intake-dlq"))
+    return Tap(AwsClients(), queues, sleep=s.time.sleep)
+
+
+def test_tap_open_never_makes_a_second_consumer_of_a_queue_in_cutover(s: Stage) -> None:
+    s.cutover().hold("v2 night")
+    with pytest.raises(Refused, match="held by cutover"):
+        main_queue_tap(s).open()
+    assert s.mappings() == {"old": "Disabled"}
+
+    s.cutover().switch("new")
+    main_queue_tap(s).close(reason="the new service is slow")
+    assert s.mappings() == {"old": "Disabled", "new": "Disabled"}
+    reopened = main_queue_tap(s).open()
+    assert s.mappings() == {"old": "Disabled", "new": "Enabled"}  # the old one stays off
+    assert reopened.state.cutover == "switched"
+    assert s.watch.most == 1
