@@ -12,7 +12,7 @@ infrastructure:
   ``rollback`` enables again and ``finish`` deletes), space-separated.
 - ``northmigrate:cutover-to``: the new function, once a switch has begun.
 
-A tag's value holds at most 256 characters: seven mapping UUIDs.
+A tag's value holds at most 256 characters: six mapping UUIDs.
 """
 
 from __future__ import annotations
