@@ -100,6 +100,8 @@ def retention(target: Target, oldest_age_s: float | None, hold_s: int) -> tuple[
         f"retention {_duration(retention_s)}: the backlog can wait {_duration(room)} "
         f"(the hold is planned for {_duration(hold_s)}; --hold-for)"
     )
+    if oldest_age_s is None:
+        detail += "; the oldest message's age is unknown (no CloudWatch figure): counted as 0"
     return Check("retention", room >= hold_s, detail), room
 
 

@@ -261,3 +261,19 @@ def test_tap_open_never_makes_a_second_consumer_of_a_queue_in_cutover(s: Stage) 
     assert s.mappings() == {"old": "Disabled", "new": "Enabled"}  # the old one stays off
     assert reopened.state.cutover == "switched"
     assert s.watch.most == 1
+
+
+def test_a_hold_after_a_switch_holds_the_new_consumer_and_either_way_out_works(
+    s: Stage,
+) -> None:
+    s.cutover().hold()
+    s.cutover().switch("new")
+    held = s.cutover().hold("the new service misbehaves")
+    assert held.changed and held.record.held and held.record.old == (s.old_uuid,)
+    assert s.mappings() == {"old": "Disabled", "new": "Disabled"}
+    s.cutover().switch("new")  # on again
+    assert s.mappings() == {"old": "Disabled", "new": "Enabled"}
+    s.cutover().hold()
+    s.cutover().rollback()  # or back to the old one
+    assert s.mappings() == {"old": "Enabled", "new": "Disabled"}
+    assert s.watch.most == 1

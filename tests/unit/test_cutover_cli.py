@@ -130,3 +130,14 @@ def test_without_a_queue_or_a_config_the_command_says_what_to_pass(
     result = cli(tmp_path, "status")
     assert result.returncode == 2
     assert one_line_error(result) == "Error: no queue given (pass --queue NAME_OR_URL)"
+
+
+def test_without_a_queue_the_config_s_main_queue_is_the_target(s: Stage, tmp_path: Path) -> None:
+    (tmp_path / "northmigrate.toml").write_text(
+        '[queue]\nname = "intake"\n'
+        '[migration]\nplugin = "northmigrate.examples.onboarding:migration"\n'
+    )
+    held = cli(tmp_path, "hold", "--reason", "main queue night", "-o", "json")
+    assert held.returncode == 0, held.stderr
+    assert (held.json()["queue"], held.json()["held"]) == ("intake", True)
+    assert s.mappings() == {"old": "Disabled"}

@@ -73,6 +73,8 @@ def test_no_redrive_policy_and_a_short_retention_fail(mocked_aws: None) -> None:
     assert detail(report, "dead_letter_queue") == "no redrive policy: a poison message loops"
     report = plan(s.target(), "new", s.iam, hold_s=3600, oldest_age=lambda: 600.0)
     assert "the backlog can wait 1200 s" in detail(report, "retention")
+    assert "age is unknown" not in detail(report, "retention")
+    assert "age is unknown" in detail(plan(s.target(), "new", s.iam), "retention")
 
 
 def test_a_visibility_timeout_under_six_function_timeouts_fails(s: Stage) -> None:
