@@ -179,7 +179,7 @@ def plan(
     """Every check of a switch of ``target`` to ``to``; changes nothing."""
     function = target.function(to)  # a missing function: AwsError before any check
     if old is not None:
-        target.function(old)
+        target.function(old, "--from")
     record = record or Record()
     found = target.mappings()
     one, old_mappings = consumers(found, function.name, old, record)

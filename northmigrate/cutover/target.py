@@ -152,13 +152,13 @@ class Target:
     def mappings(self) -> list[QueueMapping]:
         return [QueueMapping.from_api(m) for m in mappings(self.lam, self.arn)]
 
-    def function(self, name: str) -> Function:
+    def function(self, name: str, flag: str = "--to") -> Function:
         """The function ``name`` (a name or an ARN); AwsError when it does not exist."""
         try:
             conf = self.lam.get_function_configuration(FunctionName=name)
         except Exception as exc:
             if error_code(exc) in _MISSING:
-                raise AwsError(f"function {name} does not exist", hint="check --to") from exc
+                raise AwsError(f"function {name} does not exist", hint=f"check {flag}") from exc
             with aws_errors(f"function {name}"):
                 raise
         return Function(

@@ -73,6 +73,9 @@ def test_a_missing_function_or_queue_is_one_line_exit_3_and_nothing_changes(
     missing = cli(tmp_path, "plan", "--queue", "intake", "--to", "nope")
     assert missing.returncode == 3
     assert one_line_error(missing) == "Error: function nope does not exist (check --to)"
+    old = cli(tmp_path, "plan", "--queue", "intake", "--to", "new", "--from", "nope")
+    assert old.returncode == 3
+    assert one_line_error(old) == "Error: function nope does not exist (check --from)"
     gone = cli(tmp_path, "hold", "--queue", "elsewhere")
     assert gone.returncode == 3
     assert one_line_error(gone).startswith("Error: queue elsewhere does not exist")
