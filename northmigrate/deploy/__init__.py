@@ -1,4 +1,5 @@
 """The worker on AWS Lambda: build the package, deploy (or plan, or write a template), destroy.
+May import ``consume`` (the tap), ``control``, ``dlq``, ``aws``, the plugin and the base modules.
 
 ``deploy`` reads the queues ``provision`` made (they must exist), refuses settings that would
 lose work (a visibility timeout under 6 x the function timeout), builds the package, then

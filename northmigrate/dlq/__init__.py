@@ -1,6 +1,8 @@
 """Dead-letter queue operations: inspect without consuming, export, redrive, watch, alarm.
 Each is a library call; the ``dlq`` and ``alarm`` commands are thin wrappers over them
-(``status``, of the whole migration, is :mod:`northmigrate.control.status`)."""
+(``status``, of the whole migration, is :mod:`northmigrate.control.status`).
+May import ``consume``, ``control``, ``records``, ``aws``, the plugin, ``redact`` and the base
+modules."""
 
 from northmigrate.aws.sqs.reader import Reader, peek
 from northmigrate.dlq.alarm import AlarmReport, create_alarm
