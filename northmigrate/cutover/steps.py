@@ -13,7 +13,8 @@ queue is held) and says how to continue.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,20 @@ class Steps:
     def _stamp(self, record: Record, state: str, reason: str | None) -> Record:
         return replace(record, state=state, by=self.by, at=self.now(), reason=reason)
 
+    @contextmanager
+    def _continuing(self, step: str, state: str) -> Iterator[None]:
+        """A failure inside: the same error, saying what state the queue is in and that the
+        same step, run again, continues."""
+        try:
+            yield
+        except NorthmigrateError as exc:
+            q = self.target.name
+            raise type(exc)(
+                f"{exc.message}; {q} {state}",
+                hint=f"cutover {step} --queue {q} again continues; cutover status --queue {q} "
+                "shows each mapping",
+            ) from exc
+
     # -- hold -------------------------------------------------------------------------------
     def hold(self, reason: str | None = None) -> StepReport:
         """Disable every enabled mapping of the queue; messages wait in it."""
@@ -107,8 +122,9 @@ class Steps:
         record = self._write(
             self._stamp(replace(record, old=record.old + tuple(new_old)), HELD, reason)
         )
-        for mapping in enabled:
-            self.target.set_enabled(mapping.uuid, False)
+        with self._continuing("hold", "is held, but a mapping may still be enabled"):
+            for mapping in enabled:
+                self.target.set_enabled(mapping.uuid, False)
         names = ", ".join(sorted({m.function for m in enabled})) or "no consumer was enabled"
         return self._report("hold", True, f"{self.target.name} is held ({names})", record)
 
@@ -159,13 +175,14 @@ class Steps:
                 f"the old mapping of {self.target.name} no longer exists: nothing to roll back to"
             )
         record = self._write(self._stamp(record, HELD, "rolling back"))
-        for mapping in found.values():
-            if mapping.enabled and mapping.uuid not in record.old:
-                self.target.set_enabled(mapping.uuid, False)
-        for mapping in old:
-            self._alone(mapping.function)
-            self.target.set_enabled(mapping.uuid, True)
-        _clear(self.target.sqs, self.target.url)
+        with self._continuing("rollback", "is held, half rolled back"):
+            for mapping in found.values():
+                if mapping.enabled and mapping.uuid not in record.old:
+                    self.target.set_enabled(mapping.uuid, False)
+            for mapping in old:
+                self._alone(mapping.function)
+                self.target.set_enabled(mapping.uuid, True)
+            _clear(self.target.sqs, self.target.url)
         back = ", ".join(m.function for m in old) or "no consumer (none was enabled before)"
         return self._report("rollback", True, f"{self.target.name} reads into {back}", Record())
 
@@ -187,9 +204,10 @@ class Steps:
                 f"the mapping of {record.to} on {self.target.name} is not enabled",
                 hint=f"cutover switch --queue {self.target.name} --to {record.to} first",
             )
-        for uuid in record.old:
-            self._delete(uuid)
-        _clear(self.target.sqs, self.target.url)
+        with self._continuing("finish", f"is read by {record.to}; the old mapping may remain"):
+            for uuid in record.old:
+                self._delete(uuid)
+            _clear(self.target.sqs, self.target.url)
         message = f"{self.target.name} is read by {record.to}; the old mapping is deleted"
         return self._report("finish", True, message, Record())
 

@@ -277,3 +277,45 @@ def test_a_hold_after_a_switch_holds_the_new_consumer_and_either_way_out_works(
     s.cutover().rollback()  # or back to the old one
     assert s.mappings() == {"old": "Enabled", "new": "Disabled"}
     assert s.watch.most == 1
+
+
+def test_a_hold_that_fails_half_way_says_what_state_the_queue_is_in_and_continues(
+    s: Stage,
+) -> None:
+    def unavailable(params: dict[str, object], model: object, **_: object) -> None:
+        if getattr(model, "name", "") == "UpdateEventSourceMapping":
+            raise AwsError("update event source mapping: ServiceException: try later")
+
+    s.lam.meta.events.register("provide-client-params.lambda", unavailable)
+    with pytest.raises(AwsError) as failed:
+        s.cutover().hold("v2 night")
+    assert str(failed.value) == (
+        "update event source mapping: ServiceException: try later; intake is held, but a "
+        "mapping may still be enabled (cutover hold --queue intake again continues; cutover "
+        "status --queue intake shows each mapping)"
+    )
+    assert s.tags()[TAG_STATE] == HELD and s.mappings() == {"old": "Enabled"}
+    s.lam.meta.events.unregister("provide-client-params.lambda", unavailable)
+    assert s.cutover().hold().changed and s.mappings() == {"old": "Disabled"}
+    assert s.tags()["northmigrate:cutover-from"] == s.old_uuid
+
+
+def test_a_rollback_that_fails_half_way_continues_when_run_again(s: Stage) -> None:
+    s.cutover().hold()
+    s.cutover().switch("new")
+    calls: list[str] = []
+
+    def second_update_fails(params: dict[str, object], model: object, **_: object) -> None:
+        if getattr(model, "name", "") == "UpdateEventSourceMapping":
+            calls.append(str(params.get("UUID")))
+            if len(calls) == 2:  # the new one is disabled; enabling the old one fails
+                raise AwsError("update event source mapping: ServiceException: try later")
+
+    s.lam.meta.events.register("provide-client-params.lambda", second_update_fails)
+    with pytest.raises(AwsError, match="intake is held, half rolled back"):
+        s.cutover().rollback()
+    assert s.mappings() == {"old": "Disabled", "new": "Disabled"}
+    assert s.tags()[TAG_STATE] == HELD
+    s.lam.meta.events.unregister("provide-client-params.lambda", second_update_fails)
+    s.cutover().rollback()
+    assert s.mappings() == {"old": "Enabled", "new": "Disabled"} and s.watch.most == 1
