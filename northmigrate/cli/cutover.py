@@ -283,7 +283,8 @@ def cutover_switch(
     With --canary N it starts with batches of N at a maximum concurrency of 2 and watches the
     new function's errors (CloudWatch), the DLQ and the mapping for --canary-wait seconds,
     then opens fully; or it disables the new mapping again, holds the queue with the reason
-    and exits 1.
+    and exits 1. AWS publishes a function's errors a minute or more late: on AWS, wait a few
+    minutes.
 
     Examples:
       northmigrate cutover switch --queue intake --to svc-v2

@@ -12,7 +12,7 @@ from northmigrate.cutover import checks
 from northmigrate.cutover.canary import CANARY_CONCURRENCY, Canary, CanaryResult
 from northmigrate.cutover.record import SWITCHED
 from northmigrate.cutover.steps import DEFAULT_BATCH_SIZE, StepReport, Steps
-from northmigrate.cutover.target import DISABLED, QueueMapping
+from northmigrate.cutover.target import DISABLED, Function, QueueMapping
 from northmigrate.errors import NorthmigrateError, Refused
 
 
@@ -28,8 +28,8 @@ class Cutover(Steps):
     """Every step of the cutover of one queue: hold, switch, rollback, finish."""
 
     # -- switch -----------------------------------------------------------------------------
-    def _refuse_checks(self, to: str, found: list[QueueMapping]) -> None:
-        function = self.target.function(to)
+    def _refuse_checks(self, function: Function, found: list[QueueMapping]) -> None:
+        to = function.name
         found_checks = [
             checks.dead_letter_queue(self.target),
             checks.visibility(self.target, function),
@@ -72,7 +72,8 @@ class Cutover(Steps):
         """Feed the held queue to ``to``: its mapping (created disabled if there is none) is
         enabled once every other mapping is Disabled; with a canary, slowly first."""
         opts = options or SwitchOptions()
-        name = self.target.function(to).name
+        function = self.target.function(to)
+        name = function.name
         record = self.record()
         if record.state is None:
             raise Refused(
@@ -88,7 +89,7 @@ class Cutover(Steps):
         mine = [m for m in found if m.function == name]
         if record.switched and mine and mine[0].enabled:
             return self._report("switch", False, f"{self.target.name} reads into {name}", record)
-        self._refuse_checks(name, found)
+        self._refuse_checks(function, found)
         record = self._write(replace(record, to=name))
         uuid = self._new_mapping(name, found, opts)
         result: CanaryResult | None = None
