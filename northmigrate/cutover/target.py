@@ -95,9 +95,10 @@ class Target:
         self._attributes: dict[str, str] | None = None
 
     def _url(self, queue: str) -> str:
-        name = queue_name(queue) if "://" in queue else queue
+        is_url = queue.startswith(("https://", "http://"))
+        name = queue_name(queue) if is_url else queue
         try:
-            if "://" in queue:
+            if is_url:
                 self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
                 return queue
             return str(self.sqs.get_queue_url(QueueName=queue)["QueueUrl"])
