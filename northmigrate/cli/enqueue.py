@@ -15,25 +15,36 @@ from northmigrate.cli.records import (
     FORCE_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
+    SHARD_OPTION,
+    SHARDS_OPTION,
     SOURCE_HELP,
     _finish,
     _run,
     _scan_flags,
     _scan_info,
+    _shard,
 )
 from northmigrate.cli.state import State, state
 from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.errors import EXIT_ATTENTION
+from northmigrate.sources.shard import Shard
 
 
 def continue_command(
-    st: State, source: str, line: int, rejects: Path | None, concurrency: int | None
+    st: State,
+    source: str,
+    line: int,
+    rejects: Path | None,
+    concurrency: int | None,
+    shard: Shard | None = None,
 ) -> str:
     """The command that goes on where this run stopped, to copy as it is."""
     words = ["northmigrate"]
     if st.config_path:
         words += ["--config", st.config_path]
     words += ["enqueue", source, "--from-line", str(line)]
+    if shard is not None:
+        words += ["--shard", str(shard)]
     if rejects is not None:
         words += ["--rejects", str(rejects)]
     if concurrency is not None:
@@ -86,6 +97,8 @@ def enqueue(
     filters: list[str] | None = FILTER_OPTION,
     filter_values: str | None = FILTER_VALUES_OPTION,
     force: bool = FORCE_OPTION,
+    shard_text: str | None = SHARD_OPTION,
+    shards: int | None = SHARDS_OPTION,
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -104,8 +117,9 @@ def enqueue(
     Examples:
       northmigrate enqueue records.jsonl --rejects rejects.jsonl
       northmigrate enqueue records.jsonl -n 5  # a canary of five
-      northmigrate enqueue records.jsonl --from-line 277 --rejects rejects.jsonl
+      northmigrate enqueue s3://old-exports/onboarding/ --shard auto  # on AWS Batch
     """
+    shard = _shard(shard_text, shards)
     st = state(ctx)
     report, opened = _run(
         st,
@@ -119,16 +133,20 @@ def enqueue(
         concurrency=concurrency,
         flags=_scan_flags(segments, consistent, filters, filter_values, resume),
         force=force,
+        shard=shard,
     )
     info = _scan_info(opened)
     line = report.resume_from_line
     command = None
     if line is not None and not dry_run and source != "-" and not info:
-        command = continue_command(st, source, line, rejects, concurrency)
+        command = continue_command(st, source, line, rejects, concurrency, shard)
     notes = _notes(report, limit, command)
     if info and not dry_run and not report.complete:
         notes.append(
-            ("[yellow]the scan did not finish: run again with --resume to continue[/yellow]",)
+            (
+                "[yellow]the scan did not finish: run again with --resume{} to continue[/yellow]",
+                "" if shard is None else f" --shard {shard}",
+            )
         )
     extra = info | ({} if dry_run else {"resume_command": command})
     title = "enqueue (dry run)" if dry_run else "enqueue"

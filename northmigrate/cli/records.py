@@ -3,6 +3,7 @@ that pick and shape a source, and the report's table."""
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -19,12 +20,13 @@ from northmigrate.cli.progress import enqueue_figures, progress_line, ticking
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State
 from northmigrate.control.status import RunRecorder
-from northmigrate.errors import EXIT_INTERRUPTED
+from northmigrate.errors import EXIT_INTERRUPTED, InputError
 from northmigrate.records.envelope import iso, utc_now
 from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Rejection
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.sources.shard import Shard, parse_shard
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -65,6 +67,28 @@ FILTER_VALUES_OPTION = typer.Option(
     metavar="JSON",
     help='dynamodb:// only: values of a raw --filter\'s placeholders, e.g. {":s": "approved"}.',
 )
+
+
+SHARD_OPTION = typer.Option(
+    None,
+    "--shard",
+    metavar="I/N|auto",
+    help="Read only part I of N (0-based); N processes, each with its own I, read the source "
+    "once between them. auto: from AWS_BATCH_JOB_ARRAY_INDEX/_SIZE, JOB_COMPLETION_INDEX "
+    "(with --shards N) or CLOUD_RUN_TASK_INDEX/_COUNT. Not for stdin.",
+)
+SHARDS_OPTION = typer.Option(
+    None, "--shards", min=1, metavar="N", help="The shard count, for --shard auto on Kubernetes."
+)
+
+
+def _shard(text: str | None, shards: int | None) -> Shard | None:
+    """The shard of ``--shard``/``--shards`` (exit 2 when it is not one)."""
+    if text is None:
+        if shards is not None:
+            raise InputError("--shards applies with --shard auto", hint="--shard auto --shards N")
+        return None
+    return parse_shard(text, shards=shards, env=os.environ)
 
 
 def _scan_flags(
@@ -155,8 +179,10 @@ def _run(
     concurrency: int | None = None,
     flags: ScanOptions,
     force: bool = False,
+    shard: Shard | None = None,
 ) -> tuple[enqueue_lib.EnqueueReport, Source]:
-    check_options(source_name, flags, from_line=from_line)  # before the config is read
+    # before the config is read
+    check_options(source_name, flags, from_line=from_line, sharded=shard is not None)
     settings = st.settings
     migration = st.migration
     options = replace(flags, sensitive=migration.sensitive)
@@ -176,7 +202,9 @@ def _run(
         # Before the source opens: a signal stops even a read that never ends.
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
         resumed = from_line is not None or flags.resume
-        source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
+        source = open_source(
+            source_name, clients=st.clients(), stop=stop, options=options, shard=shard
+        )
         # an earlier run's rejects are added to when resuming, else kept unless --force
         writer = (
             stack.enter_context(RejectsWriter(rejects, append=resumed, force=force))
@@ -224,6 +252,7 @@ def _run(
             stop=stop,
             run_id=run_id,
         )
+        report.shard = None if shard is None else str(shard)
         seen[:] = [report]
         if recorder is not None:
             recorder.update(report.enqueued)

@@ -14,10 +14,13 @@ from northmigrate.cli.records import (
     FORCE_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
+    SHARD_OPTION,
+    SHARDS_OPTION,
     SOURCE_HELP,
     _finish,
     _run,
     _scan_flags,
+    _shard,
 )
 from northmigrate.cli.state import state
 from northmigrate.errors import EXIT_ATTENTION
@@ -35,6 +38,8 @@ def validate(
     consistent: bool = CONSISTENT_OPTION,
     filters: list[str] | None = FILTER_OPTION,
     filter_values: str | None = FILTER_VALUES_OPTION,
+    shard_text: str | None = SHARD_OPTION,
+    shards: int | None = SHARDS_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Read and validate every record against the migration's model; send nothing.
@@ -44,11 +49,14 @@ def validate(
 
     Examples:
       northmigrate validate records.jsonl --rejects rejects.jsonl
-      northmigrate validate records.csv.gz --strict
       northmigrate validate s3://old-exports/onboarding/ --output json
+      northmigrate validate records.jsonl --shard 0/4  # the first of four parts
     """
+    shard = _shard(shard_text, shards)
     flags = _scan_flags(segments, consistent, filters, filter_values)
-    report, _ = _run(state(ctx), source, output, rejects, send=False, flags=flags, force=force)
+    report, _ = _run(
+        state(ctx), source, output, rejects, send=False, flags=flags, force=force, shard=shard
+    )
     _finish(report, output, "validate")
     if strict and (report.tally.invalid or report.tally.duplicates):
         raise typer.Exit(EXIT_ATTENTION)

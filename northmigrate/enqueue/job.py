@@ -57,6 +57,7 @@ class EnqueueReport:
     largest_message: int = 0
     source_done: int = 0
     source_total: int | None = None
+    shard: str | None = None  # "I/N" of --shard: this run read only that part
     error: NorthmigrateError | None = None
 
     @property
@@ -68,8 +69,10 @@ class EnqueueReport:
         out: dict[str, Any] = {}
         if not self.validate_only:
             out["run_id"] = self.run_id
+        out["source"] = self.source
+        if self.shard is not None:
+            out["shard"] = self.shard
         out |= {
-            "source": self.source,
             "read": t.read,
             "valid": t.valid,
             "eligible": t.eligible,

@@ -33,12 +33,14 @@ from northmigrate.sources.filters import build_filter, filter_identity
 from northmigrate.sources.options import ScanOptions
 from northmigrate.sources.pages import PageReader, Stopped
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
+from northmigrate.sources.shard import Shard
 
 if TYPE_CHECKING:
     from northmigrate.aws.clients import AwsClients
 
 
 MAX_SEGMENTS = 32
+SEGMENTS_PER_SHARD = 4  # the default with --shard: not by size, which shards may see apart
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
@@ -85,8 +87,10 @@ class DynamoSource:
         sleep: Callable[[float], None] | None = None,
         max_attempts: int = 8,
         queue_items: int = QUEUE_ITEMS,
+        owned: Sequence[int] | None = None,
     ) -> None:
         self.name = f"dynamodb://{table}"
+        self.owned = list(range(state.total_segments)) if owned is None else list(owned)
         self.table = table
         self.state = state
         self.checkpoint = checkpoint
@@ -170,9 +174,10 @@ class DynamoSource:
 
     def resume_info(self) -> dict[str, Any]:
         cp = self.checkpoint
+        segments = self.state.segments
         return {
-            "segments": self.state.total_segments,
-            "segments_done": sum(s.done for s in self.state.segments),
+            "segments": len(self.owned),
+            "segments_done": sum(segments[n].done for n in self.owned),
             "resumed": self.resumed,
             "state_file": str(cp.path) if cp is not None and cp.path is not None else None,
         }
@@ -245,6 +250,7 @@ def open_table(
     options: ScanOptions | None = None,
     *,
     sleep: Callable[[float], None] | None = None,
+    shard: Shard | None = None,
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
 
@@ -253,10 +259,21 @@ def open_table(
     northmigrate.sources.resume); with ``options.resume`` too, the scan starts from the
     positions recorded by an earlier run (from the start when there are none).
     ``options.save_state`` False reads a state, writes none.
+
+    With ``shard``, this process scans segment ``s`` when ``s % N == I``: every shard must
+    scan with the same ``--segments`` (default ``SEGMENTS_PER_SHARD`` per shard, not the
+    table's size, which shards starting hours apart may see apart), and its state is its own
+    (``state_path``): each shard resumes alone.
     """
     options = options or ScanOptions()
     if options.segments is not None and not 1 <= options.segments <= 1_000_000:
         raise InputError("--segments must be between 1 and 1000000")
+    if shard is not None and options.segments is not None and options.segments < shard.count:
+        raise InputError(
+            f"--segments {options.segments} is fewer than the {shard.count} shards: "
+            "some shards would have nothing to scan",
+            hint=f"give --segments {shard.count} or more (the same on every shard)",
+        )
     if options.page_size is not None and options.page_size < 1:
         raise InputError("page_size must be at least 1")
     filter_text = filter_identity(options.filters, options.filter_values)
@@ -272,18 +289,25 @@ def open_table(
     key_names = [k["AttributeName"] for k in hash_first]
     state_file = options.state_file
     if state_file is None and options.state_dir is not None:
-        state_file = state_path(table, options.queue_name, options.state_dir)
+        where = None if shard is None else (shard.index, shard.count)
+        state_file = state_path(table, options.queue_name, options.state_dir, where)
     state = _resumed_state(table, options, state_file, filter_text)
     resumed = state is not None
     if state is None:
         size = int(described.get("TableSizeBytes", 0))
+        by_shard = None if shard is None else min(1_000_000, SEGMENTS_PER_SHARD * shard.count)
         state = ScanState(
             table=table,
             queue=options.queue_name,
-            total_segments=options.segments or default_segments(size),
+            total_segments=options.segments or by_shard or default_segments(size),
             filter=filter_text,
             consistent=options.consistent,
         )
+    owned = list(range(state.total_segments))
+    if shard is not None:
+        owned = owned[shard.index :: shard.count]
+        for number in set(range(state.total_segments)) - set(owned):
+            state.segments[number].done = True  # another shard's: never scanned here
     sensitive = [s for s in options.sensitive if "." not in s]
     state.sensitive = frozenset(key_names) & set(sensitive)
     checkpoint = None
@@ -292,6 +316,8 @@ def open_table(
         if not resumed:
             checkpoint.save()  # a fresh scan replaces the state of any earlier one
     item_count = described.get("ItemCount")
+    if item_count is not None and shard is not None:  # about this shard's share
+        item_count = -(-int(item_count) * len(owned) // state.total_segments)
     return DynamoSource(
         ddb,
         table,
@@ -304,6 +330,7 @@ def open_table(
         page_size=options.page_size,
         sensitive=sensitive,
         sleep=sleep,
+        owned=owned,
     )
 
 

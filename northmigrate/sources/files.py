@@ -25,9 +25,11 @@ _BOM = codecs.BOM_UTF8
 _EOL = re.compile(rb"\r\n?|\n")
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes without the line ending), or None for a line over MAX_LINE_BYTES."""
-    number = 0
+def _lines(stream: IO[bytes], first: int = 1) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes without the line ending), or None for a line over MAX_LINE_BYTES.
+    ``first`` is the number of the stream's first line (a shard's window starts mid-file)."""
+    number = first - 1
+    at_start = first == 1  # a byte order mark is only skipped at the input's start
     parts: list[bytes] = []
     size = 0
     too_long = False
@@ -36,8 +38,9 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         chunk = stream.read(_CHUNK)
         if not chunk:
             break
-        if number == 0 and not parts and not too_long and chunk.startswith(_BOM):
+        if at_start and chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
+        at_start = False
         pos = 1 if after_cr and chunk.startswith(b"\n") else 0
         after_cr = False
         for match in _EOL.finditer(chunk, pos):
@@ -65,8 +68,10 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         yield number + 1, None if too_long else b"".join(parts)
 
 
-def read_jsonl(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceItem]:
-    for number, raw in _lines(stream):
+def read_jsonl(
+    stream: IO[bytes], origin: str | None = None, *, first_line: int = 1
+) -> Iterator[SourceItem]:
+    for number, raw in _lines(stream, first_line):
         if raw is None:
             yield SourceItem(
                 number, error=f"line is longer than {MAX_LINE_BYTES} bytes", origin=origin
@@ -298,7 +303,7 @@ def _nest(header: list[str], row: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_header(header: list[str], where: str) -> None:
+def check_header(header: list[str], where: str) -> None:
     """Every cell of a row must land in a field of its own: no empty or repeated names, and
     no column that names a field another column nests under (``notes`` beside
     ``notes.extra``), which would drop one of the two cells without a word."""
@@ -323,12 +328,21 @@ def _check_header(header: list[str], where: str) -> None:
                 )
 
 
-def read_csv(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceItem]:
-    """A header row, then one record a row; dotted headers nest, JSON cells are parsed."""
+def read_csv(
+    stream: IO[bytes],
+    origin: str | None = None,
+    *,
+    first_line: int = 1,
+    header: list[str] | None = None,
+) -> Iterator[SourceItem]:
+    """A header row, then one record a row; dotted headers nest, JSON cells are parsed.
+
+    A shard's window after the first starts at ``first_line`` with the ``header`` read
+    from the input's start (``northmigrate.sources.cuts``)."""
     bad: list[tuple[int, str]] = []
 
     def decoded() -> Iterator[str]:
-        for number, raw in _lines(stream):
+        for number, raw in _lines(stream, first_line):
             if raw is None:
                 bad.append((number, f"line is longer than {MAX_LINE_BYTES} bytes"))
                 yield "\n"
@@ -340,7 +354,7 @@ def read_csv(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceIte
                 yield "\n"
 
     reader = csv.reader(decoded(), strict=True)
-    header: list[str] | None = None
+    base = first_line - 1
     end = 0
     while True:
         try:
@@ -348,10 +362,10 @@ def read_csv(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceIte
         except StopIteration:
             break
         except csv.Error as exc:
-            yield SourceItem(end + 1, error=f"CSV error: {exc}", origin=origin)
+            yield SourceItem(base + end + 1, error=f"CSV error: {exc}", origin=origin)
             end = reader.line_num
             continue
-        start, end = end + 1, reader.line_num
+        start, end = base + end + 1, reader.line_num
         while bad:
             number, reason = bad.pop(0)
             yield SourceItem(number, error=reason, origin=origin)
@@ -359,7 +373,7 @@ def read_csv(stream: IO[bytes], origin: str | None = None) -> Iterator[SourceIte
             continue
         if header is None:
             header = [name.strip() for name in row]
-            _check_header(header, f"{origin or 'source'} line {start}")
+            check_header(header, f"{origin or 'source'} line {start}")
             continue
         if len(row) != len(header):
             yield SourceItem(

@@ -61,12 +61,20 @@ class ScanOptions:
         return [flag for flag, on in given.items() if on]
 
 
-def check_options(name: str, options: ScanOptions, *, from_line: int | None = None) -> None:
+def check_options(
+    name: str, options: ScanOptions, *, from_line: int | None = None, sharded: bool = False
+) -> None:
     """Refuse a flag given for a source it does not apply to (SourceError, exit 2).
 
     ``from_line`` is enqueue's ``--from-line``: it applies to one file or one S3 object.
+    ``sharded`` (``--shard``) applies to any source but stdin.
     """
     kind = kind_of(name)
+    if sharded and kind == "stdin":
+        raise SourceError(
+            "--shard cannot share stdin among shards: every shard would read its own copy",
+            hint="write the records to a file, or to S3, and shard that",
+        )
     table = kind == "dynamodb"
     if not table:
         misplaced = options.table_flags()

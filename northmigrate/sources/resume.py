@@ -56,13 +56,17 @@ WireKey = dict[str, dict[str, Any]]
 ReadPage = Callable[[WireKey | None], dict[str, Any]]
 
 
-def state_path(table: str, queue: str, base: Path | None = None) -> Path:
-    """The state file of scans of ``table`` sent to ``queue``."""
+def state_path(
+    table: str, queue: str, base: Path | None = None, shard: tuple[int, int] | None = None
+) -> Path:
+    """The state file of scans of ``table`` sent to ``queue`` (by shard ``(I, N)`` of
+    ``--shard I/N``: each shard resumes alone)."""
 
     def safe(name: str) -> str:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
-    return (base or STATE_DIR) / f"dynamodb-{safe(table)}--{safe(queue)}.json"
+    part = "" if shard is None else f"--shard-{shard[0]}-of-{shard[1]}"
+    return (base or STATE_DIR) / f"dynamodb-{safe(table)}--{safe(queue)}{part}.json"
 
 
 def key_to_json(key: WireKey | None) -> dict[str, Any] | None:

@@ -28,8 +28,11 @@ import botocore.exceptions
 
 from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import AwsError
-from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
+from northmigrate.sources.base import NoCheckpoint, Source, SourceError, SourceItem
+from northmigrate.sources.cuts import Opener
 from northmigrate.sources.names import s3_uri
+from northmigrate.sources.shard import Shard
+from northmigrate.sources.sharded import Piece, Strided, plan, read_window, splittable
 from northmigrate.sources.stream import CountingReader, Reader, open_buffered, reader_for
 
 if TYPE_CHECKING:
@@ -67,12 +70,15 @@ class ObjectStream(io.RawIOBase):
         size: int | None = None,
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        start: int = 0,
+        end: int | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.key = key
-        self.size = size
-        self.offset = 0
+        self.size = size if end is None else end  # where reading stops
+        self.offset = start
+        self.ranged = start > 0 or end is not None  # a shard's part of the object
         self.etag: str | None = None
         self.reopened = 0
         self._attempts = attempts
@@ -88,8 +94,9 @@ class ObjectStream(io.RawIOBase):
 
     def _open(self) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
-        if self.offset:
-            kwargs["Range"] = f"bytes={self.offset}-"
+        if self.offset or self.ranged:
+            last = str(self.size - 1) if self.ranged and self.size is not None else ""
+            kwargs["Range"] = f"bytes={self.offset}-{last}"
         if self.etag:
             kwargs["IfMatch"] = self.etag
         try:
@@ -107,7 +114,7 @@ class ObjectStream(io.RawIOBase):
                 ) from exc
             raise translate(exc, f"S3 GetObject {self.uri}") from exc
         self.etag = response.get("ETag") or self.etag
-        if not self.offset:  # the whole object: its length now, whatever a listing said
+        if not self.offset and not self.ranged:  # its length now, whatever a listing said
             self.size = int(response.get("ContentLength", 0))
         self._body = response["Body"]
 
@@ -159,6 +166,7 @@ class S3Source(NoCheckpoint):
         name: str,
         sleep: Callable[[float], None] = time.sleep,
         stop: threading.Event | None = None,
+        pieces: list[Piece] | None = None,
     ) -> None:
         self.name = name
         self._stop = stop
@@ -168,12 +176,56 @@ class S3Source(NoCheckpoint):
         self._sleep = sleep
         self._done_bytes = 0
         self._current: CountingReader | None = None
-        self._total = sum(o.size for o in objects)
+        self.pieces = pieces  # a shard's pieces of the objects (None: all of every one)
+        chosen = pieces or [Piece(n, 0, o.size, True) for n, o in enumerate(objects)]
+        self._total = sum(p.end - p.start for p in chosen)
 
     def __iter__(self) -> Iterator[SourceItem]:
-        for obj in self.objects:
-            reader, gz = reader_for(obj.key)
-            yield from self._read(obj, reader, gz)
+        if self.pieces is None:
+            for obj in self.objects:
+                reader, gz = reader_for(obj.key)
+                yield from self._read(obj, reader, gz)
+            return
+        for piece in self.pieces:
+            obj = self.objects[piece.index]
+            if not splittable(obj.key):
+                reader, gz = reader_for(obj.key)
+                yield from self._read(obj, reader, gz)
+                continue
+            yield from read_window(
+                self._opener(obj),
+                obj.size,
+                piece,
+                obj.key,
+                origin=f"s3://{self.bucket}/{obj.key}",
+                stop=self._stop,
+                counted=self._counted,
+            )
+
+    def cut(self, pieces: list[Piece]) -> None:
+        """Read only ``pieces`` of the objects (a shard's part)."""
+        self.pieces = pieces
+        self._total = sum(p.end - p.start for p in pieces)
+
+    def _opener(self, obj: S3Object) -> Opener:
+        def opener(start: int, end: int | None) -> IO[bytes]:
+            raw = ObjectStream(
+                self._s3,
+                self.bucket,
+                obj.key,
+                size=obj.size,
+                sleep=self._sleep,
+                start=start,
+                end=end,
+            )
+            return raw  # type: ignore[return-value]
+
+        return opener
+
+    def _counted(self, counting: CountingReader | None) -> None:
+        if counting is None and self._current is not None:
+            self._done_bytes += self._current.count
+        self._current = counting
 
     def _read(self, obj: S3Object, reader: Reader, gz: bool) -> Iterator[SourceItem]:
         origin = f"s3://{self.bucket}/{obj.key}"
@@ -240,12 +292,14 @@ def open_s3(
     *,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
-) -> S3Source:
+    shard: Shard | None = None,
+) -> Source:
+    """One object or a prefix; with ``shard``, only that shard's part of it."""
     bucket, key = s3_uri(name)
     s3 = clients.client("s3")
     if key == "" or key.endswith("/"):
         objects = list_objects(s3, bucket, key)
-        return S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop)
+        return _sharded(S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop), shard)
     reader_for(key)  # an unknown format fails before any request
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
@@ -255,4 +309,17 @@ def open_s3(
             raise SourceError(f"{name} does not exist") from exc
         raise translate(exc, f"S3 HeadObject {name}") from exc
     obj = S3Object(key, int(head.get("ContentLength", 0)))
-    return S3Source(s3, bucket, [obj], name=name, sleep=sleep, stop=stop)
+    return _sharded(S3Source(s3, bucket, [obj], name=name, sleep=sleep, stop=stop), shard)
+
+
+def _sharded(source: S3Source, shard: Shard | None) -> Source:
+    """``source`` cut for ``shard`` (``northmigrate.sources.shard``): one object that cannot
+    be cut is read by every shard, each keeping every N-th item."""
+    if shard is None:
+        return source
+    objects = source.objects
+    cuttable = [splittable(o.key) for o in objects]
+    if len(objects) == 1 and not cuttable[0]:
+        return Strided(source, shard)
+    source.cut(plan([o.size for o in objects], cuttable, shard))
+    return source

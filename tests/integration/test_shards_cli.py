@@ -1,0 +1,85 @@
+"""``--shard`` through the CLI as a user runs it: two shards enqueue a file once between
+them, ``--shard auto`` reads the engine's variables, the command that continues a shard
+keeps its shard, and a bad shard or stdin is exit 2 saying what is expected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import Project, write_jsonl
+
+from northmigrate.records.sample import SampleGenerator
+
+pytestmark = pytest.mark.integration
+
+
+def records(path: Path, count: int) -> Path:
+    lines: list[object] = []
+    for n in range(1, count + 1):
+        rec = SampleGenerator(seed=n).record(n)
+        rec["status"] = "approved"
+        lines.append("{not json" if n % 9 == 0 else rec)
+    return write_jsonl(path, lines)
+
+
+def test_two_shards_enqueue_a_file_once_and_a_stopped_shard_continues_as_itself(
+    project: Project, tmp_path: Path
+) -> None:
+    project.cli("provision", check=True)
+    source = str(records(tmp_path / "records.jsonl", 30))  # lines 9, 18, 27 are not JSON
+    first = project.cli_json("enqueue", source, "--shard", "0/2", "--rejects", "r0.jsonl")
+    assert first["shard"] == "0/2" and first["resume_command"] is None
+    env = {"AWS_BATCH_JOB_ARRAY_INDEX": "1", "AWS_BATCH_JOB_ARRAY_SIZE": "2"}
+    part = project.cli_json("enqueue", source, "--shard", "auto", "-n", "3", env=env)
+    assert part["shard"] == "1/2" and "--shard 1/2" in part["resume_command"]
+    line = str(part["resume_from_line"])
+    rest = project.cli_json(
+        "enqueue", source, "--shard", "1/2", "--from-line", line, "--rejects", "r1.jsonl"
+    )
+    assert first["enqueued"] + part["enqueued"] + rest["enqueued"] == 27
+    assert first["invalid"] + rest["invalid"] == 3
+    rejected = [
+        json.loads(entry)["line"]
+        for name in ("r0.jsonl", "r1.jsonl")
+        for entry in (project.root / name).read_text().splitlines()
+    ]
+    assert sorted(rejected) == [9, 18, 27]
+    status = project.cli_json("status")
+    assert status["main"]["visible"] == 27
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--shard", "3/3"], {}, "I/N with 0 <= I < N"),
+        (["--shard", "a/b"], {}, "I/N with 0 <= I < N"),
+        (["--shard", "auto"], {}, "JOB_COMPLETION_INDEX (with --shards N)"),
+        (["--shard", "auto"], {"JOB_COMPLETION_INDEX": "2"}, "--shards N"),
+        (["--shards", "2"], {}, "--shards applies with --shard auto"),
+    ],
+)
+def test_a_bad_shard_is_exit_2_with_the_expected_form(
+    project: Project, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    source = str(records(tmp_path / "r.jsonl", 2))
+    result = project.cli("validate", source, *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+
+
+def test_stdin_cannot_be_sharded(project: Project) -> None:
+    result = project.cli("enqueue", "-", "--shard", "0/2", input='{"a": 1}\n')
+    assert result.returncode == 2 and "cannot share stdin" in result.stderr
+
+
+def test_validate_shows_its_shard_and_counts_only_its_part(
+    project: Project, tmp_path: Path
+) -> None:
+    source = str(records(tmp_path / "r.jsonl", 20))
+    env = {"JOB_COMPLETION_INDEX": "2"}
+    parts = [project.cli_json("validate", source, "--shard", f"{n}/3") for n in range(2)]
+    parts.append(project.cli_json("validate", source, "--shard", "auto", "--shards", "3", env=env))
+    assert [p["shard"] for p in parts] == ["0/3", "1/3", "2/3"]
+    assert sum(p["read"] for p in parts) == 20 and sum(p["invalid"] for p in parts) == 2
