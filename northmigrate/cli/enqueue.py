@@ -37,12 +37,16 @@ def continue_command(
     rejects: Path | None,
     concurrency: int | None,
     shard: Shard | None = None,
+    key: str | None = None,
 ) -> str:
     """The command that goes on where this run stopped, to copy as it is."""
     words = ["northmigrate"]
     if st.config_path:
         words += ["--config", st.config_path]
-    words += ["enqueue", source, "--from-line", str(line)]
+    words += ["enqueue", source]
+    if key is not None:
+        words += ["--from-object", key]
+    words += ["--from-line", str(line)]
     if shard is not None:
         words += ["--shard", str(shard)]
     if rejects is not None:
@@ -83,6 +87,13 @@ def enqueue(
         "--from-line",
         min=1,
         help="Skip the source's lines before N (resume an interrupted run).",
+    ),
+    from_object: str | None = typer.Option(
+        None,
+        "--from-object",
+        metavar="KEY",
+        help="s3://BUCKET/PREFIX/ only: skip the objects before KEY, and in KEY the lines "
+        "before --from-line (resume an interrupted run).",
     ),
     concurrency: int | None = typer.Option(
         None,
@@ -130,6 +141,7 @@ def enqueue(
         dry_run=dry_run,
         limit=limit,
         from_line=from_line,
+        from_object=from_object,
         concurrency=concurrency,
         flags=_scan_flags(segments, consistent, filters, filter_values, resume),
         force=force,
@@ -139,7 +151,8 @@ def enqueue(
     line = report.resume_from_line
     command = None
     if line is not None and not dry_run and source != "-" and not info:
-        command = continue_command(st, source, line, rejects, concurrency, shard)
+        key = report.resume_from_object
+        command = continue_command(st, source, line, rejects, concurrency, shard, key)
     notes = _notes(report, limit, command)
     if info and not dry_run and not report.complete:
         notes.append(

@@ -176,13 +176,20 @@ def _run(
     dry_run: bool = False,
     limit: int | None = None,
     from_line: int | None = None,
+    from_object: str | None = None,
     concurrency: int | None = None,
     flags: ScanOptions,
     force: bool = False,
     shard: Shard | None = None,
 ) -> tuple[enqueue_lib.EnqueueReport, Source]:
     # before the config is read
-    check_options(source_name, flags, from_line=from_line, sharded=shard is not None)
+    check_options(
+        source_name,
+        flags,
+        from_line=from_line,
+        from_object=from_object,
+        sharded=shard is not None,
+    )
     settings = st.settings
     migration = st.migration
     options = replace(flags, sensitive=migration.sensitive)
@@ -201,7 +208,7 @@ def _run(
     with ExitStack() as stack:
         # Before the source opens: a signal stops even a read that never ends.
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
-        resumed = from_line is not None or flags.resume
+        resumed = from_line is not None or from_object is not None or flags.resume
         source = open_source(
             source_name, clients=st.clients(), stop=stop, options=options, shard=shard
         )
@@ -246,6 +253,7 @@ def _run(
             dry_run=dry_run,
             limit=limit,
             from_line=from_line,
+            from_object=from_object,
             concurrency=concurrency or MAX_IN_FLIGHT,
             rejects=writer,
             progress=on_progress,

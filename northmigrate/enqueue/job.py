@@ -25,6 +25,7 @@ from northmigrate.records.envelope import utc_now
 from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Checked, OutMessage, Rejection, Tally, Validator
 from northmigrate.sources import Source, SourceItem
+from northmigrate.sources.names import is_s3_prefix, s3_uri
 
 Progress = Callable[["EnqueueReport"], None]
 Settled = Callable[[SourceItem, bool], None]
@@ -52,6 +53,7 @@ class EnqueueReport:
     validate_only: bool = False
     rejects_file: str | None = None
     resume_from_line: int | None = None
+    resume_from_object: str | None = None  # of an S3 prefix: the object the line is in
     interrupted: bool = False
     duration_s: float = 0.0
     largest_message: int = 0
@@ -90,6 +92,8 @@ class EnqueueReport:
         }
         if not self.validate_only:
             out["resume_from_line"] = self.resume_from_line
+            if is_s3_prefix(self.source):
+                out["resume_from_object"] = self.resume_from_object
             out["interrupted"] = self.interrupted
         return out
 
@@ -105,6 +109,7 @@ def run(
     dry_run: bool = False,
     limit: int | None = None,
     from_line: int | None = None,
+    from_object: str | None = None,
     concurrency: int = MAX_IN_FLIGHT,
     rejects: RejectsWriter | None = None,
     progress: Progress | None = None,
@@ -126,6 +131,10 @@ def run(
     item with ``source.settle`` when the source keeps a checkpoint (``source.checkpointed``:
     a table scan recording how far it can safely resume from); given, it is called instead,
     and may call ``source.settle`` itself.
+
+    ``from_line`` skips the items before that line; with ``from_object`` (a key of an S3
+    prefix's objects), the objects before that key too, and the lines before ``from_line``
+    in it only (``resume_from_object`` and ``resume_from_line`` of an unfinished run).
 
     ``concurrency`` caps the batches in flight; how many are, up to it, adapts to the
     endpoint (:mod:`northmigrate.aws.inflight`).
@@ -155,7 +164,7 @@ def run(
         rejects=rejects,
         settled=settled,
         limit=limit,
-        from_line=from_line,
+        start=_Start.of(source.name, from_line, from_object),
         progress=progress,
         stop=stop,
     )
@@ -191,7 +200,7 @@ class Enqueue:
         rejects: RejectsWriter | None,
         settled: Settled | None,
         limit: int | None,
-        from_line: int | None,
+        start: _Start | None,
         progress: Progress | None,
         stop: threading.Event | None,
     ) -> None:
@@ -201,13 +210,14 @@ class Enqueue:
         self.rejects = rejects
         self.settled = settled
         self.limit = limit
-        self.from_line = from_line
+        self.start = start
         self.progress = progress
         self.stop = stop
         self._lock = threading.Lock()
         self._inflight: dict[int, SourceItem] = {}  # id(message) -> its item, until SQS answers
-        self._first_failed: int | None = None  # the lowest line whose record was not sent
-        self._last_line: int | None = None  # the line of the last item read
+        # the first (origin, line) whose record was not sent; the last item read's
+        self._first_failed: tuple[str, int] | None = None
+        self._last: tuple[str, int] | None = None
         self._stopped_early = False
 
     def run(self, sender: SqsSender | None) -> EnqueueReport:
@@ -229,18 +239,21 @@ class Enqueue:
         or the run stops early (``stop`` set, the limit reached, the sender broken)."""
         source, report, lock, settled = self.source, self.report, self._lock, self.settled
         check, tally, inflight = self.validator.check, report.tally, self._inflight
-        stop, from_line, limit, progress = self.stop, self.from_line, self.limit, self.progress
+        stop, start, limit, progress = self.stop, self.start, self.limit, self.progress
         last_progress = 0.0
         sent = 0
-        last_line = None
+        last = None
         try:
             for item in source:
                 if stop is not None and stop.is_set():
                     report.interrupted = self._stopped_early = True
                     return
-                if from_line is not None and item.line is not None and item.line < from_line:
-                    continue
-                last_line = item.line if item.line is not None else last_line
+                if start is not None:
+                    if start.before(item):
+                        continue
+                    start = None if start.passed_by(item) else start
+                if item.line is not None:
+                    last = (item.origin or "", item.line)
                 checked: Checked = check(item)
                 with lock:
                     tally.add(checked)
@@ -269,7 +282,7 @@ class Enqueue:
                     report.duration_s = now - started
                     progress(report)
         finally:
-            self._last_line = last_line
+            self._last = last
 
     def _reject(self, rejection: Rejection, item: SourceItem | None) -> None:
         if self.rejects is not None:
@@ -299,8 +312,10 @@ class Enqueue:
                 return
             report.failed += 1
             first = self._first_failed
-            if message.line is not None and (first is None or message.line < first):
-                self._first_failed = message.line
+            if message.line is not None:
+                where = (message.origin or "", message.line)
+                if first is None or _order(where) < _order(first):
+                    self._first_failed = where
             rejection = Rejection(message.line, message.record_id, None, error)
             report.tally.reject(rejection)
             if self.rejects is not None:
@@ -325,9 +340,44 @@ class Enqueue:
         report.source_done, report.source_total = self.source.progress()
         if not report.validate_only:
             candidates = [] if self._first_failed is None else [self._first_failed]
-            if self._stopped_early and self._last_line is not None:
-                candidates.append(self._last_line + 1)
-            report.resume_from_line = min(candidates) if candidates else None
+            if self._stopped_early and self._last is not None:
+                candidates.append((self._last[0], self._last[1] + 1))
+            if candidates:
+                origin, report.resume_from_line = min(candidates, key=_order)
+                if is_s3_prefix(report.source):
+                    report.resume_from_object = s3_uri(origin)[1]
+
+
+def _order(where: tuple[str, int]) -> tuple[bytes, int]:
+    """Where an item is in its source: an S3 prefix reads its objects in key order."""
+    return where[0].encode("utf-8"), where[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """Where a resumed run starts: a line (of the only file or object), or a line of one
+    object of an S3 prefix, the objects before it skipped whole."""
+
+    line: int
+    origin: str | None
+
+    @classmethod
+    def of(cls, name: str, line: int | None, key: str | None) -> _Start | None:
+        if key is None:
+            return None if line is None else cls(line, None)
+        bucket = s3_uri(name)[0]
+        return cls(line or 1, f"s3://{bucket}/{key}")
+
+    def before(self, item: SourceItem) -> bool:
+        if item.line is None:
+            return False
+        if self.origin is None:
+            return item.line < self.line
+        return _order((item.origin or "", item.line)) < _order((self.origin, self.line))
+
+    def passed_by(self, item: SourceItem) -> bool:
+        """Whether every item after ``item`` is past the start (items come in order)."""
+        return self.origin is not None and not self.before(item)
 
 
 def _record_text(body: str) -> str | None:

@@ -62,6 +62,7 @@ class OutMessage:
     size: int
     group_id: str | None = None
     dedup_id: str | None = None
+    origin: str | None = None  # the item's object (an S3 prefix's), for resuming
 
 
 @dataclass(slots=True)
@@ -260,7 +261,7 @@ class Validator:
         attrs = envelope.attributes(self.migration.name, record_id)
         body_bytes = len(body) if body.isascii() else len(body.encode())
         size = body_bytes + attributes_size(attrs)
-        message = OutMessage(record_id, item.line, body, attrs, size)
+        message = OutMessage(record_id, item.line, body, attrs, size, origin=item.origin)
         if self.fifo:
             fields = fifo_fields(record_id, f"{self.migration.name}\0{record_id}\0{raw}")
             message.group_id = fields["MessageGroupId"]

@@ -62,11 +62,17 @@ class ScanOptions:
 
 
 def check_options(
-    name: str, options: ScanOptions, *, from_line: int | None = None, sharded: bool = False
+    name: str,
+    options: ScanOptions,
+    *,
+    from_line: int | None = None,
+    from_object: str | None = None,
+    sharded: bool = False,
 ) -> None:
     """Refuse a flag given for a source it does not apply to (SourceError, exit 2).
 
-    ``from_line`` is enqueue's ``--from-line``: it applies to one file or one S3 object.
+    ``from_line`` is enqueue's ``--from-line``: it applies to one file or one S3 object, or
+    to an S3 prefix with ``from_object`` (``--from-object KEY``, a prefix's only).
     ``sharded`` (``--shard``) applies to any source but stdin.
     """
     kind = kind_of(name)
@@ -84,8 +90,16 @@ def check_options(
             raise SourceError(
                 f"--resume applies to dynamodb:// sources, not to {name}", hint="use --from-line N"
             )
-    if from_line is not None and (table or is_s3_prefix(name)):
+    prefix = is_s3_prefix(name)
+    if from_object is not None and not prefix:
+        raise SourceError(
+            f"--from-object applies to an S3 prefix (s3://BUCKET/PREFIX/), not to {name}",
+            hint="for one file or object, --from-line N is enough",
+        )
+    if from_line is not None and (table or (prefix and from_object is None)):
         raise SourceError(
             f"--from-line applies to one file or object, not to {name}",
-            hint="for a table, use --resume" if table else "point at one object",
+            hint="for a table, use --resume"
+            if table
+            else "for a prefix, give the object too: --from-object KEY --from-line N",
         )

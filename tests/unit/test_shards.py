@@ -24,7 +24,7 @@ from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration
 from northmigrate.records.rejects import RejectsWriter
-from northmigrate.sources import ScanOptions, SourceError, open_source
+from northmigrate.sources import ScanOptions, SourceError, check_options, open_source
 from northmigrate.sources.cuts import window
 from northmigrate.sources.shard import Shard, parse_shard
 from northmigrate.sources.sharded import file_opener, plan
@@ -297,6 +297,44 @@ def test_an_interrupted_s3_object_shard_resumes_alone(clients: AwsClients) -> No
     send(open_source(uri, clients=clients, shard=Shard(1, 2)), other)
     total = Counter(first.confirmed) + Counter(again.confirmed) + Counter(other.confirmed)
     assert total == expected_ids(rows)
+
+
+def test_an_interrupted_s3_prefix_shard_resumes_alone_from_its_object_and_line(
+    clients: AwsClients,
+) -> None:
+    everything: Counter[str] = Counter()
+    for number in range(4):
+        rows = [(number * 100 + n, "ok") for n in range(1, 16)]
+        put(clients, f"in/{number}.jsonl", jsonl_text(rows, "\n")[0].encode())
+        everything += expected_ids(rows)
+    uri = "s3://exports/in/"
+    other = FakeSqs()
+    send(open_source(uri, clients=clients, shard=Shard(0, 2)), other)
+    stopped = FakeSqs()
+    report = send(open_source(uri, clients=clients, shard=Shard(1, 2)), stopped, limit=20)
+    assert report.to_dict()["resume_from_object"] == "in/3.jsonl"  # 2.jsonl, then 5 of 3
+    assert report.resume_from_line is not None and report.resume_from_line > 1
+    rest = FakeSqs()
+    again = send(
+        open_source(uri, clients=clients, shard=Shard(1, 2)),
+        rest,
+        from_line=report.resume_from_line,
+        from_object=report.resume_from_object,
+    )
+    assert again.complete and again.resume_from_object is None
+    assert Counter(other.confirmed) + Counter(stopped.confirmed) + Counter(rest.confirmed) == (
+        everything
+    )
+
+
+def test_from_object_applies_to_a_prefix_only() -> None:
+    check_options("s3://b/p/", ScanOptions(), from_line=3, from_object="p/2.jsonl")
+    with pytest.raises(SourceError, match="--from-object KEY --from-line N"):
+        check_options("s3://b/p/", ScanOptions(), from_line=3)
+    with pytest.raises(SourceError, match="applies to an S3 prefix"):
+        check_options("r.jsonl", ScanOptions(), from_object="k")
+    with pytest.raises(SourceError, match="cannot share stdin"):
+        check_options("-", ScanOptions(), sharded=True)
 
 
 # -- DynamoDB ------------------------------------------------------------------------------------
