@@ -48,7 +48,8 @@ from northmigrate.sources.names import is_s3_prefix, kind_of, s3_uri, table_uri
             "s3://b/p/",
             ScanOptions(),
             3,
-            "--from-line applies to one file or object, not to s3://b/p/ (for a prefix, give the object too: --from-object KEY --from-line N)",
+            "--from-line applies to one file or object, not to s3://b/p/ (for a prefix, give "
+            "the object too: --from-object KEY --from-line N)",
         ),
     ],
 )
