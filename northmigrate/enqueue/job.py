@@ -242,7 +242,7 @@ class Enqueue:
         stop, start, limit, progress = self.stop, self.start, self.limit, self.progress
         last_progress = 0.0
         sent = 0
-        last = None
+        last: SourceItem | None = None
         try:
             for item in source:
                 if stop is not None and stop.is_set():
@@ -253,7 +253,7 @@ class Enqueue:
                         continue
                     start = None if start.passed_by(item) else start
                 if item.line is not None:
-                    last = (item.origin or "", item.line)
+                    last = item
                 checked: Checked = check(item)
                 with lock:
                     tally.add(checked)
@@ -282,7 +282,8 @@ class Enqueue:
                     report.duration_s = now - started
                     progress(report)
         finally:
-            self._last = last
+            if last is not None and last.line is not None:
+                self._last = (last.origin or "", last.line)
 
     def _reject(self, rejection: Rejection, item: SourceItem | None) -> None:
         if self.rejects is not None:
