@@ -210,7 +210,12 @@ def _run(
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
         resumed = from_line is not None or from_object is not None or flags.resume
         source = open_source(
-            source_name, clients=st.clients(), stop=stop, options=options, shard=shard
+            source_name,
+            clients=st.clients(),
+            stop=stop,
+            options=options,
+            shard=shard,
+            from_object=from_object,
         )
         # an earlier run's rejects are added to when resuming, else kept unless --force
         writer = (

@@ -29,6 +29,7 @@ def open_source(
     options: ScanOptions | None = None,
     sleep: Callable[[float], None] | None = None,
     shard: Shard | None = None,
+    from_object: str | None = None,
 ) -> Source:
     """Open ``name`` for reading (nothing is read until iterated). Raises SourceError (exit 2)
     when it cannot be opened, or when ``options`` hold a flag that does not apply to it.
@@ -39,7 +40,8 @@ def open_source(
     its caller checks between items. ``sleep`` waits between retries (a test's seam).
 
     ``shard`` opens only that shard's part (``northmigrate.sources.shard``); stdin cannot
-    be shared among shards (SourceError).
+    be shared among shards (SourceError). ``from_object`` (a key of an S3 prefix) reads
+    nothing of the objects before it (``--from-object``, resuming).
     """
     options = options or ScanOptions()
     check_options(name, options)
@@ -61,7 +63,12 @@ def open_source(
         from northmigrate.sources import s3
 
         return s3.open_s3(
-            clients, name, stop=stop, shard=shard, **({"sleep": sleep} if sleep else {})
+            clients,
+            name,
+            stop=stop,
+            shard=shard,
+            from_object=from_object,
+            **({"sleep": sleep} if sleep else {}),
         )
     from northmigrate.sources import dynamodb
 

@@ -202,6 +202,12 @@ class S3Source(NoCheckpoint):
                 counted=self._counted,
             )
 
+    def skip_before(self, key: str) -> None:
+        """Read nothing of the objects whose key sorts before ``key`` (a resumed run)."""
+        first = key.encode("utf-8")
+        chosen = self.pieces or [Piece(n, 0, o.size, True) for n, o in enumerate(self.objects)]
+        self.cut([p for p in chosen if self.objects[p.index].key.encode("utf-8") >= first])
+
     def cut(self, pieces: list[Piece]) -> None:
         """Read only ``pieces`` of the objects (a shard's part)."""
         self.pieces = pieces
@@ -293,13 +299,19 @@ def open_s3(
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
     shard: Shard | None = None,
+    from_object: str | None = None,
 ) -> Source:
-    """One object or a prefix; with ``shard``, only that shard's part of it."""
+    """One object or a prefix; with ``shard``, only that shard's part of it; with
+    ``from_object`` (a prefix's), nothing of the objects before that key."""
     bucket, key = s3_uri(name)
     s3 = clients.client("s3")
     if key == "" or key.endswith("/"):
         objects = list_objects(s3, bucket, key)
-        return _sharded(S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop), shard)
+        source = S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop)
+        sharded = _sharded(source, shard)
+        if from_object is not None:
+            source.skip_before(from_object)  # after the cut: every shard cuts the same way
+        return sharded
     reader_for(key)  # an unknown format fails before any request
     try:
         head = s3.head_object(Bucket=bucket, Key=key)

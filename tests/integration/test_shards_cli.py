@@ -5,22 +5,24 @@ keeps its shard, and a bad shard or stdin is exit 2 saying what is expected."""
 from __future__ import annotations
 
 import json
+import shlex
+import uuid
 from pathlib import Path
 
 import pytest
-from helpers import Project, write_jsonl
+from helpers import Project, client, write_jsonl
 
 from northmigrate.records.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
 
 
-def records(path: Path, count: int) -> Path:
+def records(path: Path, count: int, first: int = 1, bad_every: int = 9) -> Path:
     lines: list[object] = []
-    for n in range(1, count + 1):
+    for n in range(first, first + count):
         rec = SampleGenerator(seed=n).record(n)
         rec["status"] = "approved"
-        lines.append("{not json" if n % 9 == 0 else rec)
+        lines.append("{not json" if bad_every and n % bad_every == 0 else rec)
     return write_jsonl(path, lines)
 
 
@@ -83,3 +85,26 @@ def test_validate_shows_its_shard_and_counts_only_its_part(
     parts.append(project.cli_json("validate", source, "--shard", "auto", "--shards", "3", env=env))
     assert [p["shard"] for p in parts] == ["0/3", "1/3", "2/3"]
     assert sum(p["read"] for p in parts) == 20 and sum(p["invalid"] for p in parts) == 2
+
+
+def test_a_stopped_shard_of_an_s3_prefix_continues_from_its_object_and_line(
+    project: Project, tmp_path: Path
+) -> None:
+    project.cli("provision", check=True)
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"
+    s3 = client("s3", project.endpoint)
+    s3.create_bucket(Bucket=bucket)
+    for number in range(4):
+        path = records(tmp_path / f"{number}.jsonl", 8, first=100 * number + 1, bad_every=0)
+        s3.put_object(Bucket=bucket, Key=f"in/{number}.jsonl", Body=path.read_bytes())
+    uri = f"s3://{bucket}/in/"
+    other = project.cli_json("enqueue", uri, "--shard", "0/2")
+    stopped = project.cli_json("enqueue", uri, "--shard", "1/2", "-n", "10")
+    assert stopped["resume_from_object"] == "in/3.jsonl" and stopped["resume_from_line"] == 3
+    words = shlex.split(stopped["resume_command"])
+    assert words[words.index("--from-object") + 1] == "in/3.jsonl"
+    assert words[words.index("--shard") + 1] == "1/2"
+    rest = project.cli_json(*words[1:])
+    assert rest["resume_from_line"] is None and rest["read"] == 6
+    assert other["enqueued"] + stopped["enqueued"] + rest["enqueued"] == 32
+    assert project.cli_json("status")["main"]["visible"] == 32

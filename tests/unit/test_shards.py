@@ -315,13 +315,12 @@ def test_an_interrupted_s3_prefix_shard_resumes_alone_from_its_object_and_line(
     assert report.to_dict()["resume_from_object"] == "in/3.jsonl"  # 2.jsonl, then 5 of 3
     assert report.resume_from_line is not None and report.resume_from_line > 1
     rest = FakeSqs()
-    again = send(
-        open_source(uri, clients=clients, shard=Shard(1, 2)),
-        rest,
-        from_line=report.resume_from_line,
-        from_object=report.resume_from_object,
-    )
+    key = report.resume_from_object
+    source = open_source(uri, clients=clients, shard=Shard(1, 2), from_object=key)
+    again = send(source, rest, from_line=report.resume_from_line, from_object=key)
     assert again.complete and again.resume_from_object is None
+    size = clients.client("s3").head_object(Bucket="exports", Key=key)["ContentLength"]
+    assert again.source_total == size  # the objects before it were not read again
     assert Counter(other.confirmed) + Counter(stopped.confirmed) + Counter(rest.confirmed) == (
         everything
     )
