@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from northmigrate import envelope, records
 from northmigrate.plugin import Migration
+from northmigrate.record_ids import RecordIds
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import SourceItem
 from northmigrate.sqs.message import attributes_size
@@ -187,8 +188,10 @@ class Validator:
         run_id: str = "",
         source_name: str = "",
         fifo: bool = False,
+        ids: RecordIds | None = None,
     ) -> None:
         self.migration = migration
+        self.ids = ids or RecordIds.for_migration(migration)
         self.max_message_size = max_message_size
         self.source_name = source_name
         self.fifo = fifo
@@ -218,7 +221,7 @@ class Validator:
                 f"model validation failed: {type(exc).__name__}: {error_text(exc)}", item
             )
             return self._invalid(item, self._guess_id(item), None, reason)
-        record_id = self.migration.record_id(record)
+        record_id = self.ids.of_record(record)
         if not self._seen.add(record_id):
             return Checked(
                 "duplicate",
@@ -284,7 +287,7 @@ class Validator:
         if isinstance(data, dict):
             value = data.get(self.migration.key)
             if isinstance(value, str | int) and not isinstance(value, bool):
-                return str(value)[:200]
+                return self.ids.of(value)[:200]
         return None
 
     def _clean(self, text: str, item: SourceItem, record: BaseModel | None = None) -> str:
