@@ -118,9 +118,9 @@ CHILD = textwrap.dedent(
     from northmigrate.dlq.letters import export_view, read_letter, sample_view
     from northmigrate.plugin import Migration
     from northmigrate.redact import Scrubber, sensitive_leaves
-    from northmigrate.sources import SourceItem
-    from northmigrate.sqs.message import InMessage
-    from northmigrate.validation import Validator
+    from northmigrate.records.item import SourceItem
+    from northmigrate.aws.sqs.message import InMessage
+    from northmigrate.records.validation import Validator
 
     class Owner(BaseModel):
         amount: int
@@ -213,9 +213,9 @@ class Plain(BaseModel):
 
 
 def test_the_worker_dead_letters_any_huge_number_once_with_a_reason(mocked_aws: None) -> None:
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
+    from northmigrate.consume.processing import Processor, Status
     from northmigrate.plugin import Migration
-    from northmigrate.processing import Processor, Status
 
     handled: list[Any] = []
     migration = Migration(
@@ -246,7 +246,7 @@ def test_the_worker_dead_letters_any_huge_number_once_with_a_reason(mocked_aws: 
 def test_the_lambda_handler_dead_letters_a_huge_sensitive_number(mocked_aws: None) -> None:
     from unit.test_lambda_handler import dead_letters, record, runtime_for, sqs_record
 
-    from northmigrate import aws_lambda
+    from northmigrate.consume import lambda_handler as aws_lambda
 
     rt = runtime_for("huge")
     bodies = []

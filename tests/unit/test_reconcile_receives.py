@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import QueueSettings
+from northmigrate.control.reconcile import reconcile
 from northmigrate.dlq.letters import record_reasons
 from northmigrate.plugin import Migration
-from northmigrate.queues import Queues
-from northmigrate.reconcile import reconcile
+from northmigrate.records import envelope
 from northmigrate.sources import open_source
 
 

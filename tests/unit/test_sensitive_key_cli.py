@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from helpers import aws_client
 
-from northmigrate import envelope
 from northmigrate.cli.app import run
-from northmigrate.record_ids import ENV_KEY, is_digest
+from northmigrate.records import envelope
+from northmigrate.records.ids import ENV_KEY, is_digest
 
 PLUGIN = """
 from decimal import Decimal
