@@ -168,10 +168,15 @@ def describe_validation(exc: ValidationError, shown: int = 5) -> str:
     """``field: problem; …`` for the first ``shown`` problems, never with the values (they
     may be sensitive). Validate's rejections and the worker's dead-letter reasons use it."""
     problems = exc.errors(include_url=False, include_input=False, include_context=False)
-    parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:shown]]
+    parts = [f"{_loc(p['loc']) or 'record'}: {_message(p['msg'])}" for p in problems[:shown]]
     if len(problems) > shown:
         parts.append(f"and {len(problems) - shown} more")
     return "; ".join(parts)
+
+
+def _message(msg: str) -> str:
+    """A custom validator's message without pydantic's "Value error, " before it."""
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str | None:

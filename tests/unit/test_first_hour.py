@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from northmigrate import records
 from northmigrate.aws.sqs.queue import Depth
+from northmigrate.cli.app import run
 from northmigrate.cli.dlq import _render_inspect
 from northmigrate.cli.records import _render
 from northmigrate.dlq.inspect import InspectReport
 from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.records.validation import Rejection
 
+REPO = Path(__file__).resolve().parents[2]
 BROKEN_JSON = [
     '{"a": "never closed',
     '{"a": 1,',
@@ -98,3 +103,72 @@ def test_at_80_columns_a_rejections_error_does_not_repeat_its_field() -> None:
     assert len(rows) <= 2 * 3, table  # each error wraps to three lines at most
     data = json.loads(json.dumps(report.to_dict(), default=str))
     assert data["errors"][0]["error"].startswith(problems[0][0])  # the JSON keeps it whole
+
+
+def test_the_readme_install_has_every_program_init_suggests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    [extra] = re.findall(r"pip install -e '\.\[(\w+)\]'", readme)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    installed = {"northmigrate"} | {
+        re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0]
+        for requirement in project["optional-dependencies"][extra]
+    }
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NORTHMIGRATE_OUTPUT", raising=False)
+    assert run(["init", "--plugin", "ledger", "--output", "json"]) == 0
+    steps = json.loads(capsys.readouterr().out)["next"]
+    programs = {step.split()[0] for step in steps if not step.startswith("edit ")}
+    assert programs and programs <= installed, (programs, installed)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "said"),
+    [
+        (["status", "--once", "--output", "yaml"], {}, "'yaml' is not one of"),
+        (["worker", "--concurrency", "0"], {}, "must be 1 or more"),
+        (["worker", "--concurrency", "100000"], {}, "must be 512 or less"),
+        (["dlq", "inspect", "--limit", "x"], {}, "must be a whole number"),
+        (["dlq", "redrive", "--canary", "1", "--canary-wait", "0"], {}, "must be 1 or more"),
+        (["status", "--once"], {"NORTHMIGRATE_QUEUE__MAX_RECEIVE_COUNT": "0"}, "1 or more"),
+        (["status", "--once"], {"NORTHMIGRATE_QUEUE__MAX_RECEIVE_COUNT": "x"}, "a whole number"),
+    ],
+)
+def test_a_bad_value_is_told_in_plain_words_not_pydantics(
+    argv: list[str],
+    env: dict[str, str],
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("NORTHMIGRATE_OUTPUT", "NORTHMIGRATE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run(["init"]) == 0
+    capsys.readouterr()
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert "Value error" not in err and "Input should" not in err, err
+
+
+def test_a_custom_validators_message_is_a_rejection_without_pydantics_prefix() -> None:
+    from pydantic import BaseModel, field_validator
+
+    from northmigrate.records.validation import describe_validation
+
+    class Account(BaseModel):
+        code: str
+
+        @field_validator("code")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            raise ValueError("code is not one of ours")
+
+    with pytest.raises(Exception) as caught:
+        Account.model_validate({"code": "x"})
+    assert describe_validation(caught.value) == "code: code is not one of ours"  # type: ignore[arg-type]
