@@ -172,3 +172,31 @@ def test_a_custom_validators_message_is_a_rejection_without_pydantics_prefix() -
     with pytest.raises(Exception) as caught:
         Account.model_validate({"code": "x"})
     assert describe_validation(caught.value) == "code: code is not one of ours"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "hint"),
+    [
+        ("migraton", "did you mean migration?"),
+        ("Migration", "did you mean migration?"),
+        ("migrations", "did you mean migration?"),
+        ("ledger", "its Migration is migration"),
+    ],
+)
+def test_a_misspelled_plugin_attribute_gets_a_did_you_mean(
+    attribute: str, hint: str, tmp_path: Path
+) -> None:
+    from northmigrate.errors import PluginError
+    from northmigrate.plugin import load_migration
+
+    module = f"nm_fh_{attribute.lower()}"
+    (tmp_path / f"{module}.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from northmigrate import Migration\n"
+        "class Record(BaseModel):\n    id: str\n"
+        "migration = Migration(name='l', model=Record, key='id', handler=lambda r, c: None)\n"
+    )
+    with pytest.raises(PluginError) as caught:
+        load_migration(f"{module}:{attribute}", cwd=tmp_path)
+    assert caught.value.hint == hint, str(caught.value)
+    assert hint in str(caught.value)
