@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import json
 import re
+import threading
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,56 @@ def test_a_misspelled_plugin_attribute_gets_a_did_you_mean(
         load_migration(f"{module}:{attribute}", cwd=tmp_path)
     assert caught.value.hint == hint, str(caught.value)
     assert hint in str(caught.value)
+
+
+@pytest.fixture
+def other_program() -> Iterator[int]:
+    """A port another program (a web server that is no AWS endpoint) listens on."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def test_who_listens_on_a_port_is_told_apart(other_program: int) -> None:
+    from northmigrate.aws.local import EMBEDDED, FREE, OTHER, EmbeddedEndpoint, free_port, listener
+
+    assert listener("127.0.0.1", free_port()) == FREE
+    assert listener("127.0.0.1", other_program) == OTHER
+    with EmbeddedEndpoint(port=0) as endpoint:
+        assert listener("127.0.0.1", endpoint.port) == EMBEDDED
+
+
+def test_local_on_a_port_another_program_holds_fails_and_on_its_own_says_so(
+    other_program: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from northmigrate.aws.local import EmbeddedEndpoint
+
+    assert run(["local", "--port", str(other_program)]) == 2
+    err = capsys.readouterr().err
+    assert "another program" in err and "--port" in err, err
+    with EmbeddedEndpoint(port=0) as endpoint:
+        assert run(["local", "--port", str(endpoint.port)]) == 0
+    assert "already listening" in capsys.readouterr().err
+
+
+def test_init_never_points_the_config_at_another_programs_endpoint(
+    other_program: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import northmigrate.cli.init as init_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NORTHMIGRATE_OUTPUT", raising=False)
+    monkeypatch.setattr(init_cli, "DEFAULT_PORT", other_program)
+    assert run(["init", "--output", "json"]) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["port_taken"] == other_program and f"port {other_program}" in err
+    config = tomllib.loads((tmp_path / "northmigrate.toml").read_text())
+    port = int(config["aws"]["endpoint_url"].rsplit(":", 1)[1])
+    assert port != other_program and data["next"][0] == f"northmigrate local --port {port} &"
