@@ -46,8 +46,7 @@ def init(
     Examples:
       northmigrate init
       northmigrate init --aws
-      northmigrate init --plugin accounts_v2
-      northmigrate init --port 4567
+      northmigrate init --plugin accounts_v2 --port 4567
     """
     taken = None
     if not aws and port is None and listener("127.0.0.1", DEFAULT_PORT) == OTHER:
