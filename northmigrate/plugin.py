@@ -99,6 +99,9 @@ class Migration(Generic[RecordT]):
             raise TypeError("Migration.sensitive must be a tuple of field names, not a string")
 
     def record_id(self, record: RecordT) -> str:
+        """The key field's value as text. northmigrate's own outputs name a record by it,
+        or by a keyed digest of it when the key is sensitive (``northmigrate.records.ids``);
+        a plugin that logs it must mask it itself then."""
         return str(getattr(record, self.key))
 
     def is_eligible(self, record: RecordT) -> bool:

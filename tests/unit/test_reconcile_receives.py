@@ -116,3 +116,19 @@ def test_read_queue_stops_at_the_headroom_and_reports_unsettled(
     after = receive_counts(queues)
     # (the look itself added one receive to each)
     assert sum(after.values()) - sum(counts.values()) - len(IDS) <= 10
+
+
+def test_the_table_says_why_the_read_stopped() -> None:
+    from rich.console import Console
+
+    from northmigrate.cli.reconcile import _render
+    from northmigrate.control.reconcile import ReconcileReport
+
+    report = ReconcileReport(source="rq.jsonl", read_queue=True, main_depth=3)
+    report.add_unsettled("R1")
+    report.stopped_at = (3, 5)
+    console = Console(width=80, record=True, color_system=None)
+    _render(report, console)
+    text = " ".join(console.export_text().split())
+    assert "stopped reading the main queue" in text and "3 of its 5 receives" in text
+    assert "reconcile without --read-queue" in text
