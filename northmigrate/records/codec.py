@@ -69,7 +69,17 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_float=_decimal, parse_int=_int, parse_constant=_constant)
-_AS_WRITTEN = json.JSONDecoder(parse_float=Decimal, parse_int=_int, parse_constant=_constant)
+
+
+def _int_as_written(text: str) -> int | Decimal:
+    """An integer, or one too long to convert as the ``Decimal`` of its digits (for readers
+    that only show or mask it)."""
+    return Decimal(text) if len(text) > MAX_INT_DIGITS + 1 else _int(text)
+
+
+_AS_WRITTEN = json.JSONDecoder(
+    parse_float=Decimal, parse_int=_int_as_written, parse_constant=_constant
+)
 
 
 def loads(text: str, *, bounded: bool = True) -> Any:

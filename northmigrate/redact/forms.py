@@ -122,9 +122,9 @@ def _decimalrenderings(value: Decimal) -> list[str]:
     out = [str(value)]
     if not value.is_finite():
         return out
-    _, digits, exponent = value.as_tuple()
+    sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    if _fixed_length(len(digits), exponent) <= _MAX_FIXED:
+    if _fixed_length(sign, len(digits), exponent) <= _MAX_FIXED:
         out.append(format(value, "f"))
     context = Context(prec=max(len(digits), 1), Emax=MAX_EMAX, Emin=MIN_EMIN)
     out.append(str(value.normalize(context)))
@@ -135,11 +135,15 @@ def _decimalrenderings(value: Decimal) -> list[str]:
     return out
 
 
-def _fixed_length(digits: int, exponent: int) -> int:
-    """How long ``format(value, "f")`` is, without writing it (sign and point left out)."""
+def _fixed_length(sign: int, digits: int, exponent: int) -> int:
+    """How long ``format(value, "f")`` is, without writing it."""
     if exponent >= 0:
-        return digits + exponent
-    return max(digits, -exponent + 1)
+        body = digits + exponent
+    elif digits > -exponent:
+        body = digits + 1  # a point inside the digits
+    else:
+        body = -exponent + 2  # "0." and the zeros before the digits
+    return sign + body
 
 
 def _datetimerenderings(value: datetime) -> list[str]:

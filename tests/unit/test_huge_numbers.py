@@ -38,6 +38,7 @@ HUGE = [
     "7e4301",
     "1" + "0" * 4400 + ".5",
     "0." + "0" * 4400 + "1",
+    "-" + "9" * 4400,
 ]
 MEMORY_LIMIT = 1 << 30  # a child process: one such number rendered in full needs far more
 
