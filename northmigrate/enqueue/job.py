@@ -26,6 +26,7 @@ from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Checked, OutMessage, Rejection, Tally, Validator
 from northmigrate.sources import Source, SourceItem
 from northmigrate.sources.names import is_s3_prefix, s3_uri
+from northmigrate.sources.resume_key import record_ids
 
 Progress = Callable[["EnqueueReport"], None]
 Settled = Callable[[SourceItem, bool], None]
@@ -156,6 +157,7 @@ def run(
         run_id=report.run_id,
         source_name=source.name,
         fifo=fifo,
+        ids=record_ids(migration),
     )
     job = Enqueue(
         source,
