@@ -145,6 +145,14 @@ class DeploySettings(_Section):
     bundle_boto3: bool = False
     include: list[str] = Field(default_factory=list)  # plugin data files (globs) to package
     allow_wildcard_resources: bool = False  # plugin statements may name Resource "*"
+    # The Step Functions fan-out of ``enqueue s3://... --fan-out N`` (docs/deploy.md): an
+    # enqueue function and a state machine, added when ``fan_out`` is true.
+    fan_out: bool = False
+    fan_out_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    fan_out_sources: list[str] = Field(default_factory=list)  # s3://BUCKET/PREFIX/ it may read
+    fan_out_concurrency: int = Field(default=100, ge=1, le=10_000)
+    fan_out_timeout_s: int = Field(default=900, ge=30, le=900)
+    fan_out_memory_mb: int = Field(default=1769, ge=128, le=10_240)  # one vCPU
 
 
 class Settings(_Section):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from northmigrate.cli.fanout import FAN_OUT_HELP, check_flags, run_fan_out
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat
 from northmigrate.cli.records import (
     CONSISTENT_OPTION,
@@ -110,6 +111,7 @@ def enqueue(
     force: bool = FORCE_OPTION,
     shard_text: str | None = SHARD_OPTION,
     shards: int | None = SHARDS_OPTION,
+    fan_out: str | None = typer.Option(None, "--fan-out", metavar="N|auto", help=FAN_OUT_HELP),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -126,10 +128,22 @@ def enqueue(
     some records could not be sent (they are in the rejects file), 3 when AWS is unreachable.
 
     Examples:
-      northmigrate enqueue records.jsonl --rejects rejects.jsonl
       northmigrate enqueue records.jsonl -n 5  # a canary of five
       northmigrate enqueue s3://old-exports/onboarding/ --shard auto  # on AWS Batch
+      northmigrate enqueue s3://old-exports/onboarding/ --fan-out auto  # Step Functions
     """
+    if fan_out is not None:
+        given = {
+            "--shard": shard_text is not None or shards is not None,
+            "--from-line": from_line is not None,
+            "--from-object": from_object is not None,
+            "--dry-run": dry_run,
+            "--limit": limit is not None,
+            "--rejects (the shards write theirs to the fan-out bucket)": rejects is not None,
+        }
+        check_flags(source, given)
+        run_fan_out(state(ctx), source, fan_out, output)
+        return
     shard = _shard(shard_text, shards)
     st = state(ctx)
     report, opened = _run(

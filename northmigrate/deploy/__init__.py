@@ -23,6 +23,7 @@ from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
 from northmigrate.consume.tap import TapState, read_state
+from northmigrate.deploy import fanout, fanout_template
 from northmigrate.deploy.apply import Deployer, DeployReport
 from northmigrate.deploy.destroy import DestroyReport, destroy
 from northmigrate.deploy.package import BuildOptions, Package, build_package, python_version_of
@@ -84,9 +85,14 @@ def deploy(
 ) -> DeployReport:
     """Create or update the worker on Lambda; with ``dry_run``, only say what would change."""
     spec, _ = stack_spec(clients, settings, migration)
+    fan = fanout.fan_out_spec(settings, spec)  # refused before anything is built
     with tempfile.TemporaryDirectory(prefix="northmigrate-deploy-") as tmp:
         package = build_package(build_options(settings, cwd), Path(tmp) / "package.zip")
-        return Deployer(clients, spec, package, dry_run=dry_run, sleep=sleep).run()
+        report = Deployer(clients, spec, package, dry_run=dry_run, sleep=sleep).run()
+        if fan is not None:  # the worker's package, another handler
+            report.changes += fanout.apply(clients, fan, package, dry_run=dry_run, sleep=sleep)
+            report.state_machine_arn = fan.machine_arn
+        return report
 
 
 def loopback(url: str) -> bool:
@@ -166,9 +172,13 @@ def template(
     spec = template_spec(
         settings, migration, visibility_timeout=visibility, keep_endpoint=endpoint is not None
     )
+    fan = fanout_template.template_fan_out(settings, spec)
     zip_path = path.with_suffix(".zip")
     package: Package = build_package(build_options(settings, cwd), zip_path)
     body = build_template(settings, spec, code_uri=zip_path.name, queues=queues, tap=tap)
+    if fan is not None:
+        body["Resources"] |= fanout_template.resources(fan, zip_path.name)
+        body["Outputs"] |= fanout_template.outputs()
     write_template(path, body)
     return TemplateReport(
         template=str(path),

@@ -48,6 +48,7 @@ class DeployReport:
     tap: TapState
     changes: list[Change] = field(default_factory=list)
     package: Package | None = None  # what goes in the function
+    state_machine_arn: str | None = None  # the fan-out's (deploy.fan_out)
 
     @property
     def changed(self) -> bool:
@@ -66,7 +67,7 @@ class DeployReport:
             "changed": self.changed,
             "changes": [c.to_dict() for c in self.changes],
             "package": None if self.package is None else package_contents(self.package),
-        }
+        } | ({} if self.state_machine_arn is None else {"state_machine": self.state_machine_arn})
 
 
 def package_contents(package: Package) -> dict[str, Any]:
@@ -158,6 +159,8 @@ class Deployer:
         self.changes.append(Change(resource, name, action, sorted(changed)))
         return not self.dry_run and (created or bool(changed))
 
+    note = _note  # the same, for the fan-out's resources (deploy.fanout)
+
     # -- role and log group -----------------------------------------------------------------
     def role(self) -> str:
         return ensure_role(self.iam, self.spec, self._note)
@@ -190,7 +193,7 @@ class Deployer:
                     FunctionName=s.function_name,
                     Code={"ZipFile": self.package.read()},
                     Architectures=[s.architecture],
-                    Description="northmigrate worker: migrates one SQS record at a time",
+                    Description=s.description,
                     Tags=MANAGED_BY,
                     **self._configuration(role_arn),
                 )

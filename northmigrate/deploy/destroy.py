@@ -23,6 +23,7 @@ from northmigrate.control.provision import Change
 from northmigrate.deploy.spec import function_name, log_group_name, role_name
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.dlq.inspect import inspect as inspect_dlq
+from northmigrate.enqueue.fanout import enqueue_function_name, role_of, state_machine_name
 from northmigrate.errors import InputError
 
 if TYPE_CHECKING:
@@ -100,6 +101,61 @@ def _queue_preconditions(queues: Queues, export: Path | None) -> tuple[str | Non
     return main_url, dlq_url, held
 
 
+Done = Callable[[str, str, bool], None]
+
+
+def _function_role_logs(clients: AwsClients, fn: str, role: str, group: str, done: Done) -> None:
+    """Delete a function, a role (its policies first) and a log group, each if it exists."""
+    lam, iam, logs = clients.client("lambda"), clients.client("iam"), clients.client("logs")
+    if fn:
+        with aws_errors(f"function {fn}"):
+            try:
+                lam.delete_function(FunctionName=fn)
+                done("function", fn, True)
+            except lam.exceptions.ResourceNotFoundException:
+                done("function", fn, False)
+
+    with aws_errors(f"IAM role {role}"):
+        try:
+            for name in iam.list_role_policies(RoleName=role).get("PolicyNames", []):
+                iam.delete_role_policy(RoleName=role, PolicyName=name)
+            attached = iam.list_attached_role_policies(RoleName=role)
+            for policy in attached.get("AttachedPolicies", []):
+                iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+            iam.delete_role(RoleName=role)
+            done("role", role, True)
+        except iam.exceptions.NoSuchEntityException:
+            done("role", role, False)
+
+    if group:
+        with aws_errors(f"log group {group}"):
+            try:
+                logs.delete_log_group(logGroupName=group)
+                done("log_group", group, True)
+            except logs.exceptions.ResourceNotFoundException:
+                done("log_group", group, False)
+
+
+def destroy_fan_out(clients: AwsClients, settings: Settings, done: Done) -> None:
+    """The fan-out's state machine (its runs are stopped by AWS), enqueue function, roles and
+    log group (``northmigrate.deploy.fanout``)."""
+    queue = settings.queue.name
+    machine, fn = state_machine_name(queue), enqueue_function_name(queue)
+    sfn: Any = clients.client("stepfunctions")
+    with aws_errors(f"state machine {machine}"):
+        arns = [
+            m["stateMachineArn"]
+            for page in sfn.get_paginator("list_state_machines").paginate()
+            for m in page.get("stateMachines", [])
+            if m["name"] == machine
+        ]
+        for arn in arns:
+            sfn.delete_state_machine(stateMachineArn=arn)
+        done("state_machine", machine, bool(arns))
+    _function_role_logs(clients, "", role_of(machine), "", done)
+    _function_role_logs(clients, fn, role_of(fn), log_group_name(fn), done)
+
+
 def destroy(
     clients: AwsClients,
     settings: Settings,
@@ -115,7 +171,6 @@ def destroy(
         log_group_name(function_name(settings)),
     )
     sqs, lam = clients.client("sqs"), clients.client("lambda")
-    iam, logs = clients.client("iam"), clients.client("logs")
     queues = Queues(sqs, settings.queue)
     report = DestroyReport()
     main_url = dlq_url = None
@@ -140,31 +195,10 @@ def destroy(
         if not found:
             done("mapping", f"{settings.queue.name} -> {fn}", False)
 
-    with aws_errors(f"function {fn}"):
-        try:
-            lam.delete_function(FunctionName=fn)
-            done("function", fn, True)
-        except lam.exceptions.ResourceNotFoundException:
-            done("function", fn, False)
+    _function_role_logs(clients, fn, role, group, done)
 
-    with aws_errors(f"IAM role {role}"):
-        try:
-            for name in iam.list_role_policies(RoleName=role).get("PolicyNames", []):
-                iam.delete_role_policy(RoleName=role, PolicyName=name)
-            attached = iam.list_attached_role_policies(RoleName=role)
-            for policy in attached.get("AttachedPolicies", []):
-                iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
-            iam.delete_role(RoleName=role)
-            done("role", role, True)
-        except iam.exceptions.NoSuchEntityException:
-            done("role", role, False)
-
-    with aws_errors(f"log group {group}"):
-        try:
-            logs.delete_log_group(logGroupName=group)
-            done("log_group", group, True)
-        except logs.exceptions.ResourceNotFoundException:
-            done("log_group", group, False)
+    if settings.deploy.fan_out:  # the fan-out's state machine, function and roles
+        destroy_fan_out(clients, settings, done)
 
     if delete_queues:
         if held and export is not None:

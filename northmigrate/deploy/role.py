@@ -39,8 +39,16 @@ def same_policy(a: Any, b: Any) -> bool:
     return bool(_normal(_document(a)) == _normal(_document(b)))
 
 
-def ensure_role(iam: IAMClient, s: StackSpec, note: Note) -> str:
-    """The role's ARN, the role made or updated first (unless a dry run)."""
+def ensure_role(
+    iam: IAMClient,
+    s: StackSpec,
+    note: Note,
+    *,
+    trust: dict[str, Any] = TRUST_POLICY,
+    description: str | None = None,
+) -> str:
+    """The role's ARN, the role made or updated first (unless a dry run). ``trust``: who
+    may assume it (Lambda by default)."""
     with aws_errors(f"IAM role {s.role_name}"):
         try:
             role = iam.get_role(RoleName=s.role_name)["Role"]
@@ -48,14 +56,14 @@ def ensure_role(iam: IAMClient, s: StackSpec, note: Note) -> str:
             if note("role", s.role_name, True, []):
                 role = iam.create_role(
                     RoleName=s.role_name,
-                    AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                    Description=f"northmigrate worker {s.function_name}",
+                    AssumeRolePolicyDocument=json.dumps(trust),
+                    Description=description or f"northmigrate worker {s.function_name}",
                     Tags=[{"Key": k, "Value": v} for k, v in MANAGED_BY.items()],
                 )["Role"]
                 put_policy(iam, s)
                 return str(role["Arn"])
             return s.role_arn
-        trust_ok = same_policy(role.get("AssumeRolePolicyDocument", {}), TRUST_POLICY)
+        trust_ok = same_policy(role.get("AssumeRolePolicyDocument", {}), trust)
         try:
             policy = iam.get_role_policy(RoleName=s.role_name, PolicyName=POLICY_NAME)
             policy_ok = same_policy(policy["PolicyDocument"], s.policy)
@@ -67,7 +75,7 @@ def ensure_role(iam: IAMClient, s: StackSpec, note: Note) -> str:
         if note("role", s.role_name, False, changed):
             if not trust_ok:
                 iam.update_assume_role_policy(
-                    RoleName=s.role_name, PolicyDocument=json.dumps(TRUST_POLICY)
+                    RoleName=s.role_name, PolicyDocument=json.dumps(trust)
                 )
             if not policy_ok:
                 put_policy(iam, s)

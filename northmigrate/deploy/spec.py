@@ -6,7 +6,6 @@ so the two always describe the same stack.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from northmigrate.config import Settings
 from northmigrate.deploy.iam import plugin_statements
+from northmigrate.enqueue.fanout import bounded_name, role_of
 from northmigrate.errors import ConfigError, InputError, PluginError
 from northmigrate.plugin import Migration
 
@@ -29,21 +29,12 @@ _ARN = re.compile(
 Architecture = Literal["x86_64", "arm64"]  # what Lambda runs
 
 
-def _bounded_name(base: str, suffix: str, limit: int = 64) -> str:
-    """``base + suffix`` within ``limit`` characters (a short digest keeps it unique)."""
-    clean = re.sub(r"[^A-Za-z0-9_-]", "-", base)
-    if len(clean) + len(suffix) <= limit:
-        return clean + suffix
-    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
-    return f"{clean[: limit - len(suffix) - 9]}-{digest}{suffix}"
-
-
 def function_name(settings: Settings) -> str:
-    return settings.deploy.function_name or _bounded_name(settings.queue.name, "-worker")
+    return settings.deploy.function_name or bounded_name(settings.queue.name, "-worker", 64)
 
 
 def role_name(settings: Settings) -> str:
-    return settings.deploy.role_name or _bounded_name(function_name(settings), "-role")
+    return settings.deploy.role_name or role_of(function_name(settings))
 
 
 def log_group_name(function: str) -> str:
@@ -256,6 +247,7 @@ class StackSpec:
     dlq: QueueRef
     policy: dict[str, Any]
     handler: str = HANDLER
+    description: str = "northmigrate worker: migrates one SQS record at a time"
 
     @property
     def role_arn(self) -> str:

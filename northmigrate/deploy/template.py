@@ -91,10 +91,10 @@ def template_spec(
     return replace(spec, environment=env)
 
 
-def _partitioned(resource: Any) -> Any:
+def partitioned(resource: Any) -> Any:
     """A plugin's ``arn:aws:…`` with the stack's partition (the same ARN in ``aws``)."""
     if isinstance(resource, list):
-        return [_partitioned(r) for r in resource]
+        return [partitioned(r) for r in resource]
     if isinstance(resource, str) and resource.startswith("arn:aws:"):
         return f"arn:{PARTITION}:" + resource.removeprefix("arn:aws:")
     return resource
@@ -105,7 +105,7 @@ def _policy(spec: StackSpec) -> dict[str, Any]:
     its mapping's UUID (the mapping needs the function first), so a guard there looks its
     own mapping up when it trips."""
     statements = [
-        {**s, "Resource": _partitioned(s["Resource"])} if "Resource" in s else s
+        {**s, "Resource": partitioned(s["Resource"])} if "Resource" in s else s
         for s in spec.policy["Statement"]
     ]
     if spec.environment.get("NORTHMIGRATE_GUARD__ENABLED") == "true":
@@ -233,6 +233,27 @@ def _conditions() -> dict[str, Any]:
     }
 
 
+def function_resource(spec: StackSpec, code_uri: str, role: str, log_group: str) -> dict[str, Any]:
+    """A function of the stack (the worker, the fan-out's enqueue function): ``role`` and
+    ``log_group`` name its role and log group resources."""
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "CodeUri": code_uri,
+            "Description": spec.description,
+            "Runtime": spec.runtime,
+            "Handler": spec.handler,
+            "Architectures": [spec.architecture],
+            "MemorySize": spec.memory_mb,
+            "Timeout": spec.timeout_s,
+            "Role": ref(f"{role}.Arn"),
+            "Environment": {"Variables": dict(spec.environment)},
+            "LoggingConfig": {**spec.logging_config, "LogGroup": ref(log_group)},
+            "Tags": dict(MANAGED_BY),
+        },
+    }
+
+
 def _worker(spec: StackSpec, tap: TapState, code_uri: str, queues: bool) -> dict[str, Any]:
     return {
         "WorkerRole": {
@@ -257,22 +278,7 @@ def _worker(spec: StackSpec, tap: TapState, code_uri: str, queues: bool) -> dict
             **RETAIN,  # what the worker did, kept for the retention even when the stack goes
             "Properties": {"RetentionInDays": spec.log_retention_days, "Tags": _TAGS},
         },
-        "WorkerFunction": {
-            "Type": "AWS::Serverless::Function",
-            "Properties": {
-                "CodeUri": code_uri,
-                "Description": "northmigrate worker: migrates one SQS record at a time",
-                "Runtime": spec.runtime,
-                "Handler": spec.handler,
-                "Architectures": [spec.architecture],
-                "MemorySize": spec.memory_mb,
-                "Timeout": spec.timeout_s,
-                "Role": ref("WorkerRole.Arn"),
-                "Environment": {"Variables": dict(spec.environment)},
-                "LoggingConfig": {**spec.logging_config, "LogGroup": ref("WorkerLogGroup")},
-                "Tags": dict(MANAGED_BY),
-            },
-        },
+        "WorkerFunction": function_resource(spec, code_uri, "WorkerRole", "WorkerLogGroup"),
         "WorkerQueueMapping": {
             "Type": "AWS::Lambda::EventSourceMapping",
             # the role may read the queue before Lambda checks it does

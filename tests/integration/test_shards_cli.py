@@ -108,3 +108,22 @@ def test_a_stopped_shard_of_an_s3_prefix_continues_from_its_object_and_line(
     assert rest["resume_from_line"] is None and rest["read"] == 6
     assert other["enqueued"] + stopped["enqueued"] + rest["enqueued"] == 32
     assert project.cli_json("status")["main"]["visible"] == 32
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["r.jsonl", "--fan-out", "2"], "--fan-out reads S3 sources"),
+        (["s3://b-exports/in/", "--fan-out", "2", "--shard", "0/2"], "--shard does not go"),
+        (["s3://b-exports/in/", "--fan-out", "2", "-n", "5"], "--limit does not go"),
+        (["s3://b-exports/in/", "--fan-out", "many"], "is not a shard count"),
+        (["s3://b-exports/in/", "--fan-out", "0"], "is not a shard count"),
+        (["s3://b-exports/in/", "--fan-out", "2"], "--fan-out needs the fan-out deployed"),
+    ],
+)
+def test_a_fan_out_that_cannot_run_is_exit_2_before_anything_starts(
+    project: Project, args: list[str], message: str
+) -> None:
+    result = project.cli("enqueue", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr

@@ -42,7 +42,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "starter": BASE,
     FACE: BASE | {"plugin"},
     "aws_lambda": frozenset({"consume"}),  # the deployed handler path, kept for old functions
-    "deploy": BASE | {FACE, "aws", "plugin", "redact", "consume", "control", "dlq"},
+    # enqueue and sources: the fan-out's child (its handler, names and store) and its S3 URIs
+    "deploy": BASE
+    | {FACE, "aws", "plugin", "redact", "consume", "control", "dlq", "enqueue", "sources"},
 }
 ALLOWED["demo"] = frozenset(ALLOWED) - {"demo"}
 ALLOWED["cli"] = frozenset(ALLOWED) - {"cli"}
