@@ -28,6 +28,7 @@ from northmigrate.cli.records import (
 from northmigrate.cli.state import State, state
 from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.errors import EXIT_ATTENTION
+from northmigrate.sources import check_options
 from northmigrate.sources.shard import Shard
 
 
@@ -140,8 +141,11 @@ def enqueue(
             "--dry-run": dry_run,
             "--limit": limit is not None,
             "--rejects (the shards write theirs to the fan-out bucket)": rejects is not None,
+            "--concurrency": concurrency is not None,
+            "--resume": resume,
         }
         check_flags(source, given)
+        check_options(source, _scan_flags(segments, consistent, filters, filter_values))
         run_fan_out(state(ctx), source, fan_out, output)
         return
     shard = _shard(shard_text, shards)

@@ -70,6 +70,15 @@ def run_fan_out(st: State, source: str, count: str, output: OutputFormat) -> Non
             hint="set deploy.fan_out = true, deploy.fan_out_bucket and "
             "deploy.fan_out_sources, then run northmigrate deploy",
         )
+    allowed = [
+        uri if uri.endswith("/") or "/" in uri[5:] else uri + "/" for uri in d.fan_out_sources
+    ]
+    if not any(source.startswith(prefix) for prefix in allowed):
+        raise ConfigError(
+            f"the enqueue function may not read {source}: deploy.fan_out_sources names "
+            + (", ".join(allowed) or "nothing"),
+            hint="add it to deploy.fan_out_sources and run northmigrate deploy",
+        )
     clients = st.clients()
     queues = st.queues()
     queue_arn = queues.attributes(queues.main_url(), ["QueueArn"])["QueueArn"]

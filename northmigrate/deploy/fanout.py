@@ -39,6 +39,7 @@ from northmigrate.enqueue.fanout import (
     HANDLER,
     enqueue_function_name,
     role_of,
+    source_prefix,
     state_machine_arn,
     state_machine_name,
 )
@@ -134,7 +135,7 @@ def _check(settings: Settings) -> tuple[str, list[tuple[str, str]]]:
     for uri in d.fan_out_sources:
         if not uri.startswith("s3://"):
             raise ConfigError(f"deploy.fan_out_sources: {uri!r} is not an s3:// URI")
-        sources.append(s3_uri(uri if "/" in uri[5:] else uri + "/"))
+        sources.append(s3_uri(source_prefix(uri)))
     return d.fan_out_bucket, sources
 
 

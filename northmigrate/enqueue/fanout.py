@@ -74,6 +74,12 @@ def state_machine_arn(queue_arn: str, name: str) -> str:
     return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
 
 
+def source_prefix(uri: str) -> str:
+    """An entry of ``deploy.fan_out_sources`` as a prefix: ``s3://BUCKET`` is the whole
+    bucket, ``s3://BUCKET/`` too."""
+    return uri if "/" in uri.removeprefix("s3://") else uri + "/"
+
+
 def default_shards(total_bytes: int) -> int:
     """One shard per ``BYTES_PER_SHARD`` of source, 1 to ``MAX_SHARDS``."""
     return max(1, min(MAX_SHARDS, math.ceil(total_bytes / BYTES_PER_SHARD)))
@@ -232,6 +238,7 @@ __all__ = [
     "enqueue_function_name",
     "progress",
     "role_of",
+    "source_prefix",
     "start",
     "state_machine_arn",
     "state_machine_name",

@@ -119,6 +119,8 @@ def test_a_stopped_shard_of_an_s3_prefix_continues_from_its_object_and_line(
         (["s3://b-exports/in/", "--fan-out", "many"], "is not a shard count"),
         (["s3://b-exports/in/", "--fan-out", "0"], "is not a shard count"),
         (["s3://b-exports/in/", "--fan-out", "2"], "--fan-out needs the fan-out deployed"),
+        (["s3://b-exports/in/", "--fan-out", "2", "-j", "8"], "--concurrency does not go"),
+        (["s3://b-exports/in/", "--fan-out", "2", "--segments", "4"], "applies to dynamodb://"),
     ],
 )
 def test_a_fan_out_that_cannot_run_is_exit_2_before_anything_starts(
@@ -127,3 +129,16 @@ def test_a_fan_out_that_cannot_run_is_exit_2_before_anything_starts(
     result = project.cli("enqueue", *args)
     assert result.returncode == 2, result.stderr
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+
+
+def test_a_fan_out_of_a_source_its_function_may_not_read_is_exit_2(project: Project) -> None:
+    path = project.write_config()
+    path.write_text(
+        path.read_text()
+        + '\n[deploy]\nfan_out = true\nfan_out_bucket = "fan-store"\n'
+        + 'fan_out_sources = ["s3://b-exports/in/", "s3://whole-bucket"]\n'
+    )
+    result = project.cli("enqueue", "s3://b-exports/other/", "--fan-out", "2")
+    assert result.returncode == 2, result.stderr
+    assert "may not read s3://b-exports/other/" in result.stderr
+    assert "s3://b-exports/in/, s3://whole-bucket/" in " ".join(result.stderr.split())
