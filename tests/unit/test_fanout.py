@@ -302,7 +302,7 @@ def test_unfinished_shards_are_named_and_set_the_exit_code(
     assert report.enqueued > 0
 
 
-def test_stopping_the_driver_stops_the_execution(world: tuple[AwsClients, Settings]) -> None:
+def test_stopping_the_driver_stops_the_execution() -> None:
     sfn, stub = stubbed_sfn()
     run = fanout.FanOut(EXECUTION, RunStore("fan-store", "r1"), SOURCE, 1)
     stub.add_response("describe_execution", described("RUNNING"), {"executionArn": EXECUTION})

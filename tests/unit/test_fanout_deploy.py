@@ -20,6 +20,7 @@ from northmigrate.deploy.apply import Deployer
 from northmigrate.deploy.destroy import destroy
 from northmigrate.deploy.fanout_template import outputs, resources, template_fan_out
 from northmigrate.deploy.package import Package, code_sha256
+from northmigrate.deploy.spec import StackSpec, build_spec
 from northmigrate.deploy.template import build_template, template_spec
 from northmigrate.errors import ConfigError
 from northmigrate.examples.onboarding import migration
@@ -93,11 +94,17 @@ def test_deploy_adds_the_enqueue_function_and_the_state_machine_then_changes_not
     assert sfn.list_state_machines()["stateMachines"] == []
 
 
-def test_the_roles_hold_least_privilege(mocked_aws: None, tmp_path: Path) -> None:
-    clients, s = AwsClients(), settings(tmp_path)
-    provision(clients, s, migration)
-    spec, _ = stack_spec(clients, s, migration)
-    fan = fanout.fan_out_spec(s, spec)
+def spec_of(s: Settings) -> StackSpec:
+    """The worker's spec as ``deploy`` builds it from the queues, without AWS."""
+    arn = "arn:aws:sqs:us-east-1:123456789012:"
+    return build_spec(
+        s, migration, queue_arn=arn + "orders", dlq_arn=arn + "orders-dlq", visibility_timeout=120
+    )
+
+
+def test_the_roles_hold_least_privilege(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    fan = fanout.fan_out_spec(s, spec_of(s))
     assert fan is not None
     for policy in (fan.function.policy, fan.machine_role.policy):
         for statement in policy["Statement"]:
@@ -136,13 +143,11 @@ def test_the_roles_hold_least_privilege(mocked_aws: None, tmp_path: Path) -> Non
     ],
 )
 def test_a_fan_out_without_what_it_needs_is_a_config_error(
-    mocked_aws: None, tmp_path: Path, deploy_section: str, message: str
+    tmp_path: Path, deploy_section: str, message: str
 ) -> None:
-    clients, s = AwsClients(), settings(tmp_path, deploy_section)
-    provision(clients, s, migration)
-    spec, _ = stack_spec(clients, s, migration)
+    s = settings(tmp_path, deploy_section)
     with pytest.raises(ConfigError, match=message):
-        fanout.fan_out_spec(s, spec)
+        fanout.fan_out_spec(s, spec_of(s))
 
 
 def test_the_state_machine_retries_a_shard_but_not_a_source_it_cannot_read() -> None:
