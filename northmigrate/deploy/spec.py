@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from northmigrate.aws import has_credentials, shown_url
 from northmigrate.config import Settings
 from northmigrate.deploy.iam import plugin_statements
 from northmigrate.errors import ConfigError, InputError, PluginError
@@ -132,6 +133,14 @@ def environment(settings: Settings) -> dict[str, str]:
         "NORTHMIGRATE_AWS__MAX_ATTEMPTS": str(a.max_attempts),
     }
     if a.endpoint_url:  # an emulator: the function talks to it as the CLI does
+        if has_credentials(a.endpoint_url):
+            raise ConfigError(
+                f"aws.endpoint_url {shown_url(a.endpoint_url)} holds a user name or password, "
+                "which deploy would write in clear into the function's environment (and a "
+                "template)",
+                hint="give the endpoint without user:password@; the function signs its calls "
+                "with its role's credentials",
+            )
         env["NORTHMIGRATE_AWS__ENDPOINT_URL"] = a.endpoint_url
     return env
 
