@@ -23,6 +23,7 @@ from northmigrate.inflight import MAX_IN_FLIGHT
 from northmigrate.rejects import RejectsWriter
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.sources.stream import StreamSource
 from northmigrate.status import RunRecorder
 from northmigrate.validation import Rejection
 
@@ -178,8 +179,13 @@ def _run(
         resumed = from_line is not None or flags.resume
         source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
         # an earlier run's rejects are added to when resuming, else kept unless --force
+        identity = source.file_identity() if isinstance(source, StreamSource) else None
         writer = (
-            stack.enter_context(RejectsWriter(rejects, append=resumed, force=force))
+            stack.enter_context(
+                RejectsWriter(
+                    rejects, append=resumed, force=force, source=identity, source_name=source.name
+                )
+            )
             if rejects
             else None
         )

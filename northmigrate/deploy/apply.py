@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError, WaiterError
 
 from northmigrate.aws import AwsClients, aws_errors, error_code, translate
+from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
-from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError
 from northmigrate.provision import Change

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -107,6 +108,14 @@ class StreamSource(NoCheckpoint):
 
     def progress(self) -> tuple[int, int | None]:
         return self._counting.count, self._total
+
+    def file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file read (stdin's too), or None when it has none."""
+        try:
+            info = os.fstat(self._counting.raw.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+        return info.st_dev, info.st_ino
 
     def close(self) -> None:
         self._counting.close()
