@@ -9,8 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from northmigrate.errors import InputError
 from northmigrate.privatefile import check_dirs, private_dir
@@ -92,16 +92,10 @@ def _table(project: Project, count: int) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     write_records(project.root / "recs.jsonl", count)
-    table = boto3.resource(
-        "dynamodb",
-        endpoint_url=project.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(name)
-    with table.batch_writer() as batch:
-        for line in (project.root / "recs.jsonl").read_text().splitlines():
-            batch.put_item(Item=json.loads(line, parse_float=Decimal))
+    ddb, serializer = project.client("dynamodb"), TypeSerializer()
+    for line in (project.root / "recs.jsonl").read_text().splitlines():
+        item = json.loads(line, parse_float=Decimal)
+        ddb.put_item(TableName=name, Item={k: serializer.serialize(v) for k, v in item.items()})
     return name
 
 
