@@ -111,7 +111,7 @@ class WorkerSettings(_Section):
 
 
 class GuardSettings(_Section):
-    """The circuit breaker (northmigrate.guard): when at least ``failure_share`` of the last
+    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of the last
     ``window`` records a consumer tried failed in the handler (``min_records`` tried at the
     least), it closes the tap for every consumer, with the reason."""
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from northmigrate import deploy as deploy_lib
-from northmigrate.aws import shown_url
+from northmigrate.aws.clients import shown_url
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, changes_table, emit, markup, say
 from northmigrate.cli.state import State, state
 from northmigrate.deploy.package import Package

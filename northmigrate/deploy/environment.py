@@ -15,7 +15,7 @@ import datetime
 import math
 from typing import Any
 
-from northmigrate.aws import has_credentials, shown_url
+from northmigrate.aws.clients import has_credentials, shown_url
 from northmigrate.config import Settings, env_value
 from northmigrate.errors import ConfigError, InputError
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, is_fatal, translate
 from northmigrate.errors import InputError
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, WireKey
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings, load_settings
+from northmigrate.consume.tap import TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
+from northmigrate.control.provision import provision
 from northmigrate.deploy import stack_spec
 from northmigrate.deploy.apply import Deployer
 from northmigrate.deploy.destroy import destroy
@@ -18,9 +21,6 @@ from northmigrate.deploy.package import Package, code_sha256
 from northmigrate.deploy.role import same_policy
 from northmigrate.errors import InputError
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
 
 
 def settings(tmp_path: Path, extra: str = "") -> Settings:

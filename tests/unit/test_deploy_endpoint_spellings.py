@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate.aws import host_address, is_loopback, shown_url, translate
+from northmigrate.aws.clients import host_address, is_loopback, shown_url, translate
 from northmigrate.config import Settings, load_settings
 from northmigrate.deploy import check_endpoint
 from northmigrate.deploy.spec import build_spec

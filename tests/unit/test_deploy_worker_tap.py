@@ -7,13 +7,13 @@ import threading
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
+from northmigrate.consume.tap import TAG_STATE, TapGate, TapState
+from northmigrate.consume.worker import Worker
+from northmigrate.control.provision import provision
 from northmigrate.plugin import Migration
-from northmigrate.provision import provision
-from northmigrate.tap import TAG_STATE, TapGate, TapState
-from northmigrate.worker import Worker
+from northmigrate.records import envelope
 
 
 class Item(BaseModel):

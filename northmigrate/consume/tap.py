@@ -1,0 +1,344 @@
+"""The tap: one switch that opens, closes or limits every consumer of the main queue.
+
+The state lives on the main queue as tags, so every consumer can read it without any other
+infrastructure: ``northmigrate:tap`` (``open`` or ``closed``; no tag means open) and
+``northmigrate:tap-limit`` (a positive integer; no tag means no limit).
+
+- Lambda: closing disables every event source mapping that reads the queue, opening enables
+  them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000).
+- Local workers read the tags through a ``TapGate`` (cached for ``ttl`` seconds, 2 by
+  default): while closed they stop receiving (messages in flight finish), and a limit caps
+  the records they handle per second. ``deploy`` honours the tags too: it never reopens a
+  closed tap or lifts a limit.
+
+Messages simply wait in the queue while the tap is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from northmigrate.aws.clients import AwsClients, aws_errors, error_code
+from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.message import sqs_text
+from northmigrate.errors import AwsError, InputError
+from northmigrate.records.envelope import iso, utc_now
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import (
+        EventSourceMappingConfigurationResponseTypeDef,
+        EventSourceMappingConfigurationTypeDef,
+    )
+    from mypy_boto3_sqs import SQSClient
+
+TAG_STATE = "northmigrate:tap"
+TAG_LIMIT = "northmigrate:tap-limit"
+# Who closed the tap, when and why (a tag value holds at most 256 characters).
+TAG_BY = "northmigrate:tap-by"
+TAG_AT = "northmigrate:tap-at"
+TAG_REASON = "northmigrate:tap-reason"
+TAG_VALUE_LIMIT = 256
+GUARD = "guard"  # ``closed_by`` of a tap the guard closed starts with this
+OPEN = "open"
+CLOSED = "closed"
+MIN_MAPPING_CONCURRENCY = 2  # AWS's floor for ScalingConfig.MaximumConcurrency
+MAX_MAPPING_CONCURRENCY = 1000
+_SETTLED = {"Enabled", "Disabled"}
+_GONE = {"ResourceNotFoundException"}
+
+
+@dataclass(frozen=True)
+class TapState:
+    open: bool = True
+    limit: int | None = None
+    closed_by: str | None = None  # "operator", or "guard (worker host:pid)", …
+    closed_at: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> TapState:
+        limit_text = tags.get(TAG_LIMIT, "")
+        limit = int(limit_text) if limit_text.isdigit() and int(limit_text) > 0 else None
+        is_open = tags.get(TAG_STATE, OPEN) != CLOSED
+        if is_open:
+            return cls(open=True, limit=limit)
+        return cls(
+            open=False,
+            limit=limit,
+            closed_by=tags.get(TAG_BY) or None,
+            closed_at=tags.get(TAG_AT) or None,
+            reason=tags.get(TAG_REASON) or None,
+        )
+
+    @property
+    def closed_by_guard(self) -> bool:
+        return not self.open and (self.closed_by or "").startswith(GUARD)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "open": self.open,
+            "limit": self.limit,
+            "closed_by": self.closed_by,
+            "closed_at": self.closed_at,
+            "reason": self.reason,
+        }
+
+
+def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
+    """The tags of a closed tap (each value within SQS's 256 characters)."""
+    tags = {TAG_STATE: CLOSED, TAG_BY: by, TAG_AT: at}
+    if reason:
+        tags[TAG_REASON] = reason
+    return {k: sqs_text(v)[:TAG_VALUE_LIMIT] for k, v in tags.items()}
+
+
+@dataclass
+class MappingState:
+    uuid: str
+    function: str
+    state: str
+    enabled: bool
+    max_concurrency: int | None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> MappingState:
+        state = str(data.get("State", ""))
+        return cls(
+            uuid=str(data["UUID"]),
+            function=str(data.get("FunctionArn", "")).rsplit(":", 1)[-1],
+            state=state,
+            enabled=state in {"Enabled", "Enabling", "Creating", "Updating"},
+            max_concurrency=(data.get("ScalingConfig") or {}).get("MaximumConcurrency"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uuid": self.uuid,
+            "function": self.function,
+            "state": self.state,
+            "enabled": self.enabled,
+            "max_concurrency": self.max_concurrency,
+        }
+
+
+@dataclass
+class TapReport:
+    queue: str
+    state: TapState
+    mappings: list[MappingState] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "tap": OPEN if self.state.open else CLOSED,
+            **self.state.to_dict(),
+            "mappings": [m.to_dict() for m in self.mappings],
+        }
+
+
+def read_tags(sqs: SQSClient, queue_url: str) -> dict[str, str]:
+    with aws_errors(f"tags of queue {queue_url.rsplit('/', 1)[-1]}"):
+        return dict(sqs.list_queue_tags(QueueUrl=queue_url).get("Tags") or {})
+
+
+def read_state(sqs: SQSClient, queue_url: str) -> TapState:
+    return TapState.from_tags(read_tags(sqs, queue_url))
+
+
+def mappings(
+    lam: LambdaClient, queue_arn: str, function_name: str | None = None
+) -> list[EventSourceMappingConfigurationTypeDef]:
+    """Every event source mapping reading the queue (of one function when named)."""
+    kwargs: dict[str, Any] = {"EventSourceArn": queue_arn}
+    if function_name:
+        kwargs["FunctionName"] = function_name
+    pages = lam.get_paginator("list_event_source_mappings").paginate(**kwargs)
+    with aws_errors("list event source mappings"):
+        return [mapping for page in pages for mapping in page.get("EventSourceMappings", [])]
+
+
+def wait_mapping(
+    lam: LambdaClient,
+    uuid: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float = 120.0,
+) -> EventSourceMappingConfigurationResponseTypeDef:
+    """The mapping once it is Enabled or Disabled (an update in progress is refused by AWS)."""
+    waited = 0.0
+    while True:
+        with aws_errors(f"event source mapping {uuid}"):
+            data = lam.get_event_source_mapping(UUID=uuid)
+        if data.get("State", "Enabled") in _SETTLED or waited >= timeout_s:
+            return data
+        sleep(1.0)
+        waited += 1.0
+
+
+class Tap:
+    """Reads and sets the tap of one main queue (and of the mappings that read it)."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        queues: Queues,
+        *,
+        default_limit: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sqs = clients.client("sqs")
+        self.clients = clients
+        self.queues = queues
+        self.default_limit = default_limit  # the mappings' concurrency with no tap limit
+        self.sleep = sleep
+
+    @property
+    def _lambda(self) -> LambdaClient:
+        return self.clients.client("lambda")
+
+    def _mapping_states(self) -> list[MappingState]:
+        arn = self.queues.arn(self.queues.main_url())
+        try:
+            found = mappings(self._lambda, arn)
+        except AwsError as exc:
+            if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
+                return []  # an endpoint without Lambda: local workers only
+            raise
+        return [MappingState.from_api(m) for m in found]
+
+    def status(self) -> TapReport:
+        url = self.queues.main_url()
+        return TapReport(self.queues.main_name, read_state(self.sqs, url), self._mapping_states())
+
+    def _tag(self, tags: dict[str, str]) -> None:
+        with aws_errors(f"tag queue {self.queues.main_name}"):
+            self.sqs.tag_queue(QueueUrl=self.queues.main_url(), Tags=tags)
+
+    def _update_mappings(self, **changes: Any) -> None:
+        arn = self.queues.arn(self.queues.main_url())
+        try:
+            found = mappings(self._lambda, arn)
+        except AwsError as exc:
+            if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
+                return  # an endpoint without Lambda: local workers only
+            raise
+        for mapping in found:
+            uuid = str(mapping["UUID"])
+            wait_mapping(self._lambda, uuid, sleep=self.sleep)
+            with aws_errors(f"update event source mapping {uuid}"):
+                self._lambda.update_event_source_mapping(UUID=uuid, **changes)
+
+    def close(self, *, by: str = "operator", reason: str | None = None) -> TapReport:
+        """Local workers stop first (the tag), then Lambda (the mappings); the tags say who
+        closed it, when and why."""
+        self._tag(closed_tags(by, reason, iso(utc_now())))
+        self._update_mappings(Enabled=False)
+        return self.status()
+
+    def open(self) -> TapReport:
+        self._update_mappings(Enabled=True)
+        self._tag({TAG_STATE: OPEN})
+        with aws_errors(f"untag queue {self.queues.main_name}"):
+            self.sqs.untag_queue(
+                QueueUrl=self.queues.main_url(), TagKeys=[TAG_BY, TAG_AT, TAG_REASON]
+            )
+        return self.status()
+
+    def limit(self, n: int | None) -> TapReport:
+        """Cap consumption at ``n``; None lifts the cap (mappings go back to ``default_limit``)."""
+        if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= MAX_MAPPING_CONCURRENCY:
+            raise InputError(
+                f"tap limit {n} is out of range",
+                hint=f"give {MIN_MAPPING_CONCURRENCY} to {MAX_MAPPING_CONCURRENCY} (AWS's range "
+                "for an event source mapping's maximum concurrency)",
+            )
+        if n is None:
+            with aws_errors(f"untag queue {self.queues.main_name}"):
+                self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=[TAG_LIMIT])
+            if self.default_limit is not None:
+                self._update_mappings(ScalingConfig={"MaximumConcurrency": self.default_limit})
+        else:
+            self._tag({TAG_LIMIT: str(n)})
+            self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
+        return self.status()
+
+
+class Gate(Protocol):
+    """What a worker needs from a tap (``TapGate``, ``OpenGate``, or a test's fake)."""
+
+    def state(self) -> TapState: ...
+
+    def is_open(self) -> bool: ...
+
+    def limit(self) -> int | None: ...
+
+    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool: ...
+
+
+class TapGate:
+    """What a local worker asks before each receive: is the tap open, and at what limit?
+
+    Reads the queue's tags at most once per ``ttl`` seconds (clock injectable). An error
+    reading them keeps the last known state (a worker does not stop for a blip).
+    """
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        *,
+        ttl: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.ttl = ttl
+        self.clock = clock
+        self._state = TapState()
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> TapState:
+        with self._lock:
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.ttl:
+                with contextlib.suppress(AwsError):
+                    self._state = read_state(self.sqs, self.queue_url)
+                self._read_at = now
+            return self._state
+
+    def is_open(self) -> bool:
+        return self.state().open
+
+    def limit(self) -> int | None:
+        return self.state().limit
+
+    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
+        """Block while the tap is closed; False when ``stop`` is set first."""
+        while not stop.is_set():
+            if self.is_open():
+                return True
+            stop.wait(poll)
+        return False
+
+
+class OpenGate:
+    """A gate that is always open (a worker without a tap, and tests)."""
+
+    def state(self) -> TapState:
+        return TapState()
+
+    def is_open(self) -> bool:
+        return True
+
+    def limit(self) -> int | None:
+        return None
+
+    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
+        return not stop.is_set()
