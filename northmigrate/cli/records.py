@@ -48,7 +48,8 @@ SEGMENTS_OPTION = typer.Option(
     min=1,
     max=1_000_000,
     help="dynamodb:// only: parallel scan segments, 1 to 1000000 (default: 1 per 100 MiB "
-    "of table, at most 32); at most 32 are scanned at once, the others wait their turn.",
+    "of table, at most 32); more than the table can use (1 per item and per MiB, at least "
+    "32) is lowered to that; at most 32 are scanned at once, the others wait their turn.",
 )
 CONSISTENT_OPTION = typer.Option(
     False, "--consistent", help="dynamodb:// only: strongly consistent reads."
@@ -178,6 +179,9 @@ def _run(
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
         resumed = from_line is not None or flags.resume
         source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
+        notice = getattr(source, "notice", None)
+        if notice:  # e.g. --segments lowered to what the table can use
+            say("[yellow]{}[/yellow]", notice)
         # an earlier run's rejects are added to when resuming, else kept unless --force
         identity = source.file_identity() if isinstance(source, StreamSource) else None
         writer = (

@@ -87,7 +87,7 @@ class EnqueueReport:
         }
         if not self.validate_only:
             out["resume_from_line"] = self.resume_from_line
-            out["interrupted"] = self.interrupted
+        out["interrupted"] = self.interrupted  # validate's too: a signal ended the read
         return out
 
 

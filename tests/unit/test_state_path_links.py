@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from northmigrate.errors import InputError
 from northmigrate.privatefile import check_dirs, private_dir
-from tests.helpers import Project
+from tests.helpers import Project, create_table
 from tests.support.samples import write_records
 
 
@@ -85,12 +85,7 @@ def test_enqueue_of_a_file_refuses_a_linked_state_directory_before_sending(
 
 def _table(project: Project, count: int) -> str:
     name = f"{project.name}-src"
-    project.client("dynamodb").create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "application_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "application_id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(project.client("dynamodb"), name, key="application_id")
     write_records(project.root / "recs.jsonl", count)
     ddb, serializer = project.client("dynamodb"), TypeSerializer()
     for line in (project.root / "recs.jsonl").read_text().splitlines():
