@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code
 from northmigrate.aws.queues import Queues
 from northmigrate.aws.sqs.message import sqs_text
-from northmigrate.errors import AwsError, InputError
+from northmigrate.errors import AwsError, InputError, Refused
 from northmigrate.records.envelope import iso, utc_now
 
 if TYPE_CHECKING:
@@ -50,6 +50,12 @@ CLOSED = "closed"
 MIN_MAPPING_CONCURRENCY = 2  # AWS's floor for ScalingConfig.MaximumConcurrency
 MAX_MAPPING_CONCURRENCY = 1000
 _SETTLED = {"Enabled", "Disabled"}
+# The cutover's record on a queue (northmigrate.cutover.record writes it): while it says
+# ``held`` no consumer may be enabled; the mappings in ``-from`` (the old consumer's) stay
+# disabled whatever the tap does, so that opening it never makes a second consumer.
+CUTOVER_TAG = "northmigrate:cutover"
+CUTOVER_FROM_TAG = "northmigrate:cutover-from"
+CUTOVER_HELD = "held"
 _GONE = {"ResourceNotFoundException"}
 
 
@@ -60,17 +66,23 @@ class TapState:
     closed_by: str | None = None  # "operator", or "guard (worker host:pid)", …
     closed_at: str | None = None
     reason: str | None = None
+    cutover: str | None = None  # a cutover under way: "held" or "switched"
+    cutover_old: tuple[str, ...] = ()  # the mappings it keeps disabled
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> TapState:
         limit_text = tags.get(TAG_LIMIT, "")
         limit = int(limit_text) if limit_text.isdigit() and int(limit_text) > 0 else None
         is_open = tags.get(TAG_STATE, OPEN) != CLOSED
+        cutover = tags.get(CUTOVER_TAG) or None
+        old = tuple(tags.get(CUTOVER_FROM_TAG, "").split()) if cutover else ()
         if is_open:
-            return cls(open=True, limit=limit)
+            return cls(open=True, limit=limit, cutover=cutover, cutover_old=old)
         return cls(
             open=False,
             limit=limit,
+            cutover=cutover,
+            cutover_old=old,
             closed_by=tags.get(TAG_BY) or None,
             closed_at=tags.get(TAG_AT) or None,
             reason=tags.get(TAG_REASON) or None,
@@ -220,7 +232,8 @@ class Tap:
         with aws_errors(f"tag queue {self.queues.main_name}"):
             self.sqs.tag_queue(QueueUrl=self.queues.main_url(), Tags=tags)
 
-    def _update_mappings(self, **changes: Any) -> None:
+    def _update_mappings(self, *, keep: tuple[str, ...] = (), **changes: Any) -> None:
+        """Apply ``changes`` to every mapping of the queue but the ones in ``keep``."""
         arn = self.queues.arn(self.queues.main_url())
         try:
             found = mappings(self._lambda, arn)
@@ -230,6 +243,8 @@ class Tap:
             raise
         for mapping in found:
             uuid = str(mapping["UUID"])
+            if uuid in keep:
+                continue
             wait_mapping(self._lambda, uuid, sleep=self.sleep)
             with aws_errors(f"update event source mapping {uuid}"):
                 self._lambda.update_event_source_mapping(UUID=uuid, **changes)
@@ -242,7 +257,17 @@ class Tap:
         return self.status()
 
     def open(self) -> TapReport:
-        self._update_mappings(Enabled=True)
+        """Enable the mappings (but an old consumer a cutover keeps disabled); refused while
+        a cutover holds the queue."""
+        state = read_state(self.sqs, self.queues.main_url())
+        if state.cutover == CUTOVER_HELD:
+            name = self.queues.main_name
+            raise Refused(
+                f"queue {name} is held by cutover: opening the tap would enable its consumers",
+                hint=f"cutover switch --queue {name} --to FUNCTION, or cutover rollback "
+                f"--queue {name}",
+            )
+        self._update_mappings(Enabled=True, keep=state.cutover_old)
         self._tag({TAG_STATE: OPEN})
         with aws_errors(f"untag queue {self.queues.main_name}"):
             self.sqs.untag_queue(

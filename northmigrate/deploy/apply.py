@@ -252,7 +252,8 @@ class Deployer:
                     created = self.lam.create_event_source_mapping(
                         EventSourceArn=s.queue.arn,
                         FunctionName=s.function_name,
-                        Enabled=tap.open,  # a closed tap stays closed
+                        # a closed tap stays closed; a cutover decides who reads the queue
+                        Enabled=tap.open and tap.cutover is None,
                         **wanted,
                     )
                     return str(created["UUID"])

@@ -312,6 +312,7 @@ CONFIG_COMMANDS = [
     ["worker", "--until-empty"],
     ["doctor"],
     ["tap", "status"],
+    ["cutover", "status", "--once"],
     ["deploy", "--dry-run"],
     ["destroy"],
 ]

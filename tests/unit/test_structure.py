@@ -20,8 +20,8 @@ MAX_CLASS_LINES = 200
 # Who may import whom. A room is a folder of the package or a module at its top level
 # (``FACE`` is the package's own ``__init__``: the plugin API). The stations of the story,
 # bottom to top: the base modules, aws/, the plugin and redact/, records/, sources/, then
-# enqueue/, consume/ and control/ side by side, dlq/, deploy/, demo, cli/. docs/architecture.md
-# draws the same table.
+# enqueue/, consume/ and control/ side by side, dlq/ and cutover/, deploy/, demo, cli/.
+# docs/architecture.md draws the same table.
 FACE = "<face>"
 BASE = frozenset({"errors", "config", "privatefile"})
 ALLOWED: dict[str, frozenset[str]] = {
@@ -37,6 +37,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "consume": BASE | {"aws", "plugin", "redact", "records"},
     "control": BASE | {"aws", "plugin", "redact", "records", "sources"},
     "dlq": BASE | {"aws", "plugin", "redact", "records", "consume", "control"},
+    "cutover": BASE | {"aws", "consume"},  # a live queue handed to a new consumer
     "examples": BASE | {"aws", "plugin"},
     "starter": BASE,
     FACE: BASE | {"plugin"},
