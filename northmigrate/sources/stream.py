@@ -50,7 +50,7 @@ def _waitable(raw: IO[bytes]) -> int | None:
     try:
         fd = raw.fileno()
         return None if stat.S_ISREG(os.fstat(fd).st_mode) else fd
-    except (OSError, ValueError, io.UnsupportedOperation):
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
         return None
 
 
@@ -160,7 +160,7 @@ class StreamSource(NoCheckpoint):
         """(device, inode) of the file read (stdin's too), or None when it has none."""
         try:
             info = os.fstat(self._counting.raw.fileno())
-        except (OSError, ValueError, io.UnsupportedOperation):
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
             return None
         return info.st_dev, info.st_ino
 
