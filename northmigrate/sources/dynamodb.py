@@ -50,7 +50,7 @@ BYTES_PER_SEGMENT = 100 * 1024 * 1024
 BYTES_PER_USABLE_SEGMENT = 1024 * 1024  # a Scan page: a smaller segment adds nothing
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
 STOP_POLL_S = 0.5  # how often the reader looks at the stop event while no item comes
-JOIN_S = 5.0  # how long a stopping scan waits for its threads, all of them together
+JOIN_S = 1.0  # how long a stopping scan waits for its threads (daemons), all together, once
 _DONE = object()
 
 
@@ -210,7 +210,8 @@ class DynamoSource:
             except queue.Empty:
                 break
         deadline = time.monotonic() + JOIN_S  # a thread inside a Scan call ends with it
-        for thread in self._threads:
+        threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _put(self, entry: Any) -> None:

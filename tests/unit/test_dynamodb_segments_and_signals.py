@@ -101,8 +101,9 @@ def _table(project: Project, name: str, count: int) -> None:
         ddb.put_item(TableName=name, Item={"pk": {"S": f"k{n:02d}"}})
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-@pytest.mark.parametrize("command", ["validate", "enqueue"])
+@pytest.mark.parametrize(
+    ("command", "signum"), [("validate", signal.SIGTERM), ("enqueue", signal.SIGINT)]
+)
 def test_the_first_signal_stops_a_table_scan_that_gives_nothing(
     project: Project, command: str, signum: int
 ) -> None:
