@@ -49,7 +49,8 @@ SEGMENTS_OPTION = typer.Option(
     min=1,
     max=1_000_000,
     help="dynamodb:// only: parallel scan segments, 1 to 1000000 (default: 1 per 100 MiB "
-    "of table, at most 32); at most 32 are scanned at once, the others wait their turn.",
+    "of table, at most 32); more than the table can use (1 per item and per MiB, at least "
+    "32) is lowered to that; at most 32 are scanned at once, the others wait their turn.",
 )
 CONSISTENT_OPTION = typer.Option(
     False, "--consistent", help="dynamodb:// only: strongly consistent reads."
@@ -223,9 +224,18 @@ def _run(
             shard=shard,
             from_object=from_object,
         )
+        notice = getattr(source, "notice", None)
+        if notice:  # e.g. --segments lowered to what the table can use
+            say("[yellow]{}[/yellow]", notice)
         # an earlier run's rejects are added to when resuming, else kept unless --force
+        file_identity = getattr(source, "file_identity", None)  # a file's, sharded or not
+        identity = file_identity() if callable(file_identity) else None
         writer = (
-            stack.enter_context(RejectsWriter(rejects, append=resumed, force=force))
+            stack.enter_context(
+                RejectsWriter(
+                    rejects, append=resumed, force=force, source=identity, source_name=source.name
+                )
+            )
             if rejects
             else None
         )

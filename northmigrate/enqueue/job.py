@@ -95,7 +95,7 @@ class EnqueueReport:
             out["resume_from_line"] = self.resume_from_line
             if is_s3_prefix(self.source):
                 out["resume_from_object"] = self.resume_from_object
-            out["interrupted"] = self.interrupted
+        out["interrupted"] = self.interrupted  # validate's too: a signal ended the read
         return out
 
 
@@ -245,6 +245,9 @@ class Enqueue:
         last_progress = 0.0
         sent = 0
         last: SourceItem | None = None
+        when_idle = getattr(source, "when_idle", None)
+        if sender is not None and callable(when_idle):  # a slow pipe: send what came
+            when_idle(sender.flush)
         try:
             for item in source:
                 if stop is not None and stop.is_set():

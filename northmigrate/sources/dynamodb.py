@@ -2,7 +2,11 @@
 
 The segments of the scan (``Segment``/``TotalSegments``, up to DynamoDB's 1,000,000) are
 scanned by a pool of at most ``SCAN_THREADS`` threads, one segment at a time each; the
-others wait their turn. Items are handed over a bounded queue, so memory holds at most the
+others wait their turn. A ``--segments`` beyond what the table can use is lowered to it
+(``usable_segments``: one per item and per MiB of table, never under ``MAX_SEGMENTS``), and
+the source says so (``notice``). A ``stop`` event (the CLI's first Ctrl-C or SIGTERM) ends
+the read within ``STOP_POLL_S``, whether items are coming or not, with ``ReadInterrupted``.
+Items are handed over a bounded queue, so memory holds at most the
 queue plus one page per thread. Pages are read, retried and checkpointed by
 ``northmigrate.sources.pages``: no page is ever skipped.
 
@@ -19,6 +23,7 @@ import base64
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,23 +38,34 @@ from northmigrate.sources.filters import build_filter, filter_identity
 from northmigrate.sources.options import ScanOptions
 from northmigrate.sources.pages import PageReader, Stopped
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
-from northmigrate.sources.shard import Shard
+from northmigrate.sources.shard import MAX_TOTAL_SEGMENTS, Shard
+from northmigrate.sources.stream import ReadInterrupted
 
 if TYPE_CHECKING:
     from northmigrate.aws.clients import AwsClients
 
 
 MAX_SEGMENTS = 32
-SEGMENTS_PER_SHARD = 4  # the default with --shard: not by size, which shards may see apart
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
+BYTES_PER_USABLE_SEGMENT = 1024 * 1024  # a Scan page: a smaller segment adds nothing
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
+STOP_POLL_S = 0.5  # how often the reader looks at the stop event while no item comes
+JOIN_S = 1.0  # how long a stopping scan waits for its threads (daemons), all together, once
 _DONE = object()
 
 
 def default_segments(table_size_bytes: int) -> int:
     """One segment per 100 MiB of table, at least 1 and at most 32."""
     return min(MAX_SEGMENTS, max(1, math.ceil(table_size_bytes / BYTES_PER_SEGMENT)))
+
+
+def usable_segments(item_count: int, table_size_bytes: int) -> int:
+    """The most segments a scan of this table can put to work: no more than it has items
+    or MiB (a segment with nothing in it is only a call, a state entry and memory), and
+    never fewer than ``MAX_SEGMENTS`` (the counts DynamoDB gives are up to 6 hours old)."""
+    pages = math.ceil(table_size_bytes / BYTES_PER_USABLE_SEGMENT)
+    return max(MAX_SEGMENTS, min(item_count, pages))
 
 
 def plain(value: Any) -> Any:
@@ -87,9 +103,13 @@ class DynamoSource:
         sleep: Callable[[float], None] | None = None,
         max_attempts: int = 8,
         queue_items: int = QUEUE_ITEMS,
+        stop: threading.Event | None = None,
+        notice: str | None = None,
         owned: Sequence[int] | None = None,
     ) -> None:
         self.name = f"dynamodb://{table}"
+        self.notice = notice  # what the caller should be told (segments lowered)
+        self._interrupt = stop
         self.owned = list(range(state.total_segments)) if owned is None else list(owned)
         self.table = table
         self.state = state
@@ -142,8 +162,10 @@ class DynamoSource:
             thread.start()
         try:
             while live:
+                if self._interrupt is not None and self._interrupt.is_set():
+                    raise ReadInterrupted("interrupted while scanning the table")
                 try:
-                    entry = self._queue.get(timeout=0.5)
+                    entry = self._queue.get(timeout=STOP_POLL_S)
                 except queue.Empty:
                     continue
                 if entry is _DONE:
@@ -191,8 +213,10 @@ class DynamoSource:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        for thread in self._threads:
-            thread.join(timeout=5)
+        deadline = time.monotonic() + JOIN_S  # a thread inside a Scan call ends with it
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _put(self, entry: Any) -> None:
         while not self._stop.is_set():
@@ -250,6 +274,7 @@ def open_table(
     options: ScanOptions | None = None,
     *,
     sleep: Callable[[float], None] | None = None,
+    stop: threading.Event | None = None,
     shard: Shard | None = None,
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
@@ -260,20 +285,14 @@ def open_table(
     positions recorded by an earlier run (from the start when there are none).
     ``options.save_state`` False reads a state, writes none.
 
-    With ``shard``, this process scans segment ``s`` when ``s % N == I``: every shard must
-    scan with the same ``--segments`` (default ``SEGMENTS_PER_SHARD`` per shard, not the
-    table's size, which shards starting hours apart may see apart), and its state is its own
-    (``state_path``): each shard resumes alone.
+    With ``shard``, only its segments are scanned (``Shard.segments``), from a state of its
+    own (``state_path``): each shard resumes alone.
     """
     options = options or ScanOptions()
     if options.segments is not None and not 1 <= options.segments <= 1_000_000:
         raise InputError("--segments must be between 1 and 1000000")
-    if shard is not None and options.segments is not None and options.segments < shard.count:
-        raise InputError(
-            f"--segments {options.segments} is fewer than the {shard.count} shards: "
-            "some shards would have nothing to scan",
-            hint=f"give --segments {shard.count} or more (the same on every shard)",
-        )
+    if shard is not None:
+        shard.check_segments(options.segments)
     if options.page_size is not None and options.page_size < 1:
         raise InputError("page_size must be at least 1")
     filter_text = filter_identity(options.filters, options.filter_values)
@@ -289,25 +308,31 @@ def open_table(
     key_names = [k["AttributeName"] for k in hash_first]
     state_file = options.state_file
     if state_file is None and options.state_dir is not None:
-        where = None if shard is None else (shard.index, shard.count)
-        state_file = state_path(table, options.queue_name, options.state_dir, where)
-    state = _resumed_state(table, options, state_file, filter_text)
+        state_file = state_path(table, options.queue_name, options.state_dir, shard)
+    size = int(described.get("TableSizeBytes", 0))
+    usable = usable_segments(int(described.get("ItemCount", 0)), size)
+    usable = MAX_TOTAL_SEGMENTS if shard else usable  # never lowered: see Shard.segments
+    notice = None
+    if options.segments is not None and options.segments > usable:
+        notice = (
+            f"--segments {options.segments} is more than table {table} can use: "
+            f"scanning it in {usable} segments"
+        )
+    state = _resumed_state(table, options, state_file, filter_text, usable)
     resumed = state is not None
     if state is None:
-        size = int(described.get("TableSizeBytes", 0))
-        by_shard = None if shard is None else min(1_000_000, SEGMENTS_PER_SHARD * shard.count)
         state = ScanState(
             table=table,
             queue=options.queue_name,
-            total_segments=options.segments or by_shard or default_segments(size),
+            total_segments=min(options.segments, usable)
+            if options.segments
+            else (shard.default_segments() if shard else default_segments(size)),
             filter=filter_text,
             consistent=options.consistent,
         )
-    owned = list(range(state.total_segments))
-    if shard is not None:
-        owned = owned[shard.index :: shard.count]
-        for number in set(range(state.total_segments)) - set(owned):
-            state.segments[number].done = True  # another shard's: never scanned here
+    owned = shard.segments(state.total_segments) if shard else list(range(state.total_segments))
+    for number in set(range(state.total_segments)) - set(owned):
+        state.segments[number].done = True  # another shard's: never scanned here
     sensitive = [s for s in options.sensitive if "." not in s]
     state.sensitive = frozenset(key_names) & set(sensitive)
     checkpoint = None
@@ -315,14 +340,13 @@ def open_table(
         checkpoint = ScanCheckpoint(state, state_file if options.save_state else None)
         if not resumed:
             checkpoint.save()  # a fresh scan replaces the state of any earlier one
-    item_count = described.get("ItemCount")
-    if item_count is not None and shard is not None:  # about this shard's share
-        item_count = -(-int(item_count) * len(owned) // state.total_segments)
+    item_count = described.get("ItemCount")  # with a shard: about its share
+    count = None if item_count is None else -(-int(item_count) * len(owned) // len(state.segments))
     return DynamoSource(
         ddb,
         table,
         key_names=key_names,
-        item_count=int(item_count) if item_count is not None else None,
+        item_count=count,
         state=state,
         checkpoint=checkpoint,
         resumed=resumed,
@@ -330,12 +354,18 @@ def open_table(
         page_size=options.page_size,
         sensitive=sensitive,
         sleep=sleep,
+        stop=stop,
+        notice=notice if not resumed else None,
         owned=owned,
     )
 
 
 def _resumed_state(
-    table: str, options: ScanOptions, state_file: Path | None, filter_text: str | None
+    table: str,
+    options: ScanOptions,
+    state_file: Path | None,
+    filter_text: str | None,
+    usable: int,
 ) -> ScanState | None:
     """The recorded state a ``resume`` starts from (None: there is none, or no resume)."""
     if not options.resume:
@@ -351,7 +381,8 @@ def _resumed_state(
             "--filter-values) than this run",
             hint=f"resume with the same filter, or delete {state_file} to start over",
         )
-    if options.segments is not None and options.segments != state.total_segments:
+    asked = options.segments
+    if asked is not None and state.total_segments not in (asked, min(asked, usable)):
         raise InputError(
             f"the interrupted scan of {table} used --segments {state.total_segments}",
             hint="resume with the same --segments (or none)",
@@ -360,4 +391,10 @@ def _resumed_state(
     return state
 
 
-__all__ = ["DynamoSource", "default_segments", "open_table", "plain"]
+__all__ = [
+    "DynamoSource",
+    "default_segments",
+    "open_table",
+    "plain",
+    "usable_segments",
+]

@@ -36,8 +36,8 @@ def open_source(
 
     ``clients`` (``northmigrate.aws.clients.AwsClients``) is needed for ``s3://`` and
     ``dynamodb://`` only. Once ``stop`` is set, reading a file, stdin or an S3 object raises
-    ``ReadInterrupted`` (exit 130) at its next read; a table scan is read page by page, and
-    its caller checks between items. ``sleep`` waits between retries (a test's seam).
+    ``ReadInterrupted`` (exit 130) at its next read, and a table scan within half a second,
+    whether items are coming or not. ``sleep`` waits between retries (a test's seam).
 
     ``shard`` opens only that shard's part (``northmigrate.sources.shard``); stdin cannot
     be shared among shards (SourceError). ``from_object`` (a key of an S3 prefix) reads
@@ -75,7 +75,7 @@ def open_source(
     table, page_size = table_uri(name)
     if page_size is not None:
         options = dataclasses.replace(options, page_size=page_size)
-    return dynamodb.open_table(clients, table, options, sleep=sleep, shard=shard)
+    return dynamodb.open_table(clients, table, options, sleep=sleep, stop=stop, shard=shard)
 
 
 def _open_file(name: str, stop: threading.Event | None, shard: Shard | None) -> Source:

@@ -43,12 +43,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.errors import InputError
-from northmigrate.privatefile import private_dir, read_private, replace_private
+from northmigrate.privatefile import check_dirs, private_dir, read_private, replace_private
 from northmigrate.records.envelope import iso, utc_now
 from northmigrate.sources.resume_key import ResumeKey, key_file
+
+if TYPE_CHECKING:
+    from northmigrate.sources.shard import Shard
 
 STATE_DIR = Path(".northmigrate") / "resume"
 VERSION = 2  # 1: positions and the filter in clear (still read; rewritten as 2)
@@ -57,15 +60,15 @@ ReadPage = Callable[[WireKey | None], dict[str, Any]]
 
 
 def state_path(
-    table: str, queue: str, base: Path | None = None, shard: tuple[int, int] | None = None
+    table: str, queue: str, base: Path | None = None, shard: Shard | None = None
 ) -> Path:
-    """The state file of scans of ``table`` sent to ``queue`` (by shard ``(I, N)`` of
+    """The state file of scans of ``table`` sent to ``queue`` (one per ``shard`` of
     ``--shard I/N``: each shard resumes alone)."""
 
     def safe(name: str) -> str:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
-    part = "" if shard is None else f"--shard-{shard[0]}-of-{shard[1]}"
+    part = "" if shard is None else f"--shard-{shard.index}-of-{shard.count}"
     return (base or STATE_DIR) / f"dynamodb-{safe(table)}--{safe(queue)}{part}.json"
 
 
@@ -260,6 +263,7 @@ class ScanState:
         """The saved state, or None when there is none. A damaged file is an InputError, and
         so is one whose digests were made with another resume key than ``key`` (by default
         the user's)."""
+        check_dirs(path.parent, "resume state directory")  # no link on the way to it
         raw = read_private(path, "resume state")
         if raw is None:
             return None

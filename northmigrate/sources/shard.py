@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from northmigrate.sources.base import SourceError
 
 MAX_SHARDS = 1_000_000
+MAX_TOTAL_SEGMENTS = 1_000_000  # a table scan's TotalSegments, at most
+SEGMENTS_PER_SHARD = 4  # a sharded scan's default: not by the table's size (see segments)
 FORM = "I/N with 0 <= I < N (0-based), e.g. --shard 0/4, or --shard auto"
 # (engine, its index variable, its count variable or None: the count comes from --shards)
 ENGINES: tuple[tuple[str, str, str | None], ...] = (
@@ -57,6 +59,26 @@ class Shard:
     def byte_range(self, total: int) -> tuple[int, int]:
         """This shard's part of ``total`` bytes: ``[start, end)``; the N parts tile it."""
         return total * self.index // self.count, total * (self.index + 1) // self.count
+
+    def segments(self, total: int) -> list[int]:
+        """The segments of a table scan in ``total`` that are this shard's: ``s % N == I``.
+
+        Every shard must cut the table the same way, so a sharded scan's segment count never
+        follows the table's size or item count (DynamoDB's are up to 6 hours old, and shards
+        may start hours apart): ``--segments``, or ``default_segments``, never lowered."""
+        return list(range(self.index, total, self.count))
+
+    def default_segments(self) -> int:
+        return min(MAX_TOTAL_SEGMENTS, SEGMENTS_PER_SHARD * self.count)
+
+    def check_segments(self, segments: int | None) -> None:
+        """Refuse a segment count that leaves some shards nothing to scan (exit 2)."""
+        if segments is not None and segments < self.count:
+            raise SourceError(
+                f"--segments {segments} is fewer than the {self.count} shards: "
+                "some shards would have nothing to scan",
+                hint=f"give --segments {self.count} or more (the same on every shard)",
+            )
 
     def keeps(self, position: int) -> bool:
         """Whether the item at ``position`` (0-based) of a stream read by every shard is this
@@ -120,4 +142,4 @@ def _auto(shards: int | None, env: Mapping[str, str]) -> Shard:
     return Shard(index, total)
 
 
-__all__ = ["ENGINES", "FORM", "Shard", "parse_shard"]
+__all__ = ["ENGINES", "FORM", "MAX_TOTAL_SEGMENTS", "Shard", "parse_shard"]

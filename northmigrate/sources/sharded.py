@@ -82,6 +82,11 @@ class Strided:
     def resume_info(self) -> dict[str, Any] | None:
         return self.source.resume_info()
 
+    def file_identity(self) -> tuple[int, int] | None:
+        """The file's (device, inode) when the stream is a file's (see StreamSource)."""
+        inner = getattr(self.source, "file_identity", None)
+        return inner() if callable(inner) else None
+
 
 def read_window(
     opener: Opener,
@@ -179,6 +184,11 @@ class FileShard(NoCheckpoint):
             )
         except OSError as exc:
             raise SourceError(f"cannot read {self.name}: {exc.strerror or exc}") from exc
+
+    def file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file (a rejects file must not be it)."""
+        info = self._path.stat()
+        return info.st_dev, info.st_ino
 
     def progress(self) -> tuple[int, int | None]:
         done = self._counting.count if self._counting is not None else self._done
