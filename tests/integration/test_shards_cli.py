@@ -4,6 +4,7 @@ keeps its shard, and a bad shard or stdin is exit 2 saying what is expected."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shlex
 import uuid
@@ -142,3 +143,20 @@ def test_a_fan_out_of_a_source_its_function_may_not_read_is_exit_2(project: Proj
     assert result.returncode == 2, result.stderr
     assert "may not read s3://b-exports/other/" in result.stderr
     assert "s3://b-exports/in/, s3://whole-bucket/" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("source", ["r.jsonl", "r.jsonl.gz"])
+def test_a_shard_of_a_file_refuses_that_file_as_its_rejects_file(
+    project: Project, tmp_path: Path, source: str
+) -> None:
+    path = records(tmp_path / "r.jsonl", 4)
+    if source.endswith(".gz"):
+        (project.root / source).write_bytes(gzip.compress(path.read_bytes()))
+    else:
+        (project.root / source).write_bytes(path.read_bytes())
+    before = (project.root / source).read_bytes()
+    result = project.cli(
+        "validate", source, "--shard", "1/2", "--rejects", f"./{source}", "--force"
+    )
+    assert result.returncode == 2 and "is the source" in result.stderr
+    assert (project.root / source).read_bytes() == before  # not a byte written or cut

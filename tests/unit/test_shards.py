@@ -407,6 +407,28 @@ def test_an_interrupted_table_shard_resumes_alone_from_its_own_state(
     assert not set(other.confirmed) & (set(first.confirmed) | set(again.confirmed))
 
 
+def test_a_sharded_scan_keeps_its_segment_count_whatever_the_table_holds(
+    clients: AwsClients,
+) -> None:
+    """Unsharded, --segments above what a small table can use is lowered; sharded, every
+    shard must cut the table the same way whatever counts it reads: never lowered."""
+    make_table(clients, 3)
+    options = ScanOptions(segments=100)
+    alone = open_source("dynamodb://old", clients=clients, options=options)
+    assert alone.state.total_segments < 100 and alone.notice  # type: ignore[attr-defined]
+    sent: Counter[str] = Counter()
+    for index in range(3):
+        source = open_source(
+            "dynamodb://old", clients=clients, options=options, shard=Shard(index, 3)
+        )
+        assert source.state.total_segments == 100 and not source.notice  # type: ignore[attr-defined]
+        assert source.resume_info()["segments"] == len(range(index, 100, 3))  # type: ignore[index]
+        sqs = FakeSqs()
+        send(source, sqs)
+        sent.update(sqs.confirmed)
+    assert sent == Counter({"R1": 1, "R2": 1, "R3": 1})
+
+
 def test_a_table_with_fewer_segments_than_shards_is_refused(clients: AwsClients) -> None:
     make_table(clients, 1)
     with pytest.raises(InputError, match="fewer than the 4 shards"):
