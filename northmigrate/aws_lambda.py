@@ -44,14 +44,14 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from northmigrate.aws import AwsClients, aws_errors
-from northmigrate.backoff import retry_delay
+from northmigrate.backoff import RetryDelays, delays_for
 from northmigrate.config import Settings, load_settings
 from northmigrate.envelope import iso, utc_now
 from northmigrate.events import JsonLines, record_event, released_event
 from northmigrate.guard import Guard, Trip
 from northmigrate.metrics import EmfWriter, Tally
 from northmigrate.plugin import Migration, load_migration
-from northmigrate.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
+from northmigrate.processing import Outcome, Processor, Status
 from northmigrate.queues import Queues
 from northmigrate.sqs.batch import change_visibility_batch
 from northmigrate.sqs.message import InMessage, normalise
@@ -74,6 +74,7 @@ class Runtime:
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     guard: Guard | None = None
     function_name: str = "function"
+    delays: RetryDelays = field(default_factory=RetryDelays)
 
     @property
     def fifo(self) -> bool:
@@ -93,16 +94,7 @@ def build_runtime(
     migration = load_migration(settings.migration.plugin)
     sqs = clients.client("sqs")
     queues = Queues(sqs, settings.queue)
-    worker = settings.worker
-
-    def delay(attempt: int) -> int:
-        return retry_delay(
-            attempt,
-            base_s=worker.backoff_base_s,
-            max_s=worker.backoff_max_s,
-            visibility_timeout_s=SQS_MAX_DELAY_S,
-        )
-
+    delays = delays_for(settings.worker)
     processor = Processor(
         migration,
         clients=clients,
@@ -112,9 +104,10 @@ def build_runtime(
         fifo=settings.queue.fifo,
         sqs=sqs,
         queue_url=queues.main_url(),
-        retry_delay=delay,
+        retry_delay=delays,
     )
     runtime = Runtime(settings, clients, migration, processor, queues, out or sys.stdout)
+    runtime.delays = delays
     runtime.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     if settings.guard.enabled:
         runtime.guard = Guard(
@@ -252,18 +245,13 @@ class _Batch:
     def hide_and_hand_back(self) -> None:
         """Retries in place wait for their backoff; records not started are visible at once
         (a failed FIFO message, hidden, still holds its group back)."""
-        settings = self.runtime.settings
+        ceiling = self.runtime.settings.queue.visibility_timeout
         changes: list[tuple[InMessage, int]] = []
         for record, outcome in zip(self.records, self.outcomes, strict=True):
             if outcome == NOT_STARTED:
                 changes.append((normalise(record), 0))
             elif isinstance(outcome, Outcome) and outcome.status is Status.RETRY:
-                backoff = retry_delay(
-                    outcome.attempt,
-                    base_s=settings.worker.backoff_base_s,
-                    max_s=settings.worker.backoff_max_s,
-                    visibility_timeout_s=settings.queue.visibility_timeout,
-                )
+                backoff = self.runtime.delays(outcome.attempt, outcome.backoff_kind, ceiling)
                 outcome.delay_s = backoff
                 changes.append((outcome.message, backoff))
         url = self.runtime.queues.main_url()

@@ -16,6 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from northmigrate.failures import classify
 from northmigrate.processing import Outcome, Processor, Status
 from northmigrate.sqs.message import InMessage
 from northmigrate.worker.acknowledger import Acknowledger
@@ -124,4 +125,6 @@ class Dispatcher:
             )
             log.debug("processing message %s failed", message.message_id, exc_info=True)
             reason = f"internal error: {type(exc).__name__}"
-            return Outcome(Status.RETRY, message, reason=reason, error=exc)
+            return Outcome(
+                Status.RETRY, message, reason=reason, error=exc, error_kind=classify(exc)
+            )

@@ -34,15 +34,16 @@ from collections.abc import Callable
 from typing import Any
 
 from northmigrate.aws import AwsClients
-from northmigrate.backoff import retry_delay
+from northmigrate.backoff import SQS_MAX_DELAY_S, delays_for
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
 from northmigrate.events import Emit
+from northmigrate.failures import OUTAGE
 from northmigrate.guard import Guard, Trip
 from northmigrate.heartbeat import Heartbeat
 from northmigrate.inflight import InFlight, Tuning
 from northmigrate.plugin import Migration
-from northmigrate.processing import SQS_MAX_DELAY_S, Processor
+from northmigrate.processing import Processor
 from northmigrate.queues import Queues
 from northmigrate.tap import GUARD, Gate, Tap, TapGate
 from northmigrate.worker.acknowledger import Acknowledger
@@ -125,6 +126,7 @@ class Worker:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._delays = delays_for(settings.worker, self._rng)
         self.sqs = clients.client("sqs")
         self.queues = Queues(self.sqs, settings.queue)
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
@@ -168,8 +170,8 @@ class Worker:
             self.url,
             ledger=ledger,
             report=self.report,
-            retry_visibility=lambda attempt: self._retry_delay(
-                attempt, ceiling_s=self.visibility_timeout_s
+            retry_visibility=lambda attempt, kind: self._retry_delay(
+                attempt, kind, ceiling_s=self.visibility_timeout_s
             ),
             threads=self.receive_threads,
             clock=self._clock,
@@ -245,16 +247,12 @@ class Worker:
         self._threads.append(thread)
         return thread
 
-    def _retry_delay(self, attempt: int, *, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
-        """The backoff before a failed record's next try (see backoff.retry_delay): at most
-        SQS's longest delay for a retry's copy, the visibility timeout for one in place."""
-        return retry_delay(
-            attempt,
-            base_s=self.settings.worker.backoff_base_s,
-            max_s=self.settings.worker.backoff_max_s,
-            visibility_timeout_s=ceiling_s,
-            rng=self._rng,
-        )
+    def _retry_delay(
+        self, attempt: int, kind: str = OUTAGE, ceiling_s: int = SQS_MAX_DELAY_S
+    ) -> int:
+        """The backoff before a failed record's next try, by its kind (backoff.RetryDelays):
+        at most SQS's longest delay for a retry's copy, the visibility timeout in place."""
+        return self._delays(attempt, kind, ceiling_s)
 
     # -- progress -------------------------------------------------------------------------
 

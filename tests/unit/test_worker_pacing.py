@@ -9,10 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from northmigrate.backoff import SQS_MAX_VISIBILITY_S, TokenBucket, retry_delay
+from northmigrate.backoff import SQS_MAX_DELAY_S, SQS_MAX_VISIBILITY_S, TokenBucket, retry_delay
 from northmigrate.config import QueueSettings, WorkerSettings
 from northmigrate.heartbeat import Heartbeat
-from northmigrate.processing import SQS_MAX_DELAY_S
 
 
 class FakeClock:

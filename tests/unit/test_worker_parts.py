@@ -106,7 +106,7 @@ def acknowledger(sqs: Calls) -> tuple[Acknowledger, Ledger, WorkerReport]:
         "u",
         ledger=book,
         report=report,
-        retry_visibility=lambda attempt: 7 * attempt,
+        retry_visibility=lambda attempt, kind: 7 * attempt,
         threads=1,
         sleep=lambda _: None,
     )
@@ -233,7 +233,12 @@ def receiver_on(sqs: Any, url: str, **options: Any) -> tuple[Receiver, list[InMe
             return True
 
     acks = Acknowledger(
-        sqs, url, ledger=book, report=WorkerReport(), retry_visibility=int, threads=1
+        sqs,
+        url,
+        ledger=book,
+        report=WorkerReport(),
+        retry_visibility=lambda attempt, kind: attempt,
+        threads=1,
     )
     options.setdefault("stop", threading.Event())
     options.setdefault("max_messages", None)
@@ -343,7 +348,7 @@ def limited_acknowledger(
         "u",
         ledger=book,
         report=report,
-        retry_visibility=int,
+        retry_visibility=lambda attempt, kind: attempt,
         threads=threads,
         sleep=lambda _: None,
         inflight=inflight,
