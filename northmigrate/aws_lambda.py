@@ -56,7 +56,8 @@ from northmigrate.queues import Queues
 from northmigrate.sqs.batch import change_visibility_batch
 from northmigrate.sqs.message import InMessage, normalise
 from northmigrate.sqs.queue import queue_arn
-from northmigrate.tap import GUARD, closed_tags, read_state
+from northmigrate.tap import GUARD, MAX_MAPPING_CONCURRENCY, Tap, closed_tags, read_state
+from northmigrate.throttle import Throttle
 
 log = logging.getLogger("northmigrate.aws_lambda")
 SAFETY_MS = 1_000  # a record is not started with less than this left (or a quarter of the time)
@@ -110,10 +111,13 @@ def build_runtime(
     runtime.delays = delays
     runtime.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     if settings.guard.enabled:
+        by = f"{GUARD} (lambda {runtime.function_name})"
+        # A function's limit is its mapping's concurrency: it lowers from the deployed one.
+        most = settings.deploy.max_concurrency or MAX_MAPPING_CONCURRENCY
+        tap = Tap(clients, queues, default_limit=settings.deploy.max_concurrency)
+        throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: most)
         runtime.guard = Guard(
-            settings.guard,
-            by=f"{GUARD} (lambda {runtime.function_name})",
-            on_trip=lambda trip: close_tap(runtime, trip),
+            settings.guard, by=by, on_trip=lambda trip: close_tap(runtime, trip), throttle=throttle
         )
     return runtime
 

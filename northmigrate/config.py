@@ -131,6 +131,10 @@ class GuardSettings(_Section):
     stop_on_record_errors: bool = False
     reopen: Literal["probe", "manual"] = "probe"
     probe_interval_s: float = Field(default=30.0, ge=1, le=3_600)
+    # Throttling (northmigrate.throttle): the limit changes at most once a step; throttled at
+    # the lowest limit for throttle_outage_s is an outage.
+    throttle_step_s: float = Field(default=10.0, ge=1, le=3_600)
+    throttle_outage_s: float = Field(default=300.0, ge=1, le=86_400)
     # The function's own event source mapping, which its guard disables (deploy sets it in
     # the function's environment; a local worker has none).
     mapping_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")

@@ -32,6 +32,7 @@ from northmigrate.config import GuardSettings
 from northmigrate.envelope import iso, utc_now
 from northmigrate.failures import OUTAGE, RECORD, THROTTLED, classify
 from northmigrate.processing import KIND_EXHAUSTED, KIND_PERMANENT, Outcome, Status
+from northmigrate.throttle import Throttle
 
 REASONS_NAMED = 3
 
@@ -46,9 +47,12 @@ class Trip:
     window: int
     classes: Counter[str] = field(default_factory=Counter)
     kind: str = OUTAGE
+    note: str | None = None  # a reason of its own (throttled at the floor for too long)
 
     @property
     def reason(self) -> str:
+        if self.note:
+            return f"{self.kind}: {self.note}"
         named = ", ".join(f"{name} ({n})" for name, n in self.classes.most_common(REASONS_NAMED))
         text = f"{self.kind}: {self.failed} of the last {self.window} records failed: {named}"
         return text.rstrip(": ")
@@ -89,8 +93,10 @@ class Guard:
         by: str,
         on_trip: Callable[[Trip], None],
         clock: Callable[[], datetime] = utc_now,
+        throttle: Throttle | None = None,
     ) -> None:
         self.settings = settings
+        self.throttle = throttle  # lowers and raises the tap's limit under throttling
         self.by = by
         self.on_trip = on_trip
         self._clock = clock
@@ -109,13 +115,19 @@ class Guard:
         if not self.settings.enabled:
             return None
         failed = failure(outcome)
-        if failed is not None and failed.kind == THROTTLED:
+        persistent = self.throttle is not None and self.throttle.record(outcome)
+        if failed is not None and failed.kind == THROTTLED and not persistent:
             return None  # not a try: throttling slows the consumers down, it does not stop them
         with self._lock:
             if self.trip is not None:
                 return None
-            self._window.append(failed)
-            self.trip = self._tripped()
+            if persistent:
+                seconds = self.settings.throttle_outage_s
+                note = f"throttled at the lowest limit for {seconds:.0f} s"
+                self.trip = Trip(self.by, iso(self._clock()), 0, 0, Counter(), OUTAGE, note)
+            else:
+                self._window.append(failed)
+                self.trip = self._tripped()
             trip = self.trip
         if trip is not None:
             self.on_trip(trip)

@@ -43,6 +43,13 @@ TAG_LIMIT = "northmigrate:tap-limit"
 TAG_BY = "northmigrate:tap-by"
 TAG_AT = "northmigrate:tap-at"
 TAG_REASON = "northmigrate:tap-reason"
+# Who set the limit and why (the guard lowers it under throttling: ``was`` is the limit it
+# started from, which it raises back to), and who last opened the tap (the guard's probe).
+TAG_LIMIT_BY = "northmigrate:tap-limit-by"
+TAG_LIMIT_REASON = "northmigrate:tap-limit-reason"
+TAG_LIMIT_WAS = "northmigrate:tap-limit-was"
+TAG_OPENED = "northmigrate:tap-opened"
+_LIMIT_TAGS = [TAG_LIMIT, TAG_LIMIT_BY, TAG_LIMIT_REASON, TAG_LIMIT_WAS]
 TAG_VALUE_LIMIT = 256
 GUARD = "guard"  # ``closed_by`` of a tap the guard closed starts with this
 OPEN = "open"
@@ -60,21 +67,30 @@ class TapState:
     closed_by: str | None = None  # "operator", or "guard (worker host:pid)", …
     closed_at: str | None = None
     reason: str | None = None
+    limit_by: str | None = None  # "operator", or "guard (…)" under throttling
+    limit_reason: str | None = None
+    limit_was: int | None = None  # the limit the guard lowered from (None: no limit)
+    opened: str | None = None  # who last opened it, when (the guard's probe says so)
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> TapState:
-        limit_text = tags.get(TAG_LIMIT, "")
-        limit = int(limit_text) if limit_text.isdigit() and int(limit_text) > 0 else None
-        is_open = tags.get(TAG_STATE, OPEN) != CLOSED
-        if is_open:
-            return cls(open=True, limit=limit)
+        limit = _positive(tags.get(TAG_LIMIT, ""))
+        closed = tags.get(TAG_STATE, OPEN) == CLOSED
         return cls(
-            open=False,
+            open=not closed,
             limit=limit,
-            closed_by=tags.get(TAG_BY) or None,
-            closed_at=tags.get(TAG_AT) or None,
-            reason=tags.get(TAG_REASON) or None,
+            closed_by=(tags.get(TAG_BY) or None) if closed else None,
+            closed_at=(tags.get(TAG_AT) or None) if closed else None,
+            reason=(tags.get(TAG_REASON) or None) if closed else None,
+            limit_by=(tags.get(TAG_LIMIT_BY) or "operator") if limit else None,
+            limit_reason=(tags.get(TAG_LIMIT_REASON) or None) if limit else None,
+            limit_was=_positive(tags.get(TAG_LIMIT_WAS, "")) if limit else None,
+            opened=tags.get(TAG_OPENED) or None,
         )
+
+    @property
+    def limited_by_guard(self) -> bool:
+        return self.limit is not None and (self.limit_by or "").startswith(GUARD)
 
     @property
     def closed_by_guard(self) -> bool:
@@ -87,7 +103,15 @@ class TapState:
             "closed_by": self.closed_by,
             "closed_at": self.closed_at,
             "reason": self.reason,
+            "limit_by": self.limit_by,
+            "limit_reason": self.limit_reason,
+            "limit_was": self.limit_was,
+            "opened": self.opened,
         }
+
+
+def _positive(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
@@ -212,6 +236,9 @@ class Tap:
             raise
         return [MappingState.from_api(m) for m in found]
 
+    def state(self) -> TapState:
+        return read_state(self.sqs, self.queues.main_url())
+
     def status(self) -> TapReport:
         url = self.queues.main_url()
         return TapReport(self.queues.main_name, read_state(self.sqs, url), self._mapping_states())
@@ -241,17 +268,29 @@ class Tap:
         self._update_mappings(Enabled=False)
         return self.status()
 
-    def open(self) -> TapReport:
+    def open(self, *, by: str = "operator", note: str | None = None) -> TapReport:
+        """Enable the mappings, then the tag; ``by`` and ``note`` say who opened it (the
+        guard's probe: how long it was closed)."""
         self._update_mappings(Enabled=True)
-        self._tag({TAG_STATE: OPEN})
-        with aws_errors(f"untag queue {self.queues.main_name}"):
-            self.sqs.untag_queue(
-                QueueUrl=self.queues.main_url(), TagKeys=[TAG_BY, TAG_AT, TAG_REASON]
-            )
+        opened = f"{by} at {iso(utc_now())}" + (f": {note}" if note else "")
+        self._tag({TAG_STATE: OPEN, TAG_OPENED: sqs_text(opened)[:TAG_VALUE_LIMIT]})
+        self._untag([TAG_BY, TAG_AT, TAG_REASON])
         return self.status()
 
-    def limit(self, n: int | None) -> TapReport:
-        """Cap consumption at ``n``; None lifts the cap (mappings go back to ``default_limit``)."""
+    def _untag(self, keys: list[str]) -> None:
+        with aws_errors(f"untag queue {self.queues.main_name}"):
+            self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=keys)
+
+    def limit(
+        self,
+        n: int | None,
+        *,
+        by: str = "operator",
+        reason: str | None = None,
+        was: int | None = None,
+    ) -> TapReport:
+        """Cap consumption at ``n``; None lifts the cap (mappings go back to ``default_limit``).
+        The guard passes ``by``, ``reason`` and ``was`` (the limit it lowered from)."""
         if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= MAX_MAPPING_CONCURRENCY:
             raise InputError(
                 f"tap limit {n} is out of range",
@@ -259,12 +298,15 @@ class Tap:
                 "for an event source mapping's maximum concurrency)",
             )
         if n is None:
-            with aws_errors(f"untag queue {self.queues.main_name}"):
-                self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=[TAG_LIMIT])
+            self._untag(_LIMIT_TAGS)
             if self.default_limit is not None:
                 self._update_mappings(ScalingConfig={"MaximumConcurrency": self.default_limit})
         else:
-            self._tag({TAG_LIMIT: str(n)})
+            tags = {TAG_LIMIT: str(n), TAG_LIMIT_BY: by}
+            tags |= {TAG_LIMIT_REASON: reason} if reason else {}
+            tags |= {TAG_LIMIT_WAS: str(was)} if was else {}
+            self._tag({k: sqs_text(v)[:TAG_VALUE_LIMIT] for k, v in tags.items()})
+            self._untag([key for key in _LIMIT_TAGS if key not in tags])
             self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
         return self.status()
 

@@ -33,6 +33,18 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
             markup("tap of {}: [bold]{}[/bold], limit: {}", data["queue"], data["tap"], limit),
             highlight=False,
         )
+        if report.state.limit is not None and report.state.limit_by:
+            console.print(
+                markup(
+                    "limit {} set by {}: {}",
+                    report.state.limit,
+                    report.state.limit_by,
+                    report.state.limit_reason or "no reason given",
+                ),
+                highlight=False,
+            )
+        if report.state.open and report.state.opened:
+            console.print(markup("last opened by {}", report.state.opened), highlight=False)
         if not report.state.open:
             console.print(
                 markup(
@@ -111,7 +123,8 @@ def tap_limit(
 
 @tap_app.command("status")
 def tap_status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Show the tap: open or closed, the limit, and the state of each mapping.
+    """Show the tap: open or closed (by whom, when, why), the limit (set by an operator or
+    lowered by the guard under throttling, and why), and the state of each mapping.
 
     Examples:
       northmigrate tap status

@@ -46,6 +46,7 @@ from northmigrate.plugin import Migration
 from northmigrate.processing import Processor
 from northmigrate.queues import Queues
 from northmigrate.tap import GUARD, Gate, Tap, TapGate
+from northmigrate.throttle import FLOOR, Throttle
 from northmigrate.worker.acknowledger import Acknowledger
 from northmigrate.worker.dispatcher import Dispatcher
 from northmigrate.worker.ledger import Ledger
@@ -328,11 +329,15 @@ def worker_guard(settings: Settings, clients: AwsClients, queues: Queues) -> Gua
         return None
     by = f"{GUARD} (worker {socket.gethostname()}:{os.getpid()})"
 
+    tap = Tap(clients, queues)
+
     def close_tap(trip: Trip) -> None:
         log.error("the guard closes the tap: %s", trip.reason)
         try:
-            Tap(clients, queues).close(by=trip.by, reason=trip.reason)
+            tap.close(by=trip.by, reason=trip.reason)
         except NorthmigrateError as exc:  # this worker stops all the same
             log.error("the guard could not close the tap for the others: %s", exc)
 
-    return Guard(settings.guard, by=by, on_trip=close_tap)
+    # A worker's limit is in records per second: it lowers from the rate it ran at.
+    throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: max(FLOOR, round(rate)))
+    return Guard(settings.guard, by=by, on_trip=close_tap, throttle=throttle)
