@@ -6,22 +6,20 @@ infrastructure: ``northmigrate:tap`` (``open`` or ``closed``; no tag means open)
 
 - Lambda: closing disables every event source mapping that reads the queue, opening enables
   them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000).
-- Local workers read the tags through a ``TapGate`` (cached for ``ttl`` seconds, 2 by
-  default): while closed they stop receiving (messages in flight finish), and a limit caps
-  the records they handle per second. ``deploy`` honours the tags too: it never reopens a
-  closed tap or lifts a limit.
+- Local workers read the tags through a ``TapGate`` (northmigrate.worker.gate; cached for
+  ``ttl`` seconds, 2 by default): while closed they stop receiving (messages in flight
+  finish), and a limit caps the records they handle per second. ``deploy`` honours the
+  tags too: it never reopens a closed tap or lifts a limit.
 
 Messages simply wait in the queue while the tap is closed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws import AwsClients, aws_errors, error_code
 from northmigrate.envelope import iso, utc_now
@@ -309,78 +307,3 @@ class Tap:
             self._untag([key for key in _LIMIT_TAGS if key not in tags])
             self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
         return self.status()
-
-
-class Gate(Protocol):
-    """What a worker needs from a tap (``TapGate``, ``OpenGate``, or a test's fake)."""
-
-    def state(self) -> TapState: ...
-
-    def is_open(self) -> bool: ...
-
-    def limit(self) -> int | None: ...
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool: ...
-
-
-class TapGate:
-    """What a local worker asks before each receive: is the tap open, and at what limit?
-
-    Reads the queue's tags at most once per ``ttl`` seconds (clock injectable). An error
-    reading them keeps the last known state (a worker does not stop for a blip).
-    """
-
-    def __init__(
-        self,
-        sqs: SQSClient,
-        queue_url: str,
-        *,
-        ttl: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.ttl = ttl
-        self.clock = clock
-        self._state = TapState()
-        self._read_at: float | None = None
-        self._lock = threading.Lock()
-
-    def state(self) -> TapState:
-        with self._lock:
-            now = self.clock()
-            if self._read_at is None or now - self._read_at >= self.ttl:
-                with contextlib.suppress(AwsError):
-                    self._state = read_state(self.sqs, self.queue_url)
-                self._read_at = now
-            return self._state
-
-    def is_open(self) -> bool:
-        return self.state().open
-
-    def limit(self) -> int | None:
-        return self.state().limit
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
-        """Block while the tap is closed; False when ``stop`` is set first."""
-        while not stop.is_set():
-            if self.is_open():
-                return True
-            stop.wait(poll)
-        return False
-
-
-class OpenGate:
-    """A gate that is always open (a worker without a tap, and tests)."""
-
-    def state(self) -> TapState:
-        return TapState()
-
-    def is_open(self) -> bool:
-        return True
-
-    def limit(self) -> int | None:
-        return None
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
-        return not stop.is_set()

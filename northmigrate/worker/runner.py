@@ -37,20 +37,22 @@ from northmigrate.aws import AwsClients
 from northmigrate.backoff import SQS_MAX_DELAY_S, delays_for
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
-from northmigrate.events import Emit
+from northmigrate.events import Emit, record_event
 from northmigrate.failures import OUTAGE
 from northmigrate.guard import Guard, Trip
 from northmigrate.heartbeat import Heartbeat
 from northmigrate.inflight import InFlight, Tuning
 from northmigrate.plugin import Migration
-from northmigrate.processing import Processor
+from northmigrate.probe import Prober
+from northmigrate.processing import Outcome, Processor
 from northmigrate.queues import Queues
-from northmigrate.tap import GUARD, Gate, Tap, TapGate
+from northmigrate.tap import GUARD, Tap
 from northmigrate.throttle import FLOOR, Throttle
 from northmigrate.worker.acknowledger import Acknowledger
 from northmigrate.worker.dispatcher import Dispatcher
+from northmigrate.worker.gate import Gate, GuardStopped, TapGate
 from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import UNTIL_EMPTY_WAIT_S, GuardStopped, Receiver
+from northmigrate.worker.receiver import UNTIL_EMPTY_WAIT_S, Receiver
 from northmigrate.worker.report import WorkerReport
 
 log = logging.getLogger("northmigrate.worker")
@@ -109,6 +111,7 @@ class Worker:
         rng: random.Random | None = None,
         tap: Gate | None = None,
         emit: Emit | None = None,
+        notify: Emit | None = None,
     ) -> None:
         ws = settings.worker
         self.clients = clients
@@ -124,6 +127,7 @@ class Worker:
         self.rate = rate
         self.tap = tap  # None: the main queue's tap (northmigrate.tap), read when run starts
         self.emit = emit  # one event per record outcome (worker --log-format json)
+        self.notify = notify  # what a waiting worker waits for (the CLI: stderr)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -206,6 +210,8 @@ class Worker:
             sleep=self._sleep,
             guard=guard,
             inflight=InFlight(cap, tuning=Tuning(start=self.receivers), clock=self._clock),
+            prober=worker_prober(self, processor),
+            notify=self.notify,
         )
         dispatcher.start(self._spawn)
         acknowledger.start(self._spawn)
@@ -341,3 +347,24 @@ def worker_guard(settings: Settings, clients: AwsClients, queues: Queues) -> Gua
     # A worker's limit is in records per second: it lowers from the rate it ran at.
     throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: max(FLOOR, round(rate)))
     return Guard(settings.guard, by=by, on_trip=close_tap, throttle=throttle)
+
+
+def worker_prober(worker: Worker, processor: Processor) -> Prober | None:
+    """The probe that reopens a tap the guard closed (``guard.reopen = "probe"``); the
+    record it tries is counted in the report and told as an event like any other."""
+    guard = worker.settings.guard
+    if guard.reopen != "probe":
+        return None
+
+    def probed(outcome: Outcome) -> None:
+        worker.report.count(outcome)
+        if worker.emit is not None:
+            worker.emit(record_event(outcome, migration=worker.migration.name, consumer="worker"))
+
+    return Prober(
+        processor,
+        Tap(worker.clients, worker.queues),
+        by=f"{GUARD} (worker {socket.gethostname()}:{os.getpid()})",
+        interval_s=guard.probe_interval_s,
+        on_outcome=probed,
+    )

@@ -20,7 +20,8 @@ from northmigrate.errors import InputError
 from northmigrate.examples.onboarding import migration
 from northmigrate.provision import provision
 from northmigrate.queues import Queues
-from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
+from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapState
+from northmigrate.worker.gate import TapGate
 
 
 def settings(tmp_path: Path, extra: str = "") -> Settings:
@@ -137,7 +138,8 @@ def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(
     assert actions(run(clients, s, fake_package(tmp_path)))["mapping"] == "unchanged"
 
     status = tap.open()
-    assert status.state == TapState(open=True, limit=4)
+    state = status.state
+    assert (state.open, state.limit, state.limit_by, state.closed_by) == (True, 4, "operator", None)
     assert [(m.enabled, m.max_concurrency) for m in status.mappings] == [(True, 4)]
     tap.default_limit = 10
     lifted = tap.limit(None)

@@ -12,8 +12,9 @@ from northmigrate.aws import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
 from northmigrate.plugin import Migration
 from northmigrate.provision import provision
-from northmigrate.tap import TAG_STATE, TapGate, TapState
+from northmigrate.tap import TAG_STATE, TapState
 from northmigrate.worker import Worker
+from northmigrate.worker.gate import TapGate
 
 
 class Item(BaseModel):

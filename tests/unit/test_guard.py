@@ -194,12 +194,14 @@ def aws(mocked_aws: None) -> AwsClients:
     return AwsClients(pool_size=16)
 
 
-def test_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(aws: AwsClients) -> None:
+def test_with_manual_reopen_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(
+    aws: AwsClients,
+) -> None:
     settings = Settings(
         queue=QueueSettings(name="q", visibility_timeout=30, max_receive_count=5),
         migration=MigrationSettings(plugin="tests:migration"),
         worker=WorkerSettings(wait_time_s=0, backoff_base_s=0, concurrency=2),
-        guard=GuardSettings(window=20, min_records=20, failure_share=0.5),
+        guard=GuardSettings(window=20, min_records=20, failure_share=0.5, reopen="manual"),
     )
     outage = threading.Event()
     outage.set()

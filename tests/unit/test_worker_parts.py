@@ -17,8 +17,9 @@ from northmigrate.sqs.queue import depth
 from northmigrate.tap import GUARD, TapState
 from northmigrate.worker.acknowledger import Ack, Acknowledger
 from northmigrate.worker.dispatcher import Dispatcher
+from northmigrate.worker.gate import GuardStopped
 from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import GuardStopped, Receiver
+from northmigrate.worker.receiver import Receiver
 from northmigrate.worker.report import WorkerReport
 
 
@@ -294,7 +295,7 @@ def test_a_tap_the_guard_closed_ends_receiving_with_its_reason(sqs: Any) -> None
     url = sqs.create_queue(QueueName="q")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
     receiver, started = receiver_on(sqs, url)
-    receiver.tap = GuardClosedTap()  # type: ignore[assignment]
+    receiver.tap = receiver.waiter.tap = GuardClosedTap()  # type: ignore[assignment]
     with pytest.raises(GuardStopped, match="the guard closed the tap: 9 of 10 failed"):
         receiver.run(until_empty=True)
     assert started == []
