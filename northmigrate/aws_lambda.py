@@ -51,6 +51,7 @@ from northmigrate.events import JsonLines, record_event, released_event
 from northmigrate.guard import Guard, Trip
 from northmigrate.metrics import EmfWriter, Tally
 from northmigrate.plugin import Migration, load_migration
+from northmigrate.probe import is_probe_event, scheduled_probe
 from northmigrate.processing import Outcome, Processor, Status
 from northmigrate.queues import Queues
 from northmigrate.sqs.batch import change_visibility_batch
@@ -339,12 +340,34 @@ def _tell(runtime: Runtime, batch: _Batch, request_id: str, seconds: float, fail
 _runtime: Runtime | None = None
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
-    """The function's handler (``northmigrate.aws_lambda.handler``)."""
+def probe(runtime: Runtime) -> dict[str, Any]:
+    """The stack's schedule asks whether the target is back (:func:`probe.scheduled_probe`);
+    the tried record's event and the answer go to stdout like any other."""
+    emit = JsonLines(runtime.out)
+    tap = Tap(
+        runtime.clients, runtime.queues, default_limit=runtime.settings.deploy.max_concurrency
+    )
+    by = f"{GUARD} (lambda {runtime.function_name})"
+
+    def told(outcome: Outcome) -> None:
+        emit(record_event(outcome, migration=runtime.migration.name, consumer="lambda"))
+
+    answer = scheduled_probe(runtime.processor, tap, runtime.settings.guard, by=by, told=told)
+    if answer["opened"] and runtime.guard is not None:
+        runtime.guard.reset()
+    emit(answer | {"at": iso(utc_now())})
+    return answer
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The function's handler (``northmigrate.aws_lambda.handler``): an SQS event from the
+    mapping, or the schedule's probe event."""
     global _runtime
     if _runtime is None:
         logging.getLogger("northmigrate").setLevel(logging.INFO)
         _runtime = build_runtime()
+    if is_probe_event(event):
+        return probe(_runtime)  # the stack's schedule
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return handle(
         event,

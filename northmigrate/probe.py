@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from northmigrate.config import GuardSettings
 from northmigrate.envelope import utc_now
 from northmigrate.errors import NorthmigrateError
 from northmigrate.failures import OUTAGE
@@ -151,3 +152,28 @@ class Prober:
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         return outcome
+
+
+def scheduled_probe(
+    processor: Processor,
+    tap: Tap,
+    guard: GuardSettings,
+    *,
+    by: str,
+    told: Callable[[Outcome], None] | None = None,
+) -> dict[str, Any]:
+    """One probe now, as a schedule asks for it (Lambda): nothing is tried when the tap is
+    open, closed by a person, or ``guard.reopen = "manual"``. The answer says which."""
+    state = tap.state()
+    why = None
+    if state.open:
+        why = "open"
+    elif not state.closed_by_guard:
+        why = "closed by a person"
+    elif guard.reopen != "probe":
+        why = "closed by the guard: reopen is manual"
+    if why is not None:
+        return {"event": "probe", "tap": why, "opened": False}
+    prober = Prober(processor, tap, by=by, interval_s=guard.probe_interval_s, on_outcome=told)
+    opened = prober.probe()
+    return {"event": "probe", "tap": "open" if opened else "closed by the guard", "opened": opened}

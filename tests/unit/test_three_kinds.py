@@ -18,8 +18,9 @@ from northmigrate import aws_lambda, envelope
 from northmigrate.aws import AwsClients
 from northmigrate.config import load_settings
 from northmigrate.examples.onboarding import migration
+from northmigrate.probe import PROBE_EVENT, is_probe_event
 from northmigrate.provision import provision
-from northmigrate.tap import read_state
+from northmigrate.tap import Tap, read_state
 from tests.unit.test_lambda_handler import body, env_for, record, table_ids
 from tests.unit.test_lambda_night import lambda_records
 
@@ -181,3 +182,44 @@ def test_a_throttled_try_is_not_charged(mocked_aws: None, attempts: int) -> None
     got = rt.queues.sqs.receive_message(QueueUrl=rt.queues.main_url())["Messages"]
     assert json.loads(got[0]["Body"])["attempts"] == attempts  # unchanged
     assert letters(rt) == []
+
+
+def test_the_schedules_probe_reopens_a_tap_the_guard_closed_on_lambda(mocked_aws: None) -> None:
+    """Finding 3 of issue 25 on Lambda: after an outage the tap opens by itself."""
+    out = io.StringIO()
+    rt = runtime(
+        "orders", out, NORTHMIGRATE_GUARD__WINDOW="10", NORTHMIGRATE_GUARD__MIN_RECORDS="4"
+    )
+    url = rt.queues.main_url()
+    for n in range(1, 7):  # region ON: the target is down for them (TargetUnavailable)
+        rt.queues.sqs.send_message(QueueUrl=url, MessageBody=body(record(n, region="ON")))
+    got = rt.queues.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    )
+    aws_lambda.handle({"Records": lambda_records(got["Messages"])}, rt)
+    state = read_state(rt.queues.sqs, url)
+    assert not state.open and state.closed_by_guard
+    assert state.reason is not None and state.reason.startswith("outage: ")
+
+    still_down = aws_lambda.probe(rt)
+    assert still_down == {"event": "probe", "tap": "closed by the guard", "opened": False}
+    assert not read_state(rt.queues.sqs, url).open
+    assert letters(rt) == []  # the probed record was not charged: nothing burnt
+
+    rt.processor.options = dict(rt.processor.options, outage_regions=[])  # the target is back
+    back = aws_lambda.probe(rt)
+    assert back == {"event": "probe", "tap": "open", "opened": True}
+    state = read_state(rt.queues.sqs, url)
+    assert state.open and state.opened is not None
+    assert state.opened.startswith("guard (lambda ") and "the probe succeeded after" in state.opened
+    assert rt.guard is not None and rt.guard.trip is None
+    told = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["opened"] for e in told if e.get("event") == "probe"] == [False, True]
+
+
+def test_the_probe_never_opens_a_tap_a_person_closed(mocked_aws: None) -> None:
+    rt = runtime("orders", io.StringIO())
+    Tap(rt.clients, rt.queues).close(by="operator", reason="maintenance")
+    assert aws_lambda.probe(rt) == {"event": "probe", "tap": "closed by a person", "opened": False}
+    assert not read_state(rt.queues.sqs, rt.queues.main_url()).open
+    assert is_probe_event(PROBE_EVENT) and not is_probe_event({"Records": []})
