@@ -170,9 +170,9 @@ def onboarding_messages(count: int, seed: int) -> list[Any]:
     """``count`` eligible onboarding records as the enqueue sends them (OutMessage: body,
     attributes, size)."""
     from northmigrate.examples.onboarding import migration
-    from northmigrate.sample import SampleGenerator
+    from northmigrate.records.sample import SampleGenerator
+    from northmigrate.records.validation import Validator
     from northmigrate.sources import SourceItem
-    from northmigrate.validation import Validator
 
     gen = SampleGenerator(seed=seed)
     validator = Validator(migration, max_message_size=262_144, run_id="bench")
@@ -188,7 +188,7 @@ def onboarding_messages(count: int, seed: int) -> list[Any]:
 
 def send_all(client: Any, url: str, messages: list[Any]) -> None:
     """Send messages (anything with ``body``, ``attributes`` and ``size``) in batches."""
-    from northmigrate.batching import batches
+    from northmigrate.aws.sqs.batching import batches
 
     for batch in batches(messages, 262_144):
         entries = [

@@ -55,10 +55,10 @@ def child(args: argparse.Namespace) -> None:
         return
     if args.child == "northmigrate":
         from northmigrate import enqueue
-        from northmigrate.aws import AwsClients
+        from northmigrate.aws.clients import AwsClients
+        from northmigrate.aws.inflight import MAX_IN_FLIGHT
         from northmigrate.config import AwsSettings
         from northmigrate.examples.onboarding import migration
-        from northmigrate.inflight import MAX_IN_FLIGHT
         from northmigrate.sources import open_source
 
         cap = args.concurrency or MAX_IN_FLIGHT
@@ -100,7 +100,7 @@ def child(args: argparse.Namespace) -> None:
 
 def eligible_file(path: Path, count: int) -> Path:
     """``count`` valid, eligible onboarding records (the same for every contender)."""
-    from northmigrate.sample import SampleGenerator
+    from northmigrate.records.sample import SampleGenerator
 
     gen = SampleGenerator(seed=11)
     with path.open("w") as out:
@@ -191,7 +191,7 @@ def main() -> None:
         checks.append((text, kept >= 0.8))
 
     if args.validate_records:
-        from northmigrate import sample
+        from northmigrate.records import sample
 
         big = work / "validate.jsonl"
         print(f"… generating {args.validate_records} records for validate", file=sys.stderr)

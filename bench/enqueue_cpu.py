@@ -13,7 +13,7 @@ rounds. Each stage adds one thing to the one before:
 - read and check only: reading the file, pydantic validation and building the envelope,
   nothing sent;
 - check then send, one thread: validate 100 records, send them, repeat;
-- enqueue: `northmigrate.enqueue.run`, batches in flight on ``--concurrency`` threads.
+- enqueue: `northmigrate.enqueue.job.run`, batches in flight on ``--concurrency`` threads.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from enqueue import eligible_file
 from rich.console import Console
 from rich.table import Table
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings
-from northmigrate.enqueue import run as enqueue_records
+from northmigrate.enqueue.job import run as enqueue_records
 from northmigrate.examples.onboarding import migration
+from northmigrate.records.validation import OutMessage, Validator
 from northmigrate.sources import open_source
-from northmigrate.validation import OutMessage, Validator
 
 CHUNK = 100
 

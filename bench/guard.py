@@ -49,7 +49,9 @@ class Night:
 
 
 def run_night(endpoint: str, records: int, guard: bool, outage_after: int) -> Night:
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
+    from northmigrate.aws.queues import Queues
+    from northmigrate.aws.sqs.queue import depth
     from northmigrate.config import (
         AwsSettings,
         GuardSettings,
@@ -58,13 +60,11 @@ def run_night(endpoint: str, records: int, guard: bool, outage_after: int) -> Ni
         Settings,
         WorkerSettings,
     )
+    from northmigrate.consume.tap import Tap
+    from northmigrate.consume.worker import Worker
+    from northmigrate.control.provision import provision
     from northmigrate.examples.onboarding import OnboardingRecord
     from northmigrate.plugin import Migration
-    from northmigrate.provision import provision
-    from northmigrate.queues import Queues
-    from northmigrate.sqs.queue import depth
-    from northmigrate.tap import Tap
-    from northmigrate.worker import Worker
 
     lock = threading.Lock()
     migrated: set[str] = set()

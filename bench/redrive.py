@@ -55,9 +55,9 @@ class _Letter:
 
 def _fill(client: Any, url: str, count: int) -> None:
     """``count`` dead letters as the worker writes them: envelope, failure entry, reason."""
-    from northmigrate import envelope
+    from northmigrate.aws.sqs.message import message_size
     from northmigrate.examples.onboarding import migration
-    from northmigrate.sqs.message import message_size
+    from northmigrate.records import envelope
 
     letters = []
     for n, message in enumerate(onboarding_messages(count, seed=9), start=1):
@@ -97,12 +97,12 @@ def _plain_slice(client: Any, dlq: str, main_url: str, count: int) -> None:
 
 
 def child(args: argparse.Namespace) -> None:
+    from northmigrate.aws.inflight import MAX_IN_FLIGHT
     from northmigrate.dlq.redrive import redrive
-    from northmigrate.inflight import MAX_IN_FLIGHT
 
     cap = args.concurrency or MAX_IN_FLIGHT
     if args.child == "northmigrate":  # the client the CLI makes (northmigrate.aws.AwsClients)
-        from northmigrate.aws import AwsClients
+        from northmigrate.aws.clients import AwsClients
         from northmigrate.config import AwsSettings
 
         settings = AwsSettings(endpoint_url=args.endpoint, region="us-east-1")

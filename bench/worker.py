@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve()
 
 
 def child(args: argparse.Namespace) -> None:
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
     from northmigrate.config import (
         AwsSettings,
         MigrationSettings,
@@ -70,7 +70,7 @@ def child(args: argparse.Namespace) -> None:
     assert dlq
     if args.child == "northmigrate":
         mark = Mark.now()
-        from northmigrate.worker import Worker
+        from northmigrate.consume.worker import Worker
 
         # Like the plain loop, it stops at the count it was given (--until-empty would add
         # the one-second empty long poll that tells it the queue is drained).
@@ -84,7 +84,7 @@ def child(args: argparse.Namespace) -> None:
         )["Attributes"]["ApproximateNumberOfMessages"]
         assert left == "0", f"{left} messages left on the queue"
         return
-    from northmigrate.envelope import parse
+    from northmigrate.records.envelope import parse
 
     def plain_slice(count: int) -> None:
         done = 0

@@ -117,8 +117,8 @@ class WorkerSettings(_Section):
 
 
 class GuardSettings(_Section):
-    """The circuit breaker (northmigrate.guard): when at least ``failure_share`` of the last
-    ``window`` records a consumer tried met an outage (``min_records`` tried at the least),
+    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of
+    the last ``window`` records a consumer tried met an outage (``min_records`` tried at the least),
     it closes the tap for every consumer, with the reason. Record errors close it only with
     ``stop_on_record_errors`` (counting distinct records). ``reopen = "probe"``: every
     ``probe_interval_s`` one record is tried (or the plugin's ``probe``) and the tap opens
@@ -131,8 +131,8 @@ class GuardSettings(_Section):
     stop_on_record_errors: bool = False
     reopen: Literal["probe", "manual"] = "probe"
     probe_interval_s: float = Field(default=30.0, ge=1, le=3_600)
-    # Throttling (northmigrate.throttle): the limit changes at most once a step; throttled at
-    # the lowest limit for throttle_outage_s is an outage.
+    # Throttling (northmigrate.consume.throttle): the limit changes at most once a step;
+    # throttled at the lowest limit for throttle_outage_s is an outage.
     throttle_step_s: float = Field(default=10.0, ge=1, le=3_600)
     throttle_outage_s: float = Field(default=300.0, ge=1, le=86_400)
     # The function's own event source mapping, which its guard disables (deploy sets it in

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from northmigrate import enqueue as enqueue_lib
-from northmigrate import sample
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import (
     AwsSettings,
     GuardSettings,
@@ -29,16 +29,16 @@ from northmigrate.config import (
     Settings,
     WorkerSettings,
 )
+from northmigrate.consume.worker import Worker, WorkerReport
+from northmigrate.control.provision import provision
+from northmigrate.control.reconcile import reconcile
 from northmigrate.dlq.inspect import inspect
 from northmigrate.dlq.letters import record_reasons
 from northmigrate.dlq.redrive import redrive
 from northmigrate.examples.onboarding import migration as onboarding
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.reconcile import reconcile
-from northmigrate.rejects import RejectsWriter
+from northmigrate.records import sample
+from northmigrate.records.rejects import RejectsWriter
 from northmigrate.sources import open_source
-from northmigrate.worker import Worker, WorkerReport
 
 PLUGIN = "northmigrate.examples.onboarding:migration"
 OUTAGE_REGIONS = ["ON"]

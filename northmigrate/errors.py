@@ -56,3 +56,10 @@ class Interrupted(NorthmigrateError):
     """The user interrupted the command (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class Refused(NorthmigrateError):
+    """A step that would not be safe (two consumers on one queue, a failed check), refused
+    before it changed anything (exit 1: a person decides what next)."""
+
+    exit_code = EXIT_ATTENTION

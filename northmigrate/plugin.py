@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.errors import PluginError
 from northmigrate.failures import Classify
 from northmigrate.failures import TargetUnavailable as TargetUnavailable  # the plugin API

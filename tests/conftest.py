@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import Project, start_local
 
-from northmigrate.local import atomic_requests
+from northmigrate.aws.local import atomic_requests
 
 # In-process moto (mock_aws) is atomic too, as the embedded endpoint and AWS are: a worker's
 # or a redrive's concurrent receives are never handed one message twice, and two conditional

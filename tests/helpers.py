@@ -25,7 +25,7 @@ import botocore.config
 import botocore.session
 import pytest
 
-from northmigrate.aws import share_service_models
+from northmigrate.aws.clients import share_service_models
 
 REPO = Path(__file__).resolve().parents[1]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -173,7 +173,7 @@ def run_cli(
 
 def aws_client(service: str, **kwargs: Any) -> Any:
     """``boto3.client(service, **kwargs)`` on a session of its own that reads AWS's service
-    models through the process's one loader (``northmigrate.aws.share_service_models``), as
+    models through the process's one loader (``northmigrate.aws.clients.share_service_models``), as
     the CLI's sessions do: moto's ``mock_aws`` drops boto3's default session, and a fresh
     one reads the models again, about 200 ms a test."""
     core = botocore.session.get_session()

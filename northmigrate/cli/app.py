@@ -13,6 +13,7 @@ import typer
 from northmigrate import __version__
 from northmigrate.cli import (
     alarm,
+    cutover,
     demo,
     deploy,
     destroy,
@@ -128,6 +129,7 @@ worker.register(app)
 deploy.register(app)
 destroy.register(app)
 tap.register(app)
+cutover.register(app)
 dlq.register(app)
 status.register(app)
 alarm.register(app)

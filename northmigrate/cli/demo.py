@@ -15,11 +15,11 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 
 from northmigrate import records
+from northmigrate.aws.local import EmbeddedEndpoint
 from northmigrate.cli.output import key_value_table, markup
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.demo import run_demo
 from northmigrate.errors import EXIT_ATTENTION
-from northmigrate.local import EmbeddedEndpoint
 
 
 class RichNarrator:

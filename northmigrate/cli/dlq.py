@@ -12,7 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from northmigrate import dlq, records
-from northmigrate.aws import error_code
+from northmigrate.aws.clients import error_code
+from northmigrate.aws.inflight import MAX_IN_FLIGHT
+from northmigrate.aws.sqs.queue import depth
 from northmigrate.cli import canary as canary_cli
 from northmigrate.cli.dlq_watch import watch
 from northmigrate.cli.output import (
@@ -31,8 +33,6 @@ from northmigrate.cli.state import State, state
 from northmigrate.dlq.canary import CANARY_WAIT_S
 from northmigrate.dlq.redrive import MODE_NATIVE, REDRIVE_VISIBILITY_S
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED, AwsError, InputError
-from northmigrate.inflight import MAX_IN_FLIGHT
-from northmigrate.sqs.queue import depth
 
 MISSING_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 

@@ -18,8 +18,8 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import state
+from northmigrate.consume.tap import TapState
 from northmigrate.errors import EXIT_ATTENTION
-from northmigrate.tap import TapState
 
 
 def _line(sample: dlq.Sample) -> str:

@@ -12,7 +12,7 @@ from rich.table import Table
 from northmigrate import enqueue as enqueue_lib
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, shown
 from northmigrate.cli.state import state
-from northmigrate.doctor import Check, diagnose
+from northmigrate.control.doctor import Check, diagnose
 from northmigrate.errors import EXIT_ATTENTION
 from northmigrate.plugin import Migration
 from northmigrate.sources import open_source

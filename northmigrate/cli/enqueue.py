@@ -22,7 +22,7 @@ from northmigrate.cli.records import (
     _scan_info,
 )
 from northmigrate.cli.state import State, state
-from northmigrate.enqueue import EnqueueReport
+from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.errors import EXIT_ATTENTION
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from northmigrate.aws.local import DEFAULT_PORT, EmbeddedEndpoint
 from northmigrate.cli.output import say
 from northmigrate.cli.signals import graceful_stop
-from northmigrate.local import DEFAULT_PORT, EmbeddedEndpoint
 
 
 def local(

@@ -42,7 +42,7 @@ from northmigrate import records
 from northmigrate.cli.flags import global_output
 
 if TYPE_CHECKING:
-    from northmigrate.provision import Change
+    from northmigrate.control.provision import Change
 
 
 class OutputFormat(StrEnum):

@@ -29,8 +29,8 @@ from rich.progress import (
 from northmigrate.cli.output import OutputFormat, interactive, stderr
 
 if TYPE_CHECKING:
-    from northmigrate.enqueue import EnqueueReport
-    from northmigrate.worker import WorkerReport
+    from northmigrate.consume.worker import WorkerReport
+    from northmigrate.enqueue.job import EnqueueReport
 
 BAR_WIDTH = 10
 # spinner 1, bar, percentage 4, elapsed 7, and the gaps between the five columns

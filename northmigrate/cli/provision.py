@@ -8,7 +8,7 @@ from rich.table import Table
 
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, markup, shown
 from northmigrate.cli.state import state
-from northmigrate.provision import provision as provision_lib
+from northmigrate.control.provision import provision as provision_lib
 
 
 def provision(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:

@@ -15,10 +15,10 @@ from northmigrate.cli.output import (
 )
 from northmigrate.cli.records import SOURCE_HELP
 from northmigrate.cli.state import state
+from northmigrate.control.reconcile import ReconcileReport
+from northmigrate.control.reconcile import reconcile as reconcile_lib
 from northmigrate.dlq.letters import record_reasons
 from northmigrate.errors import EXIT_ATTENTION
-from northmigrate.reconcile import ReconcileReport
-from northmigrate.reconcile import reconcile as reconcile_lib
 from northmigrate.sources import open_source
 
 

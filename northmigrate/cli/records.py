@@ -13,18 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from northmigrate import enqueue as enqueue_lib
+from northmigrate.aws.inflight import MAX_IN_FLIGHT
 from northmigrate.cli.output import OutputFormat, emit, key_value_table, say, shown
 from northmigrate.cli.progress import enqueue_figures, progress_line, ticking
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State
-from northmigrate.envelope import iso, utc_now
+from northmigrate.control.status import RunRecorder
 from northmigrate.errors import EXIT_INTERRUPTED
-from northmigrate.inflight import MAX_IN_FLIGHT
-from northmigrate.rejects import RejectsWriter
+from northmigrate.records.envelope import iso, utc_now
+from northmigrate.records.rejects import RejectsWriter
+from northmigrate.records.validation import Rejection
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
-from northmigrate.status import RunRecorder
-from northmigrate.validation import Rejection
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "

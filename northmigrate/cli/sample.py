@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from northmigrate import sample as sample_lib
 from northmigrate.cli.output import say
 from northmigrate.errors import InputError
+from northmigrate.records import sample as sample_lib
 
 
 def sample(

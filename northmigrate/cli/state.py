@@ -11,10 +11,10 @@ from typing import Any
 
 import typer
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings, load_settings
 from northmigrate.plugin import Migration, load_migration
-from northmigrate.queues import Queues
 
 
 @dataclass

@@ -14,13 +14,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from northmigrate import status as status_lib
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
+from northmigrate.aws.sqs.queue import queue_arn
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, stdout
 from northmigrate.cli.state import state
-from northmigrate.lambda_side import WINDOW_MIN, FunctionSide, lambda_side
-from northmigrate.sqs.queue import queue_arn
-from northmigrate.tap import TapState, read_state
+from northmigrate.consume.lambda_side import WINDOW_MIN, FunctionSide, lambda_side
+from northmigrate.consume.tap import TapState, read_state
+from northmigrate.control import status as status_lib
 
 LAMBDA_EVERY_S = 60.0
 

@@ -8,8 +8,8 @@ from rich.table import Table
 
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, markup, shown
 from northmigrate.cli.state import State, state
+from northmigrate.consume.tap import Tap, TapReport
 from northmigrate.errors import InputError
-from northmigrate.tap import Tap, TapReport
 
 tap_app = typer.Typer(
     help="Open, close or limit every consumer of the main queue (Lambda and local workers)."

@@ -16,11 +16,11 @@ from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value
 from northmigrate.cli.progress import progress_line, worker_figures
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
+from northmigrate.consume.events import JsonLines, fan_out
+from northmigrate.consume.metrics import CloudWatchPublisher, EmfWriter, MetricsSink
+from northmigrate.consume.worker import Worker, WorkerReport
 from northmigrate.errors import InputError
-from northmigrate.events import JsonLines, fan_out
-from northmigrate.metrics import CloudWatchPublisher, EmfWriter, MetricsSink
 from northmigrate.privatefile import open_private
-from northmigrate.worker import Worker, WorkerReport
 
 
 class LogFormat(StrEnum):

@@ -1,4 +1,5 @@
 """The worker on AWS Lambda: build the package, deploy (or plan, or write a template), destroy.
+May import ``consume`` (the tap), ``control``, ``dlq``, ``aws``, the plugin and the base modules.
 
 ``deploy`` reads the queues ``provision`` made (they must exist), refuses settings that would
 lose work (a visibility timeout under 6 x the function timeout), builds the package, then
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
+from northmigrate.consume.tap import TapState, read_state
 from northmigrate.deploy.apply import Deployer, DeployReport
 from northmigrate.deploy.destroy import DestroyReport, destroy
 from northmigrate.deploy.package import BuildOptions, Package, build_package, python_version_of
@@ -27,8 +30,6 @@ from northmigrate.deploy.spec import StackSpec, build_spec
 from northmigrate.deploy.template import build_template, template_spec, write_template
 from northmigrate.errors import ConfigError
 from northmigrate.plugin import Migration
-from northmigrate.queues import Queues
-from northmigrate.tap import TapState, read_state
 
 __all__ = [
     "DeployReport",

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError, WaiterError
 
-from northmigrate.aws import AwsClients, aws_errors, error_code, translate
+from northmigrate.aws.clients import AwsClients, aws_errors, error_code, translate
+from northmigrate.consume.tap import TapState, mappings, read_state, wait_mapping
+from northmigrate.control.provision import Change
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError
-from northmigrate.provision import Change
-from northmigrate.tap import TapState, mappings, read_state, wait_mapping
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -251,7 +251,8 @@ class Deployer:
                     created = self.lam.create_event_source_mapping(
                         EventSourceArn=s.queue.arn,
                         FunctionName=s.function_name,
-                        Enabled=tap.open,  # a closed tap stays closed
+                        # a closed tap stays closed; a cutover decides who reads the queue
+                        Enabled=tap.open and tap.cutover is None,
                         **wanted,
                     )
                     return str(created["UUID"])

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import AwsClients, aws_errors, error_code
+from northmigrate.aws.clients import AwsClients, aws_errors, error_code
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
+from northmigrate.consume.tap import wait_mapping
+from northmigrate.control.provision import Change
 from northmigrate.deploy.spec import function_name, log_group_name, role_name
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.dlq.inspect import inspect as inspect_dlq
 from northmigrate.errors import InputError
-from northmigrate.provision import Change
-from northmigrate.queues import Queues
-from northmigrate.tap import wait_mapping
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda.type_defs import EventSourceMappingConfigurationTypeDef

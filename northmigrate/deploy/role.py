@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
 from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec
 
 if TYPE_CHECKING:

@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from northmigrate.config import Settings
+from northmigrate.consume.tap import TapState
+from northmigrate.control.provision import queue_attributes
 from northmigrate.deploy.intrinsics import PARTITION, pseudo, ref, resolve, sqs_arn
 from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec, build_spec
 from northmigrate.dlq.alarm import alarm_settings
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration
-from northmigrate.provision import queue_attributes
-from northmigrate.tap import TapState
 
 TRANSFORM = "AWS::Serverless-2016-10-31"
 ENDPOINT_ENV = "NORTHMIGRATE_AWS__ENDPOINT_URL"

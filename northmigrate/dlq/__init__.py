@@ -1,7 +1,10 @@
 """Dead-letter queue operations: inspect without consuming, export, redrive, watch, alarm.
 Each is a library call; the ``dlq`` and ``alarm`` commands are thin wrappers over them
-(``status``, of the whole migration, is :mod:`northmigrate.status`)."""
+(``status``, of the whole migration, is :mod:`northmigrate.control.status`).
+May import ``consume``, ``control``, ``records``, ``aws``, the plugin, ``redact`` and the base
+modules."""
 
+from northmigrate.aws.sqs.reader import Reader, peek
 from northmigrate.dlq.alarm import AlarmReport, create_alarm
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.dlq.inspect import InspectReport, inspect
@@ -14,7 +17,6 @@ from northmigrate.dlq.redrive import (
 )
 from northmigrate.dlq.watch import Sample, Watcher
 from northmigrate.dlq.where import Condition, parse_all, parse_where
-from northmigrate.sqs.reader import Reader, peek
 
 __all__ = [
     "AlarmReport",

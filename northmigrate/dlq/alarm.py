@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import aws_errors
+from northmigrate.aws.clients import aws_errors
 from northmigrate.errors import InputError
 
 if TYPE_CHECKING:

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from northmigrate import records
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.queue import depth
+from northmigrate.aws.sqs.reader import peek
+from northmigrate.control.reconcile import verify_records
 from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.redrive import redrive
 from northmigrate.dlq.report import RedriveReport
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration, MigrationContext
-from northmigrate.reconcile import verify_records
-from northmigrate.sqs.queue import depth
-from northmigrate.sqs.reader import peek
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

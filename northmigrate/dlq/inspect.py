@@ -1,6 +1,6 @@
 """``dlq inspect``: depth, age, reasons and a sample of the DLQ, removing nothing.
 
-The queue is read with :mod:`northmigrate.sqs.reader`: every message read is held hidden
+The queue is read with :mod:`northmigrate.aws.sqs.reader`: every message read is held hidden
 until the read ends, then made visible again at once (also when the read is interrupted or
 fails). ``scan`` bounds how many messages are read (default: the whole queue, up to the
 in-flight limit); the reasons count what was read (``scanned``).
@@ -16,16 +16,16 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.dlq.export import ExportWriter
-from northmigrate.dlq.letters import export_view, hidden_note, read_letter, sample_view
-from northmigrate.sqs.queue import Depth, depth, queue_name
-from northmigrate.sqs.reader import (
+from northmigrate.aws.sqs.queue import Depth, depth, queue_name
+from northmigrate.aws.sqs.reader import (
     PEEK_VISIBILITY_S,
     RECEIVE_WAIT_S,
     Reader,
     back_within_s,
     peek_reader,
 )
+from northmigrate.dlq.export import ExportWriter
+from northmigrate.dlq.letters import export_view, hidden_note, read_letter, sample_view
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

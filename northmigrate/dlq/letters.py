@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from northmigrate import envelope, records
+from northmigrate import records
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.aws.sqs.reader import peek
+from northmigrate.records import envelope
 from northmigrate.redact import Scrubber, redact
-from northmigrate.sqs.message import InMessage
-from northmigrate.sqs.reader import peek
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -2,7 +2,7 @@
 
 Per chunk of up to 10 messages: ``SendMessageBatch`` to the destination, and
 ``DeleteMessageBatch`` on the DLQ only for the entries the destination confirmed (both
-through :mod:`northmigrate.sqs.batch`). A crash at any point leaves each message in the
+through :mod:`northmigrate.aws.sqs.batch`). A crash at any point leaves each message in the
 DLQ, in the destination, or in both (the worker is idempotent), never in neither.
 
 On the way back each message keeps its body and message attributes, except the
@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from northmigrate import envelope, records
-from northmigrate.batching import MAX_BATCH_ENTRIES, batches
+from northmigrate import records
+from northmigrate.aws.sqs.batch import delete_batch, send_batch
+from northmigrate.aws.sqs.batching import MAX_BATCH_ENTRIES, batches
+from northmigrate.aws.sqs.message import message_size
+from northmigrate.aws.sqs.queue import fifo_fields, is_fifo, queue_name
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
 from northmigrate.dlq.letters import Letter
-from northmigrate.envelope import utc_now
-from northmigrate.sqs.batch import delete_batch, send_batch
-from northmigrate.sqs.message import message_size
-from northmigrate.sqs.queue import fifo_fields, is_fifo, queue_name
+from northmigrate.records import envelope
+from northmigrate.records.envelope import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -63,7 +64,7 @@ def redriven_body(body: str, entry: dict[str, Any]) -> str:
     """The envelope with ``entry`` appended to its ``redrives``; any other body unchanged.
 
     Works on the JSON itself so that keys this version does not know travel on untouched,
-    and every number keeps its exact value (see northmigrate.envelope). A dead letter's
+    and every number keeps its exact value (see northmigrate.records.envelope). A dead letter's
     first redrive, whose ``failures`` need no trimming, gets its history written into the
     text as it came (the same JSON value as :func:`envelope.with_history` gives, at a
     fraction of the CPU: nothing of the record is written again).

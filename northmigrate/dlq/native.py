@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import AWS_EXCEPTIONS, aws_errors, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, aws_errors, translate
+from northmigrate.aws.sqs.queue import queue_arn, queue_name
 from northmigrate.dlq.report import MODE_NATIVE, Progress, RedriveReport
 from northmigrate.errors import AwsError
-from northmigrate.sqs.queue import queue_arn, queue_name
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

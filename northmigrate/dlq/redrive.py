@@ -2,12 +2,12 @@
 
 The orchestration of a client-side move: threads each receive a chunk of up to 10 messages
 from the DLQ (hidden for ``visibility_timeout``), as many at once as the adaptive limit of
-:mod:`northmigrate.inflight` allows (at most ``concurrency``), filter it (``--where``),
+:mod:`northmigrate.aws.inflight` allows (at most ``concurrency``), filter it (``--where``),
 take from the budget (``--max``) and the rate's bucket (``--rate``), and hand the chosen
 letters to the mover (:mod:`northmigrate.dlq.mover`: send, confirm, then delete). Messages
 that do not match, that could not be sent, or whose delete failed are held hidden until the
 run ends and then made visible again at once (the technique of
-:mod:`northmigrate.sqs.reader`), so one run sees each message once.
+:mod:`northmigrate.aws.sqs.reader`), so one run sees each message once.
 
 ``native_redrive`` (:mod:`northmigrate.dlq.native`) uses SQS's own ``StartMessageMoveTask``
 instead.
@@ -24,20 +24,20 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import aws_errors
-from northmigrate.backoff import TokenBucket
-from northmigrate.batching import MAX_BATCH_ENTRIES
+from northmigrate.aws.clients import aws_errors
+from northmigrate.aws.inflight import MAX_IN_FLIGHT, InFlight, Slot
+from northmigrate.aws.sqs.batching import MAX_BATCH_ENTRIES
+from northmigrate.aws.sqs.queue import depth, queue_arn, queue_name
+from northmigrate.aws.sqs.reader import STALE_RECEIVES, Reader, back_within_s
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
+from northmigrate.consume.backoff import TokenBucket
 from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.mover import Mover
 from northmigrate.dlq.native import native_redrive
 from northmigrate.dlq.report import MODE_CLIENT, MODE_NATIVE, Progress, RedriveReport
 from northmigrate.dlq.where import Condition, matches
-from northmigrate.envelope import utc_now
 from northmigrate.errors import InputError, NorthmigrateError
-from northmigrate.inflight import MAX_IN_FLIGHT, InFlight, Slot
-from northmigrate.sqs.queue import depth, queue_arn, queue_name
-from northmigrate.sqs.reader import STALE_RECEIVES, Reader, back_within_s
+from northmigrate.records.envelope import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -315,7 +315,7 @@ def redrive(
     read and not moved is visible again when this returns (also on error or interruption).
     ``on_moved`` is told the letters of each chunk that reached the destination.
     ``concurrency`` caps the chunks in flight; how many are, up to it, adapts to the
-    endpoint (:mod:`northmigrate.inflight`).
+    endpoint (:mod:`northmigrate.aws.inflight`).
     """
     if source_url == destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from northmigrate.aws import AWS_EXCEPTIONS
-from northmigrate.sqs.queue import Depth, depth, queue_name
-from northmigrate.tap import TapState, read_state
+from northmigrate.aws.clients import AWS_EXCEPTIONS
+from northmigrate.aws.sqs.queue import Depth, depth, queue_name
+from northmigrate.consume.tap import TapState, read_state
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

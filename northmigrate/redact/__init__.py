@@ -1,4 +1,5 @@
 """Keep sensitive fields out of sight.
+May import only the base modules: every room above asks it.
 
 Paths are dotted field names; a list on the way is walked into, so ``owners.tax_id`` names
 the tax id of every owner. ``redact`` masks those fields in a record. A ``Scrubber`` masks

@@ -1,4 +1,5 @@
 """Sources of records: files (JSONL, JSON array, CSV, optionally gzip), stdin, and URIs.
+May import ``records`` (the parse path, the item), ``aws``, ``redact`` and the base modules.
 
 Every reader streams: memory stays flat in the size of the source. A reader yields one
 ``SourceItem`` per record (or per unreadable line), numbered by the 1-based line where the

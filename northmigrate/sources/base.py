@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from northmigrate.errors import InputError
+from northmigrate.records.item import SourceItem
+
+__all__ = ["NoCheckpoint", "Source", "SourceError", "SourceItem"]
 
 
 class SourceError(InputError):
     """A source that cannot be opened or read any further (exit 2)."""
-
-
-@dataclass(slots=True)
-class SourceItem:
-    """One record of a source, or one unreadable stretch of it.
-
-    ``text`` is the record's JSON text when the source holds JSON (sent as is, saving a
-    dump); ``data`` is the parsed value when the reader had to parse it (CSV, a JSON array,
-    a table). ``error`` is set when the item could not be read at all.
-    """
-
-    line: int | None
-    text: str | None = None
-    data: Any = None
-    error: str | None = None
-    origin: str | None = None  # the S3 object key or the table key, where it applies
-    token: Any = None  # the source's own bookkeeping (a table page, for resuming a scan)
-
-    @property
-    def position(self) -> str:
-        parts = [self.origin] if self.origin else []
-        if self.line is not None:
-            parts.append(f"line {self.line}")
-        return " ".join(parts) or "?"
 
 
 class Source(Protocol):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import InputError
 from northmigrate.redact import MASK
 from northmigrate.sources.base import SourceError, SourceItem
@@ -35,7 +35,7 @@ from northmigrate.sources.pages import PageReader, Stopped
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 
 if TYPE_CHECKING:
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
 
 
 MAX_SEGMENTS = 32

@@ -16,7 +16,7 @@ from northmigrate.sources.options import ScanOptions, check_options
 from northmigrate.sources.stream import StreamSource, reader_for
 
 if TYPE_CHECKING:
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
 
 
 def open_source(
@@ -30,7 +30,7 @@ def open_source(
     """Open ``name`` for reading (nothing is read until iterated). Raises SourceError (exit 2)
     when it cannot be opened, or when ``options`` hold a flag that does not apply to it.
 
-    ``clients`` (``northmigrate.aws.AwsClients``) is needed for ``s3://`` and
+    ``clients`` (``northmigrate.aws.clients.AwsClients``) is needed for ``s3://`` and
     ``dynamodb://`` only. Once ``stop`` is set, reading a file, stdin or an S3 object raises
     ``ReadInterrupted`` (exit 130) at its next read; a table scan is read page by page, and
     its caller checks between items. ``sleep`` waits between retries (a test's seam).

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, is_fatal, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, is_fatal, translate
 from northmigrate.errors import InputError
 from northmigrate.failures import OUTAGE, THROTTLED, classify
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, WireKey

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from northmigrate.envelope import iso, utc_now
 from northmigrate.errors import InputError
 from northmigrate.privatefile import private_dir, read_private, replace_private
+from northmigrate.records.envelope import iso, utc_now
 from northmigrate.sources.resume_key import ResumeKey, key_file
 
 STATE_DIR = Path(".northmigrate") / "resume"

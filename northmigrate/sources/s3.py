@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from northmigrate.aws import AWS_EXCEPTIONS, error_code, translate
+from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.errors import AwsError
 from northmigrate.sources.base import NoCheckpoint, SourceError, SourceItem
 from northmigrate.sources.names import s3_uri
@@ -35,7 +35,7 @@ from northmigrate.sources.stream import CountingReader, Reader, open_buffered, r
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from northmigrate.aws import AwsClients
+    from northmigrate.aws.clients import AwsClients
 
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}

@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from northmigrate import Migration, MigrationContext, PermanentError
-from northmigrate.aws import error_code
+from northmigrate.aws.clients import error_code
 from northmigrate.plugin import SetupResult
 
 LOG = Path(__file__).with_name("runs.log")

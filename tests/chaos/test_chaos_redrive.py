@@ -10,7 +10,7 @@ import pytest
 from helpers import Project
 from support.proxy import FaultPlan, FaultProxy
 
-from northmigrate import envelope
+from northmigrate.records import envelope
 
 from .support import (
     SEED,

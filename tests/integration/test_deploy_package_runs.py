@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from helpers import Project, cli_env
 
-from northmigrate import envelope
 from northmigrate.config import load_settings
 from northmigrate.deploy import build_options
 from northmigrate.deploy.package import build_package
 from northmigrate.deploy.spec import environment
-from northmigrate.sample import generate
+from northmigrate.records import envelope
+from northmigrate.records.sample import generate
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from helpers import Project, assert_every_record_migrated, cli_env, ministack_endpoint, write_jsonl
 
-from northmigrate.sample import generate
+from northmigrate.records.sample import generate
 
 pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 

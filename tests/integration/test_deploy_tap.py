@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import Project, write_jsonl
 
-from northmigrate.sample import generate
+from northmigrate.records.sample import generate
 
 pytestmark = pytest.mark.integration
 CLOSE_WITHIN_S = 5  # the promise: a closed tap stops local workers' receives within 5 s

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import Project, assert_every_record_migrated, ministack_endpoint, write_jsonl
 
-from northmigrate.sample import generate
+from northmigrate.records.sample import generate
 
 pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 sam_transform = pytest.importorskip("samtranslator.translator.transform")

@@ -35,7 +35,7 @@ import pytest
 from helpers import Project, cli_env
 
 from northmigrate.config import load_settings
-from northmigrate.provision import queue_attributes as provision_attributes
+from northmigrate.control.provision import queue_attributes as provision_attributes
 
 pytestmark = pytest.mark.integration
 sam_transform = pytest.importorskip("samtranslator.translator.transform")

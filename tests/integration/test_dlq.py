@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import Project, write_jsonl
 
-from northmigrate import envelope
+from northmigrate.records import envelope
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import Project
 from integration.test_dlq import SECRET, items_project, put_dead, visible_ids
 
-from northmigrate import envelope
+from northmigrate.records import envelope
 
 pytestmark = pytest.mark.integration
 

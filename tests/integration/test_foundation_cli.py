@@ -17,7 +17,7 @@ import pytest
 from helpers import CliResult, Project, cli_env, signal_and_wait, start_local, write_jsonl
 
 from northmigrate import __version__
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
 

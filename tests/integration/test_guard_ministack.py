@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import Project, ministack_endpoint, write_jsonl
 
-from northmigrate.sample import generate
+from northmigrate.records.sample import generate
 
 pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
 RECORDS = 150

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import Project, write_jsonl
 
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
 

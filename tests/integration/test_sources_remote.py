@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from helpers import Project
 
-from northmigrate import sample
-from northmigrate.sample import SampleGenerator
+from northmigrate.records import sample
+from northmigrate.records.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
 COUNT = 300

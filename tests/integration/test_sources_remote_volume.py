@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import Project, client, peak_rss_mb, start_local
 
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
 
 pytestmark = [pytest.mark.volume, pytest.mark.integration]
 BIG = 200 * 1024 * 1024

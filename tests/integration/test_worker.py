@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from helpers import Project, write_jsonl
 
-from northmigrate import envelope
-from northmigrate.sample import SampleGenerator
+from northmigrate.records import envelope
+from northmigrate.records.sample import SampleGenerator
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,7 @@ def test_400_records_migrate_into_the_table(project: Project) -> None:
 
     # Each message received once: a delete SQS confirmed stays done. (moto alone put deleted
     # messages back when two deletes ran at once, and they came again a visibility timeout
-    # later: see northmigrate.local.atomic_sqs_writes.)
+    # later: see northmigrate.aws.local.atomic_sqs_writes.)
     assert summary["received"] == summary["succeeded"] == 400
     assert summary["retried"] == summary["dead_lettered"] == summary["released"] == 0
     assert summary["stopped"] == "empty"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from northmigrate.processing import Outcome
-from northmigrate.sqs.message import InMessage
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.consume.processing import Outcome
 
 
 class Settled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
 
 TEMPLATES = 500
 

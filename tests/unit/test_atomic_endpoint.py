@@ -1,5 +1,5 @@
 """The embedded endpoint's SQS deletes and sends, and its DynamoDB conditional writes, are
-atomic, as AWS's are (``northmigrate.local``), and the patches of moto refuse a moto they
+atomic, as AWS's are (``northmigrate.aws.local``), and the patches of moto refuse a moto they
 were not written for. (Receives: ``test_atomic_receive.py``.)
 
 Each race is shown on moto's own server (``ThreadedMotoServer``, what ``northmigrate local``
@@ -28,7 +28,7 @@ from moto.server import ThreadedMotoServer
 from moto.sqs.models import Message, Queue, SQSBackend
 from packaging.specifiers import SpecifierSet
 
-from northmigrate import local
+from northmigrate.aws import local
 
 THREADS = 8
 INCREMENTS = 5  # successful compare-and-set increments per thread
@@ -268,7 +268,7 @@ def test_a_conditional_create_succeeds_once(
 def test_moto_is_within_the_versions_the_patches_were_checked_against() -> None:
     tested = SpecifierSet(",".join(local.MOTO_TESTED))
     assert version("moto") in tested, (
-        f"moto {version('moto')} is outside {tested}: review northmigrate.local's patches "
+        f"moto {version('moto')} is outside {tested}: review northmigrate.aws.local's patches "
         "(run tests/unit/test_atomic_endpoint.py and test_atomic_receive.py), then move "
         "MOTO_TESTED and pyproject's bound together"
     )

@@ -1,5 +1,5 @@
 """The embedded endpoint's receives are atomic, as SQS's are, and give a FIFO group out
-in order (``northmigrate.local``)."""
+in order (``northmigrate.aws.local``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.sqs.models import SQSBackend, sqs_backends
 
-from northmigrate import local
-from northmigrate.local import atomic_sqs_receives
+from northmigrate.aws import local
+from northmigrate.aws.local import atomic_sqs_receives
 
 MESSAGES = 300
 THREADS = 8

@@ -7,7 +7,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings
 
 

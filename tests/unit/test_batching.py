@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate.batching import MAX_BATCH_ENTRIES, batches
+from northmigrate.aws.sqs.batching import MAX_BATCH_ENTRIES, batches
 
 
 @dataclass(frozen=True)

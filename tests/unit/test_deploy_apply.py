@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings, load_settings
+from northmigrate.consume.tap import CUTOVER_TAG, TAG_LIMIT, TAG_STATE, Tap, TapState
+from northmigrate.consume.worker.gate import TapGate
+from northmigrate.control.provision import provision
 from northmigrate.deploy import stack_spec
 from northmigrate.deploy.apply import Deployer
 from northmigrate.deploy.destroy import destroy
@@ -18,10 +22,6 @@ from northmigrate.deploy.package import Package, code_sha256
 from northmigrate.deploy.role import same_policy
 from northmigrate.errors import InputError
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.tap import TAG_LIMIT, TAG_STATE, Tap, TapState
-from northmigrate.worker.gate import TapGate
 
 
 def settings(tmp_path: Path, extra: str = "") -> Settings:
@@ -146,6 +146,18 @@ def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(
     assert lifted.state.limit is None and lifted.mappings[0].max_concurrency == 10
     with pytest.raises(InputError, match="2 to 1000"):
         tap.limit(1)
+
+
+def test_deploy_on_a_queue_in_cutover_makes_its_mapping_disabled(
+    mocked_aws: None, tmp_path: Path
+) -> None:
+    """A cutover decides who reads the queue: a deploy meanwhile adds no second consumer."""
+    clients, s = AwsClients(), settings(tmp_path)
+    url = provision(clients, s, migration).queue_url
+    clients.client("sqs").tag_queue(QueueUrl=url, Tags={CUTOVER_TAG: "held"})
+    report = run(clients, s, fake_package(tmp_path))
+    mapping = clients.client("lambda").get_event_source_mapping(UUID=report["mapping_uuid"])
+    assert mapping["State"] == "Disabled"
 
 
 def test_destroy_removes_everything_deploy_made(mocked_aws: None, tmp_path: Path) -> None:

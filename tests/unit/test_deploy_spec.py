@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings, Settings, load_settings
 from northmigrate.deploy.spec import (
     build_spec,
@@ -18,7 +18,7 @@ from northmigrate.deploy.spec import (
 from northmigrate.errors import ConfigError, PluginError
 from northmigrate.examples.onboarding import OnboardingRecord, migration
 from northmigrate.plugin import Migration, MigrationContext
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
 
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders"
 DLQ_ARN = "arn:aws:sqs:eu-west-1:111122223333:orders-dlq"

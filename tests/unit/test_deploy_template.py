@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from northmigrate.config import Settings, load_settings
+from northmigrate.consume.tap import TapState
+from northmigrate.control.provision import queue_attributes
 from northmigrate.deploy import check_endpoint, loopback
 from northmigrate.deploy.intrinsics import ref, resolve
 from northmigrate.deploy.template import build_template, template_spec
 from northmigrate.errors import ConfigError
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import queue_attributes
-from northmigrate.tap import TapState
 
 cfnlint_api = pytest.importorskip("cfnlint.api")
 sam_transform = pytest.importorskip("samtranslator.translator.transform")

@@ -7,14 +7,14 @@ import threading
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
+from northmigrate.consume.tap import TAG_STATE, TapState
+from northmigrate.consume.worker import Worker
+from northmigrate.consume.worker.gate import TapGate
+from northmigrate.control.provision import provision
 from northmigrate.plugin import Migration
-from northmigrate.provision import provision
-from northmigrate.tap import TAG_STATE, TapState
-from northmigrate.worker import Worker
-from northmigrate.worker.gate import TapGate
+from northmigrate.records import envelope
 
 
 class Item(BaseModel):

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from northmigrate import envelope
+from northmigrate.aws.sqs.reader import Reader, peek_reader
 from northmigrate.dlq import ExportWriter, inspect, peek, record_reasons
-from northmigrate.sqs.reader import Reader, peek_reader
+from northmigrate.records import envelope
 
 SENSITIVE = ("owner.ssn", "email")
 SSN = "900-12-3456"

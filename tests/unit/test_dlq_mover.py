@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate import envelope, records
+from northmigrate import records
 from northmigrate.dlq.mover import redriven_body
+from northmigrate.records import envelope
 
 ENTRY = envelope.redrive_entry(source="work-dlq", destination="work", run="r1")
 

@@ -13,10 +13,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 from helpers import aws_client
 
-from northmigrate import envelope
+from northmigrate.aws.inflight import InFlight, Tuning
 from northmigrate.dlq import default_destination, native_redrive, parse_all, redrive
 from northmigrate.errors import AwsError, InputError
-from northmigrate.inflight import InFlight, Tuning
+from northmigrate.records import envelope
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ import botocore.exceptions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from northmigrate import envelope
 from northmigrate.dlq import parse_all, redrive
+from northmigrate.records import envelope
 
 SRC = "https://sqs.test/1/dlq"
 DST = "https://sqs.test/1/main"

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from northmigrate import envelope
+from northmigrate.aws.sqs.message import normalise
 from northmigrate.dlq.letters import read_letter
 from northmigrate.dlq.where import matches, parse_all, parse_where
 from northmigrate.errors import InputError
-from northmigrate.sqs.message import normalise
+from northmigrate.records import envelope
 
 
 def letter(record: dict[str, Any] | None, reason: str | None = None, body: str | None = None):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
 from northmigrate.sources import ScanOptions, open_source

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from northmigrate import enqueue
 from northmigrate.plugin import Migration
-from northmigrate.rejects import RejectsWriter
+from northmigrate.records.rejects import RejectsWriter
 from northmigrate.sources import SourceError, SourceItem
 from northmigrate.sources.base import NoCheckpoint
 

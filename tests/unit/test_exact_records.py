@@ -18,17 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from northmigrate import envelope, records
-from northmigrate.aws import AwsClients
+from northmigrate import records
+from northmigrate.aws.clients import AwsClients
+from northmigrate.consume.processing import Processor, Status
 from northmigrate.dlq.mover import redriven_body
 from northmigrate.examples import onboarding
 from northmigrate.plugin import Migration, MigrationContext
-from northmigrate.processing import Processor, Status
-from northmigrate.sample import generate
+from northmigrate.records import envelope
+from northmigrate.records.sample import generate
+from northmigrate.records.validation import Validator
 from northmigrate.sources import SourceItem
 from northmigrate.sources.dynamodb import plain
 from northmigrate.sources.files import read_csv, read_json_array, read_jsonl
-from northmigrate.validation import Validator
 
 
 class Payment(BaseModel):

@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.message import InMessage
 from northmigrate.config import (
     GuardSettings,
     MigrationSettings,
@@ -19,9 +20,8 @@ from northmigrate.config import (
     Settings,
     WorkerSettings,
 )
-from northmigrate.guard import Guard, Trip
-from northmigrate.plugin import Migration
-from northmigrate.processing import (
+from northmigrate.consume.guard import Guard, Trip
+from northmigrate.consume.processing import (
     KIND_EXHAUSTED,
     KIND_INVALID,
     KIND_PERMANENT,
@@ -29,11 +29,11 @@ from northmigrate.processing import (
     Outcome,
     Status,
 )
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.sqs.message import InMessage
-from northmigrate.tap import Tap, read_state
-from northmigrate.worker import Worker
+from northmigrate.consume.tap import Tap, read_state
+from northmigrate.consume.worker import Worker
+from northmigrate.control.provision import provision
+from northmigrate.plugin import Migration
+from northmigrate.records import envelope
 
 MESSAGE = InMessage("m", "r", "b", 1)
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from northmigrate import envelope
 from northmigrate.examples.onboarding import migration
-from northmigrate.sample import SampleGenerator
+from northmigrate.records import envelope
+from northmigrate.records.sample import SampleGenerator
+from northmigrate.records.validation import Validator
 from northmigrate.sources import SourceError
 from northmigrate.sources.files import read_csv, read_json_array, read_jsonl
-from northmigrate.validation import Validator
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from helpers import aws_client
 
-from northmigrate import envelope
 from northmigrate.cli import output
 from northmigrate.cli.app import run
+from northmigrate.records import envelope
 
 # (hostile text, how it must show on the terminal)
 HOSTILE = [
@@ -312,6 +312,7 @@ CONFIG_COMMANDS = [
     ["worker", "--until-empty"],
     ["doctor"],
     ["tap", "status"],
+    ["cutover", "status", "--once"],
     ["deploy", "--dry-run"],
     ["destroy"],
 ]

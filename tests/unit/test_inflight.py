@@ -1,4 +1,4 @@
-"""The adaptive limit of calls in flight (northmigrate.inflight), driven by a simulated
+"""The adaptive limit of calls in flight (northmigrate.aws.inflight), driven by a simulated
 endpoint on an injected clock and CPU clock: deterministic, nothing timed."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from northmigrate.inflight import InFlight, Tuning
+from northmigrate.aws.inflight import InFlight, Tuning
 
 
 class Clock:

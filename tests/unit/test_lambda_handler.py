@@ -10,12 +10,13 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from northmigrate import aws_lambda, envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import load_settings
+from northmigrate.consume import lambda_handler as aws_lambda
+from northmigrate.control.provision import provision
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import provision
-from northmigrate.sample import generate
+from northmigrate.records import envelope
+from northmigrate.records.sample import generate
 
 BASE = next(iter(generate(1, seed=3)))
 
@@ -243,3 +244,15 @@ def test_the_entry_point_reads_the_environment_once_per_container(
         assert aws_lambda.handler(event, Context()) == {"batchItemFailures": []}
     assert len(built) == 1
     assert table_ids(built[0].clients) == {"APP-000001", "APP-000002"}
+
+
+def test_the_deployed_handler_path_still_names_the_runtime_handler() -> None:
+    """Functions and templates made before the handler moved name
+    ``northmigrate.aws_lambda.handler``; a redeploy keeps that path, and it is the runtime's."""
+    import importlib
+
+    from northmigrate.deploy.spec import HANDLER
+
+    module, _, name = HANDLER.rpartition(".")
+    assert (module, name) == ("northmigrate.aws_lambda", "handler")
+    assert getattr(importlib.import_module(module), name) is aws_lambda.handler

@@ -19,17 +19,18 @@ from botocore.stub import Stubber
 from helpers import aws_client
 from support.doubles import Settled
 
-from northmigrate import aws_lambda, envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.message import normalise
 from northmigrate.config import load_settings
+from northmigrate.consume import lambda_handler as aws_lambda
+from northmigrate.consume.metrics import emf_documents
+from northmigrate.consume.processing import Outcome, Status
+from northmigrate.consume.tap import Tap, TapState
+from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.control.provision import provision
 from northmigrate.examples.onboarding import migration
-from northmigrate.metrics import emf_documents
 from northmigrate.plugin import PermanentError
-from northmigrate.processing import Outcome, Status
-from northmigrate.provision import provision
-from northmigrate.sqs.message import normalise
-from northmigrate.tap import Tap, TapState
-from northmigrate.worker.dispatcher import Dispatcher
+from northmigrate.records import envelope
 from tests.support.emf import assert_emf
 from tests.unit.test_lambda_handler import body, env_for, record, sqs_record
 

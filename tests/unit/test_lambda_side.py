@@ -8,8 +8,8 @@ from typing import Any
 from botocore.stub import ANY, Stubber
 from helpers import aws_client
 
-from northmigrate.lambda_side import function_side, lambda_side
-from northmigrate.tap import MappingState
+from northmigrate.consume.lambda_side import function_side, lambda_side
+from northmigrate.consume.tap import MappingState
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:111122223333:orders"
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)

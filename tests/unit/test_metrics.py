@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from helpers import aws_client
 
-from northmigrate.metrics import CloudWatchPublisher, EmfWriter, MetricsSink, Tally
+from northmigrate.consume.metrics import CloudWatchPublisher, EmfWriter, MetricsSink, Tally
 from tests.support.emf import assert_emf
 
 

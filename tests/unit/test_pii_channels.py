@@ -18,14 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError, field_validator
 
-from northmigrate import envelope, records
-from northmigrate.aws import AwsClients
+from northmigrate import records
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.message import normalise
+from northmigrate.consume.processing import Processor, Status
 from northmigrate.dlq.letters import export_view, read_letter, sample_view
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
-from northmigrate.processing import Processor, Status
+from northmigrate.records import envelope
+from northmigrate.records.validation import Validator
 from northmigrate.sources import SourceItem
-from northmigrate.sqs.message import normalise
-from northmigrate.validation import Validator
 
 
 class Tier(Enum):

@@ -22,7 +22,7 @@ from northmigrate import privatefile
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.errors import InputError
 from northmigrate.privatefile import open_private, private_dir, read_private, replace_private
-from northmigrate.rejects import RejectsWriter
+from northmigrate.records.rejects import RejectsWriter
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS: dict[str, Callable[[Path], Any]] = {"rejects": RejectsWriter, "export": ExportWriter}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
 from northmigrate.config import (
     GuardSettings,
     MigrationSettings,
@@ -18,13 +18,13 @@ from northmigrate.config import (
     Settings,
     WorkerSettings,
 )
+from northmigrate.consume.probe import Prober
+from northmigrate.consume.processing import Processor
+from northmigrate.consume.tap import Tap, read_state
+from northmigrate.consume.worker import Worker
+from northmigrate.control.provision import provision
 from northmigrate.plugin import Migration
-from northmigrate.probe import Prober
-from northmigrate.processing import Processor
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.tap import Tap, read_state
-from northmigrate.worker import Worker
+from northmigrate.records import envelope
 
 BY = "guard (worker test:1)"
 

@@ -11,11 +11,11 @@ import pydantic
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.message import attributes_size, normalise
+from northmigrate.consume.processing import Processor, Status
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
-from northmigrate.processing import Processor, Status
-from northmigrate.sqs.message import attributes_size, normalise
+from northmigrate.records import envelope
 
 
 class Item(BaseModel):

@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress
 
+from northmigrate.aws.sqs.queue import Depth
 from northmigrate.cli.progress import (
     Figures,
     description,
@@ -16,10 +17,9 @@ from northmigrate.cli.progress import (
     progress_columns,
     worker_figures,
 )
-from northmigrate.enqueue import EnqueueReport
-from northmigrate.sqs.queue import Depth
-from northmigrate.validation import Tally
-from northmigrate.worker import WorkerReport
+from northmigrate.consume.worker import WorkerReport
+from northmigrate.enqueue.job import EnqueueReport
+from northmigrate.records.validation import Tally
 
 
 def drawn(figures: Figures, columns: int) -> str:

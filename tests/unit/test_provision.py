@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import load_settings
+from northmigrate.control.provision import provision
 from northmigrate.errors import PluginError
 from northmigrate.examples.onboarding import migration
-from northmigrate.provision import provision
 
 
 def settings_for(tmp_path: Path, name: str = "orders", receive: int = 4) -> object:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from northmigrate import envelope
 from northmigrate.errors import PluginError
 from northmigrate.plugin import load_migration
+from northmigrate.records import envelope
 from northmigrate.redact import MASK, redact, scrub, sensitive_values
 
 

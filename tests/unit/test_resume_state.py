@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from northmigrate import enqueue
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import InputError
 from northmigrate.plugin import Migration

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from northmigrate.status import RunRecorder, read_last_run
+from northmigrate.control.status import RunRecorder, read_last_run
 
 
 def recorder(path: Path, run_id: str, *, continues: bool, source: str = "r.jsonl") -> RunRecorder:

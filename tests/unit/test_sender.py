@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate.inflight import InFlight, Tuning
-from northmigrate.sender import SqsSender
-from northmigrate.validation import OutMessage
+from northmigrate.aws.inflight import InFlight, Tuning
+from northmigrate.enqueue.sender import SqsSender
+from northmigrate.records.validation import OutMessage
 
 # What the fake SQS does with one entry on one call.
 OUTCOMES = ["ok", "retryable", "sender_fault", "missing"]

@@ -14,17 +14,17 @@ import pytest
 from boto3.dynamodb.types import Binary
 
 from northmigrate import enqueue
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import AwsSettings
 from northmigrate.errors import AwsError, InputError
 from northmigrate.examples.onboarding import migration
-from northmigrate.sample import SampleGenerator
+from northmigrate.records.sample import SampleGenerator
+from northmigrate.records.validation import Validator
 from northmigrate.sources import ScanOptions, SourceError, SourceItem, open_source
 from northmigrate.sources.dynamodb import default_segments, plain
 from northmigrate.sources.filters import build_filter
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
 from northmigrate.sources.s3 import ObjectStream
-from northmigrate.validation import Validator
 
 TABLE = "old-onboarding"
 

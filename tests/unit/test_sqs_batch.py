@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate.sqs.batch import (
+from northmigrate.aws.sqs.batch import (
     GONE_CODES,
     MAX_BATCH_ENTRIES,
     chunks,
@@ -20,7 +20,7 @@ from northmigrate.sqs.batch import (
     run_batch,
     send_batch,
 )
-from northmigrate.sqs.retry import Policy
+from northmigrate.aws.sqs.retry import Policy
 
 OUTCOMES = ["ok", "retryable", "sender_fault", "gone", "missing"]
 POLICY = Policy(attempts=4, base_s=0.1, max_s=2.0)

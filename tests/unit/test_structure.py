@@ -1,6 +1,6 @@
 """The shape of the package, read from the code (no module is run): no import circle
-anywhere, no module over 400 lines and no class over 200 (rooms small enough to read in one
-sitting; see docs/architecture.md).
+anywhere, no room importing from a station above it, no module over 400 lines and no class
+over 200 (rooms small enough to read in one sitting; see docs/architecture.md).
 
 Every ``import`` counts, the ones inside functions too: a circle hidden behind a late import
 still breaks the first import of one of its modules in a fresh interpreter.
@@ -16,6 +16,39 @@ import northmigrate
 ROOT = Path(northmigrate.__file__).parent
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 200
+
+# Who may import whom. A room is a folder of the package or a module at its top level
+# (``FACE`` is the package's own ``__init__``: the plugin API). The stations of the story,
+# bottom to top: the base modules, aws/, the plugin and redact/, records/, sources/, then
+# enqueue/, consume/ and control/ side by side, dlq/ and cutover/, deploy/, demo, cli/.
+# docs/architecture.md draws the same table.
+FACE = "<face>"
+# failures: what kind a failure is (record, throttled, outage), asked by every room.
+BASE = frozenset({"errors", "config", "privatefile", "failures"})
+ALLOWED: dict[str, frozenset[str]] = {
+    "errors": frozenset(),
+    "config": frozenset({"errors"}),
+    "privatefile": frozenset({"errors"}),
+    "failures": frozenset({"errors"}),
+    "aws": BASE,
+    "redact": BASE,
+    "plugin": BASE | {"aws"},
+    "records": BASE | {"aws", "plugin", "redact"},
+    "sources": BASE | {"aws", "redact", "records"},
+    "enqueue": BASE | {"aws", "plugin", "redact", "records", "sources"},
+    "consume": BASE | {"aws", "plugin", "redact", "records"},
+    "control": BASE | {"aws", "plugin", "redact", "records", "sources"},
+    "dlq": BASE | {"aws", "plugin", "redact", "records", "consume", "control"},
+    "cutover": BASE | {"aws", "consume"},  # a live queue handed to a new consumer
+    "examples": BASE | {"aws", "plugin"},
+    "starter": BASE,
+    FACE: BASE | {"plugin"},
+    "aws_lambda": frozenset({"consume"}),  # the deployed handler path, kept for old functions
+    "deploy": BASE | {FACE, "aws", "plugin", "redact", "consume", "control", "dlq"},
+}
+ALLOWED["demo"] = frozenset(ALLOWED) - {"demo"}
+ALLOWED["cli"] = frozenset(ALLOWED) - {"cli"}
+ALLOWED["__main__"] = frozenset({"cli"})
 
 
 def modules() -> dict[str, Path]:
@@ -83,6 +116,22 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+def room(module: str) -> str:
+    """The room of a dotted module name: its folder, or itself at the top level."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else FACE
+
+
+def upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every import from one room into another that the room may not import."""
+    return sorted(
+        (name, target)
+        for name, targets in edges.items()
+        for target in targets
+        if room(target) != room(name) and room(target) not in ALLOWED.get(room(name), ())
+    )
+
+
 def test_the_graph_sees_late_imports_and_submodules() -> None:
     edges = graph()
     assert "northmigrate.sources.base" in edges["northmigrate.sources.open"]
@@ -99,6 +148,35 @@ def test_circles_are_found_whatever_their_length() -> None:
 
 def test_no_import_circle_anywhere_in_the_package() -> None:
     assert circles(graph()) == []
+
+
+def test_every_room_has_its_place_in_the_rules() -> None:
+    rooms = {room(name) for name in modules()}
+    assert rooms == set(ALLOWED)
+
+
+def test_the_rules_themselves_have_no_circle() -> None:
+    rules = {name: set(targets) for name, targets in ALLOWED.items()}
+    assert circles(rules) == []
+
+
+def test_no_room_imports_from_a_station_above_it() -> None:
+    assert upward(graph()) == []
+
+
+def test_an_upward_import_is_caught() -> None:
+    planted = {
+        "northmigrate.aws.queues": {"northmigrate.consume.tap", "northmigrate.config"},
+        "northmigrate.records.envelope": {"northmigrate.records.codec"},
+        "northmigrate.consume.guard": {"northmigrate.dlq.letters"},
+        "northmigrate.sources.files": {"northmigrate.records.codec"},
+        "northmigrate.records.validation": {"northmigrate.sources.base"},
+    }
+    assert upward(planted) == [
+        ("northmigrate.aws.queues", "northmigrate.consume.tap"),
+        ("northmigrate.consume.guard", "northmigrate.dlq.letters"),
+        ("northmigrate.records.validation", "northmigrate.sources.base"),
+    ]
 
 
 def test_no_module_and_no_class_is_too_large_to_read_in_one_sitting() -> None:

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from northmigrate import aws_lambda, envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
 from northmigrate.config import load_settings
+from northmigrate.consume import lambda_handler as aws_lambda
+from northmigrate.consume.probe import PROBE_EVENT, is_probe_event
+from northmigrate.consume.tap import Tap, read_state
+from northmigrate.control.provision import provision
 from northmigrate.examples.onboarding import migration
-from northmigrate.probe import PROBE_EVENT, is_probe_event
-from northmigrate.provision import provision
-from northmigrate.tap import Tap, read_state
+from northmigrate.records import envelope
 from tests.unit.test_lambda_handler import body, env_for, record, table_ids
 from tests.unit.test_lambda_night import lambda_records
 

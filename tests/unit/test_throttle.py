@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.message import InMessage
 from northmigrate.cli.app import run
 from northmigrate.config import GuardSettings, MigrationSettings, QueueSettings, Settings
-from northmigrate.guard import Guard, Trip
-from northmigrate.processing import Outcome, Status
-from northmigrate.provision import provision
-from northmigrate.queues import Queues
-from northmigrate.sqs.message import InMessage
-from northmigrate.tap import Tap
-from northmigrate.throttle import Throttle
+from northmigrate.consume.guard import Guard, Trip
+from northmigrate.consume.processing import Outcome, Status
+from northmigrate.consume.tap import Tap
+from northmigrate.consume.throttle import Throttle
+from northmigrate.control.provision import provision
 
 MESSAGE = InMessage("m", "r", "b", 1)
 BY = "guard (worker test:1)"

@@ -6,11 +6,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northmigrate import envelope
 from northmigrate.examples.onboarding import migration
-from northmigrate.sample import SampleGenerator
+from northmigrate.records import envelope
+from northmigrate.records.sample import SampleGenerator
+from northmigrate.records.validation import Tally, Validator
 from northmigrate.sources import SourceItem
-from northmigrate.validation import Tally, Validator
 
 
 def record(n: int = 1, **changes: Any) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def test_counts_always_add_up(entries: list[tuple[str, Any]]) -> None:
 @given(st.lists(st.text(max_size=12), max_size=400))
 @settings(max_examples=100, deadline=None)
 def test_keyset_matches_a_set(keys: list[str]) -> None:
-    from northmigrate.validation import KeySet
+    from northmigrate.records.validation import KeySet
 
     compact, plain = KeySet(capacity=4), set()
     for key in keys:

@@ -70,7 +70,7 @@ def test_the_wheel_ships_the_library_and_its_cli_and_no_test_support(tmp_path: P
     for shipped in (
         "northmigrate/cli/app.py",
         "northmigrate/cli/status.py",
-        "northmigrate/status.py",
+        "northmigrate/control/status.py",
         "northmigrate/deploy/package.py",
         "northmigrate/examples/onboarding.py",
         # init's starter files: a pip user has them, not only a checkout

@@ -9,9 +9,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from northmigrate.backoff import SQS_MAX_DELAY_S, SQS_MAX_VISIBILITY_S, TokenBucket, retry_delay
 from northmigrate.config import QueueSettings, WorkerSettings
-from northmigrate.heartbeat import Heartbeat
+from northmigrate.consume.backoff import (
+    SQS_MAX_DELAY_S,
+    SQS_MAX_VISIBILITY_S,
+    TokenBucket,
+    retry_delay,
+)
+from northmigrate.consume.heartbeat import Heartbeat
 
 
 class FakeClock:

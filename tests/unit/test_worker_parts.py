@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from support.doubles import Settled
 
-from northmigrate.inflight import InFlight, Tuning
-from northmigrate.processing import Outcome, Status
-from northmigrate.sqs.message import InMessage
-from northmigrate.sqs.queue import depth
-from northmigrate.tap import GUARD, TapState
-from northmigrate.worker.acknowledger import Ack, Acknowledger
-from northmigrate.worker.dispatcher import Dispatcher
-from northmigrate.worker.gate import GuardStopped
-from northmigrate.worker.ledger import Ledger
-from northmigrate.worker.receiver import Receiver
-from northmigrate.worker.report import WorkerReport
+from northmigrate.aws.inflight import InFlight, Tuning
+from northmigrate.aws.sqs.message import InMessage
+from northmigrate.aws.sqs.queue import depth
+from northmigrate.consume.processing import Outcome, Status
+from northmigrate.consume.tap import GUARD, TapState
+from northmigrate.consume.worker.acknowledger import Ack, Acknowledger
+from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.gate import GuardStopped
+from northmigrate.consume.worker.ledger import Ledger
+from northmigrate.consume.worker.receiver import Receiver
+from northmigrate.consume.worker.report import WorkerReport
 
 
 class Beats:
@@ -415,7 +415,7 @@ def _migrated(n: int) -> Outcome:
 
 
 def test_receive_threads_double_at_most_and_only_as_full_receives_fit() -> None:
-    from northmigrate.worker.runner import receive_threads
+    from northmigrate.consume.worker.runner import receive_threads
 
     assert receive_threads(2, 8 + 20, fifo=False) == 2  # 28 of room: two receives of ten
     assert receive_threads(2, 16 + 20, fifo=False) == 3

@@ -11,14 +11,14 @@ import botocore.exceptions
 import pytest
 from pydantic import BaseModel
 
-from northmigrate import envelope
-from northmigrate.aws import AwsClients
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.message import InMessage
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
+from northmigrate.consume.worker import PREFETCH, Worker, WorkerReport, receivers_for, runner
+from northmigrate.consume.worker.ledger import Ledger
+from northmigrate.control.provision import provision
 from northmigrate.plugin import Migration, MigrationContext
-from northmigrate.provision import provision
-from northmigrate.sqs.message import InMessage
-from northmigrate.worker import PREFETCH, Worker, WorkerReport, receivers_for, runner
-from northmigrate.worker.ledger import Ledger
+from northmigrate.records import envelope
 
 
 class Item(BaseModel):
