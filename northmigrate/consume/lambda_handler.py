@@ -117,12 +117,24 @@ def build_runtime(
         by = f"{GUARD} (lambda {runtime.function_name})"
         # A function's limit is its mapping's concurrency: it lowers from the deployed one.
         most = settings.deploy.max_concurrency or MAX_MAPPING_CONCURRENCY
-        tap = Tap(clients, queues, default_limit=settings.deploy.max_concurrency)
-        throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: most)
+        throttle = Throttle(settings.guard, own_tap(runtime), by=by, start=lambda rate: most)
         runtime.guard = Guard(
             settings.guard, by=by, on_trip=lambda trip: close_tap(runtime, trip), throttle=throttle
         )
     return runtime
+
+
+def own_tap(runtime: Runtime) -> Tap:
+    """The tap as this function switches it: the queue's tags and its own mapping (by the
+    UUID deploy put in its environment; found by listing when it is not there)."""
+    settings = runtime.settings
+    uuid = settings.guard.mapping_uuid
+    return Tap(
+        runtime.clients,
+        runtime.queues,
+        default_limit=settings.deploy.max_concurrency,
+        only=(uuid,) if uuid else None,
+    )
 
 
 def close_tap(runtime: Runtime, trip: Trip) -> None:
@@ -346,9 +358,7 @@ def probe(runtime: Runtime) -> dict[str, Any]:
     """The stack's schedule asks whether the target is back (:func:`probe.scheduled_probe`);
     the tried record's event and the answer go to stdout like any other."""
     emit = JsonLines(runtime.out)
-    tap = Tap(
-        runtime.clients, runtime.queues, default_limit=runtime.settings.deploy.max_concurrency
-    )
+    tap = own_tap(runtime)
     by = f"{GUARD} (lambda {runtime.function_name})"
 
     def told(outcome: Outcome) -> None:

@@ -5,7 +5,8 @@ asks once. With the plugin's ``probe(ctx)`` it is called (it returns: the target
 it raises: not yet); without one, one record of the main queue is tried, with
 ``probe=True`` so that an outage again is not charged a try (the record goes back
 unchanged, :mod:`northmigrate.consume.processing`). Any other answer (migrated, a record error, a
-throttle) says the target is there. An empty queue has nothing to burn: the tap opens.
+throttle) says the target is there. An empty queue has nothing to burn: the tap opens (a
+queue whose records are all delayed or in flight waits for the next probe).
 
 When the target answers, the tap opens by itself (``Tap.open(by=guard …)``, the tags say
 how long it was closed) and the guard starts a new window. A tap a person closed (its
@@ -26,6 +27,7 @@ from typing import Any
 
 from northmigrate.aws.sqs.batch import change_visibility_batch, delete_batch
 from northmigrate.aws.sqs.message import InMessage
+from northmigrate.aws.sqs.queue import depth
 from northmigrate.aws.sqs.receive import receive
 from northmigrate.config import GuardSettings
 from northmigrate.consume.processing import KIND_INVALID, KIND_UNREADABLE, Outcome, Processor
@@ -106,7 +108,11 @@ class Prober:
             return state.open
         note = f"the probe succeeded after {closed_for(state, self._now())} closed"
         log.warning("the guard opens the tap: %s", note)
-        self.tap.open(by=self.by, note=note)
+        try:
+            self.tap.open(by=self.by, note=note)
+        except NorthmigrateError as exc:  # the next probe tries again
+            log.error("the guard could not open the tap: %s", exc)
+            return False
         return True
 
     def _answers(self) -> bool:
@@ -131,12 +137,21 @@ class Prober:
             except NorthmigrateError as exc:
                 log.warning("the probe could not receive a record: %s", exc)
                 return False
-            if not messages:
-                return True  # nothing waits: nothing can be burnt
+            if not messages:  # none to try now: open only when nothing waits at all
+                return self._empty(url)
             outcome = self._one(url, messages[0])
             if outcome.kind not in (KIND_INVALID, KIND_UNREADABLE):
                 return outcome.error_kind != OUTAGE
         return False
+
+    def _empty(self, url: str) -> bool:
+        """The queue holds nothing (visible, in flight or delayed): nothing can be burnt, so
+        the tap may open; records still delayed or in flight wait for the next probe."""
+        try:
+            return depth(self.processor.sqs, url).total == 0
+        except NorthmigrateError as exc:
+            log.warning("the probe could not read the queue's depth: %s", exc)
+            return False
 
     def _one(self, url: str, message: InMessage) -> Outcome:
         """One record tried, and acknowledged (deleted, or hidden until the next probe)."""

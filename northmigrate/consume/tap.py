@@ -225,26 +225,35 @@ class Tap:
         *,
         default_limit: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        only: tuple[str, ...] | None = None,
     ) -> None:
         self.sqs = clients.client("sqs")
         self.clients = clients
         self.queues = queues
         self.default_limit = default_limit  # the mappings' concurrency with no tap limit
         self.sleep = sleep
+        # A function's own tap (the guard on Lambda): only its own mappings, by UUID, asked
+        # one by one (its role may not list the others).
+        self.only = only
 
     @property
     def _lambda(self) -> LambdaClient:
         return self.clients.client("lambda")
 
-    def _mapping_states(self) -> list[MappingState]:
+    def _mappings(self) -> list[Any]:
+        """The mappings this tap switches ([] on an endpoint without Lambda)."""
+        if self.only is not None:
+            return [wait_mapping(self._lambda, uuid, sleep=self.sleep) for uuid in self.only]
         arn = self.queues.arn(self.queues.main_url())
         try:
-            found = mappings(self._lambda, arn)
+            return list(mappings(self._lambda, arn))
         except AwsError as exc:
             if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
                 return []  # an endpoint without Lambda: local workers only
             raise
-        return [MappingState.from_api(m) for m in found]
+
+    def _mapping_states(self) -> list[MappingState]:
+        return [MappingState.from_api(m) for m in self._mappings()]
 
     def state(self) -> TapState:
         return read_state(self.sqs, self.queues.main_url())
@@ -259,14 +268,7 @@ class Tap:
 
     def _update_mappings(self, *, keep: tuple[str, ...] = (), **changes: Any) -> None:
         """Apply ``changes`` to every mapping of the queue but the ones in ``keep``."""
-        arn = self.queues.arn(self.queues.main_url())
-        try:
-            found = mappings(self._lambda, arn)
-        except AwsError as exc:
-            if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
-                return  # an endpoint without Lambda: local workers only
-            raise
-        for mapping in found:
+        for mapping in self._mappings():
             uuid = str(mapping["UUID"])
             if uuid in keep:
                 continue

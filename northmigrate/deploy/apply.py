@@ -18,6 +18,7 @@ from northmigrate.consume.tap import TapState, mappings, read_state, wait_mappin
 from northmigrate.control.provision import Change
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
+from northmigrate.deploy.schedule import ensure_schedule
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError
 
@@ -137,6 +138,7 @@ class Deployer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec = spec
+        self.clients = clients
         self.package = package
         self.dry_run = dry_run
         self.sleep = sleep
@@ -305,6 +307,10 @@ class Deployer:
             self.spec = s = replace(s, environment={**s.environment, GUARD_MAPPING_ENV: known})
         function_arn = self.function(role_arn)
         uuid = self.mapping(tap)
+        if s.probe_schedule is not None:  # the guard's probe while it holds the tap closed
+            ensure_schedule(
+                self.clients, s.probe_schedule, s.function_name, function_arn, self._note
+            )
         if guarded and uuid and uuid != known and not self.dry_run:
             self.spec = tell_the_function(self.lam, self.spec, uuid)
         return DeployReport(

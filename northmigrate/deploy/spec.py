@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from northmigrate.config import Settings
 from northmigrate.deploy.iam import plugin_statements
+from northmigrate.deploy.schedule import schedule_expression
 from northmigrate.errors import ConfigError, InputError, PluginError
 from northmigrate.plugin import Migration
 
@@ -200,13 +201,14 @@ def policy_document(
             {
                 "Sid": "GuardClosesTheTap",
                 "Effect": "Allow",
-                "Action": ["sqs:ListQueueTags", "sqs:TagQueue"],
+                # Untag: the probe opens the tap again; throttling lowers its limit.
+                "Action": ["sqs:ListQueueTags", "sqs:TagQueue", "sqs:UntagQueue"],
                 "Resource": queue.arn,
             },
             {
                 "Sid": "GuardDisablesItsMapping",
                 "Effect": "Allow",
-                "Action": ["lambda:UpdateEventSourceMapping"],
+                "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
                 "Resource": f"{prefix}:event-source-mapping:*",
                 "Condition": {
                     "StringEquals": {"lambda:FunctionArn": f"{prefix}:function:{function_name}"}
@@ -256,6 +258,7 @@ class StackSpec:
     dlq: QueueRef
     policy: dict[str, Any]
     handler: str = HANDLER
+    probe_schedule: str | None = None  # the guard's probe rule's rate (deploy.schedule)
 
     @property
     def role_arn(self) -> str:
@@ -331,4 +334,5 @@ def build_spec(
             allow_wildcard_resources=d.allow_wildcard_resources,
             function_name=fn if settings.guard.enabled else None,
         ),
+        probe_schedule=schedule_expression(settings),
     )

@@ -3,6 +3,7 @@ plugin's probe, every ``guard.probe_interval_s``; a tap a person closed stays cl
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.queues import Queues
+from northmigrate.cli.worker import waiting_teller
 from northmigrate.config import (
     GuardSettings,
     MigrationSettings,
@@ -201,3 +203,24 @@ def test_a_worker_waits_for_a_tap_a_person_closed_and_says_what_reopens_it(
     assert event["closed_by"] == "operator" and event["reason"] == "maintenance"
     assert event["reopens"] == "northmigrate tap open"
     assert not read_state(aws.client("sqs"), url).open  # no probe opened it
+
+
+def test_the_worker_command_tells_what_it_waits_for_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event = {
+        "event": "waiting",
+        "for": "the tap to open",
+        "closed_by": "guard (worker h:1)",
+        "since": "2026-12-06T03:00:00.000000Z",
+        "reason": "outage: 20 of the last 20 records failed: ConnectionError (20)",
+        "reopens": "the guard's next probe (every 30 s)",
+    }
+    waiting_teller(False)(event)
+    err = capsys.readouterr().err
+    assert "waiting for the tap to open: closed by guard (worker h:1) since 2026-12-06T03:00" in err
+    assert "(outage: 20 of the last 20 records failed: ConnectionError (20))" in err
+    assert err.rstrip().endswith("what reopens it: the guard's next probe (every 30 s)")
+    waiting_teller(True)(event)
+    captured = capsys.readouterr()
+    assert json.loads(captured.err) == event and captured.out == ""

@@ -189,7 +189,11 @@ def test_the_schedules_probe_reopens_a_tap_the_guard_closed_on_lambda(mocked_aws
     """Finding 3 of issue 25 on Lambda: after an outage the tap opens by itself."""
     out = io.StringIO()
     rt = runtime(
-        "orders", out, NORTHMIGRATE_GUARD__WINDOW="10", NORTHMIGRATE_GUARD__MIN_RECORDS="4"
+        "orders",
+        out,
+        NORTHMIGRATE_GUARD__WINDOW="10",
+        NORTHMIGRATE_GUARD__MIN_RECORDS="4",
+        NORTHMIGRATE_WORKER__BACKOFF_BASE_S="0",  # the retries' copies are there to probe
     )
     url = rt.queues.main_url()
     for n in range(1, 7):  # region ON: the target is down for them (TargetUnavailable)
