@@ -307,10 +307,7 @@ class Deployer:
             self.spec = s = replace(s, environment={**s.environment, GUARD_MAPPING_ENV: known})
         function_arn = self.function(role_arn)
         uuid = self.mapping(tap)
-        if s.probe_schedule is not None:  # the guard's probe while it holds the tap closed
-            ensure_schedule(
-                self.clients, s.probe_schedule, s.function_name, function_arn, self._note
-            )
+        ensure_schedule(self.clients, s, function_arn, self._note)  # the guard's probe
         if guarded and uuid and uuid != known and not self.dry_run:
             self.spec = tell_the_function(self.lam, self.spec, uuid)
         return DeployReport(

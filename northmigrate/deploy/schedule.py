@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code
-from northmigrate.config import Settings
 from northmigrate.consume.probe import PROBE_EVENT
+from northmigrate.deploy.spec import StackSpec
 
 Note = Callable[[str, str, bool, list[str]], bool]
 PERMISSION_ID = "northmigrate-probe"
@@ -31,22 +30,16 @@ def rule_name(function: str) -> str:
     return f"{function[:58]}-probe"
 
 
-def schedule_expression(settings: Settings) -> str | None:
-    """The rule's rate, or None when there is to be no rule (guard off, reopen manual)."""
-    if not settings.guard.enabled or settings.guard.reopen != "probe":
-        return None
-    minutes = max(1, math.ceil(settings.guard.probe_interval_s / 60))
-    return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
-
-
 def target_input() -> str:
     return json.dumps(PROBE_EVENT, separators=(",", ":"))
 
 
-def ensure_schedule(
-    clients: AwsClients, expression: str, function: str, function_arn: str, note: Note
-) -> None:
-    """The rule, its target and the invoke permission, as they should be."""
+def ensure_schedule(clients: AwsClients, spec: StackSpec, function_arn: str, note: Note) -> None:
+    """The rule, its target and the invoke permission, as they should be (none when the
+    spec has no ``probe_schedule``)."""
+    expression, function = spec.probe_schedule, spec.function_name
+    if expression is None:
+        return
     events: Any = clients.client("events")
     lam = clients.client("lambda")
     name = rule_name(function)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from northmigrate.config import Settings
 from northmigrate.deploy.iam import plugin_statements
-from northmigrate.deploy.schedule import schedule_expression
 from northmigrate.errors import ConfigError, InputError, PluginError
 from northmigrate.plugin import Migration
 
@@ -290,6 +289,15 @@ def lambda_architecture(arch: Literal["x86_64", "arm64", "host"]) -> Architectur
 
         return "arm64" if platform.machine().lower() in {"arm64", "aarch64"} else "x86_64"
     return arch
+
+
+def schedule_expression(settings: Settings) -> str | None:
+    """The guard's probe rule's rate (deploy.schedule): ``probe_interval_s`` rounded up to
+    whole minutes (EventBridge's shortest rate); None with the guard off or reopen manual."""
+    if not settings.guard.enabled or settings.guard.reopen != "probe":
+        return None
+    minutes = max(1, math.ceil(settings.guard.probe_interval_s / 60))
+    return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
 def build_spec(

@@ -37,10 +37,11 @@ from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.inflight import InFlight, Tuning
 from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
-from northmigrate.consume.backoff import SQS_MAX_DELAY_S, delays_for
+from northmigrate.consume.backoff import delays_for
 from northmigrate.consume.events import Emit, record_event
 from northmigrate.consume.guard import Guard, Trip
 from northmigrate.consume.heartbeat import Heartbeat
+from northmigrate.consume.presence import beat
 from northmigrate.consume.probe import Prober
 from northmigrate.consume.processing import Outcome, Processor
 from northmigrate.consume.tap import GUARD, Tap
@@ -52,7 +53,6 @@ from northmigrate.consume.worker.ledger import Ledger
 from northmigrate.consume.worker.receiver import UNTIL_EMPTY_WAIT_S, Receiver
 from northmigrate.consume.worker.report import WorkerReport
 from northmigrate.errors import NorthmigrateError
-from northmigrate.failures import OUTAGE
 from northmigrate.plugin import Migration
 
 log = logging.getLogger("northmigrate.worker")
@@ -164,7 +164,7 @@ class Worker:
             fifo=self.fifo,
             sqs=self.sqs,
             queue_url=self.url,
-            retry_delay=self._retry_delay,
+            retry_delay=self._delays,  # by the failure's kind (backoff.RetryDelays)
         )
         heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
         guard = self.guard = worker_guard(self.settings, self.clients, self.queues)
@@ -175,8 +175,10 @@ class Worker:
             self.url,
             ledger=ledger,
             report=self.report,
-            retry_visibility=lambda attempt, kind: self._retry_delay(
-                attempt, kind, ceiling_s=self.visibility_timeout_s
+            retry_visibility=lambda attempt, kind: self._delays(
+                attempt,
+                kind,
+                self.visibility_timeout_s,  # in place: at most the visibility
             ),
             threads=self.receive_threads,
             clock=self._clock,
@@ -217,6 +219,7 @@ class Worker:
         acknowledger.start(self._spawn)
         if self.settings.worker.heartbeat:
             self._spawn(lambda: heartbeat.run(self._background_stop), "nm-heartbeat")
+        self._spawn(lambda: beat(self.sqs, self.url, self._background_stop), "nm-seen")  # presence
         if self.on_progress is not None:
             self._spawn(self._progress_loop, "nm-progress")
         more = [
@@ -253,13 +256,6 @@ class Worker:
         thread.start()
         self._threads.append(thread)
         return thread
-
-    def _retry_delay(
-        self, attempt: int, kind: str = OUTAGE, ceiling_s: int = SQS_MAX_DELAY_S
-    ) -> int:
-        """The backoff before a failed record's next try, by its kind (backoff.RetryDelays):
-        at most SQS's longest delay for a retry's copy, the visibility timeout in place."""
-        return self._delays(attempt, kind, ceiling_s)
 
     # -- progress -------------------------------------------------------------------------
 
