@@ -284,7 +284,9 @@ def redrive(
     come back.
 
     With --canary N: exit 1 when a canary came back to the DLQ or was not migrated within
-    --canary-wait; then nothing more is moved.
+    --canary-wait; then nothing more is moved. While it waits it says so on stderr (a JSON
+    line with --output json), and warns at once when nothing reads the main queue (no worker
+    seen in 3 minutes, no enabled event source mapping, or a closed tap).
 
     Examples:
       northmigrate dlq redrive --dry-run

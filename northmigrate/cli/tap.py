@@ -13,6 +13,9 @@ from northmigrate.errors import InputError
 
 tap_app = typer.Typer(
     help="Open, close or limit every consumer of the main queue (Lambda and local workers)."
+    " The guard closes it in an outage and, with guard.reopen = probe, opens it again when"
+    " a probe finds the target answering; under throttling it lowers the limit and raises it"
+    " back step by step. A tap a person closed is only opened by a person."
     "\n\nExamples:\n"
     '  northmigrate tap close --reason "the new service is down"\n'
     "  northmigrate tap limit 5\n"
@@ -72,7 +75,7 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
 @tap_app.command("open")
 def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Resume consumption: enable the mappings and let local workers receive again (also
-    after the guard closed the tap).
+    after the guard closed the tap, when guard.reopen = "manual" or before its next probe).
 
     Examples:
       northmigrate tap open
@@ -106,7 +109,8 @@ def tap_limit(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Cap consumption: the mappings' maximum concurrency, and each local worker's rate
-    (records per second).
+    (records per second). The guard never raises the tap above a limit set here: under
+    throttling it lowers it, and gives it back once the throttling stops.
 
     Examples:
       northmigrate tap limit 20

@@ -134,6 +134,7 @@ def own_tap(runtime: Runtime) -> Tap:
         runtime.queues,
         default_limit=settings.deploy.max_concurrency,
         only=(uuid,) if uuid else None,
+        function=runtime.function_name,
     )
 
 

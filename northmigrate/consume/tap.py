@@ -226,6 +226,7 @@ class Tap:
         default_limit: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         only: tuple[str, ...] | None = None,
+        function: str | None = None,
     ) -> None:
         self.sqs = clients.client("sqs")
         self.clients = clients
@@ -235,6 +236,7 @@ class Tap:
         # A function's own tap (the guard on Lambda): only its own mappings, by UUID, asked
         # one by one (its role may not list the others).
         self.only = only
+        self.function = function  # only this function's mappings (listed)
 
     @property
     def _lambda(self) -> LambdaClient:
@@ -246,7 +248,7 @@ class Tap:
             return [wait_mapping(self._lambda, uuid, sleep=self.sleep) for uuid in self.only]
         arn = self.queues.arn(self.queues.main_url())
         try:
-            return list(mappings(self._lambda, arn))
+            return list(mappings(self._lambda, arn, self.function))
         except AwsError as exc:
             if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
                 return []  # an endpoint without Lambda: local workers only
