@@ -154,6 +154,7 @@ def test_the_last_attempt_moves_the_message_to_the_dlq_with_its_reason(aws: AwsC
     assert attrs[envelope.ATTR_RECORD_ID]["StringValue"] == "A-1"  # kept
     assert attrs[envelope.ATTR_REASON]["StringValue"] == data["failures"][0]["reason"]
     assert attrs[envelope.ATTR_FAILURE_KIND]["StringValue"] == "exhausted"
+    assert attrs[envelope.ATTR_ERROR_KIND]["StringValue"] == "outage"  # a ConnectionError
     assert "s3cr3t" not in json.dumps([data["failures"], attrs])
 
 
