@@ -237,7 +237,7 @@ def redrive(
         "--where",
         metavar="EXPR",
         help="Only messages where EXPR holds: reason~REGEX, record_id=X, record.a.b=V, "
-        "kind=permanent; also != and !~. Repeatable: all must hold.",
+        "kind=permanent, error_kind=outage; also != and !~. Repeatable: all must hold.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Count what would move; move nothing, leave all visible."
@@ -295,7 +295,7 @@ def redrive(
     seen in 3 minutes, no enabled event source mapping, or a closed tap).
 
     Examples:
-      northmigrate dlq redrive --dry-run
+      northmigrate dlq redrive --where "error_kind=outage" --dry-run
       northmigrate dlq redrive --where "reason~ValueError" --canary 5
       northmigrate dlq redrive --to onboarding-retry -n 100 --rate 10
     """
