@@ -203,7 +203,8 @@ def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Pat
     return default if default.is_file() else None
 
 
-def _env_value(raw: str) -> Any:
+def env_value(raw: str) -> Any:
+    """An override's value: TOML when it parses as a TOML value, else the text as it is."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -224,7 +225,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, 
             if not isinstance(child, dict):
                 raise ConfigError(f"{name} overrides {'.'.join(path)}, but {part} is not a table")
             node = child
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = env_value(raw)
         origins[tuple(path)] = name
     aws = data.get("aws", {})
     for key, names in AWS_ENV.items():

@@ -7,13 +7,13 @@ so the two always describe the same stack.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from northmigrate.config import Settings
+from northmigrate.deploy.environment import environment
 from northmigrate.deploy.iam import plugin_statements
 from northmigrate.errors import ConfigError, InputError, PluginError
 from northmigrate.plugin import Migration
@@ -89,51 +89,6 @@ def check_batching(settings: Settings) -> None:
             "(over 10) needs a batching window of at least 1 s",
             hint="set deploy.batching_window_s = 1 (or more), or deploy.batch_size = 10",
         )
-
-
-def toml_value(value: Any) -> str:
-    """A value as TOML text (inline), which config's environment overrides parse back."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError("migration.options holds a number that is not finite")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        inner = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
-        return "{" + inner + "}"
-    raise InputError(f"migration.options holds a {type(value).__name__}, which TOML cannot hold")
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The function's configuration, as the ``NORTHMIGRATE_*`` overrides config reads."""
-    q, a = settings.queue, settings.aws
-    env = {
-        "NORTHMIGRATE_QUEUE__NAME": q.name,
-        "NORTHMIGRATE_QUEUE__DLQ_NAME": q.dead_letter_name,
-        "NORTHMIGRATE_QUEUE__MAX_RECEIVE_COUNT": str(q.max_receive_count),
-        "NORTHMIGRATE_QUEUE__VISIBILITY_TIMEOUT": str(q.visibility_timeout),
-        "NORTHMIGRATE_MIGRATION__PLUGIN": settings.migration.plugin,
-        "NORTHMIGRATE_MIGRATION__OPTIONS": toml_value(settings.migration.options),
-        "NORTHMIGRATE_WORKER__CONCURRENCY": str(settings.worker.concurrency),
-        "NORTHMIGRATE_WORKER__BACKOFF_BASE_S": str(settings.worker.backoff_base_s),
-        "NORTHMIGRATE_WORKER__BACKOFF_MAX_S": str(settings.worker.backoff_max_s),
-        "NORTHMIGRATE_GUARD__ENABLED": str(settings.guard.enabled).lower(),
-        "NORTHMIGRATE_GUARD__WINDOW": str(settings.guard.window),
-        "NORTHMIGRATE_GUARD__MIN_RECORDS": str(settings.guard.min_records),
-        "NORTHMIGRATE_GUARD__FAILURE_SHARE": str(settings.guard.failure_share),
-        "NORTHMIGRATE_AWS__RETRY_MODE": a.retry_mode,
-        "NORTHMIGRATE_AWS__MAX_ATTEMPTS": str(a.max_attempts),
-    }
-    if a.endpoint_url:  # an emulator: the function talks to it as the CLI does
-        env["NORTHMIGRATE_AWS__ENDPOINT_URL"] = a.endpoint_url
-    return env
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from typing import Any
 from northmigrate.config import Settings
 from northmigrate.consume.tap import TapState
 from northmigrate.control.provision import queue_attributes
+from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.intrinsics import PARTITION, pseudo, ref, resolve, sqs_arn
 from northmigrate.deploy.schedule import TARGET_ID, target_input
 from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec, build_spec
@@ -82,10 +83,10 @@ def template_spec(
         visibility_timeout=visibility_timeout,
         log_group=ref("WorkerLogGroup"),
     )
-    env = {
+    env = {  # quoted: a parameter such as 12345 must reach the function as a text
         **spec.environment,
-        "NORTHMIGRATE_QUEUE__NAME": ref("QueueName"),
-        "NORTHMIGRATE_QUEUE__DLQ_NAME": ref("DeadLetterQueueName"),
+        "NORTHMIGRATE_QUEUE__NAME": toml_value(ref("QueueName")),
+        "NORTHMIGRATE_QUEUE__DLQ_NAME": toml_value(ref("DeadLetterQueueName")),
     }
     if not keep_endpoint:
         env.pop(ENDPOINT_ENV, None)

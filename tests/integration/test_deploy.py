@@ -134,8 +134,8 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     assert (conf["Timeout"], conf["MemorySize"]) == (30, 512)
     assert conf["CodeSha256"] == first["code_sha256"]
     variables = conf["Environment"]["Variables"]
-    assert variables["NORTHMIGRATE_QUEUE__NAME"] == project.queue_name
-    assert variables["NORTHMIGRATE_MIGRATION__PLUGIN"] == "mig:migration"
+    assert variables["NORTHMIGRATE_QUEUE__NAME"] == f'"{project.queue_name}"'  # TOML texts
+    assert variables["NORTHMIGRATE_MIGRATION__PLUGIN"] == '"mig:migration"'
     mapping = lam.get_event_source_mapping(UUID=first["mapping_uuid"])
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -275,7 +275,7 @@ def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> N
     function = template["Resources"]["WorkerFunction"]["Properties"]
     assert function["CodeUri"] == "stack.zip"
     assert function["Environment"]["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == (
-        project.endpoint
+        f'"{project.endpoint}"'
     )
     assert report["parameters"]["QueueName"] == project.queue_name
     # nothing was deployed
