@@ -228,3 +228,29 @@ def test_the_probe_never_opens_a_tap_a_person_closed(mocked_aws: None) -> None:
     assert aws_lambda.probe(rt) == {"event": "probe", "tap": "closed by a person", "opened": False}
     assert not read_state(rt.queues.sqs, rt.queues.main_url()).open
     assert is_probe_event(PROBE_EVENT) and not is_probe_event({"Records": []})
+
+
+def test_throttling_on_lambda_lowers_the_mappings_limit_by_guard(mocked_aws: None) -> None:
+    out = io.StringIO()
+    rt = runtime("orders", out, NORTHMIGRATE_WORKER__THROTTLE_BACKOFF_S="0")
+    assert rt.guard is not None and rt.guard.throttle is not None
+    now = [0.0]
+    rt.guard.throttle._clock = lambda: now[0]
+    rt.guard.throttle._step_at = 0.0
+
+    def always(rec: Any) -> None:
+        raise throttling()
+
+    with_handler(rt, always)
+    send(rt, range(1, 5))
+    got = rt.queues.sqs.receive_message(
+        QueueUrl=rt.queues.main_url(), MaxNumberOfMessages=10, AttributeNames=["All"]
+    )
+    now[0] = 11.0  # a step of throttled tries
+    aws_lambda.handle({"Records": lambda_records(got["Messages"])}, rt)
+    state = read_state(rt.queues.sqs, rt.queues.main_url())
+    # deploy.max_concurrency (10) halved: the mapping's maximum concurrency, by the guard
+    assert state.open and state.limit == 5
+    assert state.limit_by == "guard (lambda function)"
+    assert state.limit_reason is not None and state.limit_reason.startswith("throttled: ")
+    assert letters(rt) == []
