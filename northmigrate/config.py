@@ -102,23 +102,39 @@ class WorkerSettings(_Section):
     wait_time_s: int = Field(default=20, ge=0, le=20)
     # How long a stopping worker lets the records it started finish.
     grace_period_s: float = Field(default=30.0, ge=0, le=43_200)
-    # Per-record retry backoff: between half and all of base * 2**(attempt-1), at most
-    # backoff_max_s (and, for a retry in place, the queue's visibility timeout).
+    # Per-record retry backoff, by the failure's kind (northmigrate.failures): between half
+    # and all of base * 2**(attempt-1), at most the kind's max (and, for a retry in place,
+    # the queue's visibility timeout). An outage waits with patience (backoff_*); a record
+    # error (a bug) reaches the DLQ in seconds (record_backoff_*); a throttled record is not
+    # charged a try and comes back after between half and all of throttle_backoff_s.
     backoff_base_s: float = Field(default=30.0, ge=0, le=43_200)
     backoff_max_s: float = Field(default=900.0, ge=0, le=43_200)
+    record_backoff_base_s: float = Field(default=1.0, ge=0, le=43_200)
+    record_backoff_max_s: float = Field(default=4.0, ge=0, le=43_200)
+    throttle_backoff_s: float = Field(default=10.0, ge=0, le=900)
     # Extend the visibility of records still in progress (so a slow one is not run twice).
     heartbeat: bool = True
 
 
 class GuardSettings(_Section):
-    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of the last
-    ``window`` records a consumer tried failed in the handler (``min_records`` tried at the
-    least), it closes the tap for every consumer, with the reason."""
+    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of
+    the last ``window`` records a consumer tried met an outage (``min_records`` tried at the least),
+    it closes the tap for every consumer, with the reason. Record errors close it only with
+    ``stop_on_record_errors`` (counting distinct records). ``reopen = "probe"``: every
+    ``probe_interval_s`` one record is tried (or the plugin's ``probe``) and the tap opens
+    once it succeeds; ``"manual"``: a person runs ``tap open``."""
 
     enabled: bool = True
     window: int = Field(default=100, ge=10, le=10_000)
     min_records: int = Field(default=20, ge=1, le=10_000)
     failure_share: float = Field(default=0.5, gt=0, le=1)
+    stop_on_record_errors: bool = False
+    reopen: Literal["probe", "manual"] = "probe"
+    probe_interval_s: float = Field(default=30.0, ge=1, le=3_600)
+    # Throttling (northmigrate.consume.throttle): the limit changes at most once a step;
+    # throttled at the lowest limit for throttle_outage_s is an outage.
+    throttle_step_s: float = Field(default=10.0, ge=1, le=3_600)
+    throttle_outage_s: float = Field(default=300.0, ge=1, le=86_400)
     # The function's own event source mapping, which its guard disables (deploy sets it in
     # the function's environment; a local worker has none).
     mapping_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")

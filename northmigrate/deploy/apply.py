@@ -19,6 +19,7 @@ from northmigrate.control.provision import Change
 from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
+from northmigrate.deploy.schedule import ensure_schedule
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError
 
@@ -139,6 +140,7 @@ class Deployer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec = spec
+        self.clients = clients
         self.package = package
         self.dry_run = dry_run
         self.sleep = sleep
@@ -159,8 +161,6 @@ class Deployer:
             action = "unchanged"
         self.changes.append(Change(resource, name, action, sorted(changed)))
         return not self.dry_run and (created or bool(changed))
-
-    note = _note  # the same, for the fan-out's resources (deploy.fanout)
 
     # -- role and log group -----------------------------------------------------------------
     def role(self) -> str:
@@ -311,6 +311,7 @@ class Deployer:
             )
         function_arn = self.function(role_arn)
         uuid = self.mapping(tap)
+        ensure_schedule(self.clients, s, function_arn, self._note)  # the guard's probe
         if guarded and uuid and uuid != known and not self.dry_run:
             self.spec = tell_the_function(self.lam, self.spec, uuid)
         return DeployReport(

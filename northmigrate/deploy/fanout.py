@@ -280,7 +280,7 @@ def apply(
     role_arn = child.role()
     child.log_group()
     function_arn = child.function(role_arn)
-    note = child.note
+    note = child._note  # the same bookkeeping for the state machine and its role
     machine_role = ensure_role(
         child.iam,
         spec.machine_role,

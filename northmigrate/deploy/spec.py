@@ -6,6 +6,7 @@ so the two always describe the same stack.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -145,13 +146,14 @@ def policy_document(
             {
                 "Sid": "GuardClosesTheTap",
                 "Effect": "Allow",
-                "Action": ["sqs:ListQueueTags", "sqs:TagQueue"],
+                # Untag: the probe opens the tap again; throttling lowers its limit.
+                "Action": ["sqs:ListQueueTags", "sqs:TagQueue", "sqs:UntagQueue"],
                 "Resource": queue.arn,
             },
             {
                 "Sid": "GuardDisablesItsMapping",
                 "Effect": "Allow",
-                "Action": ["lambda:UpdateEventSourceMapping"],
+                "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
                 "Resource": f"{prefix}:event-source-mapping:*",
                 "Condition": {
                     "StringEquals": {"lambda:FunctionArn": f"{prefix}:function:{function_name}"}
@@ -201,6 +203,7 @@ class StackSpec:
     dlq: QueueRef
     policy: dict[str, Any]
     handler: str = HANDLER
+    probe_schedule: str | None = None  # the guard's probe rule's rate (deploy.schedule)
     description: str = "northmigrate worker: migrates one SQS record at a time"
 
     @property
@@ -233,6 +236,15 @@ def lambda_architecture(arch: Literal["x86_64", "arm64", "host"]) -> Architectur
 
         return "arm64" if platform.machine().lower() in {"arm64", "aarch64"} else "x86_64"
     return arch
+
+
+def schedule_expression(settings: Settings) -> str | None:
+    """The guard's probe rule's rate (deploy.schedule): ``probe_interval_s`` rounded up to
+    whole minutes (EventBridge's shortest rate); None with the guard off or reopen manual."""
+    if not settings.guard.enabled or settings.guard.reopen != "probe":
+        return None
+    minutes = max(1, math.ceil(settings.guard.probe_interval_s / 60))
+    return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
 def build_spec(
@@ -277,4 +289,5 @@ def build_spec(
             allow_wildcard_resources=d.allow_wildcard_resources,
             function_name=fn if settings.guard.enabled else None,
         ),
+        probe_schedule=schedule_expression(settings),
     )

@@ -89,6 +89,8 @@ def test_the_template_holds_the_whole_stack(tmp_path: Path) -> None:
         "WorkerLogGroup": "AWS::Logs::LogGroup",
         "WorkerFunction": "AWS::Serverless::Function",
         "WorkerQueueMapping": "AWS::Lambda::EventSourceMapping",
+        "ProbeSchedule": "AWS::Events::Rule",  # the guard's probe (guard.reopen = "probe")
+        "ProbePermission": "AWS::Lambda::Permission",
     }
     resources = body["Resources"]
     for stateful in ("MainQueue", "DeadLetterQueue", "WorkerLogGroup"):
@@ -213,6 +215,8 @@ def test_an_existing_queues_template_holds_only_the_worker(tmp_path: Path) -> No
         "WorkerLogGroup",
         "WorkerFunction",
         "WorkerQueueMapping",
+        "ProbeSchedule",
+        "ProbePermission",
     }
     mapping = body["Resources"]["WorkerQueueMapping"]["Properties"]
     assert mapping["EventSourceArn"] == {
