@@ -50,9 +50,12 @@ def fill_dlq(project: Project, ids: list[str]) -> None:
         assert not response.get("Failed"), response
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_redrive_killed_and_rerun_loses_no_dead_letter(
-    chaos_project: Project, proxy: FaultProxy, profile: Profile
+    chaos_project: Project, proxy: FaultProxy, profile: Profile, processes: int
 ) -> None:
+    # With --processes 2 the SIGKILL hits the parent: its processes notice, stop and give
+    # back what they hold.
     project = chaos_project
     rng = random.Random(SEED + 2)
     chaos_settings(project)
@@ -64,6 +67,7 @@ def test_redrive_killed_and_rerun_loses_no_dead_letter(
 
     proxy.plan = hostile(profile, SEED + 2, rate=0.05)
     args = ["dlq", "redrive", "--visibility-timeout", "2", "--concurrency", "2", "--rate", "100"]
+    args += ["--processes", str(processes)]
     killed, _ = run_killed_then_rerun(
         project,
         args,
@@ -97,7 +101,7 @@ def test_redrive_killed_and_rerun_loses_no_dead_letter(
     lost = sorted(expected - set(in_main) - set(in_dlq))
     unexpected = sorted((set(in_main) | set(in_dlq)) - expected)
     figures(
-        f"redrive/{profile.name}",
+        f"redrive/{profile.name}/processes-{processes}",
         {
             "messages": len(ids),
             "faults": faults,

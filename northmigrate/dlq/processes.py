@@ -1,0 +1,331 @@
+"""``dlq redrive --processes N``: N redrives of one DLQ on this machine, reported as one run.
+
+One process moves about 900 messages a second at +20 ms, its CPU (mostly botocore's) the
+limit; N processes on N cores move more. Each runs :func:`northmigrate.dlq.redrive.redrive`
+(send, confirm, then delete) with a client of its own; ``--max`` is divided among them
+exactly (the shares differ by one at most and sum to it) and so is ``--rate`` (each gets
+R/N). Each process holds what it read and did not move (not matching, not sent, not
+deleted) until every process has finished, and only then are they all made visible again:
+one run sees each message once, over all its processes.
+
+A process that dies (SIGKILL, out of memory) ends without a report: it is named in the
+result (``died``), the messages it held come back to the DLQ when their visibility timeout
+lapses, and one it had sent but not yet deleted is in both queues (the worker is
+idempotent). A rerun moves them; nothing is lost. A stop (Ctrl-C, SIGTERM) reaches every
+process, and each finishes the chunks it has in flight. When this process dies, the others
+notice, stop, and give back what they hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.sqs.queue import depth, queue_name
+from northmigrate.aws.sqs.reader import back_within_s
+from northmigrate.config import SQS_MAX_MESSAGE_SIZE, AwsSettings
+from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, redrive
+from northmigrate.dlq.report import MODE_CLIENT, Progress, RedriveReport
+from northmigrate.dlq.where import Condition
+from northmigrate.errors import InputError, NorthmigrateError
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+    from multiprocessing.synchronize import Event
+
+    from mypy_boto3_sqs import SQSClient
+
+PROGRESS_EVERY_S = 0.25
+MAX_PROCESSES = 64
+# How an ending ranks when the processes of one run ended differently: the first found.
+_ENDINGS = ("error", "stop", "died", "in_flight_limit", "stale", "empty", "max")
+
+
+def shares(total: int, n: int) -> list[int]:
+    """``total`` divided among ``n`` exactly: the first ``total % n`` get one more."""
+    base, extra = divmod(total, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class SqsFactory:
+    """Builds a process's own SQS client from the run's AWS settings (picklable: it crosses
+    into each process)."""
+
+    aws: AwsSettings
+    origins: Mapping[str, str] = field(default_factory=dict)
+    pool_size: int = 10
+
+    def __call__(self) -> SQSClient:
+        return AwsClients(self.aws, pool_size=self.pool_size, origins=self.origins).client("sqs")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process's part of the run: the same redrive, with its share of --max and --rate."""
+
+    sqs: Callable[[], SQSClient]
+    source_url: str
+    destination_url: str
+    conditions: tuple[Condition, ...] = ()
+    max_messages: int | None = None
+    rate: float | None = None
+    dry_run: bool = False
+    concurrency: int = 8
+    max_message_size: int = SQS_MAX_MESSAGE_SIZE
+    visibility_timeout: int = REDRIVE_VISIBILITY_S
+    wait_time_s: int = 1
+    run_id: str = ""
+
+
+def _child(job: Job, index: int, events: Any, release: Event) -> None:
+    """A process of the run: the redrive, its progress and its report sent to the parent."""
+    stop = threading.Event()
+    aborted = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal aborted
+        if stop.is_set() and signum == signal.SIGINT and not aborted:
+            aborted = True
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    parent = multiprocessing.parent_process()
+
+    def orphaned() -> bool:
+        return parent is not None and not parent.is_alive()
+
+    def watch_parent() -> None:
+        while not stop.wait(0.5):
+            if orphaned():
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="nm-redrive-parent", daemon=True).start()
+    last = [0.0]
+
+    def progress(report: RedriveReport) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            events.put(("progress", index, report))
+
+    def hold_until_all_done() -> None:
+        events.put(("holding", index, None))
+        while not release.wait(0.2) and not orphaned():
+            pass
+
+    try:
+        report = _run(job, stop, progress, hold_until_all_done)
+    except NorthmigrateError as exc:  # before any message was read: nothing to give back
+        report = RedriveReport(queue_name(job.source_url), queue_name(job.destination_url))
+        report.error, report.ended = exc, "error"
+        hold_until_all_done()
+    events.put(("done", index, report))
+    stop.set()
+
+
+def _run(
+    job: Job,
+    stop: threading.Event,
+    progress: Progress,
+    before_release: Callable[[], None],
+) -> RedriveReport:
+    return redrive(
+        job.sqs(),
+        job.source_url,
+        job.destination_url,
+        conditions=job.conditions,
+        max_messages=job.max_messages,
+        rate=job.rate,
+        dry_run=job.dry_run,
+        concurrency=job.concurrency,
+        stop=stop,
+        progress=progress,
+        max_message_size=job.max_message_size,
+        visibility_timeout=job.visibility_timeout,
+        wait_time_s=job.wait_time_s,
+        run_id=job.run_id,
+        count_in_flight=False,
+        before_release=before_release,
+    )
+
+
+def redrive_processes(
+    sqs: SQSClient,
+    job: Job,
+    processes: int,
+    *,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    started: Callable[[Sequence[int]], None] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> RedriveReport:
+    """Run ``job`` on ``processes`` processes (see the module docstring) and return their
+    total. ``sqs`` (this process's client) counts the dead letters hidden at the start;
+    ``started`` is told the processes' ids."""
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise InputError(f"--processes must be between 1 and {MAX_PROCESSES}")
+    if job.max_messages is not None and job.max_messages < 1:
+        raise InputError("--max must be at least 1")
+    if job.rate is not None and job.rate <= 0:
+        raise InputError("--rate must be a positive number of messages per second")
+    if job.source_url == job.destination_url:
+        raise InputError("the destination of a redrive cannot be the DLQ itself")
+    n = min(processes, job.max_messages) if job.max_messages is not None else processes
+    limits = shares(job.max_messages, n) if job.max_messages is not None else [None] * n
+    jobs = [
+        replace(
+            job,
+            max_messages=limits[i],
+            rate=job.rate / n if job.rate is not None else None,
+            run_id=job.run_id or secrets.token_hex(8),
+        )
+        for i in range(n)
+    ]
+    total = RedriveReport(
+        source=queue_name(job.source_url),
+        destination=queue_name(job.destination_url),
+        mode=MODE_CLIENT,
+        dry_run=job.dry_run,
+    )
+    total.in_flight = depth(sqs, job.source_url).in_flight
+    if total.in_flight:
+        total.back_within_s = max(back_within_s(sqs, job.source_url), job.visibility_timeout)
+    began = monotonic()
+    run = _Parent(jobs, stop or threading.Event(), progress, total)
+    try:
+        run.start()
+        if started is not None:
+            started([p.pid or 0 for p in run.procs])
+        run.wait()
+    finally:
+        run.close()
+        total.duration_s = monotonic() - began
+    return run.merge()
+
+
+class _Parent:
+    """The processes of one run, seen from the parent: their events, stops and ends."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        stop: threading.Event,
+        progress: Progress | None,
+        total: RedriveReport,
+    ) -> None:
+        self.ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self.jobs = jobs
+        self.stop = stop
+        self.progress = progress
+        self.total = total
+        self.events = self.ctx.Queue()
+        self.release = self.ctx.Event()
+        self.procs: list[SpawnProcess] = []
+        self.latest: dict[int, RedriveReport] = {}
+        self.final: dict[int, RedriveReport] = {}
+        self.holding: set[int] = set()
+        self.dead: dict[int, int | None] = {}
+        self.forwarded = False
+
+    def start(self) -> None:
+        for i, job in enumerate(self.jobs):
+            proc = self.ctx.Process(
+                target=_child,
+                args=(job, i, self.events, self.release),
+                name=f"nm-redrive-{i}",
+                daemon=False,
+            )
+            proc.start()
+            self.procs.append(proc)
+
+    def wait(self) -> None:
+        while len(self.final) + len(self.dead) < len(self.procs):
+            self._take(timeout=0.2)
+            if self.stop.is_set() and not self.forwarded:
+                self.forwarded = True
+                self._signal(signal.SIGTERM)
+            for i, proc in enumerate(self.procs):
+                if i in self.final or i in self.dead or proc.is_alive():
+                    continue
+                self._drain(i)  # its last events may still be in the pipe
+                if i not in self.final:
+                    self.dead[i] = proc.exitcode
+            if len(self.holding | set(self.final) | set(self.dead)) == len(self.procs):
+                self.release.set()  # every process is done: give back what each holds
+
+    def _take(self, timeout: float) -> bool:
+        try:
+            kind, i, payload = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if kind == "holding":
+            self.holding.add(i)
+        elif kind in ("progress", "done"):
+            self.latest[i] = payload
+            if kind == "done":
+                self.final[i] = payload
+            if self.progress is not None:
+                self.progress(self.merge())
+        return True
+
+    def _drain(self, i: int) -> None:
+        """Read the events of a process that exited until its report, or until none come."""
+        deadline = time.monotonic() + 2.0
+        while i not in self.final and time.monotonic() < deadline:
+            self._take(timeout=0.1)
+
+    def _signal(self, sig: int) -> None:
+        for proc in self.procs:
+            if proc.is_alive() and proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
+    def close(self) -> None:
+        """The processes still running (this one is being torn down) are asked to stop and
+        give back what they hold; then waited for."""
+        if any(proc.is_alive() for proc in self.procs):
+            self.release.set()
+            self._signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.join(timeout=60)
+        self.events.close()
+
+    def merge(self) -> RedriveReport:
+        total = self.total.snapshot()
+        total.processes = []
+        endings = []
+        for i, job in enumerate(self.jobs):
+            r = self.latest.get(i)
+            entry: dict[str, Any] = {"index": i, "max": job.max_messages, "rate": job.rate}
+            if r is not None:
+                for name in ("read", "matched", "moved", "skipped", "failed", "delete_failed"):
+                    setattr(total, name, getattr(total, name) + getattr(r, name))
+                    entry[name] = getattr(r, name)
+                total.failure_reasons.update(r.failure_reasons)
+                if r.error is not None and total.error is None:
+                    total.error = r.error
+            if i in self.final:
+                entry["ended"] = self.final[i].ended
+                endings.append(self.final[i].ended)
+            elif i in self.dead:
+                code = self.dead[i]
+                entry |= {"ended": "died", "died": True, "exit_code": code}
+                entry["signal"] = signal.Signals(-code).name if code and code < 0 else None
+                endings.append("died")
+            total.processes.append(entry)
+        total.ended = next((e for e in _ENDINGS if e in endings), endings[0] if endings else "")
+        total.interrupted = "stop" in endings
+        return total
