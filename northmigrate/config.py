@@ -32,6 +32,8 @@ from northmigrate.errors import ConfigError
 ENV_PREFIX = "NORTHMIGRATE_"
 CONFIG_ENV = "NORTHMIGRATE_CONFIG"
 DEFAULT_FILE = "northmigrate.toml"
+DEFAULT_MIN_POLLERS = 2  # AWS's defaults for an SQS mapping in provisioned mode
+DEFAULT_MAX_POLLERS = 200
 # Variables with the prefix that are not config keys.
 _NOT_KEYS = {CONFIG_ENV, "NORTHMIGRATE_OUTPUT", "NORTHMIGRATE_MINISTACK"}
 # AWS's own variables, each key's in the order they win; they beat the [aws] section.
@@ -138,6 +140,10 @@ class DeploySettings(_Section):
     batch_size: int = Field(default=10, ge=1, le=10_000)
     batching_window_s: int = Field(default=0, ge=0, le=300)
     max_concurrency: int | None = Field(default=10, ge=2, le=1_000)
+    # Provisioned mode (either key set): the mapping gets ProvisionedPollerConfig instead of
+    # ScalingConfig.MaximumConcurrency (AWS takes one or the other); AWS's defaults 2 and 200.
+    min_pollers: int | None = Field(default=None, ge=2, le=200)
+    max_pollers: int | None = Field(default=None, ge=2, le=10_000)
     arch: Literal["x86_64", "arm64", "host"] = "x86_64"
     runtime: str = Field(default="python3.12", pattern=r"^python3\.\d+$")
     log_retention_days: int = Field(default=30, ge=1, le=3_653)
@@ -145,6 +151,13 @@ class DeploySettings(_Section):
     bundle_boto3: bool = False
     include: list[str] = Field(default_factory=list)  # plugin data files (globs) to package
     allow_wildcard_resources: bool = False  # plugin statements may name Resource "*"
+
+    @property
+    def pollers(self) -> tuple[int, int] | None:
+        """(minimum, maximum) pollers in provisioned mode; None in on-demand mode."""
+        if self.min_pollers is None and self.max_pollers is None:
+            return None
+        return (self.min_pollers or DEFAULT_MIN_POLLERS, self.max_pollers or DEFAULT_MAX_POLLERS)
 
 
 class Settings(_Section):
@@ -307,6 +320,27 @@ def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
             raise ConfigError(f"unknown {label}{where}", hint=_suggestion((name,)))
 
 
+def _check_pollers(deploy: DeploySettings, sources: _Sources) -> None:
+    """Provisioned mode's keys agree with each other and stand alone."""
+    pollers = deploy.pollers
+    if pollers is None:
+        return
+    if "max_concurrency" in deploy.model_fields_set and deploy.max_concurrency is not None:
+        where = _with(sources.of(("deploy", "max_concurrency")))
+        raise ConfigError(
+            f"invalid value for deploy.max_concurrency{where}: provisioned mode "
+            "(deploy.min_pollers, deploy.max_pollers) cannot be combined with it (AWS takes "
+            "ScalingConfig.MaximumConcurrency or ProvisionedPollerConfig, not both)",
+            hint="remove deploy.max_concurrency; limit through deploy.max_pollers",
+        )
+    if pollers[0] > pollers[1]:
+        where = _with(sources.of(("deploy", "min_pollers")))
+        raise ConfigError(
+            f"invalid value for deploy.min_pollers{where}: {pollers[0]} is more than "
+            f"deploy.max_pollers ({pollers[1]})"
+        )
+
+
 def _describe(error: ValidationError, sources: _Sources) -> ConfigError:
     first = error.errors(include_url=False, include_input=False)[0]
     loc = tuple(str(part) for part in first["loc"])
@@ -345,6 +379,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise _describe(exc, sources) from exc
+    _check_pollers(settings.deploy, sources)
     if settings.queue.fifo != settings.queue.dead_letter_name.endswith(FIFO_SUFFIX):
         raise ConfigError(
             "invalid value for queue.dlq_name: a FIFO queue needs a FIFO DLQ (name ending .fifo)"

@@ -5,7 +5,9 @@ infrastructure: ``northmigrate:tap`` (``open`` or ``closed``; no tag means open)
 ``northmigrate:tap-limit`` (a positive integer; no tag means no limit).
 
 - Lambda: closing disables every event source mapping that reads the queue, opening enables
-  them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000).
+  them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000), or,
+  for a mapping in provisioned mode (``ProvisionedPollerConfig``, which AWS refuses beside a
+  maximum concurrency), its ``MaximumPollers`` (2 to 10,000; the minimum lowered to it).
 - Local workers read the tags through a ``TapGate`` (cached for ``ttl`` seconds, 2 by
   default): while closed they stop receiving (messages in flight finish), and a limit caps
   the records they handle per second. ``deploy`` honours the tags too: it never reopens a
@@ -19,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code
 from northmigrate.aws.queues import Queues
 from northmigrate.aws.sqs.message import sqs_text
+from northmigrate.consume.mapping import MAX_POLLERS, PROVISIONED
+from northmigrate.consume.mapping import MappingState as MappingState  # where it was
 from northmigrate.errors import AwsError, InputError, Refused
 from northmigrate.records.envelope import iso, utc_now
 
@@ -111,35 +115,6 @@ def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
 
 
 @dataclass
-class MappingState:
-    uuid: str
-    function: str
-    state: str
-    enabled: bool
-    max_concurrency: int | None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> MappingState:
-        state = str(data.get("State", ""))
-        return cls(
-            uuid=str(data["UUID"]),
-            function=str(data.get("FunctionArn", "")).rsplit(":", 1)[-1],
-            state=state,
-            enabled=state in {"Enabled", "Enabling", "Creating", "Updating"},
-            max_concurrency=(data.get("ScalingConfig") or {}).get("MaximumConcurrency"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "uuid": self.uuid,
-            "function": self.function,
-            "state": self.state,
-            "enabled": self.enabled,
-            "max_concurrency": self.max_concurrency,
-        }
-
-
-@dataclass
 class TapReport:
     queue: str
     state: TapState
@@ -202,12 +177,14 @@ class Tap:
         queues: Queues,
         *,
         default_limit: int | None = None,
+        default_pollers: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sqs = clients.client("sqs")
         self.clients = clients
         self.queues = queues
         self.default_limit = default_limit  # the mappings' concurrency with no tap limit
+        self.default_pollers = default_pollers  # the same, in provisioned mode
         self.sleep = sleep
 
     @property
@@ -276,21 +253,30 @@ class Tap:
         return self.status()
 
     def limit(self, n: int | None) -> TapReport:
-        """Cap consumption at ``n``; None lifts the cap (mappings go back to ``default_limit``)."""
-        if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= MAX_MAPPING_CONCURRENCY:
+        """Cap consumption at ``n``; None lifts the cap (mappings go back to the config's
+        maximum concurrency, or maximum pollers in provisioned mode)."""
+        found = self._mapping_states()
+        provisioned = bool(found) and all(m.mode == PROVISIONED for m in found)
+        ceiling = MAX_POLLERS if provisioned else MAX_MAPPING_CONCURRENCY
+        if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= ceiling:
             raise InputError(
                 f"tap limit {n} is out of range",
-                hint=f"give {MIN_MAPPING_CONCURRENCY} to {MAX_MAPPING_CONCURRENCY} (AWS's range "
-                "for an event source mapping's maximum concurrency)",
+                hint=f"give {MIN_MAPPING_CONCURRENCY} to {ceiling} (AWS's range for an event "
+                f"source mapping's maximum concurrency, or up to {MAX_POLLERS} pollers when "
+                "every mapping is in provisioned mode)",
             )
         if n is None:
             with aws_errors(f"untag queue {self.queues.main_name}"):
                 self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=[TAG_LIMIT])
-            if self.default_limit is not None:
-                self._update_mappings(ScalingConfig={"MaximumConcurrency": self.default_limit})
         else:
             self._tag({TAG_LIMIT: str(n)})
-            self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
+        for mapping in found:
+            default = self.default_pollers if mapping.mode == PROVISIONED else self.default_limit
+            changes = mapping.limited(n, default)
+            if changes is not None:
+                wait_mapping(self._lambda, mapping.uuid, sleep=self.sleep)
+                with aws_errors(f"update event source mapping {mapping.uuid}"):
+                    self._lambda.update_event_source_mapping(UUID=mapping.uuid, **changes)
         return self.status()
 
 
