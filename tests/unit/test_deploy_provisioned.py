@@ -107,6 +107,10 @@ def test_the_template_s_mapping_is_in_provisioned_mode(tmp_path: Path) -> None:
     props = body["Resources"]["WorkerQueueMapping"]["Properties"]
     assert props["ProvisionedPollerConfig"] == {"MinimumPollers": 3, "MaximumPollers": 25}
     assert "ScalingConfig" not in props
+    pytest.importorskip("cfnlint.api")
+    from .test_deploy_template import lint
+
+    assert lint(tmp_path, body) == []
 
 
 # -- deploy -------------------------------------------------------------------------------
