@@ -37,7 +37,7 @@ from northmigrate.config import SQS_MAX_MESSAGE_SIZE, AwsSettings
 from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, redrive
 from northmigrate.dlq.report import MODE_CLIENT, Progress, RedriveReport
 from northmigrate.dlq.where import Condition
-from northmigrate.errors import InputError, NorthmigrateError
+from northmigrate.errors import EXIT_INTERNAL, InputError, NorthmigrateError
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -132,6 +132,14 @@ def _child(job: Job, index: int, events: Any, release: Event) -> None:
         report = RedriveReport(queue_name(job.source_url), queue_name(job.destination_url))
         report.error, report.ended = exc, "error"
         hold_until_all_done()
+    except Exception as exc:  # a bug: what it held is given back (redrive's finally) by now
+        # Its class only, no traceback and no message (which could quote a record): the
+        # parent names the process as died, with this and the exit code.
+        events.put(("crashed", index, type(exc).__name__))
+        stop.set()
+        events.close()
+        events.join_thread()
+        os._exit(EXIT_INTERNAL)
     events.put(("done", index, report))
     stop.set()
 
@@ -238,6 +246,7 @@ class _Parent:
         self.final: dict[int, RedriveReport] = {}
         self.holding: set[int] = set()
         self.dead: dict[int, int | None] = {}
+        self.crashed: dict[int, str] = {}  # the class of a process's unexpected exception
         self.forwarded = False
 
     def start(self) -> None:
@@ -273,10 +282,15 @@ class _Parent:
             return False
         if kind == "holding":
             self.holding.add(i)
+        elif kind == "crashed":
+            self.crashed[i] = payload
         elif kind in ("progress", "done"):
             self.latest[i] = payload
             if kind == "done":
                 self.final[i] = payload
+                if payload.error is not None and not self.forwarded:
+                    self.forwarded = True  # as one run: the others stop too
+                    self._signal(signal.SIGTERM)
             if self.progress is not None:
                 self.progress(self.merge())
         return True
@@ -324,8 +338,11 @@ class _Parent:
                 code = self.dead[i]
                 entry |= {"ended": "died", "died": True, "exit_code": code}
                 entry["signal"] = signal.Signals(-code).name if code and code < 0 else None
+                if i in self.crashed:
+                    entry["crashed"] = self.crashed[i]
                 endings.append("died")
             total.processes.append(entry)
         total.ended = next((e for e in _ENDINGS if e in endings), endings[0] if endings else "")
-        total.interrupted = "stop" in endings
+        # a stop the others got because one failed is the error's, not an interruption
+        total.interrupted = self.stop.is_set() or ("stop" in endings and "error" not in endings)
         return total

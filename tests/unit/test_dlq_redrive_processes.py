@@ -211,13 +211,46 @@ def test_a_stop_reaches_every_process_and_gives_back_what_they_hold(
     assert set(in_main) | set(in_dlq) == set(ids) and not set(in_main) & set(in_dlq)
 
 
+class BrokenFactory:
+    """A client factory with a bug whose message quotes a record (picklable: module level)."""
+
+    def __call__(self) -> Any:
+        raise RuntimeError("bad record 123-45-6789")
+
+
+def test_a_process_that_crashes_is_named_without_its_message_or_a_traceback(
+    setup: tuple[Any, str, str, SqsFactory], capfd: pytest.CaptureFixture[str]
+) -> None:
+    sqs, main, dlq, _ = setup
+    fill(sqs, dlq, [f"R-{n}" for n in range(10)])
+    report = redrive_processes(sqs, Job(BrokenFactory(), dlq, main, concurrency=1), 2)
+    assert [(p["crashed"], p["exit_code"]) for p in report.died] == [("RuntimeError", 70)] * 2
+    assert report.ended == "died" and report.moved == 0
+    err = capfd.readouterr().err
+    assert "123-45-6789" not in err + str(report.to_dict()) and "Traceback" not in err
+    settled(sqs, dlq, timeout=30)
+    assert sum(ids_in(sqs, dlq).values()) == 10
+
+
+def test_dry_run_counts_over_the_processes_and_moves_nothing(
+    setup: tuple[Any, str, str, SqsFactory],
+) -> None:
+    sqs, main, dlq, factory = setup
+    ids = [f"R-{n}" for n in range(30)]
+    fill(sqs, dlq, ids)
+    report = redrive_processes(sqs, Job(factory, dlq, main, dry_run=True, concurrency=2), 2)
+    assert (report.matched, report.moved, report.read) == (30, 0, 30)
+    settled(sqs, dlq, timeout=30)  # every message visible again at once
+    assert ids_in(sqs, main) == Counter() and set(ids_in(sqs, dlq)) == set(ids)
+
+
 def test_an_error_in_a_process_is_the_run_s_error(setup: tuple[Any, str, str, SqsFactory]) -> None:
     sqs, main, dlq, factory = setup
     fill(sqs, dlq, [f"R-{n}" for n in range(10)])
     gone = main.rsplit("/", 1)[0] + "/no-such-queue"
     report = redrive_processes(sqs, Job(factory, dlq, gone, concurrency=1), 2)
     assert isinstance(report.error, AwsError) and report.ended == "error"
-    assert report.moved == 0
+    assert report.moved == 0 and not report.interrupted
     settled(sqs, dlq, timeout=30)
     assert sum(ids_in(sqs, dlq).values()) == 10
 
