@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from northmigrate.errors import ConfigError
+from northmigrate.errors import ConfigError, plain_words
 
 ENV_PREFIX = "NORTHMIGRATE_"
 CONFIG_ENV = "NORTHMIGRATE_CONFIG"
@@ -350,7 +350,7 @@ def _describe(error: ValidationError, sources: _Sources) -> ConfigError:
         return ConfigError(f"missing required key {key}{where}")
     if first["type"] == "extra_forbidden":
         return ConfigError(f"unknown key {key}{where}", hint=_suggestion(loc))
-    return ConfigError(f"invalid value for {key}{where}: {first['msg']}")
+    return ConfigError(f"invalid value for {key}{where}: {plain_words(first['msg'])}")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

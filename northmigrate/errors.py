@@ -6,6 +6,8 @@ raises them with ``raise … from`` so that ``--debug`` shows the cause.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_ATTENTION = 1
 EXIT_USAGE = 2
@@ -63,3 +65,34 @@ class Refused(NorthmigrateError):
     before it changed anything (exit 1: a person decides what next)."""
 
     exit_code = EXIT_ATTENTION
+
+
+# pydantic's words for a bad value, as a person reads them ("--concurrency: must be 1 or
+# more", not "Input should be greater than or equal to 1"; never "Value error, ...").
+_PLAIN_WORDS = (
+    (re.compile(r"(?:Value error|Assertion failed), "), ""),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be \1 or more"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be \1 or less"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
+    (
+        re.compile(r"Input should be a valid integer, unable to parse string as an integer"),
+        "must be a whole number",
+    ),
+    (
+        re.compile(r"Input should be a valid number, unable to parse string as a number"),
+        "must be a number",
+    ),
+    (
+        re.compile(r"Input should be a valid boolean, unable to interpret input"),
+        "must be true or false",
+    ),
+    (re.compile(r"Input should be "), "must be "),
+)
+
+
+def plain_words(text: str) -> str:
+    """``text`` (a usage or config error) with pydantic's phrasing said plainly."""
+    for pattern, replacement in _PLAIN_WORDS:
+        text = pattern.sub(replacement, text)
+    return text

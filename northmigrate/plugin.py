@@ -5,6 +5,7 @@ The same module runs unchanged in the local worker and on Lambda. See README "Py
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import sys
@@ -98,10 +99,34 @@ class Migration(Generic[RecordT]):
             raise TypeError("Migration.sensitive must be a tuple of field names, not a string")
 
     def record_id(self, record: RecordT) -> str:
+        """The key field's value as text. northmigrate's own outputs name a record by it,
+        or by a keyed digest of it when the key is sensitive (``northmigrate.records.ids``);
+        a plugin that logs it must mask it itself then."""
         return str(getattr(record, self.key))
 
     def is_eligible(self, record: RecordT) -> bool:
         return True if self.eligible is None else bool(self.eligible(record))
+
+
+_NOTHING = object()
+
+
+def _near(module: Any, attribute: str, found: object = _NOTHING) -> str | None:
+    """ "did you mean NAME?" for a misspelled attribute: the closest Migration of the module,
+    else the closest public name (not the wrong one ``found``); None when nothing is close."""
+    names = [
+        name
+        for name in vars(module)
+        if not name.startswith("_") and name != attribute and getattr(module, name) is not found
+    ]
+    migrations = [name for name in names if isinstance(getattr(module, name), Migration)]
+    for candidates in (migrations, names):
+        near = difflib.get_close_matches(attribute, candidates, n=1, cutoff=0.6)
+        if near:
+            return f"did you mean {near[0]}?"
+    if len(migrations) == 1:
+        return f"its Migration is {migrations[0]}"
+    return None
 
 
 def load_migration(spec: str, *, cwd: str | Path | None = None) -> Migration[Any]:
@@ -123,7 +148,13 @@ def load_migration(spec: str, *, cwd: str | Path | None = None) -> Migration[Any
     try:
         value = getattr(module, attribute)
     except AttributeError as exc:
-        raise PluginError(f"plugin module {module_name!r} has no attribute {attribute!r}") from exc
+        raise PluginError(
+            f"plugin module {module_name!r} has no attribute {attribute!r}",
+            hint=_near(module, attribute),
+        ) from exc
     if not isinstance(value, Migration):
-        raise PluginError(f"{spec} is a {type(value).__name__}, not a northmigrate.Migration")
+        raise PluginError(
+            f"{spec} is a {type(value).__name__}, not a northmigrate.Migration",
+            hint=_near(module, attribute, value),
+        )
     return value

@@ -26,6 +26,7 @@ _TEMPLATES = {"local": "local.toml", "aws": "aws.example.toml"}
 _EXAMPLE_PLUGIN = "northmigrate.examples.onboarding:migration"
 _EXAMPLE_TABLE = 'table = "onboarding-v2"'
 _EXAMPLE_QUEUE = "onboarding-migration"
+_LOCAL_ENDPOINT = '"http://127.0.0.1:4566"'
 _MODULE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -44,9 +45,14 @@ def check_plugin_name(name: str) -> str:
     return name
 
 
-def starter_files(*, aws: bool = False, plugin: str | None = None) -> dict[str, str]:
-    """The files ``init`` writes, by name: the config, and the plugin and its test."""
+def starter_files(
+    *, aws: bool = False, plugin: str | None = None, port: int | None = None
+) -> dict[str, str]:
+    """The files ``init`` writes, by name: the config (its embedded endpoint on ``port``
+    when given), and the plugin and its test."""
     config = template(_TEMPLATES["aws" if aws else "local"])
+    if port is not None and not aws:
+        config = config.replace(_LOCAL_ENDPOINT, f'"http://127.0.0.1:{port}"')
     if plugin is None:
         return {CONFIG_FILE: config}
     check_plugin_name(plugin)
@@ -68,12 +74,18 @@ def starter_files(*, aws: bool = False, plugin: str | None = None) -> dict[str, 
 
 
 def write_starter(
-    directory: str | Path, *, aws: bool = False, plugin: str | None = None, force: bool = False
+    directory: str | Path,
+    *,
+    aws: bool = False,
+    plugin: str | None = None,
+    force: bool = False,
+    port: int | None = None,
 ) -> list[Path]:
     """Write the starter files into ``directory``; refuse (InputError, exit 2, nothing
     written) when one exists, unless ``force``. Returns the paths written."""
     root = Path(directory)
-    files = {root / name: text for name, text in starter_files(aws=aws, plugin=plugin).items()}
+    written = starter_files(aws=aws, plugin=plugin, port=port)
+    files = {root / name: text for name, text in written.items()}
     links = [str(path) for path in files if path.is_symlink()]
     if links:  # refused even with --force, before anything is written
         raise InputError(

@@ -52,6 +52,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -281,6 +282,34 @@ def atomic_requests() -> None:
     atomic_dynamodb_requests()
 
 
+FREE, EMBEDDED, OTHER = "free", "embedded", "other"
+
+
+def listener(host: str, port: int, timeout_s: float = 2.0) -> str:
+    """Who listens on ``host:port``: nobody (``free``), an embedded endpoint (``embedded``:
+    ``northmigrate local``, or moto's own server, which answers ``/moto-api/``), or another
+    program (``other``: LocalStack, a web server, ...)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError:
+        return FREE
+    request = urllib.request.Request(f"http://{host}:{port}/moto-api/", method="HEAD")
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+    try:
+        with direct.open(request, timeout=timeout_s) as answer:
+            return EMBEDDED if answer.status == 200 else OTHER
+    except (OSError, ValueError):  # an HTTP error status, a reset, not HTTP at all
+        return OTHER
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the system's choice)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class EmbeddedEndpoint:
     """A moto server in a background thread of this process."""
 
@@ -308,8 +337,11 @@ class EmbeddedEndpoint:
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise InputError(
-                        f"port {self.port} on {self.host} is already in use",
-                        hint="is an endpoint already running? or pass --port N",
+                        f"port {self.port} on {self.host} is already in use by another "
+                        "program, not an embedded endpoint: a config pointing there would "
+                        "use that program's queues",
+                        hint="pass --port N, and point the config there (northmigrate init "
+                        "--port N writes it)",
                     ) from exc
                 raise InputError(
                     f"cannot listen on {self.host}:{self.port}: {exc.strerror}"

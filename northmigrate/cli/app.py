@@ -34,7 +34,13 @@ from northmigrate.cli.flags import attach
 from northmigrate.cli.helptext import tidy
 from northmigrate.cli.output import OutputFormat, PlainFormatter, plain
 from northmigrate.cli.state import State
-from northmigrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, NorthmigrateError
+from northmigrate.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    NorthmigrateError,
+    plain_words,
+)
 
 app = typer.Typer(
     name="northmigrate",
@@ -188,7 +194,8 @@ def run(argv: list[str] | None = None) -> int:
             return 0
         if "UsageError" in names:
             path = ctx.command_path if ctx else "northmigrate"
-            return _fail(f"{exc.format_message()} (see: {path} --help)", EXIT_USAGE, debug)  # type: ignore[attr-defined]
+            text = plain_words(exc.format_message())  # type: ignore[attr-defined]
+            return _fail(f"{text} (see: {path} --help)", EXIT_USAGE, debug)
         if "Exit" in names:
             return int(getattr(exc, "exit_code", 0))
         if "Abort" in names:

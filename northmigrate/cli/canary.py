@@ -95,6 +95,19 @@ def plan(
     )
 
 
+def outcome(report: CanaryReport) -> dict[str, Any]:
+    """The JSON of a canary redrive: the moves as one redrive report, and the canary.
+
+    ``interrupted`` is true when a signal stopped any part: the first move, the wait for the
+    verdict (the moves themselves then ended normally), or the rest."""
+    total = combined(report.moved, report.rest)
+    data = total.to_dict() | {"canary": report.to_dict()}
+    data["interrupted"] = bool(total.interrupted or report.interrupted)
+    if total.error is not None:
+        data["error"] = str(total.error)
+    return data
+
+
 def run(
     st: State, source: str, destination: str, size: int, wait_s: float, kwargs: dict[str, Any],
     max_messages: int | None, stop: threading.Event, output: OutputFormat,
@@ -116,19 +129,14 @@ def run(
         stop=stop,
     )
     total = combined(report.moved, report.rest)
-    data = total.to_dict() | {"canary": report.to_dict()}
-    if total.error is not None:
-        data["error"] = str(total.error)
-    emit(output, data, lambda console: _render(report, console))
+    emit(output, outcome(report), lambda console: _render(report, console))
     if total.error is not None:
         raise total.error
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if not report.canaries:  # nothing matched: nothing to move, as a plain redrive
         return
-    if not report.passed:
-        if output is OutputFormat.table:
-            say("[red]{}[/red]", report.summary())
+    if not report.passed:  # the verdict is the title of the table (or in the JSON): once
         raise typer.Exit(EXIT_ATTENTION)
     if total.failed or total.in_flight:
         raise typer.Exit(EXIT_ATTENTION)

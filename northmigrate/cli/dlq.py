@@ -12,6 +12,7 @@ from northmigrate.aws.clients import error_code
 from northmigrate.aws.inflight import MAX_IN_FLIGHT
 from northmigrate.aws.sqs.queue import depth
 from northmigrate.cli import canary as canary_cli
+from northmigrate.cli.dlq_inspect import _render_inspect as _render_inspect  # where it was
 from northmigrate.cli.dlq_inspect import inspect
 from northmigrate.cli.dlq_watch import watch
 from northmigrate.cli.output import (

@@ -27,6 +27,10 @@ from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import state
 from northmigrate.errors import EXIT_INTERRUPTED
 
+# SQS's receive count: every receive, inspect's own reads (this one too) included.
+RECEIVES = "receives*"
+RECEIVES_NOTE = "* receives: SQS's count, inspect's own reads included (this one too)"
+
 
 def _render_inspect(report: dlq.InspectReport, console: Console, long: bool = False) -> None:
     rows: list[tuple[str, object]] = [
@@ -57,16 +61,17 @@ def _render_inspect(report: dlq.InspectReport, console: Console, long: bool = Fa
             _print_letter(console, m)
         return
     sample = Table(title=title, title_justify="left")
-    for column in ("message id", "record id", "receives", "reason"):
-        sample.add_column(column, overflow="fold")
+    # A message id is read whole or not at all: never folded (36 characters); the record id
+    # goes under it, which leaves the reason room to be read at 80 columns.
+    sample.add_column("message id / record id", no_wrap=True, min_width=36)
+    sample.add_column(RECEIVES, justify="right")
+    sample.add_column("reason", overflow="fold")
     for m in report.messages:
-        sample.add_row(
-            shown(m["message_id"]),
-            shown(m["record_id"] or ""),
-            str(m["receive_count"]),
-            shown(m["reason"]),
-        )
+        ids = Text(plain(m["message_id"]))
+        ids.append("\n" + plain(m["record_id"] or "(no record id)"), style="dim")
+        sample.add_row(ids, str(m["receive_count"]), shown(m["reason"]))
     console.print(sample)
+    console.print(RECEIVES_NOTE, highlight=False)
     console.print(
         "bodies: --long · more samples: --limit N · every message: --export FILE",
         highlight=False,
@@ -76,9 +81,10 @@ def _render_inspect(report: dlq.InspectReport, console: Console, long: bool = Fa
 def _print_letter(console: Console, m: dict[str, Any]) -> None:
     """One dead letter in full: its ids and reason, then its body, indented JSON, on lines
     of its own (sensitive fields already masked)."""
-    head = f"{m['message_id']}  record {m['record_id'] or '?'}  receives {m['receive_count']}"
+    head = f"{m['message_id']}  record {m['record_id'] or '?'}"
     console.print()
     console.print(shown(head, "bold"))
+    console.print(f"receives {m['receive_count']} (inspect's reads included)", highlight=False)
     console.print(shown(f"reason: {m['reason']}"))
     body = m["body"]
     text = body if isinstance(body, str) else records.pretty(body)  # numbers exact

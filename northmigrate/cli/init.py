@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from northmigrate.aws.local import DEFAULT_PORT, OTHER, free_port, listener
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, say, shown
 from northmigrate.starter import write_starter
 
@@ -23,6 +24,14 @@ def init(
         "names it.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+    port: int | None = typer.Option(
+        None,
+        "--port",
+        min=1,
+        max=65535,
+        help="The embedded endpoint's port in the config (default 4566, or a free one when "
+        "another program listens on 4566).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Write a starter northmigrate.toml in the current directory, every key commented.
@@ -37,13 +46,28 @@ def init(
     Examples:
       northmigrate init
       northmigrate init --aws
-      northmigrate init --plugin accounts_v2
+      northmigrate init --plugin accounts_v2 --port 4567
     """
-    written = write_starter(Path.cwd(), aws=aws, plugin=plugin, force=force)
+    taken = None
+    if not aws and port is None and listener("127.0.0.1", DEFAULT_PORT) == OTHER:
+        # Not an embedded endpoint: a config pointing there would use that program's queues.
+        taken, port = DEFAULT_PORT, free_port()
+    written = write_starter(Path.cwd(), aws=aws, plugin=plugin, force=force, port=port)
     if aws:
         steps = ["edit northmigrate.toml (queue.name, migration.plugin)", "northmigrate doctor"]
     else:
-        steps = ["northmigrate local &", "northmigrate provision", "northmigrate doctor"]
+        start = (
+            "northmigrate local &"
+            if port in (None, DEFAULT_PORT)
+            else (f"northmigrate local --port {port} &")
+        )
+        steps = [start, "northmigrate provision", "northmigrate doctor"]
+    if taken is not None:
+        say(
+            "port {} is another program's, not an embedded endpoint: this config uses port {}",
+            taken,
+            port,
+        )
     if plugin:
         steps.insert(0, f"pytest test_{plugin}.py")
 
@@ -52,7 +76,8 @@ def init(
             console.print(shown(f"wrote {path.name}"))
         console.print("next: " + "; ".join(steps), highlight=False)
 
-    emit(output, {"written": [str(path) for path in written], "next": steps}, table)
+    data = {"written": [str(path) for path in written], "next": steps, "port_taken": taken}
+    emit(output, data, table)
     if output == OutputFormat.json:
         say("wrote {}", ", ".join(path.name for path in written))
 

@@ -46,7 +46,19 @@ def _render(report: ReconcileReport, console: Console) -> None:
         console.print(markup("[red]missing: {}{}[/red]", shown, more))
     if report.verify_errors:
         console.print(key_value_table("verify failed", report.verify_errors.most_common(10)))
-    if report.unsettled_total and not report.verify_errors:
+    if report.stopped_at is not None:
+        receives, limit = report.stopped_at
+        console.print(
+            markup(
+                "[yellow]stopped reading the main queue: a message there has had {} of its {} "
+                "receives, and reading it again could leave a worker none to try it with (SQS "
+                "would move it to the DLQ untried). Run a worker, then reconcile without "
+                "--read-queue[/yellow]",
+                receives,
+                limit,
+            )
+        )
+    elif report.unsettled_total and not report.verify_errors:
         console.print(
             markup(
                 "[yellow]{} records are not in the target or the DLQ, and the main queue "
@@ -75,7 +87,9 @@ def reconcile(
         False,
         "--read-queue",
         help="Also read the main queue to find the records still in it (each message read "
-        "counts as one receive against the redrive policy; the receive headroom absorbs it).",
+        "counts as one receive against the redrive policy). Uses only the receive headroom: "
+        "it stops at a message with queue.max_receive_count receives left or fewer, and "
+        "reports its record unsettled.",
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -116,6 +130,7 @@ def reconcile(
             concurrency=workers,
             progress=on_progress,
             read_queue=read_queue,
+            receive_reserve=settings.queue.max_receive_count,
         )
     emit(output, report.to_dict(), lambda console: _render(report, console))
     if not report.ok:

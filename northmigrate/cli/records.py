@@ -107,9 +107,13 @@ def _render(report: enqueue_lib.EnqueueReport, console: Console, title: str) -> 
     console.print(key_value_table(title, rows))
     if t.errors:
         errors = Table(title=f"rejected ({t.errors_total})", title_justify="left")
-        for column in ("line", "record id", "field", "error"):
-            errors.add_column(column, overflow="fold")
         groups = _grouped(t.errors)
+        # A field path is read whole (up to 30 characters, then cut with an ellipsis: the
+        # JSON output has it all); the error takes the rest and wraps.
+        errors.add_column("line", overflow="fold")
+        errors.add_column("record id", overflow="fold")
+        errors.add_column("field", no_wrap=True, max_width=30)
+        errors.add_column("error", overflow="fold")
         for group in groups[:20]:
             errors.add_row(*map(shown, _group_row(group)))
         console.print(errors)
@@ -134,12 +138,14 @@ def _group_row(group: list[Rejection]) -> tuple[str, str, str, str]:
         return " ".join(str(p) for p in (e.origin, e.line) if p is not None)
 
     first = group[0]
+    # The field has a column of its own: the error need not say it again.
+    error = first.error.removeprefix(f"{first.field}: ") if first.field else first.error
     if len(group) == 1:
-        return where(first), first.record_id or "", first.field or "", first.error
+        return where(first), first.record_id or "", first.field or "", error
     lines = ", ".join(where(e) for e in group[:3]) + (
         f" +{len(group) - 3}" if len(group) > 3 else ""
     )
-    return lines, f"{len(group)} records", first.field or "", first.error
+    return lines, f"{len(group)} records", first.field or "", error
 
 
 def _run(

@@ -15,10 +15,19 @@ is unsettled, and the report says to run again once the queue has drained (or wi
 ``read_queue``, which looks at each message; the queue's receive headroom absorbs it).
 A message another consumer holds in flight cannot be read either way; ``in_flight_unseen``
 counts them.
+
+**The receives a read takes.** Reading the main queue uses only its receive headroom:
+``maxReceiveCount`` of its redrive policy minus ``receive_reserve`` (the worker's tries,
+``queue.max_receive_count``). When a message read has ``receive_reserve`` receives left or
+fewer, its record is unsettled (not in queue), the read stops there, and
+``read_queue_stopped`` says so: reading it again could leave the worker no receive to try it
+with, and SQS would move it to the DLQ untried. A later run still reads (and so costs a
+receive) the messages of its first receive before it stops: run a worker, then reconcile.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -30,10 +39,13 @@ from pydantic import BaseModel
 
 from northmigrate.aws.clients import AWS_EXCEPTIONS, AwsClients, aws_errors
 from northmigrate.aws.queues import Queues
+from northmigrate.aws.sqs.reader import peek
 from northmigrate.plugin import Migration, MigrationContext
+from northmigrate.records import envelope
 from northmigrate.records.validation import Validator
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 from northmigrate.sources import Source
+from northmigrate.sources.resume_key import record_ids
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -62,6 +74,7 @@ class ReconcileReport:
     unsettled: list[str] = field(default_factory=list)
     unsettled_total: int = 0
     verify_errors: Counter[str] = field(default_factory=Counter)  # reason -> records
+    stopped_at: tuple[int, int] | None = None  # (receives, maxReceiveCount): read stopped
 
     @property
     def ok(self) -> bool:
@@ -99,6 +112,9 @@ class ReconcileReport:
                 {"reason": r, "count": c} for r, c in self.verify_errors.most_common()
             ],
             "read_queue": self.read_queue,
+            "read_queue_stopped": None
+            if self.stopped_at is None
+            else {"receives": self.stopped_at[0], "max_receive_count": self.stopped_at[1]},
             "main_queue_depth": self.main_depth,
             "duration_s": round(self.duration_s, 3),
         }
@@ -143,6 +159,46 @@ def verify_records(
         return verdicts
 
 
+@dataclass
+class QueueRead:
+    """What a read of the main queue found: the records of the messages read, and those
+    whose messages have too few receives left (the read stopped at them)."""
+
+    found: set[str] = field(default_factory=set)
+    near_limit: set[str] = field(default_factory=set)
+    stopped_at: tuple[int, int] | None = None
+
+
+def max_receive_count(queues: Queues, url: str) -> int | None:
+    """The ``maxReceiveCount`` of a queue's redrive policy; None without one."""
+    raw = queues.attributes(url, ["RedrivePolicy"]).get("RedrivePolicy")
+    try:
+        return int(json.loads(raw)["maxReceiveCount"]) if raw else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_main_queue(sqs: SQSClient, url: str, limit: int | None, reserve: int) -> QueueRead:
+    """Read the main queue without consuming it, stopping at the first chunk that holds a
+    message with ``reserve`` receives left or fewer (``limit`` is ``maxReceiveCount``)."""
+    read = QueueRead()
+    for chunk in peek(sqs, url):
+        for message in chunk:
+            body = envelope.load_body(message.body)
+            record_id = body.get("record_id") if body else None
+            if not isinstance(record_id, str):
+                record_id = message.string_attribute(envelope.ATTR_RECORD_ID)
+            near = limit is not None and limit - message.receive_count <= reserve
+            if record_id is not None:
+                (read.near_limit if near else read.found).add(record_id)
+            if near and limit is not None:
+                seen = read.stopped_at[0] if read.stopped_at else 0
+                read.stopped_at = (max(seen, message.receive_count), limit)
+        if read.stopped_at is not None:
+            break  # the generator gives back everything it read
+    return read
+
+
 def _chunks(
     source: Source, validator: Validator, report: ReconcileReport, size: int
 ) -> Iterator[list[tuple[str, BaseModel]]]:
@@ -174,6 +230,7 @@ def reconcile(
     concurrency: int = 8,
     progress: Callable[[ReconcileReport], None] | None = None,
     read_queue: bool = False,
+    receive_reserve: int = 1,
 ) -> ReconcileReport:
     """Account for every record of ``source``; see the module's docstring."""
     if migration.verify is None and migration.verify_batch is None:
@@ -189,13 +246,25 @@ def reconcile(
     main_url, dlq_url = queues.main_url(), queues.dlq_url()
     main_before, dlq_before = queues.depth(main_url), queues.depth(dlq_url)
     in_dlq = peek(sqs, dlq_url)
-    in_main = peek(sqs, main_url) if read_queue else {}
+    main = QueueRead()
+    if read_queue:
+        limit = max_receive_count(queues, main_url)
+        main = read_main_queue(sqs, main_url, limit, max(1, receive_reserve))
+        report.stopped_at = main.stopped_at
+    in_main = main.found
     report.main_depth = main_before.total
     report.in_flight_unseen = main_before.in_flight + dlq_before.in_flight
-    # Without reading the main queue, a record found nowhere may still be in it.
-    undecided = (not read_queue and main_before.total > 0) or dlq_before.in_flight > 0
+    # Without reading the main queue (or all of it), a record found nowhere may be in it.
+    undecided = (
+        (not read_queue or main.stopped_at is not None) and main_before.total > 0
+    ) or dlq_before.in_flight > 0
     ctx = MigrationContext(options=options, aws=clients)
-    validator = Validator(migration, max_message_size=max_message_size, source_name=source.name)
+    validator = Validator(
+        migration,
+        max_message_size=max_message_size,
+        source_name=source.name,
+        ids=record_ids(migration),
+    )
     pending: deque[tuple[list[tuple[str, BaseModel]], Future[list[Verdict]]]] = deque()
 
     def settle() -> None:
@@ -213,7 +282,7 @@ def reconcile(
                 report.dead_letter_reasons[scrubber.scrub(in_dlq[record_id] or "unknown")] += 1
             elif record_id in in_main:
                 report.in_queue += 1
-            elif undecided or isinstance(verdict, str):
+            elif undecided or isinstance(verdict, str) or record_id in main.near_limit:
                 report.add_unsettled(record_id)
             else:
                 report.add_missing(record_id)

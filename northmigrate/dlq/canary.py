@@ -93,6 +93,7 @@ class CanaryReport:
             "waiting": self.count(WAITING),
             "passed": self.passed,
             "records": [c.to_dict() for c in self.canaries],
+            "interrupted": self.interrupted,
         }
 
 

@@ -25,6 +25,7 @@ from northmigrate.records.envelope import utc_now
 from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Checked, OutMessage, Rejection, Tally, Validator
 from northmigrate.sources import Source, SourceItem
+from northmigrate.sources.resume_key import record_ids
 
 Progress = Callable[["EnqueueReport"], None]
 Settled = Callable[[SourceItem, bool], None]
@@ -144,6 +145,7 @@ def run(
         run_id=report.run_id,
         source_name=source.name,
         fifo=fifo,
+        ids=record_ids(migration),
     )
     job = Enqueue(
         source,

@@ -16,7 +16,11 @@ digit, to the one ``validate`` accepted.
   takes it as 0.
 - ``NaN`` and ``Infinity`` are not JSON and are refused; an integer of more than
   ``MAX_INT_DIGITS`` digits is refused with a reason (Python's own limit on converting text
-  to ``int``), never an internal error.
+  to ``int``), never an internal error. So is a number with a fraction or an exponent that
+  has more than ``MAX_INT_DIGITS`` digits or whose magnitude is beyond ``10**±MAX_EXPONENT``
+  (``1e999999999``, ``1e-999999999``): an ``int`` field would turn it into an integer of a
+  billion digits (minutes and gigabytes), and no amount, count or measure is that large.
+  The reason names neither the number nor its digits.
 - :func:`dumps` writes data (from a CSV row or a DynamoDB item: str, int, ``Decimal``, bool,
   None, lists and objects) as JSON text with every ``Decimal`` written digit for digit, so
   that ``loads(dumps(data))`` gives the same values back.
@@ -33,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel
 
 MAX_INT_DIGITS = 4_300  # sys.get_int_max_str_digits() by default
+MAX_EXPONENT = MAX_INT_DIGITS - 1  # 10**4299 as an int still has MAX_INT_DIGITS digits
 
 
 class RecordSyntaxError(ValueError):
@@ -48,24 +53,51 @@ def _int(text: str) -> int | Decimal:
     return int(text)
 
 
+def _decimal(text: str) -> Decimal:
+    if len(text) > 2 * MAX_INT_DIGITS:  # more digits than the bound, whatever the exponent
+        raise RecordSyntaxError(f"a number has more than {MAX_INT_DIGITS} digits")
+    number = Decimal(text)
+    if len(number.as_tuple().digits) > MAX_INT_DIGITS:
+        raise RecordSyntaxError(f"a number has more than {MAX_INT_DIGITS} digits")
+    if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
+        raise RecordSyntaxError(f"a number is beyond 10^±{MAX_EXPONENT}")
+    return number
+
+
 def _constant(name: str) -> Any:
     raise RecordSyntaxError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_int, parse_constant=_constant)
+_DECODER = json.JSONDecoder(parse_float=_decimal, parse_int=_int, parse_constant=_constant)
 
 
-def loads(text: str) -> Any:
+def _int_as_written(text: str) -> int | Decimal:
+    """An integer, or one too long to convert as the ``Decimal`` of its digits (for readers
+    that only show or mask it)."""
+    return Decimal(text) if len(text) > MAX_INT_DIGITS + 1 else _int(text)
+
+
+_AS_WRITTEN = json.JSONDecoder(
+    parse_float=Decimal, parse_int=_int_as_written, parse_constant=_constant
+)
+
+
+def loads(text: str, *, bounded: bool = True) -> Any:
     """JSON text as Python data, numbers exact (see the module docstring).
 
-    Raises :class:`RecordSyntaxError` with a reason that never holds a value of the record.
+    ``bounded=False`` keeps a number beyond the bounds as the ``Decimal`` it is written as,
+    for readers that only show or mask a message (``dlq inspect``), never build a model of
+    it. Raises :class:`RecordSyntaxError` with a reason that never holds a value of the
+    record.
     """
     try:
-        return _DECODER.decode(text)
+        return (_DECODER if bounded else _AS_WRITTEN).decode(text)
     except RecordSyntaxError:
         raise
     except json.JSONDecodeError as exc:
-        raise RecordSyntaxError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        # json's own words may end in "at" ("Unterminated string starting at"): say it once.
+        what = exc.msg.removesuffix(" at")
+        raise RecordSyntaxError(f"invalid JSON ({what} at column {exc.colno})") from None
     except RecursionError:
         raise RecordSyntaxError("record is nested too deeply") from None
     except ValueError as exc:  # a number Python cannot convert

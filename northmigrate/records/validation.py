@@ -22,6 +22,7 @@ from northmigrate.aws.sqs.message import attributes_size
 from northmigrate.aws.sqs.queue import fifo_fields
 from northmigrate.plugin import Migration
 from northmigrate.records import envelope
+from northmigrate.records.ids import RecordIds
 from northmigrate.records.item import SourceItem
 from northmigrate.redact import Scrubber, error_text, sensitive_leaves
 
@@ -167,10 +168,15 @@ def describe_validation(exc: ValidationError, shown: int = 5) -> str:
     """``field: problem; …`` for the first ``shown`` problems, never with the values (they
     may be sensitive). Validate's rejections and the worker's dead-letter reasons use it."""
     problems = exc.errors(include_url=False, include_input=False, include_context=False)
-    parts = [f"{_loc(p['loc']) or 'record'}: {p['msg']}" for p in problems[:shown]]
+    parts = [f"{_loc(p['loc']) or 'record'}: {_message(p['msg'])}" for p in problems[:shown]]
     if len(problems) > shown:
         parts.append(f"and {len(problems) - shown} more")
     return "; ".join(parts)
+
+
+def _message(msg: str) -> str:
+    """A custom validator's message without pydantic's "Value error, " before it."""
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str | None:
@@ -188,8 +194,10 @@ class Validator:
         run_id: str = "",
         source_name: str = "",
         fifo: bool = False,
+        ids: RecordIds | None = None,
     ) -> None:
         self.migration = migration
+        self.ids = ids or RecordIds.for_migration(migration)
         self.max_message_size = max_message_size
         self.source_name = source_name
         self.fifo = fifo
@@ -219,7 +227,7 @@ class Validator:
                 f"model validation failed: {type(exc).__name__}: {error_text(exc)}", item
             )
             return self._invalid(item, self._guess_id(item), None, reason)
-        record_id = self.migration.record_id(record)
+        record_id = self.ids.of_record(record)
         if not self._seen.add(record_id):
             return Checked(
                 "duplicate",
@@ -285,7 +293,7 @@ class Validator:
         if isinstance(data, dict):
             value = data.get(self.migration.key)
             if isinstance(value, str | int) and not isinstance(value, bool):
-                return str(value)[:200]
+                return self.ids.of(value)[:200]
         return None
 
     def _clean(self, text: str, item: SourceItem, record: BaseModel | None = None) -> str:

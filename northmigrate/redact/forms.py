@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ ELLIPSES = ("...", "…")
 LONG = 3  # renderings this long are masked anywhere; shorter ones only as tokens or values
 _MAX_IMPLIED = 64  # strings longer than this are not parsed as dates, numbers or UUIDs
 _MAX_FIXED = 64  # a Decimal's fixed-point form is added only up to this length
+_FLOAT_EXPONENT = 330  # a Decimal further from 1 than 10**±this is no float's value
 
 
 # -- the forms of a value ------------------------------------------------------------------
@@ -115,17 +116,34 @@ def _floatrenderings(value: float) -> list[str]:
 
 
 def _decimalrenderings(value: Decimal) -> list[str]:
+    """A Decimal's forms, each computed only when it is short: ``1e999999999`` has a
+    billion-digit fixed-point form, and its normalised form overflows the default context.
+    No form is ever longer than ``_MAX_FIXED`` or the value's own ``str``."""
     out = [str(value)]
-    if value.is_finite():
-        fixed = format(value, "f")
-        if len(fixed) <= _MAX_FIXED:
-            out.append(fixed)
-        out.append(str(value.normalize()))
-        if value != value.to_integral_value():
-            as_float = float(value)
-            if abs(as_float) != float("inf"):
-                out.append(repr(as_float))
+    if not value.is_finite():
+        return out
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if _fixed_length(sign, len(digits), exponent) <= _MAX_FIXED:
+        out.append(format(value, "f"))
+    context = Context(prec=max(len(digits), 1), Emax=MAX_EMAX, Emin=MIN_EMIN)
+    out.append(str(value.normalize(context)))
+    if exponent < 0 and -_FLOAT_EXPONENT <= value.adjusted() <= _FLOAT_EXPONENT:
+        as_float = float(value)  # short: the value is within a float's range
+        if as_float and abs(as_float) != float("inf"):
+            out.append(repr(as_float))
     return out
+
+
+def _fixed_length(sign: int, digits: int, exponent: int) -> int:
+    """How long ``format(value, "f")`` is, without writing it."""
+    if exponent >= 0:
+        body = digits + exponent
+    elif digits > -exponent:
+        body = digits + 1  # a point inside the digits
+    else:
+        body = -exponent + 2  # "0." and the zeros before the digits
+    return sign + body
 
 
 def _datetimerenderings(value: datetime) -> list[str]:

@@ -13,9 +13,11 @@ import hmac
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from northmigrate.errors import InputError
 from northmigrate.privatefile import private_dir, read_private
+from northmigrate.records.ids import RecordIds, secret_from_env
 
 
 def key_file() -> Path:
@@ -84,3 +86,15 @@ class ResumeKey:
     def digest(self, purpose: str, salt: bytes, data: bytes) -> str:
         message = b"northmigrate resume\0" + purpose.encode() + b"\0" + salt + data
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+
+def record_ids(migration: Any) -> RecordIds:
+    """How the commands name the records of ``migration``: when its key is sensitive, by a
+    digest keyed by ``NORTHMIGRATE_RECORD_ID_KEY`` or, without it, by the resume key."""
+
+    def secret() -> bytes:
+        return secret_from_env(
+            lambda: ResumeKey.load().digest("record id key", b"", b"").encode("ascii")
+        )
+
+    return RecordIds.for_migration(migration, secret)

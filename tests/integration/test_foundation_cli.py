@@ -237,8 +237,8 @@ def test_error_paths_give_one_line_and_the_contract_exit_code(
     assert (usage.returncode, usage.stdout, usage.stderr) == (
         2,
         "",
-        "Error: Invalid value for '--limit' / '-n': Input should be a valid integer, unable to "
-        "parse string as an integer (see: northmigrate enqueue --help)\n",
+        "Error: Invalid value for '--limit' / '-n': must be a whole number "
+        "(see: northmigrate enqueue --help)\n",
     )
 
     debug = project.cli("--debug", "validate", "nope.jsonl")
