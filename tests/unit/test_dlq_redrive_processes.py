@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Project, client
+from helpers import Project, client, signal_and_wait
 
 from northmigrate.config import AwsSettings
 from northmigrate.dlq import parse_all
@@ -51,7 +51,9 @@ def ids_in(sqs: Any, url: str) -> Counter[str]:
     """Every record id of a queue, received until empty and deleted."""
     seen: Counter[str] = Counter()
     while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+        )
         messages = got.get("Messages", [])
         if not messages:
             return seen
@@ -147,7 +149,7 @@ def test_a_process_killed_mid_run_is_reported_and_a_rerun_moves_the_rest(
     setup: tuple[Any, str, str, SqsFactory],
 ) -> None:
     sqs, main, dlq, factory = setup
-    ids = [f"R-{n}" for n in range(200)]
+    ids = [f"R-{n}" for n in range(120)]
     fill(sqs, dlq, ids)
     job = Job(factory, dlq, main, rate=40.0, concurrency=2, visibility_timeout=2)
     pids: list[int] = []
@@ -287,3 +289,26 @@ def test_cli_processes_refuses_native_and_canary(project: Project, extra: list[s
     result = project.cli("dlq", "redrive", "--processes", "2", *extra)
     assert result.returncode == 2
     assert "--processes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_ctrl_c_stops_every_process_and_exits_130(project: Project) -> None:
+    """SIGINT to the command alone (not its process group): it passes the stop on."""
+    project.run("provision", check=True)
+    sqs = project.client("sqs")
+    dlq, main = project.queue_url(project.dlq_name), project.queue_url()
+    ids = [f"R-{n}" for n in range(200)]
+    fill(sqs, dlq, ids)
+    process = project.popen("dlq", "redrive", "--processes", "2", "--rate", "20", "-o", "json")
+    deadline = time.monotonic() + 120
+    while project.depth()["visible"] < 10:  # both processes are moving
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    out, err = signal_and_wait(process, signal.SIGINT)
+    assert process.returncode == 130, err
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["ended"] == "stop"
+    assert [p["ended"] for p in data["processes"]] == ["stop", "stop"]
+    settled(sqs, dlq, timeout=30)  # given back at once
+    in_main, in_dlq = ids_in(sqs, main), ids_in(sqs, dlq)
+    assert sum(in_main.values()) == data["moved"] < len(ids)
+    assert set(in_main) | set(in_dlq) == set(ids) and not set(in_main) & set(in_dlq)
