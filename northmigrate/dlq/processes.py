@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue
+import pickle
 import secrets
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait as wait_for
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import AwsClients
@@ -40,12 +41,13 @@ from northmigrate.dlq.where import Condition
 from northmigrate.errors import EXIT_INTERNAL, InputError, NorthmigrateError
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
-    from multiprocessing.synchronize import Event
 
     from mypy_boto3_sqs import SQSClient
 
 PROGRESS_EVERY_S = 0.25
+RELEASE = "release"  # the parent's one word to its processes: every one is done
 MAX_PROCESSES = 64
 # How an ending ranks when the processes of one run ended differently: the first found.
 _ENDINGS = ("error", "stop", "died", "in_flight_limit", "stale", "empty", "max")
@@ -88,42 +90,76 @@ class Job:
     run_id: str = ""
 
 
-def _child(job: Job, index: int, events: Any, release: Event) -> None:
-    """A process of the run: the redrive, its progress and its report sent to the parent."""
-    stop = threading.Event()
-    aborted = False
+class _Line:
+    """A process's end of its own pipe to the parent. A pipe each, not one queue shared by
+    all: a process killed in the middle of a write then damages only its own line (the
+    parent reads the end of it as the process's death), never the others' nor a lock they
+    share."""
 
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal aborted
-        if stop.is_set() and signum == signal.SIGINT and not aborted:
-            aborted = True
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()  # the redrive's threads report progress too
+
+    def send(self, kind: str, payload: object = None) -> None:
+        with self.lock, contextlib.suppress(OSError):  # the parent is gone: nothing to tell
+            self.conn.send((kind, payload))
+
+    def released(self, timeout: float) -> bool:
+        """True once the parent said every process is done (or cannot say it any more)."""
+        try:
+            return self.conn.poll(timeout) and self.conn.recv() == RELEASE
+        except (EOFError, OSError):
+            return True
+
+
+class _Signals:
+    """A process's stop: SIGINT or SIGTERM (Ctrl-C, or the parent passing a stop on), or its
+    parent's death. The handler takes no lock: it runs in the main thread, which may hold
+    the stop event's own lock at that moment (``Event.set`` is not reentrant); it raises a
+    flag that a watcher thread turns into the stop. A second SIGINT aborts."""
+
+    def __init__(self, stop: threading.Event, orphaned: Callable[[], bool]) -> None:
+        self.stop = stop
+        self.orphaned = orphaned
+        self.got: list[int] = []  # appended to, never locked
+
+    def handle(self, signum: int, frame: object = None) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in self.got:
             raise KeyboardInterrupt
-        stop.set()
+        self.got.append(signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    def watch(self) -> None:
+        while not self.stop.wait(0.1):
+            if self.got or self.orphaned():
+                self.stop.set()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+        threading.Thread(target=self.watch, name="nm-redrive-watch", daemon=True).start()
+
+
+def _child(job: Job, conn: Connection) -> None:
+    """A process of the run: the redrive, its progress and its report sent to the parent."""
+    line = _Line(conn)
+    stop = threading.Event()
     parent = multiprocessing.parent_process()
 
     def orphaned() -> bool:
         return parent is not None and not parent.is_alive()
 
-    def watch_parent() -> None:
-        while not stop.wait(0.5):
-            if orphaned():
-                stop.set()
-
-    threading.Thread(target=watch_parent, name="nm-redrive-parent", daemon=True).start()
+    _Signals(stop, orphaned).install()
     last = [0.0]
 
     def progress(report: RedriveReport) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            events.put(("progress", index, report))
+            line.send("progress", report)
 
     def hold_until_all_done() -> None:
-        events.put(("holding", index, None))
-        while not release.wait(0.2) and not orphaned():
+        line.send("holding")
+        while not line.released(0.2) and not orphaned():
             pass
 
     try:
@@ -135,13 +171,9 @@ def _child(job: Job, index: int, events: Any, release: Event) -> None:
     except Exception as exc:  # a bug: what it held is given back (redrive's finally) by now
         # Its class only, no traceback and no message (which could quote a record): the
         # parent names the process as died, with this and the exit code.
-        events.put(("crashed", index, type(exc).__name__))
-        stop.set()
-        events.close()
-        events.join_thread()
+        line.send("crashed", type(exc).__name__)
         os._exit(EXIT_INTERNAL)
-    events.put(("done", index, report))
-    stop.set()
+    line.send("done", report)
 
 
 def _run(
@@ -225,7 +257,7 @@ def redrive_processes(
 
 
 class _Parent:
-    """The processes of one run, seen from the parent: their events, stops and ends."""
+    """The processes of one run, seen from the parent: their lines, stops and ends."""
 
     def __init__(
         self,
@@ -239,26 +271,26 @@ class _Parent:
         self.stop = stop
         self.progress = progress
         self.total = total
-        self.events = self.ctx.Queue()
-        self.release = self.ctx.Event()
         self.procs: list[SpawnProcess] = []
+        self.lines: dict[int, Connection] = {}  # the open ones
         self.latest: dict[int, RedriveReport] = {}
         self.final: dict[int, RedriveReport] = {}
         self.holding: set[int] = set()
         self.dead: dict[int, int | None] = {}
         self.crashed: dict[int, str] = {}  # the class of a process's unexpected exception
+        self.released = False
         self.forwarded = False
 
     def start(self) -> None:
         for i, job in enumerate(self.jobs):
+            mine, theirs = self.ctx.Pipe()
             proc = self.ctx.Process(
-                target=_child,
-                args=(job, i, self.events, self.release),
-                name=f"nm-redrive-{i}",
-                daemon=False,
+                target=_child, args=(job, theirs), name=f"nm-redrive-{i}", daemon=False
             )
             proc.start()
+            theirs.close()  # only the process holds its end: its death is the line's end
             self.procs.append(proc)
+            self.lines[i] = mine
 
     def wait(self) -> None:
         while len(self.final) + len(self.dead) < len(self.procs):
@@ -267,19 +299,29 @@ class _Parent:
                 self.forwarded = True
                 self._signal(signal.SIGTERM)
             for i, proc in enumerate(self.procs):
-                if i in self.final or i in self.dead or proc.is_alive():
+                if i in self.final or i in self.dead or i in self.lines or proc.is_alive():
                     continue
-                self._drain(i)  # its last events may still be in the pipe
-                if i not in self.final:
-                    self.dead[i] = proc.exitcode
-            if len(self.holding | set(self.final) | set(self.dead)) == len(self.procs):
-                self.release.set()  # every process is done: give back what each holds
+                proc.join()
+                self.dead[i] = proc.exitcode  # its line ended without its report
+            if not self.released and len(self.holding | set(self.final) | set(self.dead)) == len(
+                self.procs
+            ):
+                self._release()  # every process is done: each gives back what it holds
 
-    def _take(self, timeout: float) -> bool:
-        try:
-            kind, i, payload = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return False
+    def _take(self, timeout: float) -> None:
+        ready = wait_for(list(self.lines.values()), timeout)
+        for i, conn in list(self.lines.items()):
+            if conn not in ready:
+                continue
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):  # ended, maybe mid-message
+                conn.close()
+                del self.lines[i]
+                continue
+            self._event(i, kind, payload)
+
+    def _event(self, i: int, kind: str, payload: Any) -> None:
         if kind == "holding":
             self.holding.add(i)
         elif kind == "crashed":
@@ -293,13 +335,12 @@ class _Parent:
                     self._signal(signal.SIGTERM)
             if self.progress is not None:
                 self.progress(self.merge())
-        return True
 
-    def _drain(self, i: int) -> None:
-        """Read the events of a process that exited until its report, or until none come."""
-        deadline = time.monotonic() + 2.0
-        while i not in self.final and time.monotonic() < deadline:
-            self._take(timeout=0.1)
+    def _release(self) -> None:
+        self.released = True
+        for conn in self.lines.values():
+            with contextlib.suppress(OSError):
+                conn.send(RELEASE)
 
     def _signal(self, sig: int) -> None:
         for proc in self.procs:
@@ -311,11 +352,15 @@ class _Parent:
         """The processes still running (this one is being torn down) are asked to stop and
         give back what they hold; then waited for."""
         if any(proc.is_alive() for proc in self.procs):
-            self.release.set()
+            self._release()
             self._signal(signal.SIGTERM)
         for proc in self.procs:
             proc.join(timeout=60)
-        self.events.close()
+            if proc.is_alive():  # stuck: what it holds comes back with its visibility timeout
+                proc.kill()
+                proc.join()
+        for conn in self.lines.values():
+            conn.close()
 
     def merge(self) -> RedriveReport:
         total = self.total.snapshot()

@@ -18,7 +18,7 @@ from helpers import Project, client, signal_and_wait
 
 from northmigrate.config import AwsSettings
 from northmigrate.dlq import parse_all
-from northmigrate.dlq.processes import Job, SqsFactory, redrive_processes, shares
+from northmigrate.dlq.processes import Job, SqsFactory, _Signals, redrive_processes, shares
 from northmigrate.errors import AwsError, InputError
 from northmigrate.records import envelope
 
@@ -31,6 +31,37 @@ def test_shares_sum_to_the_total_and_differ_by_one_at_most(n: int) -> None:
         got = shares(total, n)
         assert len(got) == n and sum(got) == total
         assert max(got) - min(got) <= 1
+
+
+def test_a_stop_signal_never_waits_for_a_lock_the_main_thread_holds() -> None:
+    """The handler runs in the main thread, which may be inside the stop event's own
+    methods when the signal lands (a process stopped just as it finished deadlocked so)."""
+    stop = threading.Event()
+    signals = _Signals(stop, orphaned=lambda: False)
+    handled = threading.Event()
+
+    def main_thread_inside_the_event() -> None:
+        with stop._cond:  # what Event.set holds while it runs
+            signals.handle(signal.SIGTERM)
+        handled.set()
+
+    inside = threading.Thread(target=main_thread_inside_the_event, daemon=True)
+    inside.start()
+    inside.join(5)
+    assert handled.is_set(), "the handler waited for a lock its own thread holds"
+    assert not stop.is_set()  # the watcher turns the flag into the stop
+    threading.Thread(target=signals.watch, daemon=True).start()
+    assert stop.wait(30)
+    signals.handle(signal.SIGINT)  # Ctrl-C: a stop
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C again: abort
+        signals.handle(signal.SIGINT)
+
+
+def test_a_process_whose_parent_died_stops() -> None:
+    stop = threading.Event()
+    signals = _Signals(stop, orphaned=lambda: True)
+    threading.Thread(target=signals.watch, daemon=True).start()
+    assert stop.wait(30)
 
 
 def fill(sqs: Any, url: str, ids: list[str], reason: str = "PermanentError: x") -> None:
