@@ -1,18 +1,21 @@
-"""Benchmark: the guard's effect on an outage of the new service, with and without it, in one run.
+"""Benchmark: three kinds of failure, each with the guard on and off, side by side, in one run.
 
     python bench/guard.py              # needs ministack: make ministack
 
-A 2,000-record run on ministack, drained by the worker (the guard works the same on Lambda,
-where each instance keeps its own window). After the first 300 records are migrated, the
-new service goes down (the handler raises ``TargetUnavailable``). With the guard (its
-default thresholds), the worker that sees the failures closes the tap and stops; the outage
-ends, the operator runs ``tap open``, and the worker migrates the rest. Without it, the
-worker goes on through the outage: every record it takes uses up its tries and is
-dead-lettered. Retries have no backoff here, so the outage outlasts every record's tries
-(a production backoff only makes the run longer).
+The local worker drains a queue on ministack (the guard works the same on Lambda, where each
+instance keeps its own window), with the defaults but ``max_receive_count = 3``:
 
-Targets: with the guard, the DLQ holds at most the guard's window of records and nothing is
-lost; without it, the DLQ holds most of the records the outage met.
+- **bug at the head**: the first tenth of a sorted export hits one bug (``ValueError``).
+  Time to finish, and the good records left unmigrated when the worker stopped (blocked).
+  Target: with the guard, none blocked, the bad ones in the DLQ.
+- **throttling**: the target takes at most ``--limit`` records a second and throttles the
+  rest (about half of the worker's unpaced rate). Records dead-lettered, the share of
+  throttled tries, and the rate of tries the target saw against its limit. Target: with the
+  guard, none dead-lettered and the rate the target sees within twice its limit.
+- **outage**: after a fifth of the records the target is down for ``--outage-s`` seconds.
+  Records burnt (dead-lettered), and the seconds from the target's recovery to the tap's
+  reopening. Target: with the guard, none burnt and the reopening within one probe interval
+  plus ten seconds (one record and the tap's cache).
 """
 
 from __future__ import annotations
@@ -23,35 +26,27 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from _common import endpoints, machine, onboarding_messages, send_all
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
 
-class TargetUnavailable(Exception):
-    """The new service answers 503."""
-
-
 @dataclass
-class Night:
+class Row:
     scenario: str
+    guard: bool
     records: int
-    before_outage: int
-    dead_lettered: int
-    stopped_by: str
-    waiting_when_stopped: int
-    migrated_after_resume: int
-    migrated: int
-    lost: int
-    seconds: float
+    migrated: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
-def run_night(endpoint: str, records: int, guard: bool, outage_after: int) -> Night:
-    from northmigrate.aws.clients import AwsClients
-    from northmigrate.aws.queues import Queues
-    from northmigrate.aws.sqs.queue import depth
+def settings_for(endpoint: str, guard: bool, probe_s: float) -> Any:
     from northmigrate.config import (
         AwsSettings,
         GuardSettings,
@@ -60,7 +55,26 @@ def run_night(endpoint: str, records: int, guard: bool, outage_after: int) -> Ni
         Settings,
         WorkerSettings,
     )
-    from northmigrate.consume.tap import Tap
+
+    return Settings(
+        aws=AwsSettings(endpoint_url=endpoint, region="us-east-1"),
+        queue=QueueSettings(
+            name=f"night-{uuid.uuid4().hex[:8]}", visibility_timeout=30, max_receive_count=3
+        ),
+        migration=MigrationSettings(plugin="bench:none"),
+        worker=WorkerSettings(concurrency=8, wait_time_s=1),
+        guard=GuardSettings(enabled=guard, probe_interval_s=probe_s),
+    )
+
+
+def night(
+    endpoint: str, guard: bool, records: int, probe_s: float, fail: Any, ready: Any = None
+) -> Row:
+    """One drain of ``records`` with ``fail(record_id)`` raising for the failing ones;
+    ``ready(queues)`` hears of the queues before the drain."""
+    from northmigrate.aws.clients import AwsClients
+    from northmigrate.aws.queues import Queues
+    from northmigrate.aws.sqs.queue import depth
     from northmigrate.consume.worker import Worker
     from northmigrate.control.provision import provision
     from northmigrate.examples.onboarding import OnboardingRecord
@@ -68,99 +82,166 @@ def run_night(endpoint: str, records: int, guard: bool, outage_after: int) -> Ni
 
     lock = threading.Lock()
     migrated: set[str] = set()
-    outage = threading.Event()
-    began = threading.Event()  # the outage comes once
 
     def handler(record: OnboardingRecord, ctx: object) -> None:
-        if outage.is_set():
-            raise TargetUnavailable("503 from the onboarding service")
+        fail(record.application_id)
         with lock:
             migrated.add(record.application_id)
-            if len(migrated) >= outage_after and not began.is_set():
-                began.set()
-                outage.set()
 
     migration = Migration(
         name="onboarding-v2", model=OnboardingRecord, key="application_id", handler=handler
     )
-    settings = Settings(
-        aws=AwsSettings(endpoint_url=endpoint, region="us-east-1"),
-        queue=QueueSettings(
-            name=f"night-{uuid.uuid4().hex[:8]}", visibility_timeout=30, max_receive_count=3
-        ),
-        migration=MigrationSettings(plugin="bench:none"),
-        worker=WorkerSettings(concurrency=8, wait_time_s=1, backoff_base_s=0, backoff_max_s=0),
-        guard=GuardSettings(enabled=guard),
-    )
+    settings = settings_for(endpoint, guard, probe_s)
     clients = AwsClients(settings.aws, pool_size=12)
     provision(clients, settings, migration)
     queues = Queues(clients.client("sqs"), settings.queue)
     send_all(queues.sqs, queues.main_url(), onboarding_messages(records, seed=11))
+    if ready is not None:
+        ready(queues)
     started = time.perf_counter()
-    first = Worker(clients, settings, migration).run(until_empty=True)
-    before = outage_after
-    stopped = first.stopped or "empty"
-    left = depth(queues.sqs, queues.main_url())
-    waiting = left.visible + left.in_flight + left.delayed
-    dead = depth(queues.sqs, queues.dlq_url()).total
-    after = 0
-    if guard:
-        outage.clear()  # the new service is back; the operator reopens the tap
-        Tap(clients, queues).open()
-        count = len(migrated)
-        Worker(clients, settings, migration).run(until_empty=True)
-        after = len(migrated) - count
-        dead = depth(queues.sqs, queues.dlq_url()).total
-    left = depth(queues.sqs, queues.main_url())
-    in_queues = left.visible + left.in_flight + left.delayed + dead
-    return Night(
-        scenario="with the guard" if guard else "without the guard",
-        records=records,
-        before_outage=before,
-        dead_lettered=dead,
-        stopped_by=stopped,
-        waiting_when_stopped=waiting,
-        migrated_after_resume=after,
-        migrated=len(migrated),
-        lost=records - len(migrated) - in_queues,
-        seconds=time.perf_counter() - started,
-    )
+    Worker(clients, settings, migration).run(until_empty=True)
+    row = Row("", guard, records, len(migrated))
+    row.seconds = time.perf_counter() - started
+    row.dead_lettered = depth(queues.sqs, queues.dlq_url()).total
+    return row
+
+
+def ids(records: int) -> list[str]:
+    """The records' ids in the order they were sent (a sorted export)."""
+    return [json.loads(m.body)["record_id"] for m in onboarding_messages(records, seed=11)]
+
+
+def bug_at_the_head(endpoint: str, guard: bool, records: int, probe_s: float) -> Row:
+    bad = set(ids(records)[: records // 10])
+
+    def fail(record_id: str) -> None:
+        if record_id in bad:
+            raise ValueError("province missing")
+
+    row = night(endpoint, guard, records, probe_s, fail)
+    row.scenario = "bug at the head"
+    row.figures = {"failing": len(bad), "blocked": records - len(bad) - row.migrated}
+    return row
+
+
+def throttling(endpoint: str, guard: bool, records: int, probe_s: float, limit: int) -> Row:
+    lock = threading.Lock()
+    second = [0.0, 0]  # the current second, and the records taken in it
+    tries = [0, 0]  # tries, throttled
+
+    def fail(record_id: str) -> None:
+        with lock:
+            now = time.monotonic()
+            if now - second[0] >= 1.0:
+                second[0], second[1] = now, 0
+            tries[0] += 1
+            if second[1] >= limit:
+                tries[1] += 1
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                    "PutItem",
+                )
+            second[1] += 1
+
+    row = night(endpoint, guard, records, probe_s, fail)
+    row.scenario = "throttling"
+    row.figures = {
+        "throttled_share": round(tries[1] / max(1, tries[0]), 2),
+        "tries_per_s": round(tries[0] / row.seconds, 1),
+        "limit_per_s": limit,
+    }
+    return row
+
+
+def outage(endpoint: str, guard: bool, records: int, probe_s: float, outage_s: float) -> Row:
+    from northmigrate import TargetUnavailable
+    from northmigrate.consume.tap import read_state
+
+    state = {"down_at": None, "up_at": None, "reopened_at": None, "ok": 0}
+    lock = threading.Lock()
+    after = records // 5
+
+    def fail(record_id: str) -> None:
+        with lock:
+            now = time.monotonic()
+            if state["down_at"] is None and state["ok"] >= after:
+                state["down_at"] = now
+            down_at = state["down_at"]
+            if down_at is not None and now - down_at < outage_s:
+                raise TargetUnavailable("503 from the onboarding service")  # an outage
+            if down_at is not None and state["up_at"] is None:
+                state["up_at"] = down_at + outage_s
+            state["ok"] += 1
+
+    stop = threading.Event()
+    watched: dict[str, Any] = {}
+
+    def watch() -> None:  # when the tap opens again after the guard closed it
+        closed = False
+        while not stop.wait(0.5):
+            queues = watched.get("q")
+            if queues is None:
+                continue
+            tap = read_state(queues.sqs, queues.main_url())
+            closed = closed or not tap.open
+            if closed and tap.open and state["reopened_at"] is None:
+                state["reopened_at"] = time.monotonic()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    row = night(endpoint, guard, records, probe_s, fail, ready=lambda q: watched.update(q=q))
+    stop.set()
+    watcher.join()
+    up, reopened = state["up_at"], state["reopened_at"]
+    row.scenario = f"outage of {outage_s:.0f} s"
+    row.figures = {
+        "burnt": row.dead_lettered,
+        "recovery_to_reopen_s": None if up is None or reopened is None else round(reopened - up, 1),
+        "probe_interval_s": probe_s,
+    }
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=2_000)
-    parser.add_argument("--outage-after", type=int, default=300, help="records migrated first")
+    parser.add_argument("--records", type=int, default=1_000)
+    parser.add_argument("--limit", type=int, default=40, help="the target's records a second")
+    parser.add_argument("--outage-s", type=float, default=60.0)
+    parser.add_argument("--probe-s", type=float, default=30.0, help="guard.probe_interval_s")
     args = parser.parse_args()
-    outage_after = args.outage_after
-    from northmigrate.config import GuardSettings
-
-    window = GuardSettings().window
-    nights: list[Night] = []
+    rows: list[Row] = []
     with endpoints(0) as urls:
+        url = urls["loopback"]
         for guard in (True, False):
-            print(f"… {args.records} records, guard {'on' if guard else 'off'}", file=sys.stderr)
-            nights.append(run_night(urls["loopback"], args.records, guard, outage_after))
-    table = Table(title=f"an outage after {outage_after} records, ministack ({machine()})")
-    for column in (
-        "scenario", "records", "worker stopped", "waiting in the queue", "dead-lettered",
-        "migrated after tap open", "migrated", "lost", "seconds",
-    ):  # fmt: skip
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-    for n in nights:
+            print(f"… bug at the head, guard {'on' if guard else 'off'}", file=sys.stderr)
+            rows.append(bug_at_the_head(url, guard, args.records, args.probe_s))
+        for guard in (True, False):
+            print(f"… throttling, guard {'on' if guard else 'off'}", file=sys.stderr)
+            rows.append(throttling(url, guard, args.records, args.probe_s, args.limit))
+        for guard in (True, False):
+            print(f"… outage, guard {'on' if guard else 'off'}", file=sys.stderr)
+            rows.append(outage(url, guard, args.records, args.probe_s, args.outage_s))
+    table = Table(title=f"three kinds of failure, {args.records} records, ministack ({machine()})")
+    for column in ("scenario", "guard", "migrated", "dead-lettered", "seconds", "figures"):
+        table.add_column(column, justify="left" if column in ("scenario", "figures") else "right")
+    for r in rows:
+        shown = ", ".join(f"{k}: {v}" for k, v in r.figures.items())
         table.add_row(
-            n.scenario, str(n.records), n.stopped_by, str(n.waiting_when_stopped),
-            str(n.dead_lettered), str(n.migrated_after_resume), str(n.migrated), str(n.lost),
-            f"{n.seconds:.1f}",
+            r.scenario, "on" if r.guard else "off", str(r.migrated), str(r.dead_lettered),
+            f"{r.seconds:.1f}", shown,
         )  # fmt: skip
     Console(width=200).print(table)
-    guarded, unguarded = nights
-    met = unguarded.records - outage_after  # the records the outage met
+    bug, _, throttled, _, down, _ = rows
+    reopen = down.figures["recovery_to_reopen_s"]
     checks = {
-        "guard: DLQ within the window, nothing lost": guarded.dead_lettered <= window
-        and guarded.lost == 0
-        and guarded.migrated == guarded.records,
-        "no guard: the DLQ holds most of what the outage met": unguarded.dead_lettered > met // 2,
+        "bug at the head: none blocked, the bad ones in the DLQ": bug.figures["blocked"] == 0
+        and bug.dead_lettered == bug.figures["failing"],
+        "throttling: none dead-lettered, the target's rate within twice its limit": (
+            throttled.dead_lettered == 0 and throttled.figures["tries_per_s"] <= 2 * args.limit
+        ),
+        "outage: none burnt, reopened within a probe interval and 10 s": down.dead_lettered == 0
+        and reopen is not None
+        and reopen <= args.probe_s + 10,
     }
     for name, ok in checks.items():
         print(json.dumps({"target": name, "verdict": "PASS" if ok else "MISS"}))

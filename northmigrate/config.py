@@ -32,8 +32,6 @@ from northmigrate.errors import ConfigError, plain_words
 ENV_PREFIX = "NORTHMIGRATE_"
 CONFIG_ENV = "NORTHMIGRATE_CONFIG"
 DEFAULT_FILE = "northmigrate.toml"
-DEFAULT_MIN_POLLERS = 2  # AWS's defaults for an SQS mapping in provisioned mode
-DEFAULT_MAX_POLLERS = 200
 # Variables with the prefix that are not config keys.
 _NOT_KEYS = {CONFIG_ENV, "NORTHMIGRATE_OUTPUT", "NORTHMIGRATE_MINISTACK"}
 # AWS's own variables, each key's in the order they win; they beat the [aws] section.
@@ -104,23 +102,39 @@ class WorkerSettings(_Section):
     wait_time_s: int = Field(default=20, ge=0, le=20)
     # How long a stopping worker lets the records it started finish.
     grace_period_s: float = Field(default=30.0, ge=0, le=43_200)
-    # Per-record retry backoff: between half and all of base * 2**(attempt-1), at most
-    # backoff_max_s (and, for a retry in place, the queue's visibility timeout).
+    # Per-record retry backoff, by the failure's kind (northmigrate.failures): between half
+    # and all of base * 2**(attempt-1), at most the kind's max (and, for a retry in place,
+    # the queue's visibility timeout). An outage waits with patience (backoff_*); a record
+    # error (a bug) reaches the DLQ in seconds (record_backoff_*); a throttled record is not
+    # charged a try and comes back after between half and all of throttle_backoff_s.
     backoff_base_s: float = Field(default=30.0, ge=0, le=43_200)
     backoff_max_s: float = Field(default=900.0, ge=0, le=43_200)
+    record_backoff_base_s: float = Field(default=1.0, ge=0, le=43_200)
+    record_backoff_max_s: float = Field(default=4.0, ge=0, le=43_200)
+    throttle_backoff_s: float = Field(default=10.0, ge=0, le=900)
     # Extend the visibility of records still in progress (so a slow one is not run twice).
     heartbeat: bool = True
 
 
 class GuardSettings(_Section):
-    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of the last
-    ``window`` records a consumer tried failed in the handler (``min_records`` tried at the
-    least), it closes the tap for every consumer, with the reason."""
+    """The circuit breaker (northmigrate.consume.guard): when at least ``failure_share`` of
+    the last ``window`` records a consumer tried met an outage (``min_records`` tried at the least),
+    it closes the tap for every consumer, with the reason. Record errors close it only with
+    ``stop_on_record_errors`` (counting distinct records). ``reopen = "probe"``: every
+    ``probe_interval_s`` one record is tried (or the plugin's ``probe``) and the tap opens
+    once it succeeds; ``"manual"``: a person runs ``tap open``."""
 
     enabled: bool = True
     window: int = Field(default=100, ge=10, le=10_000)
     min_records: int = Field(default=20, ge=1, le=10_000)
     failure_share: float = Field(default=0.5, gt=0, le=1)
+    stop_on_record_errors: bool = False
+    reopen: Literal["probe", "manual"] = "probe"
+    probe_interval_s: float = Field(default=30.0, ge=1, le=3_600)
+    # Throttling (northmigrate.consume.throttle): the limit changes at most once a step;
+    # throttled at the lowest limit for throttle_outage_s is an outage.
+    throttle_step_s: float = Field(default=10.0, ge=1, le=3_600)
+    throttle_outage_s: float = Field(default=300.0, ge=1, le=86_400)
     # The function's own event source mapping, which its guard disables (deploy sets it in
     # the function's environment; a local worker has none).
     mapping_uuid: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
@@ -157,7 +171,7 @@ class DeploySettings(_Section):
         """(minimum, maximum) pollers in provisioned mode; None in on-demand mode."""
         if self.min_pollers is None and self.max_pollers is None:
             return None
-        return (self.min_pollers or DEFAULT_MIN_POLLERS, self.max_pollers or DEFAULT_MAX_POLLERS)
+        return (self.min_pollers or 2, self.max_pollers or 200)  # AWS's defaults
 
 
 class Settings(_Section):
@@ -200,7 +214,8 @@ def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Pat
     return default if default.is_file() else None
 
 
-def _env_value(raw: str) -> Any:
+def env_value(raw: str) -> Any:
+    """An override's value: TOML when it parses as a TOML value, else the text as it is."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -221,7 +236,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, 
             if not isinstance(child, dict):
                 raise ConfigError(f"{name} overrides {'.'.join(path)}, but {part} is not a table")
             node = child
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = env_value(raw)
         origins[tuple(path)] = name
     aws = data.get("aws", {})
     for key, names in AWS_ENV.items():
@@ -322,23 +337,18 @@ def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
 
 def _check_pollers(deploy: DeploySettings, sources: _Sources) -> None:
     """Provisioned mode's keys agree with each other and stand alone."""
-    pollers = deploy.pollers
-    if pollers is None:
-        return
-    if "max_concurrency" in deploy.model_fields_set and deploy.max_concurrency is not None:
+    low, high = deploy.pollers or (0, 0)
+    if high and "max_concurrency" in deploy.model_fields_set and deploy.max_concurrency:
         where = _with(sources.of(("deploy", "max_concurrency")))
         raise ConfigError(
-            f"invalid value for deploy.max_concurrency{where}: provisioned mode "
-            "(deploy.min_pollers, deploy.max_pollers) cannot be combined with it (AWS takes "
-            "ScalingConfig.MaximumConcurrency or ProvisionedPollerConfig, not both)",
-            hint="remove deploy.max_concurrency; limit through deploy.max_pollers",
+            f"invalid value for deploy.max_concurrency{where}: provisioned mode (deploy."
+            "min_pollers, deploy.max_pollers) cannot be combined with it",
+            hint="remove it (AWS takes a maximum concurrency or pollers, not both); limit "
+            "through deploy.max_pollers",
         )
-    if pollers[0] > pollers[1]:
+    if low > high:
         where = _with(sources.of(("deploy", "min_pollers")))
-        raise ConfigError(
-            f"invalid value for deploy.min_pollers{where}: {pollers[0]} is more than "
-            f"deploy.max_pollers ({pollers[1]})"
-        )
+        raise ConfigError(f"invalid value for deploy.min_pollers{where}: more than max_pollers")
 
 
 def _describe(error: ValidationError, sources: _Sources) -> ConfigError:

@@ -18,6 +18,9 @@ from pydantic import BaseModel
 
 from northmigrate.aws.clients import AwsClients
 from northmigrate.errors import PluginError
+from northmigrate.failures import Classify
+from northmigrate.failures import TargetUnavailable as TargetUnavailable  # the plugin API
+from northmigrate.failures import Throttled as Throttled  # the plugin API
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -56,6 +59,7 @@ Eligible = Callable[[RecordT], bool]
 Verify = Callable[[RecordT, MigrationContext], bool]
 VerifyBatch = Callable[[Sequence[RecordT], MigrationContext], Sequence[bool]]
 Setup = Callable[[MigrationContext], Sequence[SetupResult]]
+Probe = Callable[[MigrationContext], None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ class Migration(Generic[RecordT]):
     credentials and is the operator's to grant, not declared here.
     ``verify_batch`` answers ``verify`` for up to ``verify_batch_size`` records in one go
     (``reconcile`` prefers it when given: e.g. DynamoDB BatchGetItem).
+    ``classify(exc)`` decides the kind of a handler's failure first (``"record"``,
+    ``"throttled"`` or ``"outage"``; None leaves it to :mod:`northmigrate.failures`).
+    ``probe(ctx)`` checks that the target answers (it raises when not); while the guard
+    holds the tap closed after an outage, it is called instead of trying one record.
     """
 
     name: str
@@ -87,6 +95,8 @@ class Migration(Generic[RecordT]):
     iam_statements: Callable[[Mapping[str, Any], str, str], list[dict[str, Any]]] | None = None
     verify_batch: VerifyBatch[RecordT] | None = None
     verify_batch_size: int = 100
+    classify: Classify | None = None
+    probe: Probe | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):

@@ -12,8 +12,13 @@ module, so the same rules hold everywhere:
 - the checks are made on the open descriptor (``fstat``), not only on the name, so a file
   swapped in between the check and the open is refused too.
 
-Only the last component is protected: a symbolic link among the parent directories is
-followed, as the operator may well keep their work under one.
+For a file the operator names (``--rejects``, ``--export``) only the last component is
+protected: a symbolic link among the parent directories is followed, as the operator may well
+keep their work under one. The directories northmigrate keeps its own state in
+(``private_dir``, ``check_dirs``: ``.northmigrate/``, ``.northmigrate/resume/``) are checked
+on every component of a relative path, from the working directory down, before anything is
+created, read or written there: a link (``.northmigrate -> ../elsewhere``), a file or
+another user's directory at any of them is refused.
 """
 
 from __future__ import annotations
@@ -128,9 +133,44 @@ def read_private(path: Path, what: str) -> bytes | None:
             raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
+def _dir_refusal(info: os.stat_result) -> str:
+    if stat.S_ISLNK(info.st_mode):
+        return _LINK
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    if info.st_uid != os.geteuid():
+        return "it belongs to another user"
+    return ""
+
+
+def check_dirs(path: Path, what: str) -> None:
+    """Refuse (an InputError) a symbolic link, a non-directory or another user's directory
+    at any existing component of the directory ``path``: every one of a relative path, from
+    the working directory down; ``path`` itself for an absolute one. What does not exist yet
+    is fine (``private_dir`` makes it)."""
+    parts = path.parts
+    if path.is_absolute():
+        components = [path]
+    else:
+        components = [Path(*parts[:n]) for n in range(1, len(parts) + 1) if parts[n - 1] != ".."]
+    for component in components:
+        try:
+            info = os.lstat(component)
+        except FileNotFoundError:
+            return  # nothing below it exists either
+        except OSError as exc:
+            raise InputError(f"cannot use {what} {path}: {exc.strerror or exc}") from exc
+        problem = _dir_refusal(info)
+        if problem:
+            where = "" if component == path else f": {component}"
+            raise InputError(f"refusing to use {what} {path}{where}: {problem}", hint=_HINT)
+
+
 def private_dir(path: Path, what: str) -> Path:
     """The directory ``path``, made (with any missing parent) mode 0700; an existing one
-    must be a real directory of this user, and is set to 0700."""
+    must be a real directory of this user, and is set to 0700. Every component of a
+    relative ``path`` is checked first (``check_dirs``): nothing is made through a link."""
+    check_dirs(path, what)
     missing: list[Path] = []
     probe = path
     while not os.path.lexists(probe) and probe != probe.parent:
@@ -147,14 +187,7 @@ def private_dir(path: Path, what: str) -> Path:
         info = os.lstat(path)
     except OSError as exc:
         raise InputError(f"cannot use {what} {path}: {exc.strerror or exc}") from exc
-    if stat.S_ISLNK(info.st_mode):
-        problem = _LINK
-    elif not stat.S_ISDIR(info.st_mode):
-        problem = "it is not a directory"
-    elif info.st_uid != os.geteuid():
-        problem = "it belongs to another user"
-    else:
-        problem = ""
+    problem = _dir_refusal(info)
     if problem:
         raise InputError(f"refusing to use {what} {path}: {problem}", hint=_HINT)
     if stat.S_IMODE(info.st_mode) != 0o700:

@@ -171,6 +171,16 @@ def run_cli(
     return CliResult(code, _read(stdout), _read(stderr))
 
 
+def create_table(ddb: Any, name: str, key: str = "pk") -> None:
+    """An on-demand table keyed on one string attribute ``key``."""
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def aws_client(service: str, **kwargs: Any) -> Any:
     """``boto3.client(service, **kwargs)`` on a session of its own that reads AWS's service
     models through the process's one loader (``northmigrate.aws.clients.share_service_models``), as

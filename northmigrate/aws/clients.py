@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import botocore.config
@@ -47,16 +48,74 @@ DEFAULT_REGION = "us-east-1"
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 
 
+# Names that stand for this machine (RFC 6761's .localhost, and Debian's IPv6 aliases).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a numeric host stands for, in every spelling the resolver takes: IPv6
+    (scoped too), dotted quads and their short, decimal, hex and octal forms (``127.1``,
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1``), a trailing dot; None for a name."""
+    host = host.strip("[]").rstrip(".")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not host:
+        return None
+    try:  # inet_aton reads the forms getaddrinfo reads for a numeric IPv4 host
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _this_machine(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:127.0.0.1
+            return _this_machine(address.ipv4_mapped)
+        if address.packed[:12] == bytes(12) and int(address) > 1:  # ::127.0.0.1 (compatible)
+            return _this_machine(ipaddress.IPv4Address(address.packed[12:]))
+    return address.is_loopback or address.is_unspecified
+
+
 def is_loopback(url: str | None) -> bool:
+    """Does ``url`` point at this machine: localhost (any case, a trailing dot, a
+    ``.localhost`` name), 127.0.0.0/8, ::1, 0.0.0.0 or ::, in any spelling of the address
+    (see ``host_address``; IPv4-mapped IPv6 too)? No name is looked up."""
     if not url:
         return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:  # a malformed IPv6 literal
         return False
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    address = host_address(host)
+    return address is not None and _this_machine(address)
+
+
+def has_credentials(url: str | None) -> bool:
+    """Does ``url`` carry a user name or a password (``http://user:pass@host``)?"""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    return "@" in parts.netloc or parts.username is not None
+
+
+def shown_url(url: str | None) -> str:
+    """``url`` for a message or an output: its user name and password, if any, as ``***``."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***" if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 class AwsClients:
@@ -212,7 +271,7 @@ def share_service_models(core: botocore.session.Session) -> None:
 def configured_endpoint(client: Any) -> str | None:
     """A client's endpoint when it is not one of AWS's own (an emulator, a VPC endpoint)."""
     url = str(client.meta.endpoint_url or "")
-    host = urlparse(url).hostname or ""
+    host = urlsplit(url).hostname or ""
     return None if not url or host.endswith(_AWS_HOSTS) else url
 
 
@@ -238,7 +297,7 @@ def translate(exc: BaseException, what: str) -> AwsError:
     ):
         endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "")
         return AwsError(
-            f"cannot reach the AWS endpoint {endpoint} ({what})".replace(" ()", ""),
+            f"cannot reach the AWS endpoint {shown_url(endpoint)} ({what})".replace(" ()", ""),
             hint="is the endpoint running? for the embedded one: northmigrate local",
         )
     if isinstance(

@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from northmigrate.cli.output import OutputFormat, emit, key_value_table, say
+from northmigrate.cli.output import OutputFormat, emit, key_value_table, plain, say
 from northmigrate.cli.state import State
+from northmigrate.consume.events import JsonLines
+from northmigrate.consume.presence import Readers, readers
+from northmigrate.consume.tap import Tap
 from northmigrate.dlq.canary import CanaryReport, canary_redrive
 from northmigrate.dlq.redrive import redrive
 from northmigrate.dlq.report import RedriveReport
 from northmigrate.errors import EXIT_ATTENTION, EXIT_INTERRUPTED
+
+
+def waiting_teller(output: OutputFormat) -> Callable[[dict[str, Any]], None]:
+    """What the canary waits for, on stderr: a JSON line with --output json, else words;
+    the warning when nothing reads the main queue comes at once."""
+
+    def tell(event: dict[str, Any]) -> None:
+        if output is OutputFormat.json:
+            JsonLines(sys.stderr)(event)
+            return
+        lines = [f"waiting up to {event['wait_s']:.0f} s for {event['for']}"]
+        if event.get("warning"):
+            lines.append(f"Warning: {plain(event['warning'])}")
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+
+    return tell
+
+
+def _readers(st: State, destination: str) -> Callable[[], Readers] | None:
+    """Who reads the destination, when it is the main queue (else nobody is asked)."""
+    queues = st.queues()
+    if destination != queues.main_url():
+        return None
+    return lambda: readers(Tap(st.clients(), queues))
 
 
 def combined(first: RedriveReport, rest: RedriveReport | None) -> RedriveReport:
@@ -127,6 +157,8 @@ def run(
         redrive_kwargs=kwargs,
         max_messages=max_messages,
         stop=stop,
+        on_wait=waiting_teller(output),
+        readers=_readers(st, destination),
     )
     total = combined(report.moved, report.rest)
     emit(output, outcome(report), lambda console: _render(report, console))

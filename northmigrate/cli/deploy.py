@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from northmigrate import deploy as deploy_lib
+from northmigrate.aws.clients import shown_url
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, changes_table, emit, markup, say
 from northmigrate.cli.state import State, state
 from northmigrate.deploy.package import Package
@@ -51,7 +52,8 @@ def _template(st: State, path: Path, output: OutputFormat, *, queues: bool, keep
         if written.endpoint_url:
             console.print(
                 markup(
-                    "the function's environment sets aws.endpoint_url = {}", written.endpoint_url
+                    "the function's environment sets aws.endpoint_url = {}",
+                    shown_url(written.endpoint_url),
                 )
             )
         console.print(

@@ -102,7 +102,7 @@ def redrive(
         "--where",
         metavar="EXPR",
         help="Only messages where EXPR holds: reason~REGEX, record_id=X, record.a.b=V, "
-        "kind=permanent; also != and !~. Repeatable: all must hold.",
+        "kind=permanent, error_kind=outage; also != and !~. Repeatable: all must hold.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Count what would move; move nothing, leave all visible."
@@ -163,7 +163,9 @@ def redrive(
     come back.
 
     With --canary N: exit 1 when a canary came back to the DLQ or was not migrated within
-    --canary-wait; then nothing more is moved.
+    --canary-wait; then nothing more is moved. While it waits it says so on stderr (a JSON
+    line with --output json), and warns at once when nothing reads the main queue (no worker
+    seen in 3 minutes, no enabled event source mapping, or a closed tap).
 
     With --processes N: N processes each run the same redrive with their share of --max and
     --rate (the shares sum to them exactly); one total is reported, with each process's
@@ -172,7 +174,7 @@ def redrive(
     moves it.
 
     Examples:
-      northmigrate dlq redrive --dry-run
+      northmigrate dlq redrive --where "error_kind=outage" --dry-run
       northmigrate dlq redrive --where "reason~ValueError" --canary 5
       northmigrate dlq redrive --to retry -n 100 --rate 10 --processes 2
     """

@@ -21,7 +21,8 @@ def init(
         "--plugin",
         metavar="NAME",
         help="Also write NAME.py, a plugin skeleton, and test_NAME.py, its test; the config "
-        "names it.",
+        "names it. NAME is a module name that hides no standard or installed module (not "
+        "json, os, pydantic…).",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
     port: int | None = typer.Option(

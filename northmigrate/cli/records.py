@@ -25,6 +25,7 @@ from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Rejection
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.sources.stream import StreamSource
 
 SOURCE_HELP = (
     "A .jsonl/.ndjson, .json (an array) or .csv file, optionally .gz; - for JSONL on stdin; "
@@ -47,7 +48,8 @@ SEGMENTS_OPTION = typer.Option(
     min=1,
     max=1_000_000,
     help="dynamodb:// only: parallel scan segments, 1 to 1000000 (default: 1 per 100 MiB "
-    "of table, at most 32); at most 32 are scanned at once, the others wait their turn.",
+    "of table, at most 32); more than the table can use (1 per item and per MiB, at least "
+    "32) is lowered to that; at most 32 are scanned at once, the others wait their turn.",
 )
 CONSISTENT_OPTION = typer.Option(
     False, "--consistent", help="dynamodb:// only: strongly consistent reads."
@@ -183,9 +185,17 @@ def _run(
         stop = stack.enter_context(graceful_stop("finishing the batches in flight"))
         resumed = from_line is not None or flags.resume
         source = open_source(source_name, clients=st.clients(), stop=stop, options=options)
+        notice = getattr(source, "notice", None)
+        if notice:  # e.g. --segments lowered to what the table can use
+            say("[yellow]{}[/yellow]", notice)
         # an earlier run's rejects are added to when resuming, else kept unless --force
+        identity = source.file_identity() if isinstance(source, StreamSource) else None
         writer = (
-            stack.enter_context(RejectsWriter(rejects, append=resumed, force=force))
+            stack.enter_context(
+                RejectsWriter(
+                    rejects, append=resumed, force=force, source=identity, source_name=source.name
+                )
+            )
             if rejects
             else None
         )

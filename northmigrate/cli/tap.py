@@ -13,6 +13,9 @@ from northmigrate.errors import InputError
 
 tap_app = typer.Typer(
     help="Open, close or limit every consumer of the main queue (Lambda and local workers)."
+    " The guard closes it in an outage and, with guard.reopen = probe, opens it again when"
+    " a probe finds the target answering; under throttling it lowers the limit and raises it"
+    " back step by step. A tap a person closed is only opened by a person."
     "\n\nExamples:\n"
     '  northmigrate tap close --reason "the new service is down"\n'
     "  northmigrate tap limit 5\n"
@@ -40,6 +43,18 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
             markup("tap of {}: [bold]{}[/bold], limit: {}", data["queue"], data["tap"], limit),
             highlight=False,
         )
+        if report.state.limit is not None and report.state.limit_by:
+            console.print(
+                markup(
+                    "limit {} set by {}: {}",
+                    report.state.limit,
+                    report.state.limit_by,
+                    report.state.limit_reason or "no reason given",
+                ),
+                highlight=False,
+            )
+        if report.state.open and report.state.opened:
+            console.print(markup("last opened by {}", report.state.opened), highlight=False)
         if not report.state.open:
             console.print(
                 markup(
@@ -66,7 +81,7 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
 @tap_app.command("open")
 def tap_open(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Resume consumption: enable the mappings and let local workers receive again (also
-    after the guard closed the tap).
+    after the guard closed the tap, when guard.reopen = "manual" or before its next probe).
 
     Examples:
       northmigrate tap open
@@ -105,7 +120,8 @@ def tap_limit(
 ) -> None:
     """Cap consumption: the mappings' maximum concurrency (in provisioned mode, their maximum
     pollers: AWS takes no maximum concurrency there), and each local worker's rate (records
-    per second).
+    per second). The guard never raises the tap above a limit set here: under throttling it
+    lowers it, and gives it back once the throttling stops.
 
     Examples:
       northmigrate tap limit 20
@@ -122,7 +138,8 @@ def tap_limit(
 
 @tap_app.command("status")
 def tap_status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Show the tap: open or closed, the limit, and the state of each mapping.
+    """Show the tap: open or closed (by whom, when, why), the limit (set by an operator or
+    lowered by the guard under throttling, and why), and the state of each mapping.
 
     Examples:
       northmigrate tap status

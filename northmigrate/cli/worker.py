@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import typer
 from rich.console import Console
 
-from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table
+from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat, emit, key_value_table, plain
 from northmigrate.cli.progress import progress_line, worker_figures
 from northmigrate.cli.signals import graceful_stop
 from northmigrate.cli.state import State, state
@@ -32,6 +32,24 @@ class MetricsFormat(StrEnum):
     none = "none"
     emf = "emf"
     cloudwatch = "cloudwatch"
+
+
+def waiting_teller(as_json: bool) -> Callable[[dict[str, Any]], None]:
+    """What a waiting worker waits for, on stderr: a JSON line (``--log-format json`` or
+    ``--output json``) or one sentence."""
+    if as_json:
+        return JsonLines(sys.stderr)
+
+    def tell(event: dict[str, Any]) -> None:
+        sys.stderr.write(
+            f"\nwaiting for the tap to open: closed by {plain(event.get('closed_by') or '?')} "
+            f"since {plain(event.get('since') or '?')} "
+            f"({plain(event.get('reason') or 'no reason given')}); "
+            f"what reopens it: {plain(event.get('reopens'))}\n"
+        )
+        sys.stderr.flush()
+
+    return tell
 
 
 @contextmanager
@@ -137,9 +155,15 @@ def worker(
     """Poll the main queue and migrate each record with the plugin's handler.
 
     A message is deleted only once its record is migrated, safely in the DLQ, or retried as
-    a delayed copy SQS confirmed. Failures are retried with backoff until the handler has
-    tried queue.max_receive_count times, then dead-lettered with their reason;
-    PermanentError, unreadable messages and invalid records are dead-lettered at once.
+    a delayed copy SQS confirmed. Each failure has a kind: a record error (a bug) is retried
+    within seconds until the handler has tried queue.max_receive_count times, then
+    dead-lettered with its reason, while the other records go on; a throttled try is not
+    charged (the record comes back later) and the guard lowers the tap's limit; an outage is
+    retried with patience and, when it persists, the guard closes the tap and probes every
+    guard.probe_interval_s until the target answers, then opens it again (guard.reopen =
+    "manual": the worker exits 1 instead). PermanentError, unreadable messages and invalid
+    records are dead-lettered at once. A worker whose tap is closed says on stderr by whom,
+    since when, why and what reopens it.
     SIGINT/SIGTERM: stop receiving, hand back unstarted messages, finish started records
     within the grace period, print the summary, exit 0 (a second Ctrl-C: 130).
 
@@ -174,6 +198,7 @@ def worker(
             grace_period_s=grace,
             on_progress=on_progress,
             emit=fan_out(JsonLines() if log_format is LogFormat.json else None, sink),
+            notify=waiting_teller(log_format is LogFormat.json or output is OutputFormat.json),
         ).run(until_empty=until_empty, max_messages=max_messages)
     data = report.to_dict()
     if report.error is not None:

@@ -1,4 +1,5 @@
-"""Pacing: the per-record retry backoff, and the token bucket behind ``worker --rate``."""
+"""Pacing: the per-record retry backoff (by the failure's kind), and the token bucket behind
+``worker --rate``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from northmigrate.config import WorkerSettings
+from northmigrate.failures import OUTAGE, RECORD, THROTTLED
 
 SQS_MAX_VISIBILITY_S = 43_200  # 12 hours: the most SQS allows
+SQS_MAX_DELAY_S = 900  # the longest DelaySeconds SQS takes: a retry's copy waits at most this
 
 
 def retry_delay(
@@ -33,6 +39,45 @@ def retry_delay(
     ceiling = max(0.0, min(ceiling, float(SQS_MAX_VISIBILITY_S)))
     draw = (rng or random).uniform(ceiling / 2, ceiling)
     return round(draw)
+
+
+@dataclass
+class RetryDelays:
+    """The backoff of each failure kind (``[worker]``'s ``*backoff*`` keys).
+
+    - ``outage``: ``base_s`` doubling, at most ``max_s`` (30 s to 15 min by default): the
+      tries of a record outlast a short outage;
+    - ``record``: ``record_base_s`` doubling, at most ``record_max_s`` (1 s to 4 s): a bug
+      reaches the DLQ in seconds (five tries: between 5.5 and 11 s);
+    - ``throttled``: between half and all of ``throttle_s`` (10 s), whatever the attempt (a
+      throttled try is not charged).
+
+    Called as ``delays(attempt, kind)``, with ``ceiling_s`` for a retry in place (the
+    queue's visibility timeout).
+    """
+
+    base_s: float = 30.0
+    max_s: float = 900.0
+    record_base_s: float = 1.0
+    record_max_s: float = 4.0
+    throttle_s: float = 10.0
+    rng: random.Random | None = None
+
+    def __call__(self, attempt: int, kind: str = OUTAGE, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
+        if kind == THROTTLED:
+            top = max(0.0, min(self.throttle_s, float(ceiling_s)))
+            return round((self.rng or random).uniform(top / 2, top))
+        base, top = (
+            (self.record_base_s, self.record_max_s)
+            if kind == RECORD
+            else (
+                self.base_s,
+                self.max_s,
+            )
+        )
+        return retry_delay(
+            attempt, base_s=base, max_s=top, visibility_timeout_s=ceiling_s, rng=self.rng
+        )
 
 
 class TokenBucket:
@@ -83,3 +128,15 @@ class TokenBucket:
         if n > 0:
             with self._lock:
                 self._tokens = min(self.burst, self._tokens + n)
+
+
+def delays_for(worker: WorkerSettings, rng: random.Random | None = None) -> RetryDelays:
+    """The retry delays of a ``[worker]`` section."""
+    return RetryDelays(
+        base_s=worker.backoff_base_s,
+        max_s=worker.backoff_max_s,
+        record_base_s=worker.record_backoff_base_s,
+        record_max_s=worker.record_backoff_max_s,
+        throttle_s=worker.throttle_backoff_s,
+        rng=rng,
+    )

@@ -4,12 +4,14 @@ Each event is one JSON object on one line::
 
     {"event": "record", "migration": "onboarding-v2", "run_id": "20261127T010203Z-3f9a1c",
      "record_id": "APP-000017", "message_id": "…", "attempt": 2, "outcome": "retried",
-     "failure_kind": "retry", "reason": "TargetUnavailable: …", "backoff_s": 4,
-     "duration_ms": 12.5, "consumer": "worker"}
+     "failure_kind": "retry", "error_kind": "outage", "reason": "TargetUnavailable: …",
+     "backoff_s": 4, "duration_ms": 12.5, "consumer": "worker"}
 
 ``outcome`` is ``migrated``, ``retried`` (``backoff_s``: when it is tried again),
 ``dead_lettered`` (``failure_kind``: ``permanent``, ``exhausted``, ``invalid`` or
-``unreadable``) or ``released`` (received and handed back unstarted). ``reason`` is already
+``unreadable``) or ``released`` (received and handed back unstarted). ``error_kind`` is the
+failure's kind (``record``, ``throttled`` or ``outage``: :mod:`northmigrate.failures`), None
+when nothing failed; a ``throttled`` retry was not charged a try. ``reason`` is already
 scrubbed of sensitive values (northmigrate.consume.processing). The Lambda handler adds
 ``request_id`` to each, and writes one ``{"event": "invocation", …}`` summary per
 invocation. Fields are never removed within a version of northmigrate; new ones may be added.
@@ -53,6 +55,7 @@ def record_event(
         "attempt": outcome.attempt,
         "outcome": name,
         "failure_kind": kind,
+        "error_kind": outcome.error_kind if name != "migrated" else None,
         "reason": outcome.reason if name != "migrated" else None,
         "backoff_s": outcome.delay_s if outcome.retried else None,
         "duration_ms": round(outcome.duration_s * 1000, 3),
@@ -73,6 +76,7 @@ def released_event(message: InMessage, *, migration: str, consumer: str) -> dict
         "attempt": None,
         "outcome": "released",
         "failure_kind": None,
+        "error_kind": None,
         "reason": None,
         "backoff_s": None,
         "duration_ms": 0.0,

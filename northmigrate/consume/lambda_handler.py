@@ -51,12 +51,14 @@ from northmigrate.aws.sqs.batch import change_visibility_batch
 from northmigrate.aws.sqs.message import InMessage, normalise
 from northmigrate.aws.sqs.queue import queue_arn
 from northmigrate.config import Settings, load_settings
-from northmigrate.consume.backoff import retry_delay
+from northmigrate.consume.backoff import RetryDelays, delays_for
 from northmigrate.consume.events import JsonLines, record_event, released_event
 from northmigrate.consume.guard import Guard, Trip
 from northmigrate.consume.metrics import EmfWriter, Tally
-from northmigrate.consume.processing import SQS_MAX_DELAY_S, Outcome, Processor, Status
-from northmigrate.consume.tap import GUARD, closed_tags, read_state
+from northmigrate.consume.probe import is_probe_event, scheduled_probe
+from northmigrate.consume.processing import Outcome, Processor, Status
+from northmigrate.consume.tap import GUARD, MAX_MAPPING_CONCURRENCY, Tap, closed_tags, read_state
+from northmigrate.consume.throttle import Throttle
 from northmigrate.plugin import Migration, load_migration
 from northmigrate.records.envelope import iso, utc_now
 
@@ -76,6 +78,7 @@ class Runtime:
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     guard: Guard | None = None
     function_name: str = "function"
+    delays: RetryDelays = field(default_factory=RetryDelays)
 
     @property
     def fifo(self) -> bool:
@@ -95,16 +98,7 @@ def build_runtime(
     migration = load_migration(settings.migration.plugin)
     sqs = clients.client("sqs")
     queues = Queues(sqs, settings.queue)
-    worker = settings.worker
-
-    def delay(attempt: int) -> int:
-        return retry_delay(
-            attempt,
-            base_s=worker.backoff_base_s,
-            max_s=worker.backoff_max_s,
-            visibility_timeout_s=SQS_MAX_DELAY_S,
-        )
-
+    delays = delays_for(settings.worker)
     processor = Processor(
         migration,
         clients=clients,
@@ -114,17 +108,37 @@ def build_runtime(
         fifo=settings.queue.fifo,
         sqs=sqs,
         queue_url=queues.main_url(),
-        retry_delay=delay,
+        retry_delay=delays,
     )
     runtime = Runtime(settings, clients, migration, processor, queues, out or sys.stdout)
+    runtime.delays = delays
     runtime.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     if settings.guard.enabled:
+        by = f"{GUARD} (lambda {runtime.function_name})"
+        # A function's limit is its mapping's: it lowers from what the mapping runs at (its
+        # maximum concurrency, or its maximum pollers in provisioned mode).
+        most = settings.deploy.max_concurrency or MAX_MAPPING_CONCURRENCY
+        tap = own_tap(runtime)
+        throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: tap.cap() or most)
         runtime.guard = Guard(
-            settings.guard,
-            by=f"{GUARD} (lambda {runtime.function_name})",
-            on_trip=lambda trip: close_tap(runtime, trip),
+            settings.guard, by=by, on_trip=lambda trip: close_tap(runtime, trip), throttle=throttle
         )
     return runtime
+
+
+def own_tap(runtime: Runtime) -> Tap:
+    """The tap as this function switches it: the queue's tags and its own mapping (by the
+    UUID deploy put in its environment; found by listing when it is not there)."""
+    settings = runtime.settings
+    uuid = settings.guard.mapping_uuid
+    return Tap(
+        runtime.clients,
+        runtime.queues,
+        default_limit=settings.deploy.max_concurrency,
+        default_pollers=settings.deploy.pollers[1] if settings.deploy.pollers else None,
+        only=(uuid,) if uuid else None,
+        function=runtime.function_name,
+    )
 
 
 def close_tap(runtime: Runtime, trip: Trip) -> None:
@@ -254,18 +268,13 @@ class _Batch:
     def hide_and_hand_back(self) -> None:
         """Retries in place wait for their backoff; records not started are visible at once
         (a failed FIFO message, hidden, still holds its group back)."""
-        settings = self.runtime.settings
+        ceiling = self.runtime.settings.queue.visibility_timeout
         changes: list[tuple[InMessage, int]] = []
         for record, outcome in zip(self.records, self.outcomes, strict=True):
             if outcome == NOT_STARTED:
                 changes.append((normalise(record), 0))
             elif isinstance(outcome, Outcome) and outcome.status is Status.RETRY:
-                backoff = retry_delay(
-                    outcome.attempt,
-                    base_s=settings.worker.backoff_base_s,
-                    max_s=settings.worker.backoff_max_s,
-                    visibility_timeout_s=settings.queue.visibility_timeout,
-                )
+                backoff = self.runtime.delays(outcome.attempt, outcome.backoff_kind, ceiling)
                 outcome.delay_s = backoff
                 changes.append((outcome.message, backoff))
         url = self.runtime.queues.main_url()
@@ -349,12 +358,32 @@ def _tell(runtime: Runtime, batch: _Batch, request_id: str, seconds: float, fail
 _runtime: Runtime | None = None
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
-    """The function's handler (``northmigrate.aws_lambda.handler``)."""
+def probe(runtime: Runtime) -> dict[str, Any]:
+    """The stack's schedule asks whether the target is back (:func:`probe.scheduled_probe`);
+    the tried record's event and the answer go to stdout like any other."""
+    emit = JsonLines(runtime.out)
+    tap = own_tap(runtime)
+    by = f"{GUARD} (lambda {runtime.function_name})"
+
+    def told(outcome: Outcome) -> None:
+        emit(record_event(outcome, migration=runtime.migration.name, consumer="lambda"))
+
+    answer = scheduled_probe(runtime.processor, tap, runtime.settings.guard, by=by, told=told)
+    if answer["opened"] and runtime.guard is not None:
+        runtime.guard.reset()
+    emit(answer | {"at": iso(utc_now())})
+    return answer
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The function's handler (``northmigrate.aws_lambda.handler``): an SQS event from the
+    mapping, or the schedule's probe event."""
     global _runtime
     if _runtime is None:
         logging.getLogger("northmigrate").setLevel(logging.INFO)
         _runtime = build_runtime()
+    if is_probe_event(event):
+        return probe(_runtime)  # the stack's schedule
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return handle(
         event,

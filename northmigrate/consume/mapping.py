@@ -49,6 +49,12 @@ class MappingState:
         return PROVISIONED if provisioned else ON_DEMAND
 
     @property
+    def cap(self) -> int | None:
+        """The limit it runs at: its maximum pollers in provisioned mode, else its maximum
+        concurrency (None: none set)."""
+        return self.max_pollers if self.mode == PROVISIONED else self.max_concurrency
+
+    @property
     def limit_text(self) -> str:
         """What caps the mapping, as a person reads it."""
         if self.mode == PROVISIONED:

@@ -5,6 +5,9 @@ Namespace ``northmigrate``, dimension ``Migration`` (and ``FailureKind`` for dea
 - ``Migrated``, ``Retried``, ``Released`` (Count);
 - ``DeadLettered`` (Count), once per failure kind, with dimensions ``Migration`` and
   ``FailureKind`` (``permanent``, ``exhausted``, ``invalid``, ``unreadable``);
+- ``Failed`` (Count): every failed try (retried or dead-lettered), once per error kind, with
+  dimensions ``Migration`` and ``ErrorKind`` (``record``, ``throttled``, ``outage``: three
+  values at most, northmigrate.failures);
 - ``HandlerDuration`` (Milliseconds): the duration of each record, as a list of values.
 
 The Lambda handler writes one EMF document per invocation on stdout (CloudWatch Logs turns
@@ -23,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import aws_errors
+from northmigrate.failures import KINDS, RECORD
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -43,6 +47,7 @@ class Tally:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()  # by error kind
         self.durations_ms: list[float] = []
 
     def count(self, event: Mapping[str, Any]) -> None:
@@ -55,14 +60,19 @@ class Tally:
                 self.dead_letters[str(event.get("failure_kind") or "unknown")] += 1
             elif outcome in METRIC_OF:
                 self.counts[METRIC_OF[outcome]] += 1
+            if outcome in ("dead_lettered", "retried"):
+                kind = str(event.get("error_kind") or RECORD)
+                self.failures[kind if kind in KINDS else RECORD] += 1
             if outcome != "released":
                 self.durations_ms.append(float(event.get("duration_ms") or 0.0))
 
-    def take(self) -> tuple[Counter[str], Counter[str], list[float]]:
-        """What was counted, leaving the tally empty."""
+    def take(self) -> tuple[Counter[str], Counter[str], list[float], Counter[str]]:
+        """What was counted (counts, dead letters by failure kind, durations, failed tries by
+        error kind), leaving the tally empty."""
         with self._lock:
-            out = (self.counts, self.dead_letters, self.durations_ms)
+            out = (self.counts, self.dead_letters, self.durations_ms, self.failures)
             self.counts, self.dead_letters, self.durations_ms = Counter(), Counter(), []
+            self.failures = Counter()
         return out
 
 
@@ -71,6 +81,7 @@ def emf_documents(
     counts: Counter[str],
     dead_letters: Counter[str],
     durations_ms: list[float],
+    failures: Counter[str] | None = None,
     *,
     timestamp_ms: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -95,6 +106,10 @@ def emf_documents(
         body = {"Migration": migration, "FailureKind": kind, "DeadLettered": n}
         metric = [{"Name": "DeadLettered", "Unit": "Count"}]
         documents.append(_document(body, metric, [["Migration", "FailureKind"]], stamp))
+    for kind, n in sorted((failures or Counter()).items()):
+        body = {"Migration": migration, "ErrorKind": kind, "Failed": n}
+        metric = [{"Name": "Failed", "Unit": "Count"}]
+        documents.append(_document(body, metric, [["Migration", "ErrorKind"]], stamp))
     return documents
 
 
@@ -137,7 +152,7 @@ class CloudWatchPublisher:
         self.cloudwatch = cloudwatch
 
     def __call__(self, tally: Tally) -> None:
-        counts, dead_letters, durations_ms = tally.take()
+        counts, dead_letters, durations_ms, failures = tally.take()
         dimension = [{"Name": "Migration", "Value": self.migration}]
         data: list[Any] = [
             {"MetricName": name, "Dimensions": dimension, "Value": n, "Unit": "Count"}
@@ -152,6 +167,15 @@ class CloudWatchPublisher:
                 "Unit": "Count",
             }
             for kind, n in dead_letters.items()
+        ]
+        data += [
+            {
+                "MetricName": "Failed",
+                "Dimensions": [*dimension, {"Name": "ErrorKind", "Value": kind}],
+                "Value": n,
+                "Unit": "Count",
+            }
+            for kind, n in failures.items()
         ]
         data += [
             {

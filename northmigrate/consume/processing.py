@@ -4,16 +4,23 @@ The local worker and the Lambda handler both call :meth:`Processor.process`. It 
 message as ``ReceiveMessage`` returns it or as a Lambda SQS event record
 (:func:`northmigrate.aws.sqs.message.normalise`), then:
 
-1. parses the envelope (numbers exact, :mod:`northmigrate.records.codec`): a body that is not one
+1. parses the envelope (numbers exact, :mod:`northmigrate.records`): a body that is not one
    is dead-lettered (``unreadable``);
 2. checks it belongs to this migration: another migration's envelope is dead-lettered
    (``unreadable``);
 3. validates the record with the plugin's model again, the same way ``validate`` did
-   (:func:`northmigrate.records.codec.build`): schema drift is dead-lettered (``invalid``), and so
+   (:func:`northmigrate.records.build`): schema drift is dead-lettered (``invalid``), and so
    is a model validator that raises anything at all;
 4. calls ``handler(record, ctx)``; ``PermanentError`` is dead-lettered at once
-   (``permanent``); any other exception is a retry, except on the last allowed attempt
-   (``attempt >= max_receive_count``), where it is dead-lettered (``exhausted``).
+   (``permanent``); any other exception is classified (:mod:`northmigrate.failures`):
+   a ``record`` error or an ``outage`` is a retry with its kind's backoff, except on the
+   last allowed attempt (``attempt >= max_receive_count``), where it is dead-lettered
+   (``exhausted``); a ``throttled`` failure is never an attempt: the record comes back
+   later with its count unchanged, and is never dead-lettered for it. While the guard
+   probes a closed tap (``probe=True``) an outage is not charged a try either.
+
+Every failure outcome carries its ``error_kind`` (``record``, ``throttled``, ``outage``);
+so do the failure entries of the envelope and a dead letter's attributes.
 
 **Attempts.** On a standard queue the attempt is the envelope's ``attempts`` plus one, and
 a retry is a new copy of the message (``attempts`` one higher, the failure in its history,
@@ -47,6 +54,8 @@ from northmigrate import records
 from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.sqs.message import InMessage, normalise
 from northmigrate.consume import resend
+from northmigrate.consume.backoff import SQS_MAX_DELAY_S
+from northmigrate.failures import OUTAGE, RECORD, THROTTLED, classify
 from northmigrate.plugin import Migration, MigrationContext, PermanentError
 from northmigrate.records import envelope
 from northmigrate.records.envelope import EnvelopeError, utc_now
@@ -59,7 +68,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("northmigrate.processing")
 
 REASON_LIMIT = 1_000  # characters of a reason kept on a dead letter
-SQS_MAX_DELAY_S = 900  # the longest DelaySeconds SQS takes: a retry's copy waits at most this
 KIND_RETRY = "retry"
 KIND_PERMANENT = "permanent"
 KIND_EXHAUSTED = "exhausted"
@@ -89,6 +97,8 @@ class Outcome:
     delay_s: int | None = None  # a retry: seconds before it is tried again
     run_id: str = ""  # the enqueue run the record came from (its envelope's)
     duration_s: float = 0.0  # how long this message took, the plugin's handler included
+    error_kind: str | None = None  # a failure's kind: record, throttled or outage
+    charged: bool = True  # the try counts against max_receive_count (not when throttled)
 
     @property
     def delete(self) -> bool:
@@ -98,14 +108,22 @@ class Outcome:
     def retried(self) -> bool:
         return self.status in (Status.RETRY, Status.REQUEUED)
 
+    @property
+    def backoff_kind(self) -> str:
+        """The kind whose backoff a retry waits (an unclassified one: an outage's, patient)."""
+        return self.error_kind or OUTAGE
+
 
 def _reason(error_class: str, text: str, scrubber: Scrubber) -> str:
     reason = scrubber.scrub(f"{error_class}: {text}".rstrip(": ").strip())
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"
 
 
-def _no_delay(attempt: int) -> int:
+def _no_delay(attempt: int, kind: str = OUTAGE, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
     return 0
+
+
+RetryDelay = Callable[..., int]  # (attempt, kind, ceiling_s) -> seconds: backoff.RetryDelays
 
 
 class Processor:
@@ -113,7 +131,7 @@ class Processor:
 
     ``queue_url`` is the main queue: with it, a retry on a standard queue is a delayed copy
     sent there (``REQUEUED``); without it, every retry stays in place (``RETRY``).
-    ``retry_delay(attempt)`` gives the backoff in seconds.
+    ``retry_delay(attempt, kind)`` gives the backoff in seconds (:class:`backoff.RetryDelays`).
     """
 
     def __init__(
@@ -128,7 +146,7 @@ class Processor:
         sqs: SQSClient | None = None,
         clock: Any = utc_now,
         queue_url: str | None = None,
-        retry_delay: Callable[[int], int] = _no_delay,
+        retry_delay: RetryDelay = _no_delay,
     ) -> None:
         self.migration = migration
         self.clients = clients
@@ -143,7 +161,9 @@ class Processor:
         self.resender = resend.Resender(self.sqs, dlq_url=dlq_url, queue_url=queue_url, fifo=fifo)
         self.plugin_log = logging.getLogger(f"northmigrate.plugin.{migration.name}")
 
-    def process(self, raw: Mapping[str, Any] | InMessage) -> Outcome:
+    def process(self, raw: Mapping[str, Any] | InMessage, *, probe: bool = False) -> Outcome:
+        """One message's outcome. ``probe``: the guard tries it while the tap is closed after
+        an outage, so that an outage again is not charged a try."""
         started = time.monotonic()
         message = normalise(raw)
         try:
@@ -152,12 +172,12 @@ class Processor:
             reason = _reason("EnvelopeError", str(exc), Scrubber.for_values(()))
             outcome = self._dead_letter(message, None, None, KIND_UNREADABLE, reason, exc, 0)
         else:
-            outcome = self._process(message, env)
+            outcome = self._process(message, env, probe)
             outcome.run_id = env.run_id
         outcome.duration_s = time.monotonic() - started
         return outcome
 
-    def _process(self, message: InMessage, env: envelope.Envelope) -> Outcome:
+    def _process(self, message: InMessage, env: envelope.Envelope, probe: bool) -> Outcome:
         attempt = self._attempt(message, env)
         if env.migration != self.migration.name:
             reason = (
@@ -199,11 +219,13 @@ class Processor:
             )
         except (Exception, SystemExit) as exc:  # the handler's failure, whatever it is: retried
             reason = _reason(type(exc).__name__, error_text(exc), scrubber)
-            if attempt >= self.max_receive_count:
+            kind = classify(exc, self.migration.classify)
+            charged = kind != THROTTLED and not (probe and kind == OUTAGE)
+            if charged and attempt >= self.max_receive_count:
                 return self._dead_letter(
-                    message, env, env.record_id, KIND_EXHAUSTED, reason, exc, attempt
+                    message, env, env.record_id, KIND_EXHAUSTED, reason, exc, attempt, kind
                 )
-            return self._retry(message, env, reason, exc, attempt)
+            return self._retry(message, env, reason, exc, attempt, kind, charged)
         return Outcome(Status.SUCCEEDED, message, env.record_id, attempt=attempt)
 
     def _attempt(self, message: InMessage, env: envelope.Envelope) -> int:
@@ -220,18 +242,37 @@ class Processor:
         reason: str,
         error: BaseException,
         attempt: int,
+        error_kind: str,
+        charged: bool,
     ) -> Outcome:
-        delay = self.retry_delay(attempt)
+        """A retry with the kind's backoff; a try not ``charged`` goes back with its count
+        unchanged (the copy's ``attempts`` stay the envelope's)."""
+        delay = self.retry_delay(attempt, error_kind)
         if self.fifo or self.queue_url is None:
             status = Status.RETRY
         else:
             delay = min(delay, SQS_MAX_DELAY_S)
-            entry = self._entry(KIND_RETRY, reason, attempt, message)
-            sent = self.resender.requeue(message, env, entry, attempt=attempt, delay_s=delay)
+            entry = self._entry(KIND_RETRY, reason, attempt, message, error_kind)
+            counted = attempt if charged else env.attempts
+            sent = self.resender.requeue(message, env, entry, attempt=counted, delay_s=delay)
             status = Status.REQUEUED if sent else Status.RETRY
-        return Outcome(status, message, env.record_id, None, reason, error, None, attempt, delay)
+        return Outcome(
+            status,
+            message,
+            env.record_id,
+            None,
+            reason,
+            error,
+            None,
+            attempt,
+            delay,
+            error_kind=error_kind,
+            charged=charged,
+        )
 
-    def _entry(self, kind: str, reason: str, attempt: int, message: InMessage) -> dict[str, Any]:
+    def _entry(
+        self, kind: str, reason: str, attempt: int, message: InMessage, error_kind: str
+    ) -> dict[str, Any]:
         return envelope.failure(
             kind=kind,
             error_class=reason.split(":", 1)[0],
@@ -241,6 +282,7 @@ class Processor:
             version=self.migration.version,
             at=self._now(),
             message_id=message.message_id,
+            error_kind=error_kind,
         )
 
     def _dead_letter(
@@ -252,13 +294,24 @@ class Processor:
         reason: str,
         error: BaseException | None,
         attempt: int,
+        error_kind: str = RECORD,
     ) -> Outcome:
-        entry = self._entry(kind, reason, attempt, message)
-        why = self.resender.dead_letter(message, env, entry, record_id=record_id, kind=kind)
-        if why is not None:
-            return Outcome(Status.RETRY, message, record_id, kind, reason, error, why, attempt)
-        log.info("dead-lettered message %s (record %s): %s", message.message_id, record_id, reason)
-        return Outcome(Status.DEAD_LETTERED, message, record_id, kind, reason, error, None, attempt)
+        entry = self._entry(kind, reason, attempt, message, error_kind)
+        why = self.resender.dead_letter(
+            message, env, entry, record_id=record_id, kind=kind, error_kind=error_kind
+        )
+        status = Status.RETRY if why is not None else Status.DEAD_LETTERED
+        if why is None:
+            log.info(
+                "dead-lettered message %s (record %s, %s): %s",
+                message.message_id,
+                record_id,
+                error_kind,
+                reason,
+            )
+        return Outcome(
+            status, message, record_id, kind, reason, error, why, attempt, error_kind=error_kind
+        )
 
     def _now(self) -> datetime:
         now = self._clock()

@@ -157,9 +157,10 @@ def _missing(kept: Mapping[str, Any], attrs: Mapping[str, Any]) -> tuple[str, ..
 
 
 def dead_letter_attributes(
-    kind: str, origin: dict[str, Any]
+    kind: str, origin: dict[str, Any], error_kind: str = "record"
 ) -> Callable[[str], dict[str, dict[str, Any]]]:
-    """``ours`` for a dead letter: the reason, the failure kind and the provenance."""
+    """``ours`` for a dead letter: the reason, the failure kind (and the error's kind:
+    record, throttled or outage) and the provenance."""
     provenance = json.dumps(origin, separators=(",", ":"))  # ASCII: SQS takes every byte
 
     def ours(reason: str) -> dict[str, dict[str, Any]]:
@@ -169,6 +170,7 @@ def dead_letter_attributes(
                 "StringValue": sqs_text(reason or kind),
             },
             envelope.ATTR_FAILURE_KIND: {"DataType": "String", "StringValue": kind},
+            envelope.ATTR_ERROR_KIND: {"DataType": "String", "StringValue": error_kind},
             envelope.ATTR_ORIGIN: {"DataType": "String", "StringValue": provenance},
         }
 
@@ -246,6 +248,7 @@ class Resender:
         *,
         record_id: str | None,
         kind: str,
+        error_kind: str = "record",
     ) -> str | None:
         """Send the dead letter (the body kept, ``entry`` in its history, the reason, kind
         and provenance as attributes); None once SQS confirmed it, else why it was not."""
@@ -257,7 +260,7 @@ class Resender:
             message.body,
             entry,
             kept=message.message_attributes,
-            ours=dead_letter_attributes(kind, provenance),
+            ours=dead_letter_attributes(kind, provenance, error_kind),
             limit=self.size_limit(self.dlq_url),
             attempts=0,  # a record brought back from the DLQ gets a whole set of tries
             origin=origin,

@@ -8,22 +8,20 @@ infrastructure: ``northmigrate:tap`` (``open`` or ``closed``; no tag means open)
   them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000), or,
   for a mapping in provisioned mode (``ProvisionedPollerConfig``, which AWS refuses beside a
   maximum concurrency), its ``MaximumPollers`` (2 to 10,000; the minimum lowered to it).
-- Local workers read the tags through a ``TapGate`` (cached for ``ttl`` seconds, 2 by
-  default): while closed they stop receiving (messages in flight finish), and a limit caps
-  the records they handle per second. ``deploy`` honours the tags too: it never reopens a
-  closed tap or lifts a limit.
+- Local workers read the tags through a ``TapGate`` (northmigrate.consume.worker.gate; cached for
+  ``ttl`` seconds, 2 by default): while closed they stop receiving (messages in flight
+  finish), and a limit caps the records they handle per second. ``deploy`` honours the
+  tags too: it never reopens a closed tap or lifts a limit.
 
 Messages simply wait in the queue while the tap is closed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code
 from northmigrate.aws.queues import Queues
@@ -47,6 +45,13 @@ TAG_LIMIT = "northmigrate:tap-limit"
 TAG_BY = "northmigrate:tap-by"
 TAG_AT = "northmigrate:tap-at"
 TAG_REASON = "northmigrate:tap-reason"
+# Who set the limit and why (the guard lowers it under throttling: ``was`` is the limit it
+# started from, which it raises back to), and who last opened the tap (the guard's probe).
+TAG_LIMIT_BY = "northmigrate:tap-limit-by"
+TAG_LIMIT_REASON = "northmigrate:tap-limit-reason"
+TAG_LIMIT_WAS = "northmigrate:tap-limit-was"
+TAG_OPENED = "northmigrate:tap-opened"
+_LIMIT_TAGS = [TAG_LIMIT, TAG_LIMIT_BY, TAG_LIMIT_REASON, TAG_LIMIT_WAS]
 TAG_VALUE_LIMIT = 256
 GUARD = "guard"  # ``closed_by`` of a tap the guard closed starts with this
 OPEN = "open"
@@ -70,27 +75,36 @@ class TapState:
     closed_by: str | None = None  # "operator", or "guard (worker host:pid)", …
     closed_at: str | None = None
     reason: str | None = None
+    limit_by: str | None = None  # "operator", or "guard (…)" under throttling
+    limit_reason: str | None = None
+    limit_was: int | None = None  # the limit the guard lowered from (None: no limit)
+    opened: str | None = None  # who last opened it, when (the guard's probe says so)
     cutover: str | None = None  # a cutover under way: "held" or "switched"
     cutover_old: tuple[str, ...] = ()  # the mappings it keeps disabled
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> TapState:
-        limit_text = tags.get(TAG_LIMIT, "")
-        limit = int(limit_text) if limit_text.isdigit() and int(limit_text) > 0 else None
-        is_open = tags.get(TAG_STATE, OPEN) != CLOSED
+        limit = _positive(tags.get(TAG_LIMIT, ""))
+        closed = tags.get(TAG_STATE, OPEN) == CLOSED
         cutover = tags.get(CUTOVER_TAG) or None
         old = tuple(tags.get(CUTOVER_FROM_TAG, "").split()) if cutover else ()
-        if is_open:
-            return cls(open=True, limit=limit, cutover=cutover, cutover_old=old)
         return cls(
-            open=False,
+            open=not closed,
             limit=limit,
+            closed_by=(tags.get(TAG_BY) or None) if closed else None,
+            closed_at=(tags.get(TAG_AT) or None) if closed else None,
+            reason=(tags.get(TAG_REASON) or None) if closed else None,
+            limit_by=(tags.get(TAG_LIMIT_BY) or "operator") if limit else None,
+            limit_reason=(tags.get(TAG_LIMIT_REASON) or None) if limit else None,
+            limit_was=_positive(tags.get(TAG_LIMIT_WAS, "")) if limit else None,
+            opened=tags.get(TAG_OPENED) or None,
             cutover=cutover,
             cutover_old=old,
-            closed_by=tags.get(TAG_BY) or None,
-            closed_at=tags.get(TAG_AT) or None,
-            reason=tags.get(TAG_REASON) or None,
         )
+
+    @property
+    def limited_by_guard(self) -> bool:
+        return self.limit is not None and (self.limit_by or "").startswith(GUARD)
 
     @property
     def closed_by_guard(self) -> bool:
@@ -103,7 +117,15 @@ class TapState:
             "closed_by": self.closed_by,
             "closed_at": self.closed_at,
             "reason": self.reason,
+            "limit_by": self.limit_by,
+            "limit_reason": self.limit_reason,
+            "limit_was": self.limit_was,
+            "opened": self.opened,
         }
+
+
+def _positive(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
@@ -179,6 +201,8 @@ class Tap:
         default_limit: int | None = None,
         default_pollers: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        only: tuple[str, ...] | None = None,
+        function: str | None = None,
     ) -> None:
         self.sqs = clients.client("sqs")
         self.clients = clients
@@ -186,20 +210,38 @@ class Tap:
         self.default_limit = default_limit  # the mappings' concurrency with no tap limit
         self.default_pollers = default_pollers  # the same, in provisioned mode
         self.sleep = sleep
+        # A function's own tap (the guard on Lambda): only its own mappings, by UUID, asked
+        # one by one (its role may not list the others).
+        self.only = only
+        self.function = function  # only this function's mappings (listed)
 
     @property
     def _lambda(self) -> LambdaClient:
         return self.clients.client("lambda")
 
-    def _mapping_states(self) -> list[MappingState]:
+    def _mappings(self) -> list[Any]:
+        """The mappings this tap switches ([] on an endpoint without Lambda)."""
+        if self.only is not None:
+            return [wait_mapping(self._lambda, uuid, sleep=self.sleep) for uuid in self.only]
         arn = self.queues.arn(self.queues.main_url())
         try:
-            found = mappings(self._lambda, arn)
+            return list(mappings(self._lambda, arn, self.function))
         except AwsError as exc:
             if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
                 return []  # an endpoint without Lambda: local workers only
             raise
-        return [MappingState.from_api(m) for m in found]
+
+    def _mapping_states(self) -> list[MappingState]:
+        return [MappingState.from_api(m) for m in self._mappings()]
+
+    def state(self) -> TapState:
+        return read_state(self.sqs, self.queues.main_url())
+
+    def cap(self) -> int | None:
+        """The highest limit its mappings run at now (maximum concurrency, or maximum pollers
+        in provisioned mode): what the guard lowers from when the tap has no limit."""
+        caps = [m.cap for m in self._mapping_states() if m.cap is not None]
+        return max(caps) if caps else None
 
     def status(self) -> TapReport:
         url = self.queues.main_url()
@@ -211,14 +253,7 @@ class Tap:
 
     def _update_mappings(self, *, keep: tuple[str, ...] = (), **changes: Any) -> None:
         """Apply ``changes`` to every mapping of the queue but the ones in ``keep``."""
-        arn = self.queues.arn(self.queues.main_url())
-        try:
-            found = mappings(self._lambda, arn)
-        except AwsError as exc:
-            if error_code(exc.__cause__ or exc) in {"UnknownOperationException", "NotFound"}:
-                return  # an endpoint without Lambda: local workers only
-            raise
-        for mapping in found:
+        for mapping in self._mappings():
             uuid = str(mapping["UUID"])
             if uuid in keep:
                 continue
@@ -233,9 +268,10 @@ class Tap:
         self._update_mappings(Enabled=False)
         return self.status()
 
-    def open(self) -> TapReport:
-        """Enable the mappings (but an old consumer a cutover keeps disabled); refused while
-        a cutover holds the queue."""
+    def open(self, *, by: str = "operator", note: str | None = None) -> TapReport:
+        """Enable the mappings (but an old consumer a cutover keeps disabled), then the tag;
+        ``by`` and ``note`` say who opened it (the guard's probe: how long it was closed).
+        Refused while a cutover holds the queue."""
         state = read_state(self.sqs, self.queues.main_url())
         if state.cutover == CUTOVER_HELD:
             name = self.queues.main_name
@@ -245,16 +281,26 @@ class Tap:
                 f"--queue {name}",
             )
         self._update_mappings(Enabled=True, keep=state.cutover_old)
-        self._tag({TAG_STATE: OPEN})
-        with aws_errors(f"untag queue {self.queues.main_name}"):
-            self.sqs.untag_queue(
-                QueueUrl=self.queues.main_url(), TagKeys=[TAG_BY, TAG_AT, TAG_REASON]
-            )
+        opened = f"{by} at {iso(utc_now())}" + (f": {note}" if note else "")
+        self._tag({TAG_STATE: OPEN, TAG_OPENED: sqs_text(opened)[:TAG_VALUE_LIMIT]})
+        self._untag([TAG_BY, TAG_AT, TAG_REASON])
         return self.status()
 
-    def limit(self, n: int | None) -> TapReport:
+    def _untag(self, keys: list[str]) -> None:
+        with aws_errors(f"untag queue {self.queues.main_name}"):
+            self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=keys)
+
+    def limit(
+        self,
+        n: int | None,
+        *,
+        by: str = "operator",
+        reason: str | None = None,
+        was: int | None = None,
+    ) -> TapReport:
         """Cap consumption at ``n``; None lifts the cap (mappings go back to the config's
-        maximum concurrency, or maximum pollers in provisioned mode)."""
+        maximum concurrency, or maximum pollers in provisioned mode). The guard passes
+        ``by``, ``reason`` and ``was`` (the limit it lowered from)."""
         found = self._mapping_states()
         provisioned = bool(found) and all(m.mode == PROVISIONED for m in found)
         ceiling = MAX_POLLERS if provisioned else MAX_MAPPING_CONCURRENCY
@@ -266,10 +312,13 @@ class Tap:
                 "every mapping is in provisioned mode)",
             )
         if n is None:
-            with aws_errors(f"untag queue {self.queues.main_name}"):
-                self.sqs.untag_queue(QueueUrl=self.queues.main_url(), TagKeys=[TAG_LIMIT])
+            self._untag(_LIMIT_TAGS)
         else:
-            self._tag({TAG_LIMIT: str(n)})
+            tags = {TAG_LIMIT: str(n), TAG_LIMIT_BY: by}
+            tags |= {TAG_LIMIT_REASON: reason} if reason else {}
+            tags |= {TAG_LIMIT_WAS: str(was)} if was else {}
+            self._tag({k: sqs_text(v)[:TAG_VALUE_LIMIT] for k, v in tags.items()})
+            self._untag([key for key in _LIMIT_TAGS if key not in tags])
         for mapping in found:
             default = self.default_pollers if mapping.mode == PROVISIONED else self.default_limit
             changes = mapping.limited(n, default)
@@ -278,78 +327,3 @@ class Tap:
                 with aws_errors(f"update event source mapping {mapping.uuid}"):
                     self._lambda.update_event_source_mapping(UUID=mapping.uuid, **changes)
         return self.status()
-
-
-class Gate(Protocol):
-    """What a worker needs from a tap (``TapGate``, ``OpenGate``, or a test's fake)."""
-
-    def state(self) -> TapState: ...
-
-    def is_open(self) -> bool: ...
-
-    def limit(self) -> int | None: ...
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool: ...
-
-
-class TapGate:
-    """What a local worker asks before each receive: is the tap open, and at what limit?
-
-    Reads the queue's tags at most once per ``ttl`` seconds (clock injectable). An error
-    reading them keeps the last known state (a worker does not stop for a blip).
-    """
-
-    def __init__(
-        self,
-        sqs: SQSClient,
-        queue_url: str,
-        *,
-        ttl: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.ttl = ttl
-        self.clock = clock
-        self._state = TapState()
-        self._read_at: float | None = None
-        self._lock = threading.Lock()
-
-    def state(self) -> TapState:
-        with self._lock:
-            now = self.clock()
-            if self._read_at is None or now - self._read_at >= self.ttl:
-                with contextlib.suppress(AwsError):
-                    self._state = read_state(self.sqs, self.queue_url)
-                self._read_at = now
-            return self._state
-
-    def is_open(self) -> bool:
-        return self.state().open
-
-    def limit(self) -> int | None:
-        return self.state().limit
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
-        """Block while the tap is closed; False when ``stop`` is set first."""
-        while not stop.is_set():
-            if self.is_open():
-                return True
-            stop.wait(poll)
-        return False
-
-
-class OpenGate:
-    """A gate that is always open (a worker without a tap, and tests)."""
-
-    def state(self) -> TapState:
-        return TapState()
-
-    def is_open(self) -> bool:
-        return True
-
-    def limit(self) -> int | None:
-        return None
-
-    def wait_open(self, stop: threading.Event, *, poll: float = 0.5) -> bool:
-        return not stop.is_set()

@@ -10,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from northmigrate.aws.clients import AWS_EXCEPTIONS, AwsClients, error_code, is_loopback, translate
+from northmigrate.aws.clients import (
+    AWS_EXCEPTIONS,
+    AwsClients,
+    error_code,
+    is_loopback,
+    shown_url,
+    translate,
+)
 from northmigrate.config import Settings
 from northmigrate.errors import NorthmigrateError
 from northmigrate.plugin import Migration, load_migration
@@ -82,7 +89,7 @@ class _Doctor:
                 "set AWS_PROFILE or aws.profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
             )
             return False
-        where = endpoint or "AWS"
+        where = shown_url(endpoint) or "AWS"
         try:
             account = self.clients.account_id()
         except NorthmigrateError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.sqs.queue import Depth, depth, queue_name
-from northmigrate.privatefile import private_dir, replace_private
+from northmigrate.privatefile import check_dirs, private_dir, replace_private
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -94,6 +94,7 @@ class RunRecorder:
         path: Path = LAST_RUN_FILE,
     ) -> None:
         self.path, self.now = path, now
+        check_dirs(path.parent, "state directory")  # before any record is sent, not after
         earlier = read_last_run(path) if continues else None
         if earlier is not None and (earlier.source, earlier.queue) == (source, queue):
             self.base = replace(earlier, parts=earlier.parts + 1)

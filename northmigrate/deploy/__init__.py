@@ -10,16 +10,14 @@ makes the role, log group, function and event source mapping match (``deploy.app
 
 from __future__ import annotations
 
-import ipaddress
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from northmigrate.aws.clients import AwsClients
+from northmigrate.aws.clients import AwsClients, is_loopback, shown_url
 from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
 from northmigrate.consume.tap import TapState, read_state
@@ -89,16 +87,7 @@ def deploy(
         return Deployer(clients, spec, package, dry_run=dry_run, sleep=sleep).run()
 
 
-def loopback(url: str) -> bool:
-    """Does ``url`` point at this machine (localhost, 127.0.0.0/8, ::1, 0.0.0.0)?"""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
+loopback = is_loopback  # a template's function cannot reach what this names
 
 
 def check_endpoint(settings: Settings, keep_local_endpoint: bool) -> str | None:
@@ -110,8 +99,8 @@ def check_endpoint(settings: Settings, keep_local_endpoint: bool) -> str | None:
     if keep_local_endpoint:
         return url
     raise ConfigError(
-        f"aws.endpoint_url {url} is a loopback address: a function deployed from the template "
-        "would call it from inside Lambda, where nothing answers",
+        f"aws.endpoint_url {shown_url(url)} is a loopback address: a function deployed from "
+        "the template would call it from inside Lambda, where nothing answers",
         hint="unset aws.endpoint_url (or NORTHMIGRATE_AWS__ENDPOINT_URL) for the template, or "
         "pass --keep-local-endpoint for an emulator that runs the stack on this machine",
     )
@@ -135,7 +124,7 @@ class TemplateReport:
             "code_sha256": self.code_sha256,
             "package_size": self.package_size,
             "queues": self.queues,
-            "endpoint_url": self.endpoint_url,
+            "endpoint_url": shown_url(self.endpoint_url) or None,
             "resources": self.resources,
             "parameters": self.parameters,
         }

@@ -16,8 +16,10 @@ from botocore.exceptions import ClientError, WaiterError
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code, translate
 from northmigrate.consume.tap import TapState, mappings, read_state, wait_mapping
 from northmigrate.control.provision import Change
+from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
+from northmigrate.deploy.schedule import ensure_schedule
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
 from northmigrate.errors import AwsError, Refused
 
@@ -166,6 +168,7 @@ class Deployer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec = spec
+        self.clients = clients
         self.package = package
         self.dry_run = dry_run
         self.sleep = sleep
@@ -327,9 +330,12 @@ class Deployer:
         )
         known = self._mapping_uuid() if guarded else ""
         if known:  # the guard disables its own mapping: the function knows which
-            self.spec = s = replace(s, environment={**s.environment, GUARD_MAPPING_ENV: known})
+            self.spec = s = replace(
+                s, environment={**s.environment, GUARD_MAPPING_ENV: toml_value(known)}
+            )
         function_arn = self.function(role_arn)
         uuid = self.mapping(tap)
+        ensure_schedule(self.clients, s, function_arn, self._note)  # the guard's probe
         if guarded and uuid and uuid != known and not self.dry_run:
             self.spec = tell_the_function(self.lam, self.spec, uuid)
         return DeployReport(
@@ -349,7 +355,7 @@ class Deployer:
 def tell_the_function(lam: LambdaClient, spec: StackSpec, uuid: str) -> StackSpec:
     """A new mapping: put its UUID in the function's environment (its guard disables that
     mapping, and only that one); the spec as it now is."""
-    spec = replace(spec, environment={**spec.environment, GUARD_MAPPING_ENV: uuid})
+    spec = replace(spec, environment={**spec.environment, GUARD_MAPPING_ENV: toml_value(uuid)})
     with aws_errors(f"function {spec.function_name}"):
         wait_function(lam, spec.function_name)
         lam.update_function_configuration(

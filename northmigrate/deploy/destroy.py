@@ -20,6 +20,7 @@ from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
 from northmigrate.consume.tap import wait_mapping
 from northmigrate.control.provision import Change
+from northmigrate.deploy.schedule import delete_schedule, rule_name
 from northmigrate.deploy.spec import function_name, log_group_name, role_name
 from northmigrate.dlq.export import ExportWriter
 from northmigrate.dlq.inspect import inspect as inspect_dlq
@@ -140,6 +141,7 @@ def destroy(
         if not found:
             done("mapping", f"{settings.queue.name} -> {fn}", False)
 
+    done("probe_schedule", rule_name(fn), delete_schedule(clients, fn))
     with aws_errors(f"function {fn}"):
         try:
             lam.delete_function(FunctionName=fn)

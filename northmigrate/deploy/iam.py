@@ -3,8 +3,14 @@
 A statement must name what it grants: ``Effect`` Allow or Deny, actions ``service:Action``
 without ``*`` or ``?``, resources that are ARNs; no ``NotAction``, ``NotResource``,
 ``NotPrincipal`` or ``Principal``; and no wildcard resource for an action that touches data,
-unless the config allows it (``deploy.allow_wildcard_resources``). A refusal names the
-statement and what is wrong with it.
+unless the config allows it (``deploy.allow_wildcard_resources``). A near wildcard counts as
+one: a ``*`` or ``?`` in the service or account of an ARN, or in the name of the resource
+(``table/*/index/x``, ``arn:aws:s3:::*/*.csv``, ``secret:p*``), where only what lies below a
+named resource may be a pattern (``bucket/*``, ``table/T/index/*``; a secret's random
+suffix ``NAME-??????``). No Allow of an IAM action other than a read (``iam:Get*``,
+``iam:List*``): a function that may write IAM (``iam:PutRolePolicy`` on its own role,
+``iam:PassRole``…) may grant itself anything; the config flag does not lift that. A refusal
+names the statement and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -38,15 +44,45 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def _pattern(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def resource_name(resource: str) -> str:
+    """The name an ARN's resource part gives, its type (``table/``, ``function:``) set
+    aside: the bucket of an S3 ARN, the log group of a logs one, else the first segment
+    (up to ``/`` or ``:``)."""
+    service, part = resource.split(":")[2], resource.split(":", 5)[5]
+    if service == "s3":  # an S3 resource starts with the bucket's name, not a type
+        return part.split("/", 1)[0]
+    if service == "logs" and part.startswith("log-group:"):  # group names hold slashes
+        return part.removeprefix("log-group:").split(":", 1)[0]
+    part = _RESOURCE_TYPE.sub("", part, count=1)
+    name = re.split(r"[/:]", part, maxsplit=1)[0]
+    if service == "secretsmanager":  # NAME-??????: the six random characters AWS adds
+        name = re.sub(r"-\?{6}$", "", name)
+    return name
+
+
 def wildcard_resource(resource: str) -> bool:
-    """``*``, or an ARN whose resource part, once its type (``table/``, ``function:``) is set
-    aside, is nothing but wildcards: ``arn:aws:s3:::*``, ``arn:aws:dynamodb:R:A:table/*``."""
+    """``*``, or an ARN that names no one resource: a ``*`` or ``?`` in its service, its
+    account or the name of its resource (see ``resource_name``), or no name at all:
+    ``arn:aws:s3:::*``, ``arn:aws:s3:::*/*.csv``, ``arn:aws:dynamodb:R:A:table/*/index/x``,
+    ``arn:aws:secretsmanager:R:A:secret:p*``. Below a named resource a pattern is fine:
+    ``arn:aws:s3:::bucket/*``, ``…:table/T/index/*``."""
     if resource == "*":
         return True
-    service, part = resource.split(":")[2], resource.split(":", 5)[5]
-    if service != "s3":  # an S3 resource starts with the bucket's name, not a type
-        part = _RESOURCE_TYPE.sub("", part, count=1)
-    return not part.strip("*?/:")
+    fields = resource.split(":", 5)
+    if _pattern(fields[1]) or _pattern(fields[2]) or _pattern(fields[4]):
+        return True
+    name = resource_name(resource)
+    return not name or _pattern(name)
+
+
+def iam_write(action: str) -> bool:
+    """An IAM action that changes something (anything but ``Get*`` and ``List*``)."""
+    service, _, verb = action.partition(":")
+    return service.lower() == "iam" and not verb.lower().startswith(("get", "list"))
 
 
 def _statement_problem(statement: Any, allow_wildcard_resources: bool) -> tuple[str, str]:
@@ -76,6 +112,12 @@ def _statement_problem(statement: Any, allow_wildcard_resources: bool) -> tuple[
             return f"allows the wildcard action {action!r}", one_by_one
         if not _ACTION.match(action):
             return f"has Action {action!r}, not of the form service:Action", one_by_one
+        if effect == "Allow" and iam_write(action):
+            return (
+                f"allows {action}, which changes IAM: the function could grant itself "
+                "anything (its own role's policy included)",
+                "grant IAM reads only (iam:Get*, iam:List*); change roles outside the worker",
+            )
     resources = _as_list(statement.get("Resource", []))
     if not resources:
         return "has no Resource", "name the ARNs the handler uses"

@@ -16,9 +16,10 @@ in the package:
 - a plugin inside northmigrate (the example): nothing, it is already there.
 
 Never a dotfile or anything under a dot directory (``.env``, ``.venv``…), never
-``__pycache__`` or byte code, never a file reached through a symbolic link that leads out of
-the plugin's tree (a link inside it is followed); data files of a local plugin only when
-``deploy.include`` declares them.
+``__pycache__`` or byte code, never what a symbolic link points to: a link in the plugin's
+tree or among the files ``deploy.include`` matches (a file or a directory, at any depth,
+wherever it points) is skipped, never followed, and a plugin module that is itself a link is
+refused; data files of a local plugin only when ``deploy.include`` declares them.
 """
 
 from __future__ import annotations
@@ -62,17 +63,30 @@ def _inside(path: Path, root: Path) -> bool:
     return real.is_relative_to(root) and real.is_file()
 
 
+def linked(path: Path, root: Path) -> bool:
+    """Is ``path`` itself, or any directory between ``root`` and it, a symbolic link?"""
+    relative = path.relative_to(root)
+    return any(
+        (root / Path(*relative.parts[:n])).is_symlink() for n in range(1, len(relative.parts) + 1)
+    )
+
+
 def modules(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
     """(arcname, path) of the ``*.py`` modules under ``root``, in sorted order. Dot
     directories, ``__pycache__`` and linked directories are not entered; a linked module is
-    kept only when its target is inside ``root``."""
+    skipped, wherever it points."""
     real_root = root.resolve()
     found: list[tuple[str, Path]] = []
     for directory, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = [d for d in dirnames if not hidden([d])]
         for name in filenames:
             path = Path(directory) / name
-            if name.endswith(".py") and not hidden([name]) and _inside(path, real_root):
+            if (
+                name.endswith(".py")
+                and not hidden([name])
+                and not path.is_symlink()
+                and _inside(path, real_root)
+            ):
                 found.append((f"{prefix}/{path.relative_to(root).as_posix()}", path))
     return iter(sorted(found))
 
@@ -92,13 +106,15 @@ def included(patterns: Sequence[str], cwd: Path) -> list[tuple[str, Path]]:
             (path.relative_to(cwd).as_posix(), path)
             for path in sorted(cwd.glob(pattern))
             if not hidden(path.relative_to(cwd).parts)
+            and not linked(path, cwd)
             and not path.is_dir()
             and _inside(path, real_cwd)
         ]
         if not matched:
             raise InputError(
                 f"deploy.include {pattern!r} matches no file in {cwd}",
-                hint="dotfiles, __pycache__ and links that lead outside never go in",
+                hint="dotfiles, __pycache__ and symbolic links (or what is under a linked "
+                "directory) never go in",
             )
         out += matched
     return out
@@ -114,6 +130,13 @@ def _top(plugin: str) -> str:
 def _local(top: str, root: Path) -> Files | None:
     """The modules of ``top`` as a package or a module in ``root``, or None."""
     as_package, as_file = root / top, root / f"{top}.py"
+    for path in (as_package, as_file):
+        if path.is_symlink():
+            raise InputError(
+                f"the plugin {path} is a symbolic link: northmigrate never packages what a "
+                "link points to",
+                hint="put the plugin itself there (a copy, not a link)",
+            )
     if as_package.is_dir() and (as_package / "__init__.py").is_file():
         return list(modules(as_package, top))
     if as_file.is_file():

@@ -7,13 +7,13 @@ so the two always describe the same stack.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from northmigrate.config import Settings
+from northmigrate.deploy.environment import environment
 from northmigrate.deploy.iam import plugin_statements
 from northmigrate.errors import ConfigError, InputError, PluginError
 from northmigrate.plugin import Migration
@@ -91,51 +91,6 @@ def check_batching(settings: Settings) -> None:
         )
 
 
-def toml_value(value: Any) -> str:
-    """A value as TOML text (inline), which config's environment overrides parse back."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError("migration.options holds a number that is not finite")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        inner = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
-        return "{" + inner + "}"
-    raise InputError(f"migration.options holds a {type(value).__name__}, which TOML cannot hold")
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The function's configuration, as the ``NORTHMIGRATE_*`` overrides config reads."""
-    q, a = settings.queue, settings.aws
-    env = {
-        "NORTHMIGRATE_QUEUE__NAME": q.name,
-        "NORTHMIGRATE_QUEUE__DLQ_NAME": q.dead_letter_name,
-        "NORTHMIGRATE_QUEUE__MAX_RECEIVE_COUNT": str(q.max_receive_count),
-        "NORTHMIGRATE_QUEUE__VISIBILITY_TIMEOUT": str(q.visibility_timeout),
-        "NORTHMIGRATE_MIGRATION__PLUGIN": settings.migration.plugin,
-        "NORTHMIGRATE_MIGRATION__OPTIONS": toml_value(settings.migration.options),
-        "NORTHMIGRATE_WORKER__CONCURRENCY": str(settings.worker.concurrency),
-        "NORTHMIGRATE_WORKER__BACKOFF_BASE_S": str(settings.worker.backoff_base_s),
-        "NORTHMIGRATE_WORKER__BACKOFF_MAX_S": str(settings.worker.backoff_max_s),
-        "NORTHMIGRATE_GUARD__ENABLED": str(settings.guard.enabled).lower(),
-        "NORTHMIGRATE_GUARD__WINDOW": str(settings.guard.window),
-        "NORTHMIGRATE_GUARD__MIN_RECORDS": str(settings.guard.min_records),
-        "NORTHMIGRATE_GUARD__FAILURE_SHARE": str(settings.guard.failure_share),
-        "NORTHMIGRATE_AWS__RETRY_MODE": a.retry_mode,
-        "NORTHMIGRATE_AWS__MAX_ATTEMPTS": str(a.max_attempts),
-    }
-    if a.endpoint_url:  # an emulator: the function talks to it as the CLI does
-        env["NORTHMIGRATE_AWS__ENDPOINT_URL"] = a.endpoint_url
-    return env
-
-
 @dataclass(frozen=True)
 class QueueRef:
     arn: str
@@ -200,13 +155,14 @@ def policy_document(
             {
                 "Sid": "GuardClosesTheTap",
                 "Effect": "Allow",
-                "Action": ["sqs:ListQueueTags", "sqs:TagQueue"],
+                # Untag: the probe opens the tap again; throttling lowers its limit.
+                "Action": ["sqs:ListQueueTags", "sqs:TagQueue", "sqs:UntagQueue"],
                 "Resource": queue.arn,
             },
             {
                 "Sid": "GuardDisablesItsMapping",
                 "Effect": "Allow",
-                "Action": ["lambda:UpdateEventSourceMapping"],
+                "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
                 "Resource": f"{prefix}:event-source-mapping:*",
                 "Condition": {
                     "StringEquals": {"lambda:FunctionArn": f"{prefix}:function:{function_name}"}
@@ -257,6 +213,7 @@ class StackSpec:
     policy: dict[str, Any]
     handler: str = HANDLER
     pollers: tuple[int, int] | None = None  # provisioned mode: (minimum, maximum)
+    probe_schedule: str | None = None  # the guard's probe rule's rate (deploy.schedule)
 
     @property
     def role_arn(self) -> str:
@@ -304,6 +261,15 @@ def lambda_architecture(arch: Literal["x86_64", "arm64", "host"]) -> Architectur
     return arch
 
 
+def schedule_expression(settings: Settings) -> str | None:
+    """The guard's probe rule's rate (deploy.schedule): ``probe_interval_s`` rounded up to
+    whole minutes (EventBridge's shortest rate); None with the guard off or reopen manual."""
+    if not settings.guard.enabled or settings.guard.reopen != "probe":
+        return None
+    minutes = max(1, math.ceil(settings.guard.probe_interval_s / 60))
+    return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+
 def build_spec(
     settings: Settings,
     migration: Migration[Any],
@@ -347,4 +313,5 @@ def build_spec(
             allow_wildcard_resources=d.allow_wildcard_resources,
             function_name=fn if settings.guard.enabled else None,
         ),
+        probe_schedule=schedule_expression(settings),
     )

@@ -36,7 +36,9 @@ from typing import Any
 from northmigrate.config import Settings
 from northmigrate.consume.tap import TapState
 from northmigrate.control.provision import queue_attributes
+from northmigrate.deploy.environment import toml_value
 from northmigrate.deploy.intrinsics import PARTITION, pseudo, ref, resolve, sqs_arn
+from northmigrate.deploy.schedule import TARGET_ID, target_input
 from northmigrate.deploy.spec import MANAGED_BY, POLICY_NAME, TRUST_POLICY, StackSpec, build_spec
 from northmigrate.dlq.alarm import alarm_settings
 from northmigrate.errors import InputError
@@ -81,10 +83,10 @@ def template_spec(
         visibility_timeout=visibility_timeout,
         log_group=ref("WorkerLogGroup"),
     )
-    env = {
+    env = {  # quoted: a parameter such as 12345 must reach the function as a text
         **spec.environment,
-        "NORTHMIGRATE_QUEUE__NAME": ref("QueueName"),
-        "NORTHMIGRATE_QUEUE__DLQ_NAME": ref("DeadLetterQueueName"),
+        "NORTHMIGRATE_QUEUE__NAME": toml_value(ref("QueueName")),
+        "NORTHMIGRATE_QUEUE__DLQ_NAME": toml_value(ref("DeadLetterQueueName")),
     }
     if not keep_endpoint:
         env.pop(ENDPOINT_ENV, None)
@@ -282,6 +284,35 @@ def _worker(spec: StackSpec, tap: TapState, code_uri: str, queues: bool) -> dict
                 "FunctionName": ref("WorkerFunction"),
                 "Enabled": tap.open,
                 **spec.mapping_settings(tap.limit),
+            },
+        },
+        **_probe(spec),
+    }
+
+
+def _probe(spec: StackSpec) -> dict[str, Any]:
+    """The guard's probe (deploy.schedule): a rule that invokes the function, and the
+    permission to; none with ``guard.reopen = "manual"`` or the guard off."""
+    if spec.probe_schedule is None:
+        return {}
+    target = {"Id": TARGET_ID, "Arn": ref("WorkerFunction.Arn"), "Input": target_input()}
+    return {
+        "ProbeSchedule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Description": "northmigrate: the guard's probe while it holds the tap closed",
+                "ScheduleExpression": spec.probe_schedule,
+                "State": "ENABLED",
+                "Targets": [target],
+            },
+        },
+        "ProbePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": ref("WorkerFunction"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "events.amazonaws.com",
+                "SourceArn": ref("ProbeSchedule.Arn"),
             },
         },
     }

@@ -26,11 +26,12 @@ from northmigrate import records
 from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.sqs.queue import depth
 from northmigrate.aws.sqs.reader import peek
+from northmigrate.consume.presence import Readers
 from northmigrate.control.reconcile import verify_records
 from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.redrive import redrive
 from northmigrate.dlq.report import RedriveReport
-from northmigrate.errors import InputError
+from northmigrate.errors import InputError, NorthmigrateError
 from northmigrate.plugin import Migration, MigrationContext
 
 if TYPE_CHECKING:
@@ -180,8 +181,12 @@ def canary_redrive(
     poll_s: float = POLL_S,
     monotonic: Callable[[], float] = time.monotonic,
     run_id: str = "",
+    on_wait: Callable[[dict[str, Any]], None] | None = None,
+    readers: Callable[[], Readers] | None = None,
 ) -> CanaryReport:
-    """Move ``size`` canaries, wait for their verdict, and move the rest when it passed."""
+    """Move ``size`` canaries, wait for their verdict, and move the rest when it passed.
+    ``on_wait`` hears once what the wait is for, with a warning at once when ``readers``
+    finds nothing that reads the main queue (no worker seen, no enabled mapping)."""
     if migration.verify is None and migration.verify_batch is None:
         raise InputError(
             f"--canary needs migration {migration.name}'s verify to tell a migrated record",
@@ -223,6 +228,8 @@ def canary_redrive(
         canaries,
         run,
     )
+    if on_wait is not None:
+        on_wait(_waiting(len(canaries), wait_s, readers))
     started = monotonic()
     while True:
         watch.check()
@@ -244,3 +251,21 @@ def canary_redrive(
                 **redrive_kwargs,
             )
     return report
+
+
+def _waiting(count: int, wait_s: float, readers: Callable[[], Readers] | None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event": "waiting",
+        "for": f"a consumer to migrate the canary ({count} records)",
+        "wait_s": wait_s,
+    }
+    if readers is not None:
+        try:
+            found = readers()
+        except NorthmigrateError as exc:  # unknown: wait all the same
+            event["readers"] = f"unknown ({exc})"
+        else:
+            event["readers"] = found.to_dict()
+            if not found.any:
+                event["warning"] = f"nothing reads the main queue: {found.why_none()}"
+    return event

@@ -32,6 +32,7 @@ class Letter:
     record_id: str | None
     reason_or_none: str | None  # the worker's reason attribute
     kind: str | None
+    error_kind: str | None = None  # record, throttled or outage (northmigrate.failures)
 
     @property
     def reason(self) -> str:
@@ -114,6 +115,7 @@ def read_letter(message: InMessage) -> Letter:
         record_id=record_id,
         reason_or_none=message.string_attribute(envelope.ATTR_REASON),
         kind=message.string_attribute(envelope.ATTR_FAILURE_KIND),
+        error_kind=message.string_attribute(envelope.ATTR_ERROR_KIND),
     )
 
 
@@ -135,6 +137,7 @@ def sample_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dic
         "record_id": letter.record_id,
         "receive_count": letter.message.receive_count,
         "reason": scrubber.scrub(letter.reason),
+        "error_kind": letter.error_kind,
         "origin": letter.origin,
         "body": shown_body(letter, sensitive, show_pii),
     }
@@ -171,6 +174,7 @@ def export_view(letter: Letter, sensitive: Sequence[str], show_pii: bool) -> dic
         "reason": scrubber.scrub(letter.reason),
         "origin": letter.origin,
         "failure_kind": letter.kind,
+        "error_kind": letter.error_kind,
         "attributes": dict(message.attributes),
         "message_attributes": attributes,
         "body": body,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("northmigrate.dlq")
 
-_DROPPED_ATTRIBUTES = {envelope.ATTR_REASON, envelope.ATTR_FAILURE_KIND}
+_DROPPED_ATTRIBUTES = {envelope.ATTR_REASON, envelope.ATTR_FAILURE_KIND, envelope.ATTR_ERROR_KIND}
 
 
 @dataclass

@@ -30,7 +30,7 @@ from northmigrate.dlq.letters import Letter
 from northmigrate.errors import InputError
 
 _EXPRESSION = re.compile(r"^\s*(?P<field>[A-Za-z_][\w.-]*)\s*(?P<op>!=|!~|=|~)(?P<value>.*)$", re.S)
-_PLAIN_FIELDS = ("reason", "kind", "record_id", "message_id")
+_PLAIN_FIELDS = ("reason", "kind", "error_kind", "record_id", "message_id")
 _MISSING = object()
 _SURROGATES = re.compile("[\ud800-\udfff]")  # cannot be encoded as UTF-8, which RE2 reads
 
@@ -72,7 +72,7 @@ def parse_where(expression: str) -> Condition:
     if field not in _PLAIN_FIELDS and not (field.startswith("record.") and len(field) > 7):
         raise InputError(
             f"--where field {field!r} is unknown",
-            hint="use reason, kind, record_id, message_id or record.<field>",
+            hint="use reason, kind, error_kind, record_id, message_id or record.<field>",
         )
     pattern = None
     if op in ("~", "!~"):
@@ -117,6 +117,8 @@ def _values(letter: Letter, field: str) -> list[Any]:
         return [letter.reason]
     if field == "kind":
         return [letter.kind] if letter.kind is not None else []
+    if field == "error_kind":
+        return [letter.error_kind] if letter.error_kind is not None else []
     if field == "record_id":
         return [letter.record_id] if letter.record_id is not None else []
     if field == "message_id":

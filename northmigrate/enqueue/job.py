@@ -88,7 +88,7 @@ class EnqueueReport:
         }
         if not self.validate_only:
             out["resume_from_line"] = self.resume_from_line
-            out["interrupted"] = self.interrupted
+        out["interrupted"] = self.interrupted  # validate's too: a signal ended the read
         return out
 
 
@@ -232,6 +232,9 @@ class Enqueue:
         last_progress = 0.0
         sent = 0
         last_line = None
+        when_idle = getattr(source, "when_idle", None)
+        if sender is not None and callable(when_idle):  # a slow pipe: send what came
+            when_idle(sender.flush)
         try:
             for item in source:
                 if stop is not None and stop.is_set():

@@ -33,7 +33,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from northmigrate.aws import error_code
-from northmigrate.plugin import Migration, MigrationContext, PermanentError, SetupResult
+from northmigrate.plugin import (
+    Migration,
+    MigrationContext,
+    PermanentError,
+    SetupResult,
+    TargetUnavailable,
+)
 
 DEFAULT_TABLE = "onboarding-v2"
 
@@ -132,10 +138,6 @@ SENSITIVE = (
     "contact.phone",
 )
 ELIGIBLE = {Status.SUBMITTED, Status.APPROVED}
-
-
-class TargetUnavailable(Exception):
-    """The new service did not answer (transient: SQS retries the record)."""
 
 
 def eligible(record: OnboardingRecord) -> bool:

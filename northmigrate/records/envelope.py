@@ -57,6 +57,7 @@ ATTR_RECORD_ID = "northmigrate.record_id"
 # cannot carry it); the envelope's ``failures`` has the full history.
 ATTR_REASON = "northmigrate.reason"
 ATTR_FAILURE_KIND = "northmigrate.failure_kind"
+ATTR_ERROR_KIND = "northmigrate.error_kind"  # record, throttled or outage (northmigrate.failures)
 # The dead letter's provenance, as compact JSON: {"message_id", "queue", "first_received_at"}.
 ATTR_ORIGIN = "northmigrate.origin"
 HISTORY_LIMIT = 20
@@ -160,13 +161,15 @@ def failure(
     version: str,
     at: datetime | None = None,
     message_id: str | None = None,
+    error_kind: str | None = None,
 ) -> dict[str, Any]:
     """One entry of ``Envelope.failures``: why a try failed.
 
     ``kind``: ``retry`` (tried again later), ``permanent`` (PermanentError), ``exhausted``
     (retries used up), ``invalid`` (the record no longer validates), ``unreadable`` (not an
     envelope of this migration). ``reason`` is ``"<ErrorClass>: <message>"`` with sensitive
-    values already scrubbed; ``message_id`` the message the try was made on.
+    values already scrubbed; ``message_id`` the message the try was made on; ``error_kind``
+    the failure's kind (``record``, ``throttled``, ``outage``: :mod:`northmigrate.failures`).
     """
     entry: dict[str, Any] = {
         "kind": kind,
@@ -179,6 +182,8 @@ def failure(
     }
     if message_id:
         entry["message_id"] = message_id
+    if error_kind:
+        entry["error_kind"] = error_kind
     return entry
 
 

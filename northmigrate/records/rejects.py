@@ -22,20 +22,42 @@ from northmigrate.records.validation import Rejection
 class RejectsWriter:
     """Writes rejects to ``path``: with ``append``, added at the end of what it holds (a
     resumed run); else an existing file is truncated first, or, with ``force`` False, one
-    that is not empty is refused (an InputError): it is the audit of an earlier run."""
+    that is not empty is refused (an InputError): it is the audit of an earlier run.
 
-    def __init__(self, path: str | Path, *, append: bool = False, force: bool = True) -> None:
+    ``source``: the (device, inode) of the file the records are read from; the rejects
+    file may not be that file, however it is spelled or linked (an InputError, before a
+    byte is written or cut)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        append: bool = False,
+        force: bool = True,
+        source: tuple[int, int] | None = None,
+        source_name: str = "the source",
+    ) -> None:
         self.path = Path(path)
         # Opened without truncating; the size is read from the open file, so what is
         # refused is exactly what would have been lost.
         self._file: IO[str] = open_private(self.path, "rejects file", append=True)
-        if not append:
-            try:
+        try:
+            self._not_the_source(source, source_name)
+            if not append:
                 self._overwrite(force)
-            except BaseException:
-                self._file.close()
-                raise
+        except BaseException:
+            self._file.close()
+            raise
         self.count = 0
+
+    def _not_the_source(self, source: tuple[int, int] | None, name: str) -> None:
+        info = os.fstat(self._file.fileno())
+        if source is not None and (info.st_dev, info.st_ino) == source:
+            raise InputError(
+                f"the rejects file {self.path} is the source {name} (the same file): "
+                "writing rejects into it would destroy the records it holds",
+                hint="choose another path for --rejects",
+            )
 
     def _overwrite(self, force: bool) -> None:
         fd = self._file.fileno()

@@ -2,7 +2,11 @@
 
 The segments of the scan (``Segment``/``TotalSegments``, up to DynamoDB's 1,000,000) are
 scanned by a pool of at most ``SCAN_THREADS`` threads, one segment at a time each; the
-others wait their turn. Items are handed over a bounded queue, so memory holds at most the
+others wait their turn. A ``--segments`` beyond what the table can use is lowered to it
+(``usable_segments``: one per item and per MiB of table, never under ``MAX_SEGMENTS``), and
+the source says so (``notice``). A ``stop`` event (the CLI's first Ctrl-C or SIGTERM) ends
+the read within ``STOP_POLL_S``, whether items are coming or not, with ``ReadInterrupted``.
+Items are handed over a bounded queue, so memory holds at most the
 queue plus one page per thread. Pages are read, retried and checkpointed by
 ``northmigrate.sources.pages``: no page is ever skipped.
 
@@ -19,6 +23,7 @@ import base64
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +38,7 @@ from northmigrate.sources.filters import build_filter, filter_identity
 from northmigrate.sources.options import ScanOptions
 from northmigrate.sources.pages import PageReader, Stopped
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, state_path
+from northmigrate.sources.stream import ReadInterrupted
 
 if TYPE_CHECKING:
     from northmigrate.aws.clients import AwsClients
@@ -41,13 +47,24 @@ if TYPE_CHECKING:
 MAX_SEGMENTS = 32
 SCAN_THREADS = 32  # segments scanned at once; more segments wait for a free thread
 BYTES_PER_SEGMENT = 100 * 1024 * 1024
+BYTES_PER_USABLE_SEGMENT = 1024 * 1024  # a Scan page: a smaller segment adds nothing
 QUEUE_ITEMS = 1000  # items handed over between the scanning threads and the reader
+STOP_POLL_S = 0.5  # how often the reader looks at the stop event while no item comes
+JOIN_S = 1.0  # how long a stopping scan waits for its threads (daemons), all together, once
 _DONE = object()
 
 
 def default_segments(table_size_bytes: int) -> int:
     """One segment per 100 MiB of table, at least 1 and at most 32."""
     return min(MAX_SEGMENTS, max(1, math.ceil(table_size_bytes / BYTES_PER_SEGMENT)))
+
+
+def usable_segments(item_count: int, table_size_bytes: int) -> int:
+    """The most segments a scan of this table can put to work: no more than it has items
+    or MiB (a segment with nothing in it is only a call, a state entry and memory), and
+    never fewer than ``MAX_SEGMENTS`` (the counts DynamoDB gives are up to 6 hours old)."""
+    pages = math.ceil(table_size_bytes / BYTES_PER_USABLE_SEGMENT)
+    return max(MAX_SEGMENTS, min(item_count, pages))
 
 
 def plain(value: Any) -> Any:
@@ -85,8 +102,12 @@ class DynamoSource:
         sleep: Callable[[float], None] | None = None,
         max_attempts: int = 8,
         queue_items: int = QUEUE_ITEMS,
+        stop: threading.Event | None = None,
+        notice: str | None = None,
     ) -> None:
         self.name = f"dynamodb://{table}"
+        self.notice = notice  # what the caller should be told (segments lowered)
+        self._interrupt = stop
         self.table = table
         self.state = state
         self.checkpoint = checkpoint
@@ -138,8 +159,10 @@ class DynamoSource:
             thread.start()
         try:
             while live:
+                if self._interrupt is not None and self._interrupt.is_set():
+                    raise ReadInterrupted("interrupted while scanning the table")
                 try:
-                    entry = self._queue.get(timeout=0.5)
+                    entry = self._queue.get(timeout=STOP_POLL_S)
                 except queue.Empty:
                     continue
                 if entry is _DONE:
@@ -186,8 +209,10 @@ class DynamoSource:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        for thread in self._threads:
-            thread.join(timeout=5)
+        deadline = time.monotonic() + JOIN_S  # a thread inside a Scan call ends with it
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _put(self, entry: Any) -> None:
         while not self._stop.is_set():
@@ -245,6 +270,7 @@ def open_table(
     options: ScanOptions | None = None,
     *,
     sleep: Callable[[float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> DynamoSource:
     """Describe ``table`` and prepare its scan (nothing is read until iterated).
 
@@ -273,14 +299,23 @@ def open_table(
     state_file = options.state_file
     if state_file is None and options.state_dir is not None:
         state_file = state_path(table, options.queue_name, options.state_dir)
-    state = _resumed_state(table, options, state_file, filter_text)
+    size = int(described.get("TableSizeBytes", 0))
+    usable = usable_segments(int(described.get("ItemCount", 0)), size)
+    notice = None
+    if options.segments is not None and options.segments > usable:
+        notice = (
+            f"--segments {options.segments} is more than table {table} can use: "
+            f"scanning it in {usable} segments"
+        )
+    state = _resumed_state(table, options, state_file, filter_text, usable)
     resumed = state is not None
     if state is None:
-        size = int(described.get("TableSizeBytes", 0))
         state = ScanState(
             table=table,
             queue=options.queue_name,
-            total_segments=options.segments or default_segments(size),
+            total_segments=min(options.segments, usable)
+            if options.segments
+            else None or default_segments(size),
             filter=filter_text,
             consistent=options.consistent,
         )
@@ -304,11 +339,17 @@ def open_table(
         page_size=options.page_size,
         sensitive=sensitive,
         sleep=sleep,
+        stop=stop,
+        notice=notice if not resumed else None,
     )
 
 
 def _resumed_state(
-    table: str, options: ScanOptions, state_file: Path | None, filter_text: str | None
+    table: str,
+    options: ScanOptions,
+    state_file: Path | None,
+    filter_text: str | None,
+    usable: int,
 ) -> ScanState | None:
     """The recorded state a ``resume`` starts from (None: there is none, or no resume)."""
     if not options.resume:
@@ -324,7 +365,8 @@ def _resumed_state(
             "--filter-values) than this run",
             hint=f"resume with the same filter, or delete {state_file} to start over",
         )
-    if options.segments is not None and options.segments != state.total_segments:
+    asked = options.segments
+    if asked is not None and state.total_segments not in (asked, min(asked, usable)):
         raise InputError(
             f"the interrupted scan of {table} used --segments {state.total_segments}",
             hint="resume with the same --segments (or none)",
@@ -333,4 +375,10 @@ def _resumed_state(
     return state
 
 
-__all__ = ["DynamoSource", "default_segments", "open_table", "plain"]
+__all__ = [
+    "DynamoSource",
+    "default_segments",
+    "open_table",
+    "plain",
+    "usable_segments",
+]

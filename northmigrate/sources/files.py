@@ -32,12 +32,22 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
     size = 0
     too_long = False
     after_cr = False  # the last chunk ended with \r: a \n starting the next one ends nothing
+    # read1: what has arrived (a pipe fed slowly gives its lines as they come, not 64 KiB)
+    read = getattr(stream, "read1", stream.read)
+    head = True
     while True:
-        chunk = stream.read(_CHUNK)
+        chunk = read(_CHUNK)
         if not chunk:
             break
-        if number == 0 and not parts and not too_long and chunk.startswith(_BOM):
-            chunk = chunk[len(_BOM) :]
+        if head:  # a BOM may come in pieces from a pipe: gather the first 3 bytes
+            while len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                more = read(_CHUNK)
+                if not more:
+                    break
+                chunk += more
+            head = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
         pos = 1 if after_cr and chunk.startswith(b"\n") else 0
         after_cr = False
         for match in _EOL.finditer(chunk, pos):

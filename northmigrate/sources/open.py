@@ -32,8 +32,8 @@ def open_source(
 
     ``clients`` (``northmigrate.aws.clients.AwsClients``) is needed for ``s3://`` and
     ``dynamodb://`` only. Once ``stop`` is set, reading a file, stdin or an S3 object raises
-    ``ReadInterrupted`` (exit 130) at its next read; a table scan is read page by page, and
-    its caller checks between items. ``sleep`` waits between retries (a test's seam).
+    ``ReadInterrupted`` (exit 130) at its next read, and a table scan within half a second,
+    whether items are coming or not. ``sleep`` waits between retries (a test's seam).
     """
     options = options or ScanOptions()
     check_options(name, options)
@@ -55,7 +55,7 @@ def open_source(
     table, page_size = table_uri(name)
     if page_size is not None:
         options = dataclasses.replace(options, page_size=page_size)
-    return dynamodb.open_table(clients, table, options, sleep=sleep)
+    return dynamodb.open_table(clients, table, options, sleep=sleep, stop=stop)
 
 
 def _open_file(name: str, stop: threading.Event | None) -> Source:

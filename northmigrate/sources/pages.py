@@ -15,25 +15,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import botocore.exceptions
-
 from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, is_fatal, translate
 from northmigrate.errors import InputError
+from northmigrate.failures import OUTAGE, THROTTLED, classify
 from northmigrate.sources.resume import PageToken, ScanCheckpoint, ScanState, WireKey
 
-RETRYABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "LimitExceededException",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
-_TRANSIENT = (
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ConnectionClosedError,
-)
 Page = tuple[list[dict[str, Any]], PageToken | None]  # the raw items, and their page's token
 
 
@@ -150,7 +136,7 @@ class PageReader:
                         f"DynamoDB refused the scan of {self.table}: {message}",
                         hint="check --filter and --filter-values",
                     ) from exc
-                transient = code in RETRYABLE or isinstance(exc, _TRANSIENT)
+                transient = classify(exc) in (THROTTLED, OUTAGE)  # not a record's: wait
                 if is_fatal(exc) or not transient or attempt >= self._max_attempts:
                     raise translate(exc, what) from exc
                 with self._lock:

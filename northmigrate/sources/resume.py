@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from northmigrate.errors import InputError
-from northmigrate.privatefile import private_dir, read_private, replace_private
+from northmigrate.privatefile import check_dirs, private_dir, read_private, replace_private
 from northmigrate.records.envelope import iso, utc_now
 from northmigrate.sources.resume_key import ResumeKey, key_file
 
@@ -256,6 +256,7 @@ class ScanState:
         """The saved state, or None when there is none. A damaged file is an InputError, and
         so is one whose digests were made with another resume key than ``key`` (by default
         the user's)."""
+        check_dirs(path.parent, "resume state directory")  # no link on the way to it
         raw = read_private(path, "resume state")
         if raw is None:
             return None

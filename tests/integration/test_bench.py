@@ -103,10 +103,15 @@ def test_the_redrive_benchmark_runs() -> None:
 
 
 def test_the_guard_benchmark_runs() -> None:
-    out = run_bench("guard.py", "--records", "400", "--outage-after", "100")
-    for scenario in ("with the guard", "without the guard"):
+    out = run_bench(
+        "guard.py", "--records", "120", "--outage-s", "6", "--probe-s", "3", "--limit", "20"
+    )
+    for scenario in ("bug at the head", "throttling", "outage of 6 s"):
         assert scenario in out
-    assert verdicts(out) == ["PASS", "PASS"]  # the guard's effect is not a matter of speed
+    # none blocked, none burnt by throttling, none burnt by the outage and the tap reopened:
+    # the guard's effect is not a matter of speed (the throttled rate is: not asserted here)
+    found = verdicts(out)
+    assert len(found) == 3 and found[0] == "PASS" and found[2] == "PASS", out
 
 
 def test_the_shards_benchmark_runs() -> None:

@@ -111,6 +111,10 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
         # the guard: its own queue's tap, its own function's mapping (a condition, below)
         "sqs:ListQueueTags": {queue_arn},
         "sqs:TagQueue": {queue_arn},
+        "sqs:UntagQueue": {queue_arn},  # the probe opens the tap; throttling lowers its limit
+        "lambda:GetEventSourceMapping": {
+            "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
+        },
         "lambda:UpdateEventSourceMapping": {
             "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
         },
@@ -130,8 +134,8 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     assert (conf["Timeout"], conf["MemorySize"]) == (30, 512)
     assert conf["CodeSha256"] == first["code_sha256"]
     variables = conf["Environment"]["Variables"]
-    assert variables["NORTHMIGRATE_QUEUE__NAME"] == project.queue_name
-    assert variables["NORTHMIGRATE_MIGRATION__PLUGIN"] == "mig:migration"
+    assert variables["NORTHMIGRATE_QUEUE__NAME"] == f'"{project.queue_name}"'  # TOML texts
+    assert variables["NORTHMIGRATE_MIGRATION__PLUGIN"] == '"mig:migration"'
     mapping = lam.get_event_source_mapping(UUID=first["mapping_uuid"])
     assert mapping["EventSourceArn"] == queue_arn
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -167,6 +171,8 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
     }
     assert project.cli("tap", "limit", "1").returncode == 2
     opened = project.cli_json("tap", "open")
+    assert opened["opened"].startswith("operator at ")  # who opened it last, and when
+    when = opened.pop("opened")
     assert opened == {
         "queue": project.queue_name,
         "tap": "open",
@@ -175,6 +181,9 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
         "closed_by": None,
         "closed_at": None,
         "reason": None,
+        "limit_by": "operator",
+        "limit_reason": None,
+        "limit_was": None,
         "mappings": [
             {
                 "uuid": first["mapping_uuid"],
@@ -185,13 +194,14 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
             }
         ],
     }
-    assert project.cli_json("tap", "status") == opened
+    assert project.cli_json("tap", "status") == opened | {"opened": when}
     assert project.cli_json("tap", "limit", "none")["mappings"][0]["max_concurrency"] == 6
 
     # destroy: nothing of the worker is left; the queues stay unless asked
     gone = project.cli_json("destroy")
     assert {c["resource"] for c in gone["deleted"]} == {
         "mapping",
+        "probe_schedule",  # the guard's probe (guard.reopen = "probe", the default)
         "function",
         "role",
         "log_group",
@@ -265,7 +275,7 @@ def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> N
     function = template["Resources"]["WorkerFunction"]["Properties"]
     assert function["CodeUri"] == "stack.zip"
     assert function["Environment"]["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == (
-        project.endpoint
+        f'"{project.endpoint}"'
     )
     assert report["parameters"]["QueueName"] == project.queue_name
     # nothing was deployed
@@ -284,6 +294,8 @@ def test_template_refuses_a_loopback_endpoint_unless_kept(project: Project) -> N
         "WorkerLogGroup",
         "WorkerFunction",
         "WorkerQueueMapping",
+        "ProbeSchedule",  # the guard's probe (guard.reopen = "probe", the default)
+        "ProbePermission",
     }
     table = project.cli("deploy", "--template", "t.json", "--keep-local-endpoint", check=True)
     assert f"the function's environment sets aws.endpoint_url = {project.endpoint}" in (

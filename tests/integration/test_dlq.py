@@ -261,7 +261,17 @@ def test_watch_once_exits_1_at_the_threshold_and_0_below(project: Project) -> No
         "alert": False,
         "inflow": 0,
         "oldest_age_s": None,
-        "tap": {"open": True, "limit": None, "closed_by": None, "closed_at": None, "reason": None},
+        "tap": {
+            "open": True,
+            "limit": None,
+            "closed_by": None,
+            "closed_at": None,
+            "reason": None,
+            "limit_by": None,  # who set a limit (an operator, or the guard under throttling)
+            "limit_reason": None,
+            "limit_was": None,
+            "opened": None,  # who last opened the tap (the guard's probe says so)
+        },
     }
     put_dead(project, "W-1")
     full = project.cli("dlq", "watch", "--once", "--threshold", "1", "--output", "json")

@@ -2,13 +2,16 @@
 
 The new service is down for every record: the function's guard trips, tags the tap closed
 with its reason and disables its own mapping; the records not tried stay in the main queue
-and none is dead-lettered. The fix is deployed (the tap stays closed: deploy never reopens
-it), ``tap open`` enables the mapping, and every record is migrated: nothing lost. The
-commands run in this process (``Project.cli``); the function runs in ministack's.
+and none is dead-lettered. The service comes back (the fix is deployed: the tap stays
+closed, deploy never reopens it); the stack's schedule invokes the function with the probe
+event (here invoked at once, as the rule would within a minute): one record is tried, the
+function opens the tap and its mapping by itself, and every record is migrated: nothing
+lost. The commands run in this process (``Project.cli``); the function runs in ministack's.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from helpers import Project, ministack_endpoint, write_jsonl
 
+from northmigrate.consume.probe import PROBE_EVENT
 from northmigrate.records.sample import generate
 
 pytestmark = [pytest.mark.volume, pytest.mark.volume_ci, pytest.mark.integration]
@@ -51,7 +55,7 @@ def configure(project: Project, outage: list[str]) -> None:
     )
 
 
-def test_the_guard_on_lambda_closes_the_tap_and_tap_open_resumes(
+def test_the_guard_on_lambda_closes_the_tap_and_the_probe_reopens_it(
     ministack: str, tmp_path: Path
 ) -> None:
     project = Project(root=tmp_path, endpoint=ministack)
@@ -83,7 +87,18 @@ def test_the_guard_on_lambda_closes_the_tap_and_tap_open_resumes(
     configure(project, outage=[])  # the fix
     redeployed = project.cli_json("deploy")
     assert redeployed["tap"] == "closed"  # deploy never reopens a closed tap
-    assert project.cli_json("tap", "open")["open"] is True
+    events = project.client("events")
+    function = redeployed["function_name"]
+    [target] = events.list_targets_by_rule(Rule=f"{function}-probe")["Targets"]
+    assert json.loads(target["Input"]) == PROBE_EVENT  # the schedule the stack holds
+
+    answer = project.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps(PROBE_EVENT).encode()
+    )
+    assert json.loads(answer["Payload"].read())["opened"] is True
+    tap = project.cli_json("tap", "status")
+    assert tap["open"] is True and tap["opened"].startswith("guard (lambda ")
+    assert all(m["enabled"] for m in tap["mappings"])  # the function enabled its mapping
 
     def drained() -> bool:
         return project.depth() == {"visible": 0, "in_flight": 0, "delayed": 0}

@@ -24,13 +24,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from northmigrate import Migration, MigrationContext, PermanentError
+from northmigrate import Migration, MigrationContext, PermanentError, TargetUnavailable
 
 HERE = Path(__file__).parent
-
-
-class TargetUnavailable(Exception):
-    pass
 
 
 class Item(BaseModel):
@@ -64,7 +60,7 @@ migration = Migration(
 
 EVENT_FIELDS = {
     "event", "migration", "run_id", "record_id", "message_id", "attempt", "outcome",
-    "failure_kind", "reason", "backoff_s", "duration_ms", "consumer",
+    "failure_kind", "error_kind", "reason", "backoff_s", "duration_ms", "consumer",
 }  # fmt: skip
 
 
@@ -126,10 +122,11 @@ def test_the_worker_tells_each_outcome_and_its_metrics(project: Project) -> None
     assert {"Name": "Migration", "Value": "night-v1"} in metrics[0]["Dimensions"]
 
 
-def test_the_guard_closes_the_tap_and_tap_open_resumes_with_nothing_lost(
+def test_with_manual_reopen_the_guard_closes_the_tap_and_tap_open_resumes_with_nothing_lost(
     project: Project,
 ) -> None:
-    night(project, guard={"enabled": True, "window": 10, "min_records": 10, "failure_share": 0.5})
+    guard = {"enabled": True, "window": 10, "min_records": 10, "failure_share": 0.5}
+    night(project, guard=guard | {"reopen": "manual"})
     project.cli("provision", check=True)
     ids = [f"REC-{n:03d}" for n in range(40)]
     enqueue(project, dict.fromkeys(ids, "ok"))
@@ -137,11 +134,11 @@ def test_the_guard_closes_the_tap_and_tap_open_resumes_with_nothing_lost(
 
     stopped = project.cli("worker", "--until-empty", "--concurrency", "2")
     assert stopped.returncode == 1, stopped.stderr
-    assert "the guard closed the tap: 10 of the last 10 records failed" in stopped.stderr
+    assert "the guard closed the tap: outage: 10 of the last 10 records failed" in stopped.stderr
     assert "TargetUnavailable" in stopped.stderr and "Traceback" not in stopped.stderr
     tap = project.cli_json("tap", "status")
     assert tap["open"] is False and tap["closed_by"].startswith("guard (worker")
-    assert tap["reason"].startswith("10 of the last 10 records failed: TargetUnavailable (")
+    assert tap["reason"].startswith("outage: 10 of the last 10 records failed: TargetUnavailable (")
     assert project.cli_json("status")["tap"]["reason"] == tap["reason"]
     watch = project.cli_json("dlq", "watch", "--once")
     assert watch["tap"]["reason"] == tap["reason"] and watch["depth"] <= 10

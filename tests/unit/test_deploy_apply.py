@@ -12,7 +12,9 @@ import pytest
 from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings, load_settings
-from northmigrate.consume.tap import CUTOVER_TAG, TAG_LIMIT, TAG_STATE, Tap, TapGate, TapState
+from northmigrate.consume.probe import PROBE_EVENT
+from northmigrate.consume.tap import CUTOVER_TAG, TAG_LIMIT, TAG_STATE, Tap, TapState
+from northmigrate.consume.worker.gate import TapGate
 from northmigrate.control.provision import provision
 from northmigrate.deploy import stack_spec
 from northmigrate.deploy.apply import Deployer
@@ -75,6 +77,7 @@ def test_dry_run_plans_and_changes_nothing_then_deploy_is_idempotent(
         "log_group": "create",
         "function": "create",
         "mapping": "create",
+        "probe_schedule": "create",
     }
     with pytest.raises(clients.client("iam").exceptions.NoSuchEntityException):
         clients.client("iam").get_role(RoleName="orders-worker-role")
@@ -137,7 +140,8 @@ def test_deploy_never_reopens_a_closed_tap_nor_lifts_its_limit(
     assert actions(run(clients, s, fake_package(tmp_path)))["mapping"] == "unchanged"
 
     status = tap.open()
-    assert status.state == TapState(open=True, limit=4)
+    state = status.state
+    assert (state.open, state.limit, state.limit_by, state.closed_by) == (True, 4, "operator", None)
     assert [(m.enabled, m.max_concurrency) for m in status.mappings] == [(True, 4)]
     tap.default_limit = 10
     lifted = tap.limit(None)
@@ -168,6 +172,7 @@ def test_destroy_removes_everything_deploy_made(mocked_aws: None, tmp_path: Path
         ("function", "deleted"),
         ("role", "deleted"),
         ("log_group", "deleted"),
+        ("probe_schedule", "deleted"),
         ("queue", "deleted"),
     }
     assert clients.client("lambda").list_functions()["Functions"] == []
@@ -226,3 +231,22 @@ def test_the_gate_reads_the_tags_at_most_once_per_ttl() -> None:
     sqs.tags = {TAG_STATE: "open", TAG_LIMIT: "junk"}
     now[0] = 4.5
     assert gate.state() == TapState(open=True, limit=None)
+
+
+def test_deploy_schedules_the_guards_probe_and_manual_reopen_has_none(
+    mocked_aws: None, tmp_path: Path
+) -> None:
+    clients, s = AwsClients(), settings(tmp_path, "[guard]\nprobe_interval_s = 90\n")
+    provision(clients, s, migration)
+    report = run(clients, s, fake_package(tmp_path))
+    events = clients.client("events")
+    rule = events.describe_rule(Name="orders-worker-probe")
+    assert rule["ScheduleExpression"] == "rate(2 minutes)" and rule["State"] == "ENABLED"
+    [target] = events.list_targets_by_rule(Rule="orders-worker-probe")["Targets"]
+    assert target["Arn"] == report["function_arn"]
+    assert json.loads(target["Input"]) == PROBE_EVENT
+    policy = json.loads(clients.client("lambda").get_policy(FunctionName="orders-worker")["Policy"])
+    assert [st["Principal"] for st in policy["Statement"]] == [{"Service": "events.amazonaws.com"}]
+
+    manual = settings(tmp_path, '[guard]\nreopen = "manual"\n')
+    assert stack_spec(clients, manual, migration)[0].probe_schedule is None

@@ -16,18 +16,21 @@ from helpers import aws_client
 from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.queues import Queues
 from northmigrate.cli.status import _lambda_rows
-from northmigrate.config import Settings
+from northmigrate.config import GuardSettings, Settings, load_settings
 from northmigrate.consume.lambda_side import FunctionSide
 from northmigrate.consume.mapping import MappingState
 from northmigrate.consume.tap import Tap, TapState
+from northmigrate.consume.throttle import Throttle
 from northmigrate.control.provision import provision
 from northmigrate.deploy import stack_spec
 from northmigrate.deploy.apply import Deployer, _with_mode
+from northmigrate.deploy.environment import environment
 from northmigrate.deploy.template import build_template, template_spec
 from northmigrate.errors import ConfigError, InputError, Refused
 from northmigrate.examples.onboarding import migration
 
 from .test_deploy_apply import fake_package, settings
+from .test_throttle import Clock, ok, step, throttled
 
 UUID = "0f9c2e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60"
 PROVISIONED = "[deploy]\nmin_pollers = 3\nmax_pollers = 40\n"
@@ -69,7 +72,7 @@ def test_either_key_turns_provisioned_mode_on_with_aws_defaults_for_the_other(
     ("extra", "message"),
     [
         (PROVISIONED + "max_concurrency = 10\n", "cannot be combined"),
-        ("[deploy]\nmin_pollers = 30\nmax_pollers = 20\n", "more than deploy.max_pollers"),
+        ("[deploy]\nmin_pollers = 30\nmax_pollers = 20\n", "more than max_pollers"),
         ("[deploy]\nmin_pollers = 1\n", "deploy.min_pollers"),
         ("[deploy]\nmax_pollers = 10001\n", "deploy.max_pollers"),
     ],
@@ -111,6 +114,19 @@ def test_the_template_s_mapping_is_in_provisioned_mode(tmp_path: Path) -> None:
     from .test_deploy_template import lint
 
     assert lint(tmp_path, body) == []
+
+
+def test_the_function_knows_what_its_mapping_is_capped_at(tmp_path: Path) -> None:
+    """The guard on Lambda lowers from the mapping's cap and puts it back: the function's
+    environment carries the pollers (provisioned) or the maximum concurrency, never both."""
+    env = environment(settings(tmp_path, PROVISIONED))
+    assert env["NORTHMIGRATE_DEPLOY__MIN_POLLERS"] == "3"
+    assert env["NORTHMIGRATE_DEPLOY__MAX_POLLERS"] == "40"
+    assert "NORTHMIGRATE_DEPLOY__MAX_CONCURRENCY" not in env
+    assert load_settings(None, env=env).deploy.pollers == (3, 40)
+    plain = environment(settings(tmp_path, "[deploy]\nmax_concurrency = 25\n"))
+    assert plain["NORTHMIGRATE_DEPLOY__MAX_CONCURRENCY"] == "25"
+    assert load_settings(None, env=plain).deploy.max_concurrency == 25
 
 
 # -- deploy -------------------------------------------------------------------------------
@@ -188,6 +204,30 @@ def test_tap_limit_works_through_the_pollers(mocked_aws: None, tmp_path: Path) -
     tap.limit(7)
     deploy(clients, s, tmp_path)
     assert mapping_of(clients, uuid)["ProvisionedPollerConfig"]["MaximumPollers"] == 7
+
+
+def test_the_guard_s_limit_works_through_the_pollers(mocked_aws: None, tmp_path: Path) -> None:
+    """Throttling on a provisioned mapping: the guard lowers from the mapping's maximum
+    pollers, halves them, raises them back, and never sets a maximum concurrency."""
+    clients, s = AwsClients(), settings(tmp_path, PROVISIONED)
+    provision(clients, s, migration)
+    uuid = deploy(clients, s, tmp_path)["mapping_uuid"]
+    tap = tap_of(clients, s)
+    assert tap.cap() == 40
+    clock = Clock()
+    options = GuardSettings(throttle_step_s=10, throttle_outage_s=60)
+    throttle = Throttle(
+        options, tap, by="guard (lambda f)", start=lambda rate: tap.cap() or 10, clock=clock
+    )
+    pollers = []
+    for outcomes in ([throttled(), ok()], [throttled()], [ok()], [ok()], [ok()], [ok()]):
+        step(throttle, clock, outcomes)
+        mapping = mapping_of(clients, uuid)
+        assert not mapping.get("ScalingConfig"), mapping
+        pollers.append(mapping["ProvisionedPollerConfig"]["MaximumPollers"])
+    assert pollers == [20, 10, 15, 22, 33, 40]  # halved, raised by half, then lifted
+    assert tap.state().limit is None
+    assert mapping_of(clients, uuid)["ProvisionedPollerConfig"]["MinimumPollers"] == 3
 
 
 def test_an_on_demand_mapping_takes_no_limit_above_1000(mocked_aws: None, tmp_path: Path) -> None:

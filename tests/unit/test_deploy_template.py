@@ -89,6 +89,8 @@ def test_the_template_holds_the_whole_stack(tmp_path: Path) -> None:
         "WorkerLogGroup": "AWS::Logs::LogGroup",
         "WorkerFunction": "AWS::Serverless::Function",
         "WorkerQueueMapping": "AWS::Lambda::EventSourceMapping",
+        "ProbeSchedule": "AWS::Events::Rule",  # the guard's probe (guard.reopen = "probe")
+        "ProbePermission": "AWS::Lambda::Permission",
     }
     resources = body["Resources"]
     for stateful in ("MainQueue", "DeadLetterQueue", "WorkerLogGroup"):
@@ -164,8 +166,8 @@ def test_no_account_region_or_fixed_name_is_written(tmp_path: Path) -> None:
         "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/target"
     }
     env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["NORTHMIGRATE_QUEUE__NAME"] == {"Ref": "QueueName"}
-    assert env["NORTHMIGRATE_QUEUE__DLQ_NAME"] == {"Ref": "DeadLetterQueueName"}
+    assert env["NORTHMIGRATE_QUEUE__NAME"] == {"Fn::Sub": '"${QueueName}"'}  # a TOML text
+    assert env["NORTHMIGRATE_QUEUE__DLQ_NAME"] == {"Fn::Sub": '"${DeadLetterQueueName}"'}
     assert resources["WorkerQueueMapping"]["DependsOn"] == ["WorkerPolicy"]
     mapping = resources["WorkerQueueMapping"]["Properties"]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["MainQueue", "Arn"]}
@@ -179,7 +181,7 @@ def test_an_endpoint_goes_in_the_function_only_when_kept(tmp_path: Path) -> None
     dropped = template(s)["Resources"]["WorkerFunction"]["Properties"]["Environment"]
     assert "NORTHMIGRATE_AWS__ENDPOINT_URL" not in dropped["Variables"]
     kept = template(s, keep=True)["Resources"]["WorkerFunction"]["Properties"]["Environment"]
-    assert kept["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == "http://x:1"
+    assert kept["Variables"]["NORTHMIGRATE_AWS__ENDPOINT_URL"] == '"http://x:1"'
 
 
 def test_the_alarm_is_the_one_alarm_makes_with_an_optional_topic_and_email(
@@ -213,6 +215,8 @@ def test_an_existing_queues_template_holds_only_the_worker(tmp_path: Path) -> No
         "WorkerLogGroup",
         "WorkerFunction",
         "WorkerQueueMapping",
+        "ProbeSchedule",
+        "ProbePermission",
     }
     mapping = body["Resources"]["WorkerQueueMapping"]["Properties"]
     assert mapping["EventSourceArn"] == {

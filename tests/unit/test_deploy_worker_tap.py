@@ -9,8 +9,9 @@ from pydantic import BaseModel
 
 from northmigrate.aws.clients import AwsClients
 from northmigrate.config import MigrationSettings, QueueSettings, Settings, WorkerSettings
-from northmigrate.consume.tap import TAG_STATE, TapGate, TapState
+from northmigrate.consume.tap import TAG_STATE, TapState
 from northmigrate.consume.worker import Worker
+from northmigrate.consume.worker.gate import TapGate
 from northmigrate.control.provision import provision
 from northmigrate.plugin import Migration
 from northmigrate.records import envelope

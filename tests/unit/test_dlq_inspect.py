@@ -85,6 +85,7 @@ def test_inspect_counts_reasons_and_leaves_every_message_visible(sqs: Any) -> No
             "record_id",
             "receive_count",
             "reason",
+            "error_kind",  # record, throttled or outage (None: a letter from before)
             "origin",
             "body",
         }

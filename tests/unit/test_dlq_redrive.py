@@ -55,6 +55,7 @@ def put(sqs: Any, url: str, n: int, reason: str | None, country: str = "CA", **k
         )
         attrs[envelope.ATTR_REASON] = {"DataType": "String", "StringValue": reason}
         attrs[envelope.ATTR_FAILURE_KIND] = {"DataType": "String", "StringValue": "permanent"}
+        attrs[envelope.ATTR_ERROR_KIND] = {"DataType": "String", "StringValue": "record"}
     sqs.send_message(QueueUrl=url, MessageBody=env.to_body(), MessageAttributes=attrs, **kw)
 
 
@@ -107,6 +108,7 @@ def test_redrive_moves_everything_keeping_body_and_attributes(sqs: Any) -> None:
         n = int(body["record_id"][2:])
         assert body["record"] == {"id": f"R-{n}", "country": "CA" if n % 2 or n >= 10 else "US"}
         assert envelope.ATTR_REASON not in attrs and envelope.ATTR_FAILURE_KIND not in attrs
+        assert envelope.ATTR_ERROR_KIND not in attrs
         assert attrs["custom"]["StringValue"] == f"c{n}"
         assert attrs[envelope.ATTR_RECORD_ID]["StringValue"] == body["record_id"]
         [entry] = body["redrives"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from northmigrate.aws.sqs.message import normalise
-from northmigrate.dlq.letters import read_letter
+from northmigrate.aws.sqs.message import InMessage, normalise
+from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.where import matches, parse_all, parse_where
 from northmigrate.errors import InputError
 from northmigrate.records import envelope
@@ -153,3 +153,11 @@ def test_regex_searches_anywhere_in_the_text() -> None:
         assert matches(subject, [parse_where(expr)]), expr
     assert not matches(subject, [parse_where("record.notes~^second")])  # ^: start of the text
     assert matches(subject, [parse_where("record.notes~(?m)^second")])
+
+
+def test_where_error_kind_picks_the_letters_of_one_kind() -> None:
+    condition = parse_where("error_kind=outage")
+    down = Letter(InMessage("m1", "r1", "{}", 1), None, False, None, None, "exhausted", "outage")
+    bug = Letter(InMessage("m2", "r2", "{}", 1), None, False, None, None, "exhausted", "record")
+    before = Letter(InMessage("m3", "r3", "{}", 1), None, False, None, None, "permanent")
+    assert [condition.holds(x) for x in (down, bug, before)] == [True, False, False]

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from northmigrate.aws.clients import AwsClients
@@ -21,6 +22,7 @@ from northmigrate.config import (
 )
 from northmigrate.consume.guard import Guard, Trip
 from northmigrate.consume.processing import (
+    KIND_EXHAUSTED,
     KIND_INVALID,
     KIND_PERMANENT,
     KIND_UNREADABLE,
@@ -47,12 +49,31 @@ def send(clients: AwsClients, url: str, item_id: str) -> None:
     )
 
 
+def queued(
+    aws: AwsClients, settings: Settings, handler: Any, n: int
+) -> tuple[Migration[Item], str, list[str]]:
+    """The queues provisioned and ``n`` records sent: the migration, main queue and ids."""
+    migration = Migration(name="items", model=Item, key="item_id", handler=handler)
+    url = provision(aws, settings, None).queue_url
+    ids = [f"A-{i:03d}" for i in range(n)]
+    for item_id in ids:
+        send(aws, url, item_id)
+    return migration, url, ids
+
+
 def ok() -> Outcome:
     return Outcome(Status.SUCCEEDED, MESSAGE)
 
 
-def down(error: str = "TargetUnavailable") -> Outcome:
-    return Outcome(Status.REQUEUED, MESSAGE, reason=f"{error}: no", error=RuntimeError())
+def down(error: str = "TargetUnavailable", kind: str = "outage", record: str = "r") -> Outcome:
+    return Outcome(
+        Status.REQUEUED,
+        MESSAGE,
+        record_id=record,
+        reason=f"{error}: no",
+        error=RuntimeError(),
+        error_kind=kind,
+    )
 
 
 def guard(**settings: Any) -> tuple[Guard, list[Trip]]:
@@ -69,7 +90,10 @@ def test_it_trips_once_when_the_share_of_the_window_fails() -> None:
         assert g.record(down()) is None  # 4 of 9: not yet, and fewer than min_records
     trip = g.record(down("ValueError"))  # 5 of 10
     assert trip is not None and trips == [trip]
-    assert trip.reason == "5 of the last 10 records failed: TargetUnavailable (4), ValueError (1)"
+    assert trip.kind == "outage"
+    assert trip.reason == (
+        "outage: 5 of the last 10 records failed: TargetUnavailable (4), ValueError (1)"
+    )
     assert g.record(down()) is None and len(trips) == 1  # once
 
 
@@ -94,8 +118,53 @@ def test_only_the_handlers_failures_count() -> None:
         g.record(bad_data[n % 2])
     assert trips == []
     for _ in range(3):
-        g.record(Outcome(Status.DEAD_LETTERED, MESSAGE, kind=KIND_PERMANENT, reason="E: x"))
+        g.record(
+            Outcome(
+                Status.DEAD_LETTERED,
+                MESSAGE,
+                kind=KIND_EXHAUSTED,
+                reason="E: x",
+                error_kind="outage",
+            )
+        )
     assert len(trips) == 1
+
+
+def test_record_errors_never_trip_it_by_default_however_clustered() -> None:
+    g, trips = guard()
+    for n in range(50):  # a sorted source: every record hit by one bug, side by side
+        g.record(down("ValueError", kind="record", record=f"CA-{n}"))
+    permanent = Outcome(
+        Status.DEAD_LETTERED, MESSAGE, kind=KIND_PERMANENT, reason="PermanentError: x"
+    )
+    for _ in range(20):
+        g.record(permanent)
+    assert trips == [] and g.trip is None
+
+
+def test_stop_on_record_errors_counts_distinct_records() -> None:
+    g, trips = guard(stop_on_record_errors=True)
+    for _ in range(3):  # one poison record tried again and again: not a bug in every record
+        for n in range(3):
+            g.record(down("KeyError", kind="record", record=f"R-{n}"))
+        g.record(ok())
+    assert trips == []
+    for n in range(10):
+        g.record(down("KeyError", kind="record", record=f"S-{n}"))
+    [trip] = trips
+    assert trip.kind == "record"
+    assert trip.reason.startswith("record: ") and "KeyError (" in trip.reason
+
+
+def test_throttled_tries_are_not_in_the_window() -> None:
+    g, trips = guard()
+    for _ in range(100):
+        g.record(down("ThrottlingException", kind="throttled"))
+    assert trips == []
+    for _ in range(10):
+        g.record(down())  # the window holds only these ten tries
+    [trip] = trips
+    assert trip.failed == 10 and trip.window == 10
 
 
 def test_a_disabled_guard_never_trips() -> None:
@@ -125,12 +194,14 @@ def aws(mocked_aws: None) -> AwsClients:
     return AwsClients(pool_size=16)
 
 
-def test_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(aws: AwsClients) -> None:
+def test_with_manual_reopen_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(
+    aws: AwsClients,
+) -> None:
     settings = Settings(
         queue=QueueSettings(name="q", visibility_timeout=30, max_receive_count=5),
         migration=MigrationSettings(plugin="tests:migration"),
         worker=WorkerSettings(wait_time_s=0, backoff_base_s=0, concurrency=2),
-        guard=GuardSettings(window=20, min_records=20, failure_share=0.5),
+        guard=GuardSettings(window=20, min_records=20, failure_share=0.5, reopen="manual"),
     )
     outage = threading.Event()
     outage.set()
@@ -143,11 +214,7 @@ def test_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(aws: AwsC
             raise ConnectionError("the new service does not answer")
         migrated.append(record.item_id)
 
-    migration = Migration(name="items", model=Item, key="item_id", handler=handler)
-    url = provision(aws, settings, None).queue_url
-    ids = [f"A-{n:03d}" for n in range(60)]
-    for item_id in ids:
-        send(aws, url, item_id)
+    migration, url, ids = queued(aws, settings, handler, 60)
 
     report = Worker(aws, settings, migration).run(until_empty=True)
 
@@ -169,3 +236,79 @@ def test_a_worker_closes_the_tap_for_everyone_and_stops_losing_nothing(aws: AwsC
     dlq = aws.client("sqs").get_queue_url(QueueName="q-dlq")["QueueUrl"]
     attrs = aws.client("sqs").get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"  # none dead-lettered
+
+
+def test_a_sorted_export_whose_first_records_hit_one_bug_migrates_every_other(
+    aws: AwsClients,
+) -> None:
+    """Finding 1 of issue 25: the first 30 of 120 records of a sorted export hit the same bug
+    (the defaults, max_receive_count 2). The tap stays open, the 90 others are migrated, and
+    the 30 reach the DLQ with their reason and kind after retries of seconds, not minutes."""
+    settings = Settings(
+        queue=QueueSettings(name="q", visibility_timeout=30, max_receive_count=2),
+        migration=MigrationSettings(plugin="tests:migration"),
+        worker=WorkerSettings(wait_time_s=0),
+    )
+    migrated: list[str] = []
+    events: list[dict[str, Any]] = []
+
+    def handler(record: Item, ctx: Any) -> None:
+        if record.item_id < "A-030":  # the first 30 of a sorted export
+            raise ValueError("province missing")
+        migrated.append(record.item_id)
+
+    migration, url, ids = queued(aws, settings, handler, 120)
+
+    report = Worker(aws, settings, migration, emit=events.append).run(until_empty=True)
+
+    assert report.stopped == "empty" and report.error is None
+    assert read_state(aws.client("sqs"), url).open
+    assert sorted(migrated) == ids[30:]
+    assert report.dead_lettered == 30
+    retries = [e for e in events if e["outcome"] == "retried"]
+    assert len(retries) == 30 and {e["error_kind"] for e in retries} == {"record"}
+    assert max(e["backoff_s"] for e in retries) <= settings.worker.record_backoff_max_s
+    sqs = aws.client("sqs")
+    dlq = sqs.get_queue_url(QueueName="q-dlq")["QueueUrl"]
+    letters = []
+    while got := sqs.receive_message(
+        QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
+    ).get("Messages", []):
+        letters += got
+    assert len(letters) == 30
+    for letter in letters:
+        attrs = letter["MessageAttributes"]
+        assert attrs["northmigrate.error_kind"]["StringValue"] == "record"
+        assert attrs["northmigrate.reason"]["StringValue"] == "ValueError: province missing"
+
+
+def test_half_of_the_answers_throttled_dead_letters_nothing(aws: AwsClients) -> None:
+    """Finding 2 of issue 25 on the local worker: a throttled try is not charged, so with
+    max_receive_count 2 and every other answer ``ThrottlingException`` nothing is burnt."""
+    settings = Settings(
+        queue=QueueSettings(name="q", visibility_timeout=30, max_receive_count=2),
+        migration=MigrationSettings(plugin="tests:migration"),
+        worker=WorkerSettings(wait_time_s=0, throttle_backoff_s=0, concurrency=4),
+    )
+    answers = iter(range(10_000))
+    lock = threading.Lock()
+    migrated: list[str] = []
+    events: list[dict[str, Any]] = []
+
+    def handler(record: Item, ctx: Any) -> None:
+        with lock:
+            n = next(answers)
+        if n % 2 == 0:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutItem"
+            )
+        migrated.append(record.item_id)
+
+    migration, _, ids = queued(aws, settings, handler, 40)
+
+    report = Worker(aws, settings, migration, emit=events.append).run(until_empty=True)
+
+    assert report.stopped == "empty" and report.dead_lettered == 0
+    assert sorted(migrated) == ids
+    throttled = [e for e in events if e["error_kind"] == "throttled"]
+    assert len(throttled) >= 20 and all(e["outcome"] == "retried" for e in throttled)

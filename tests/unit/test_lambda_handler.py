@@ -106,7 +106,7 @@ def test_standard_batch_requeues_retries_and_reports_no_failure(mocked_aws: None
     permanent = sqs_record(body(record(4, business_type="partnership")))
     unreadable = sqs_record("not json at all")
     event = {"Records": [ok, transient, exhausted, permanent, unreadable]}
-    rt.processor.retry_delay = lambda attempt: 0  # the copy is receivable at once
+    rt.processor.retry_delay = lambda attempt, kind="outage": 0  # the copy is receivable at once
 
     response = aws_lambda.handle(event, rt)
 

@@ -36,7 +36,7 @@ from tests.unit.test_lambda_handler import body, env_for, record, sqs_record
 
 RECORD_FIELDS = {
     "event", "migration", "run_id", "record_id", "message_id", "attempt", "outcome",
-    "failure_kind", "reason", "backoff_s", "duration_ms", "consumer", "request_id",
+    "failure_kind", "error_kind", "reason", "backoff_s", "duration_ms", "consumer", "request_id",
 }  # fmt: skip
 
 
@@ -72,6 +72,11 @@ def delivered(rt: aws_lambda.Runtime, bodies: list[tuple[str, str | None]]) -> l
             WaitTimeSeconds=0,
         )
         got += answer.get("Messages", [])
+    return lambda_records(got)
+
+
+def lambda_records(messages: list[Any]) -> list[dict[str, Any]]:
+    """Messages as ReceiveMessage gives them, as the records of Lambda's SQS event."""
     return [
         {
             "messageId": m["MessageId"],
@@ -81,7 +86,7 @@ def delivered(rt: aws_lambda.Runtime, bodies: list[tuple[str, str | None]]) -> l
             "messageAttributes": {},
             "eventSource": "aws:sqs",
         }
-        for m in got
+        for m in messages
     ]
 
 
@@ -101,7 +106,7 @@ def visible_now(rt: aws_lambda.Runtime) -> set[str]:
 def test_one_event_per_record_outcome_and_one_summary_per_invocation(mocked_aws: None) -> None:
     out = io.StringIO()
     rt = runtime("orders", out)
-    rt.processor.retry_delay = lambda attempt: 7
+    rt.processor.retry_delay = lambda attempt, kind="outage": 7
     records = [
         sqs_record(body(record(1))),
         sqs_record(body(record(2, region="ON"))),  # retried: a delayed copy
@@ -172,7 +177,7 @@ def test_the_schema_refuses_what_cloudwatch_would() -> None:
 def test_the_handler_writes_emf_that_cloudwatch_accepts(mocked_aws: None) -> None:
     out = io.StringIO()
     rt = runtime("orders", out)
-    rt.processor.retry_delay = lambda attempt: 0
+    rt.processor.retry_delay = lambda attempt, kind="outage": 0
     records = [sqs_record(body(record(n))) for n in range(1, 120)]  # more durations than 100
     records += [
         sqs_record(body(record(200, region="ON"))),
@@ -320,7 +325,7 @@ def test_the_guard_on_lambda_closes_the_tap_and_disables_its_own_mapping(
     state = TapState.from_tags(tags)
     assert not state.open and state.closed_by_guard
     assert state.closed_by == "guard (lambda orders-worker)"
-    assert state.reason == "4 of the last 4 records failed: TargetUnavailable (4)"
+    assert state.reason == "outage: 4 of the last 4 records failed: TargetUnavailable (4)"
     events = lines(out)
     released = [e for e in events if e.get("outcome") == "released"]
     assert len(released) == 4  # not started: visible again at once, nothing lost

@@ -31,11 +31,12 @@ def test_the_tally_counts_record_events_only() -> None:
         {"event": "invocation", "migrated": 9},
     ):
         tally.count(e)
-    counts, dead, durations = tally.take()
+    counts, dead, durations, failed = tally.take()
     assert counts == {"Migrated": 1, "Retried": 1, "Released": 1}
     assert dead == {"permanent": 1, "exhausted": 2}
     assert durations == [2.5] * 5  # a released record took no time: no duration
-    assert tally.take() == ({}, {}, [])  # taken: empty
+    assert failed == {"record": 4}  # events without an error kind: a record's
+    assert tally.take() == ({}, {}, [], {})  # taken: empty
 
 
 def test_emf_lines_of_a_big_flush_are_each_valid() -> None:
@@ -48,11 +49,12 @@ def test_emf_lines_of_a_big_flush_are_each_valid() -> None:
     documents = [json.loads(line) for line in out.getvalue().splitlines()]
     for document in documents:
         assert_emf(document)
-    assert [d.get("Migrated") for d in documents] == [250, None, None, None]
+    assert [d.get("Migrated") for d in documents] == [250, None, None, None, None]
     assert sorted(v for d in documents for v in d.get("HandlerDuration", [])) == sorted(
         [float(n) for n in range(250)] + [2.5]
     )
-    assert documents[-1]["FailureKind"] == "invalid" and documents[-1]["DeadLettered"] == 1
+    assert documents[-2]["FailureKind"] == "invalid" and documents[-2]["DeadLettered"] == 1
+    assert documents[-1]["ErrorKind"] == "record" and documents[-1]["Failed"] == 1
 
 
 def test_cloudwatch_gets_batched_put_metric_data() -> None:
@@ -90,10 +92,10 @@ def test_the_sink_flushes_once_a_minute_and_at_the_end() -> None:
     assert flushed == []
     now[0] = 61.0
     sink(event("migrated"))
-    assert [counts["Migrated"] for counts, _, _ in flushed] == [3]
+    assert [counts["Migrated"] for counts, *_ in flushed] == [3]
     sink(event("retried", "retry"))
     sink.close()
-    assert [dict(counts) for counts, _, _ in flushed] == [{"Migrated": 3}, {"Retried": 1}]
+    assert [dict(counts) for counts, *_ in flushed] == [{"Migrated": 3}, {"Retried": 1}]
 
 
 def test_a_failing_flush_is_logged_and_the_run_goes_on(caplog: pytest.LogCaptureFixture) -> None:

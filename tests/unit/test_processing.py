@@ -147,12 +147,14 @@ def test_the_last_attempt_moves_the_message_to_the_dlq_with_its_reason(aws: AwsC
             "version": "1",
             "at": "2026-11-27T01:02:03.000000Z",
             "message_id": "m-1",
+            "error_kind": "outage",
         }
     ]
     attrs = dead["MessageAttributes"]
     assert attrs[envelope.ATTR_RECORD_ID]["StringValue"] == "A-1"  # kept
     assert attrs[envelope.ATTR_REASON]["StringValue"] == data["failures"][0]["reason"]
     assert attrs[envelope.ATTR_FAILURE_KIND]["StringValue"] == "exhausted"
+    assert attrs[envelope.ATTR_ERROR_KIND]["StringValue"] == "outage"  # a ConnectionError
     assert "s3cr3t" not in json.dumps([data["failures"], attrs])
 
 
@@ -257,7 +259,7 @@ def make_with_main(clients: AwsClients, *, delay: int = 0) -> tuple[Processor, s
         max_receive_count=3,
         clock=lambda: NOW,
         queue_url=main,
-        retry_delay=lambda attempt: delay,
+        retry_delay=lambda attempt, kind="outage": delay,
     )
     return processor, main, dlq
 

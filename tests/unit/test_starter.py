@@ -3,6 +3,8 @@ plugin skeleton is a valid, lint-clean plugin."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import subprocess
 import sys
 import tomllib
@@ -12,7 +14,8 @@ import pytest
 
 from northmigrate.config import Settings, load_settings
 from northmigrate.errors import InputError
-from northmigrate.starter import starter_files, template, write_starter
+from northmigrate.starter import _MODULE, starter_files, template, write_starter
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # Keys a person never sets: deploy writes guard.mapping_uuid into the function's environment.
@@ -77,6 +80,59 @@ def test_a_link_planted_at_a_name_is_refused_and_never_followed(
 def test_a_plugin_name_must_be_a_module_name(name: str) -> None:
     with pytest.raises(InputError, match="not a usable module name"):
         starter_files(plugin=name)
+
+
+@pytest.mark.parametrize("name", ["Ünï", "a.b", "a b", "x\u0660", "_\u00b2", "caf\u00e9"])
+def test_a_plugin_name_that_is_no_identifier_is_refused(name: str) -> None:
+    with pytest.raises(InputError, match="not a usable module name"):
+        starter_files(plugin=name)
+
+
+def _installed_modules() -> list[str]:
+    """Top-level modules of the distributions installed here that could be a plugin name
+    (and that import: a distribution may list names of files that are no module)."""
+    names = importlib.metadata.packages_distributions()
+    return sorted(
+        n
+        for n in names
+        if _MODULE.match(n) and n != "northmigrate" and importlib.util.find_spec(n) is not None
+    )
+
+
+def test_a_plugin_name_that_hides_a_standard_or_installed_module_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Every name of the standard library and every top-level module installed here: a
+    NAME.py next to the config would be imported in place of the real one."""
+    stdlib = sorted(n for n in sys.stdlib_module_names if _MODULE.match(n))
+    installed = _installed_modules()
+    assert {"json", "os", "sys", "typing"} <= set(stdlib) and {"pydantic", "boto3"} <= set(
+        installed
+    )
+    for name in stdlib + installed:
+        with pytest.raises(InputError, match=f"--plugin '{name}' would hide") as caught:
+            write_starter(tmp_path, plugin=name)
+        assert caught.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("name", ["json", "os", "sys", "pydantic", "typer"])
+def test_init_refuses_a_shadowing_plugin_name_with_a_clear_error(tmp_path: Path, name: str) -> None:
+    result = run_cli(tmp_path, ["init", "--plugin", name])
+    assert result.returncode == 2
+    assert f"--plugin '{name}' would hide" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / f"{name}.py").exists() and not (tmp_path / "northmigrate.toml").exists()
+
+
+def test_init_again_with_force_accepts_its_own_earlier_plugin(tmp_path: Path) -> None:
+    """The plugin an earlier init wrote is found on sys.path too: it hides nothing."""
+    write_starter(tmp_path, plugin="acme_ledger")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert write_starter(tmp_path, plugin="acme_ledger", force=True)
+    finally:
+        sys.path.remove(str(tmp_path))
 
 
 def test_the_config_names_the_plugin_and_its_table(tmp_path: Path) -> None:

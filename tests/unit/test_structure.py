@@ -23,11 +23,13 @@ MAX_CLASS_LINES = 200
 # enqueue/, consume/ and control/ side by side, dlq/ and cutover/, deploy/, demo, cli/.
 # docs/architecture.md draws the same table.
 FACE = "<face>"
-BASE = frozenset({"errors", "config", "privatefile"})
+# failures: what kind a failure is (record, throttled, outage), asked by every room.
+BASE = frozenset({"errors", "config", "privatefile", "failures"})
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "config": frozenset({"errors"}),
     "privatefile": frozenset({"errors"}),
+    "failures": frozenset({"errors"}),
     "aws": BASE,
     "redact": BASE,
     "plugin": BASE | {"aws"},

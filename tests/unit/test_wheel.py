@@ -103,8 +103,8 @@ def test_the_readme_installs_from_a_checkout() -> None:
         if line.strip()
     ]
     assert (
-        "pip install -e '.[local]'     # [local] adds the embedded AWS endpoint (moto's server)"
-        in (commands)
+        "pip install -e '.[local]'     "
+        "# [local]: the embedded AWS endpoint (moto's server) and pytest" in (commands)
     )
     assert not [c for c in commands if c.startswith("pip install 'northmigrate")]
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")

@@ -10,9 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from northmigrate.config import QueueSettings, WorkerSettings
-from northmigrate.consume.backoff import SQS_MAX_VISIBILITY_S, TokenBucket, retry_delay
+from northmigrate.consume.backoff import (
+    SQS_MAX_DELAY_S,
+    SQS_MAX_VISIBILITY_S,
+    TokenBucket,
+    retry_delay,
+)
 from northmigrate.consume.heartbeat import Heartbeat
-from northmigrate.consume.processing import SQS_MAX_DELAY_S
 
 
 class FakeClock:

@@ -17,8 +17,9 @@ from northmigrate.consume.processing import Outcome, Status
 from northmigrate.consume.tap import GUARD, TapState
 from northmigrate.consume.worker.acknowledger import Ack, Acknowledger
 from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.gate import GuardStopped
 from northmigrate.consume.worker.ledger import Ledger
-from northmigrate.consume.worker.receiver import GuardStopped, Receiver
+from northmigrate.consume.worker.receiver import Receiver
 from northmigrate.consume.worker.report import WorkerReport
 
 
@@ -106,7 +107,7 @@ def acknowledger(sqs: Calls) -> tuple[Acknowledger, Ledger, WorkerReport]:
         "u",
         ledger=book,
         report=report,
-        retry_visibility=lambda attempt: 7 * attempt,
+        retry_visibility=lambda attempt, kind: 7 * attempt,
         threads=1,
         sleep=lambda _: None,
     )
@@ -233,7 +234,12 @@ def receiver_on(sqs: Any, url: str, **options: Any) -> tuple[Receiver, list[InMe
             return True
 
     acks = Acknowledger(
-        sqs, url, ledger=book, report=WorkerReport(), retry_visibility=int, threads=1
+        sqs,
+        url,
+        ledger=book,
+        report=WorkerReport(),
+        retry_visibility=lambda attempt, kind: attempt,
+        threads=1,
     )
     options.setdefault("stop", threading.Event())
     options.setdefault("max_messages", None)
@@ -289,7 +295,7 @@ def test_a_tap_the_guard_closed_ends_receiving_with_its_reason(sqs: Any) -> None
     url = sqs.create_queue(QueueName="q")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
     receiver, started = receiver_on(sqs, url)
-    receiver.tap = GuardClosedTap()  # type: ignore[assignment]
+    receiver.tap = receiver.waiter.tap = GuardClosedTap()  # type: ignore[assignment]
     with pytest.raises(GuardStopped, match="the guard closed the tap: 9 of 10 failed"):
         receiver.run(until_empty=True)
     assert started == []
@@ -343,7 +349,7 @@ def limited_acknowledger(
         "u",
         ledger=book,
         report=report,
-        retry_visibility=int,
+        retry_visibility=lambda attempt, kind: attempt,
         threads=threads,
         sleep=lambda _: None,
         inflight=inflight,

@@ -60,7 +60,7 @@ class Acknowledger:
         *,
         ledger: Ledger,
         report: WorkerReport,
-        retry_visibility: Callable[[int], int],
+        retry_visibility: Callable[[int, str], int],
         threads: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -74,7 +74,7 @@ class Acknowledger:
         self.url = url
         self.ledger = ledger
         self.report = report
-        self.retry_visibility = retry_visibility  # attempt -> seconds hidden (in place)
+        self.retry_visibility = retry_visibility  # (attempt, kind) -> seconds hidden in place
         self.threads = threads
         self._clock = clock
         self._sleep = sleep
@@ -100,7 +100,7 @@ class Acknowledger:
         if outcome.delete:
             ack = Ack(message, None)
         else:  # in place: hidden for the backoff, at most the queue's visibility timeout
-            ack = Ack(message, self.retry_visibility(outcome.attempt))
+            ack = Ack(message, self.retry_visibility(outcome.attempt, outcome.backoff_kind))
         self.report.count(outcome)
         if self._guard is not None:
             self._guard.record(outcome)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from northmigrate.aws.sqs.message import InMessage
 from northmigrate.consume.processing import Outcome, Processor, Status
 from northmigrate.consume.worker.acknowledger import Acknowledger
+from northmigrate.failures import classify
 
 log = logging.getLogger("northmigrate.worker")
 
@@ -124,4 +125,6 @@ class Dispatcher:
             )
             log.debug("processing message %s failed", message.message_id, exc_info=True)
             reason = f"internal error: {type(exc).__name__}"
-            return Outcome(Status.RETRY, message, reason=reason, error=exc)
+            return Outcome(
+                Status.RETRY, message, reason=reason, error=exc, error_kind=classify(exc)
+            )

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.inflight import InFlight
 from northmigrate.aws.sqs.message import InMessage
@@ -28,9 +28,10 @@ from northmigrate.aws.sqs.queue import Depth
 from northmigrate.aws.sqs.receive import receive
 from northmigrate.consume.backoff import TokenBucket
 from northmigrate.consume.guard import Guard
-from northmigrate.consume.tap import Gate
+from northmigrate.consume.probe import Prober
 from northmigrate.consume.worker.acknowledger import Acknowledger
 from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.gate import TAP_POLL_S, Gate, TapWaiter
 from northmigrate.consume.worker.ledger import Ledger
 from northmigrate.errors import NorthmigrateError
 
@@ -44,12 +45,6 @@ EMPTY_RECEIVES = 1  # consecutive empty receives before the queue's depth is ask
 # The longest long poll while a tap may close: a closed tap stops receives within the tap's
 # cache time plus this (2 + 3 s).
 TAP_MAX_WAIT_S = 3
-
-
-class GuardStopped(NorthmigrateError):
-    """The guard closed the tap: this worker finishes what it started and stops (exit 1)."""
-
-    exit_code = 1
 
 
 class Receiver:
@@ -71,6 +66,8 @@ class Receiver:
         sleep: Callable[[float], None] = time.sleep,
         guard: Guard | None = None,
         inflight: InFlight | None = None,
+        prober: Prober | None = None,
+        notify: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.sqs = sqs
         self.inflight = inflight  # None: every receiver's receive at once
@@ -92,6 +89,7 @@ class Receiver:
         self._failure: NorthmigrateError | None = None
         self.last_depth: Depth | None = None
         self.guard = guard
+        self.waiter = TapWaiter(tap, stop, guard=guard, prober=prober, notify=notify)
 
     # -- the first receiver ----------------------------------------------------------------
 
@@ -128,6 +126,9 @@ class Receiver:
         """A further receiver: receives while the pool has room, until receiving is over."""
         try:
             while not self.over.is_set() and not self.stop.is_set():
+                if self.guard is not None and self.guard.trip is not None:
+                    self.over.wait(TAP_POLL_S)  # the first receiver probes, or ends receiving
+                    continue
                 if not self.tap.wait_open(self.over):
                     return
                 got = self._receive_some()
@@ -140,14 +141,9 @@ class Receiver:
 
     def _tap_open(self) -> bool:
         """Wait while the tap is closed, then pace at the tap's limit (records per second).
-        A tap the guard closed (this worker's or another consumer's) ends receiving."""
-        trip = self.guard.trip if self.guard is not None else None
-        if trip is not None:  # this worker's own guard: no need to wait for the tags
-            raise GuardStopped(f"the guard closed the tap: {trip.reason}")
-        state = self.tap.state()
-        if state.closed_by_guard:
-            raise GuardStopped(f"the guard closed the tap: {state.reason or 'no reason given'}")
-        if not self.tap.wait_open(self.stop):
+        A tap the guard closed ends receiving with ``guard.reopen = "manual"``; with a
+        prober it is probed until it opens. Each closed tap is told once (``waiting``)."""
+        if not self.waiter.wait_while_closed():
             return False
         limit = self.tap.limit()
         paced = min(r for r in (self.rate, limit) if r) if (self.rate or limit) else None

@@ -37,16 +37,20 @@ from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.inflight import InFlight, Tuning
 from northmigrate.aws.queues import Queues
 from northmigrate.config import Settings
-from northmigrate.consume.backoff import retry_delay
-from northmigrate.consume.events import Emit
+from northmigrate.consume.backoff import delays_for
+from northmigrate.consume.events import Emit, record_event
 from northmigrate.consume.guard import Guard, Trip
 from northmigrate.consume.heartbeat import Heartbeat
-from northmigrate.consume.processing import SQS_MAX_DELAY_S, Processor
-from northmigrate.consume.tap import GUARD, Gate, Tap, TapGate
+from northmigrate.consume.presence import beat
+from northmigrate.consume.probe import Prober
+from northmigrate.consume.processing import Outcome, Processor
+from northmigrate.consume.tap import GUARD, Tap
+from northmigrate.consume.throttle import FLOOR, Throttle
 from northmigrate.consume.worker.acknowledger import Acknowledger
 from northmigrate.consume.worker.dispatcher import Dispatcher
+from northmigrate.consume.worker.gate import Gate, GuardStopped, TapGate
 from northmigrate.consume.worker.ledger import Ledger
-from northmigrate.consume.worker.receiver import UNTIL_EMPTY_WAIT_S, GuardStopped, Receiver
+from northmigrate.consume.worker.receiver import UNTIL_EMPTY_WAIT_S, Receiver
 from northmigrate.consume.worker.report import WorkerReport
 from northmigrate.errors import NorthmigrateError
 from northmigrate.plugin import Migration
@@ -107,6 +111,7 @@ class Worker:
         rng: random.Random | None = None,
         tap: Gate | None = None,
         emit: Emit | None = None,
+        notify: Emit | None = None,
     ) -> None:
         ws = settings.worker
         self.clients = clients
@@ -122,9 +127,11 @@ class Worker:
         self.rate = rate
         self.tap = tap  # None: the main queue's tap (consume.tap), read when run starts
         self.emit = emit  # one event per record outcome (worker --log-format json)
+        self.notify = notify  # what a waiting worker waits for (the CLI: stderr)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._delays = delays_for(settings.worker, self._rng)
         self.sqs = clients.client("sqs")
         self.queues = Queues(self.sqs, settings.queue)
         self.report = WorkerReport(queue=settings.queue.name, concurrency=self.concurrency)
@@ -157,7 +164,7 @@ class Worker:
             fifo=self.fifo,
             sqs=self.sqs,
             queue_url=self.url,
-            retry_delay=self._retry_delay,
+            retry_delay=self._delays,  # by the failure's kind (backoff.RetryDelays)
         )
         heartbeat = Heartbeat(self.sqs, self.url, self.visibility_timeout_s, clock=self._clock)
         guard = self.guard = worker_guard(self.settings, self.clients, self.queues)
@@ -168,8 +175,10 @@ class Worker:
             self.url,
             ledger=ledger,
             report=self.report,
-            retry_visibility=lambda attempt: self._retry_delay(
-                attempt, ceiling_s=self.visibility_timeout_s
+            retry_visibility=lambda attempt, kind: self._delays(
+                attempt,
+                kind,
+                self.visibility_timeout_s,  # in place: at most the visibility
             ),
             threads=self.receive_threads,
             clock=self._clock,
@@ -203,11 +212,14 @@ class Worker:
             sleep=self._sleep,
             guard=guard,
             inflight=InFlight(cap, tuning=Tuning(start=self.receivers), clock=self._clock),
+            prober=worker_prober(self, processor),
+            notify=self.notify,
         )
         dispatcher.start(self._spawn)
         acknowledger.start(self._spawn)
         if self.settings.worker.heartbeat:
             self._spawn(lambda: heartbeat.run(self._background_stop), "nm-heartbeat")
+        self._spawn(lambda: beat(self.sqs, self.url, self._background_stop), "nm-seen")  # presence
         if self.on_progress is not None:
             self._spawn(self._progress_loop, "nm-progress")
         more = [
@@ -244,17 +256,6 @@ class Worker:
         thread.start()
         self._threads.append(thread)
         return thread
-
-    def _retry_delay(self, attempt: int, *, ceiling_s: int = SQS_MAX_DELAY_S) -> int:
-        """The backoff before a failed record's next try (see backoff.retry_delay): at most
-        SQS's longest delay for a retry's copy, the visibility timeout for one in place."""
-        return retry_delay(
-            attempt,
-            base_s=self.settings.worker.backoff_base_s,
-            max_s=self.settings.worker.backoff_max_s,
-            visibility_timeout_s=ceiling_s,
-            rng=self._rng,
-        )
 
     # -- progress -------------------------------------------------------------------------
 
@@ -330,11 +331,36 @@ def worker_guard(settings: Settings, clients: AwsClients, queues: Queues) -> Gua
         return None
     by = f"{GUARD} (worker {socket.gethostname()}:{os.getpid()})"
 
+    tap = Tap(clients, queues)
+
     def close_tap(trip: Trip) -> None:
         log.error("the guard closes the tap: %s", trip.reason)
         try:
-            Tap(clients, queues).close(by=trip.by, reason=trip.reason)
+            tap.close(by=trip.by, reason=trip.reason)
         except NorthmigrateError as exc:  # this worker stops all the same
             log.error("the guard could not close the tap for the others: %s", exc)
 
-    return Guard(settings.guard, by=by, on_trip=close_tap)
+    # A worker's limit is in records per second: it lowers from the rate it ran at.
+    throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: max(FLOOR, round(rate)))
+    return Guard(settings.guard, by=by, on_trip=close_tap, throttle=throttle)
+
+
+def worker_prober(worker: Worker, processor: Processor) -> Prober | None:
+    """The probe that reopens a tap the guard closed (``guard.reopen = "probe"``); the
+    record it tries is counted in the report and told as an event like any other."""
+    guard = worker.settings.guard
+    if guard.reopen != "probe":
+        return None
+
+    def probed(outcome: Outcome) -> None:
+        worker.report.count(outcome)
+        if worker.emit is not None:
+            worker.emit(record_event(outcome, migration=worker.migration.name, consumer="worker"))
+
+    return Prober(
+        processor,
+        Tap(worker.clients, worker.queues),
+        by=f"{GUARD} (worker {socket.gethostname()}:{os.getpid()})",
+        interval_s=guard.probe_interval_s,
+        on_outcome=probed,
+    )
