@@ -225,15 +225,9 @@ def redrive_processes(
         raise InputError("the destination of a redrive cannot be the DLQ itself")
     n = min(processes, job.max_messages) if job.max_messages is not None else processes
     limits = shares(job.max_messages, n) if job.max_messages is not None else [None] * n
-    jobs = [
-        replace(
-            job,
-            max_messages=limits[i],
-            rate=job.rate / n if job.rate is not None else None,
-            run_id=job.run_id or secrets.token_hex(8),
-        )
-        for i in range(n)
-    ]
+    run_id = job.run_id or secrets.token_hex(8)  # one run, one id (its redrives entries)
+    rate = job.rate / n if job.rate is not None else None
+    jobs = [replace(job, max_messages=limits[i], rate=rate, run_id=run_id) for i in range(n)]
     total = RedriveReport(
         source=queue_name(job.source_url),
         destination=queue_name(job.destination_url),

@@ -78,24 +78,28 @@ def fill(sqs: Any, url: str, ids: list[str], reason: str = "PermanentError: x") 
         assert not sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
 
 
-def ids_in(sqs: Any, url: str) -> Counter[str]:
-    """Every record id of a queue, received until empty and deleted."""
-    seen: Counter[str] = Counter()
+def drained(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every envelope of a queue, received until empty and deleted."""
+    out: list[dict[str, Any]] = []
     while True:
         got = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
         )
         messages = got.get("Messages", [])
         if not messages:
-            return seen
-        for m in messages:
-            seen[json.loads(m["Body"])["record_id"]] += 1
+            return out
+        out += [json.loads(m["Body"]) for m in messages]
         sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
             ],
         )
+
+
+def ids_in(sqs: Any, url: str) -> Counter[str]:
+    """Every record id of a queue, received until empty and deleted."""
+    return Counter(body["record_id"] for body in drained(sqs, url))
 
 
 def settled(sqs: Any, url: str, timeout: float = 120) -> None:
@@ -137,7 +141,10 @@ def test_max_is_divided_exactly_and_reported_as_one_total(
     data = report.to_dict()
     assert data["moved"] == 25 and len(data["processes"]) == 2
     settled(sqs, dlq)
-    in_main, in_dlq = ids_in(sqs, main), ids_in(sqs, dlq)
+    moved = drained(sqs, main)
+    assert len({body["redrives"][-1]["run"] for body in moved}) == 1  # one run, one id
+    in_main = Counter(body["record_id"] for body in moved)
+    in_dlq = ids_in(sqs, dlq)
     assert sum(in_main.values()) == 25 and max(in_main.values()) == 1
     assert set(in_main) | set(in_dlq) == set(ids) and not set(in_main) & set(in_dlq)
 
