@@ -63,6 +63,9 @@ def _render_redrive(report: dlq.RedriveReport, console: Console) -> None:
         rows.append(("in both queues", report.delete_failed))
     if report.task_status:
         rows.append(("task status", report.task_status))
+    if report.processes:
+        died = f" ({len(report.died)} died)" if report.died else ""
+        rows.append(("processes", f"{len(report.processes)}{died}"))
     rows.append(("seconds", f"{report.duration_s:.2f}"))
     console.print(key_value_table(title, rows))
     if report.failure_reasons:

@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 from helpers import Project, client, signal_and_wait
+from rich.console import Console
 
+from northmigrate.cli.dlq import _render_redrive
 from northmigrate.config import AwsSettings
 from northmigrate.dlq import parse_all, redrive
 from northmigrate.dlq.processes import Job, SqsFactory, _Signals, redrive_processes, shares
+from northmigrate.dlq.report import RedriveReport
 from northmigrate.errors import AwsError, InputError
 from northmigrate.records import envelope
 
@@ -62,6 +65,15 @@ def test_a_process_whose_parent_died_stops() -> None:
     signals = _Signals(stop, orphaned=lambda: True)
     threading.Thread(target=signals.watch, daemon=True).start()
     assert stop.wait(30)
+
+
+def test_the_table_shows_the_processes_and_the_dead() -> None:
+    report = RedriveReport("work-dlq", "work", moved=7)
+    report.processes = [{"index": 0, "moved": 7}, {"index": 1, "died": True, "exit_code": -9}]
+    console = Console(record=True, width=100)
+    _render_redrive(report, console)
+    text = console.export_text()  # (export_text clears what it exported)
+    assert "processes" in text and "2 (1 died)" in text
 
 
 def fill(sqs: Any, url: str, ids: list[str], reason: str = "PermanentError: x") -> None:
