@@ -45,3 +45,22 @@ def test_every_module_and_room_the_docs_name_is_in_the_tree() -> None:
             if path.split("/")[0] in ROOMS and not (REPO / "northmigrate" / path).exists():
                 missing.append(f"{doc.name}: {path}")
     assert missing == []
+
+
+def test_the_readmes_layout_names_every_room_of_the_tree() -> None:
+    """The README's layout block names each folder and module at the package's top level
+    (but ``__init__`` and ``__main__``), and nothing that is not there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Layout", 1)[1].split("```", 2)[1]
+    lines = [line.split() for line in block.splitlines() if line.startswith("  ")]
+    named = {words[0] for words in lines} | {
+        w for words in lines for w in words if w.endswith(".py")
+    }
+    tree = {
+        p.name + "/" if p.is_dir() else p.name
+        for p in (REPO / "northmigrate").iterdir()
+        if p.name not in {"__init__.py", "__main__.py", "__pycache__"}
+        and not p.name.startswith(".")
+        if p.is_dir() or p.suffix == ".py"
+    }
+    assert named == tree

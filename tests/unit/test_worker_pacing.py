@@ -177,3 +177,20 @@ def test_heartbeat_survives_a_message_it_cannot_extend() -> None:
     clock.now += 1
     assert beat.tick() == 1
     assert beat.failed == 1 and beat.extended == 1
+
+
+def test_on_the_defaults_a_bug_reaches_the_dlq_in_seconds_and_an_outage_waits_minutes() -> None:
+    """The three kinds keep apart on the defaults: the tries of a record that meets a bug
+    (``record``) add up to seconds, whatever the draw, not the minutes an outage's tries
+    wait; a throttled record comes back after seconds however many times it was throttled."""
+    from northmigrate.consume.backoff import delays_for
+    from northmigrate.failures import OUTAGE, RECORD, THROTTLED
+
+    tries = QueueSettings(name="q").max_receive_count
+    for seed in range(50):
+        delays = delays_for(WorkerSettings(), random.Random(seed))
+        waits = [delays(attempt, RECORD) for attempt in range(1, tries)]
+        assert 4 <= sum(waits) <= 12, waits  # the last try is dead-lettered, not delayed
+        patience = [delays(attempt, OUTAGE) for attempt in range(1, tries)]
+        assert sum(patience) >= 220, patience  # at least 3 min 45 s, less rounding
+        assert all(5 <= delays(attempt, THROTTLED) <= 10 for attempt in (1, 5, 50))
