@@ -72,6 +72,7 @@ bench: $(STAMP) ministack
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/redrive.py
 	$(BIN)/python bench/guard.py
+	$(BIN)/python bench/shards.py
 
 clean:
 	rm -rf $(VENV) .venv-ministack .pytest_cache .mypy_cache .ruff_cache

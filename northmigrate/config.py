@@ -154,6 +154,10 @@ class DeploySettings(_Section):
     batch_size: int = Field(default=10, ge=1, le=10_000)
     batching_window_s: int = Field(default=0, ge=0, le=300)
     max_concurrency: int | None = Field(default=10, ge=2, le=1_000)
+    # Provisioned mode (either key set): the mapping gets ProvisionedPollerConfig instead of
+    # ScalingConfig.MaximumConcurrency (AWS takes one or the other); AWS's defaults 2 and 200.
+    min_pollers: int | None = Field(default=None, ge=2, le=200)
+    max_pollers: int | None = Field(default=None, ge=2, le=10_000)
     arch: Literal["x86_64", "arm64", "host"] = "x86_64"
     runtime: str = Field(default="python3.12", pattern=r"^python3\.\d+$")
     log_retention_days: int = Field(default=30, ge=1, le=3_653)
@@ -169,6 +173,13 @@ class DeploySettings(_Section):
     fan_out_concurrency: int = Field(default=100, ge=1, le=10_000)
     fan_out_timeout_s: int = Field(default=900, ge=30, le=900)
     fan_out_memory_mb: int = Field(default=1769, ge=128, le=10_240)  # one vCPU
+
+    @property
+    def pollers(self) -> tuple[int, int] | None:
+        """(minimum, maximum) pollers in provisioned mode; None in on-demand mode."""
+        if self.min_pollers is None and self.max_pollers is None:
+            return None
+        return (self.min_pollers or 2, self.max_pollers or 200)  # AWS's defaults
 
 
 class Settings(_Section):
@@ -332,6 +343,22 @@ def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
             raise ConfigError(f"unknown {label}{where}", hint=_suggestion((name,)))
 
 
+def _check_pollers(deploy: DeploySettings, sources: _Sources) -> None:
+    """Provisioned mode's keys agree with each other and stand alone."""
+    low, high = deploy.pollers or (0, 0)
+    if high and "max_concurrency" in deploy.model_fields_set and deploy.max_concurrency:
+        where = _with(sources.of(("deploy", "max_concurrency")))
+        raise ConfigError(
+            f"invalid value for deploy.max_concurrency{where}: provisioned mode (deploy."
+            "min_pollers, deploy.max_pollers) cannot be combined with it",
+            hint="remove it (AWS takes a maximum concurrency or pollers, not both); limit "
+            "through deploy.max_pollers",
+        )
+    if low > high:
+        where = _with(sources.of(("deploy", "min_pollers")))
+        raise ConfigError(f"invalid value for deploy.min_pollers{where}: more than max_pollers")
+
+
 def _describe(error: ValidationError, sources: _Sources) -> ConfigError:
     first = error.errors(include_url=False, include_input=False)[0]
     loc = tuple(str(part) for part in first["loc"])
@@ -370,6 +397,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise _describe(exc, sources) from exc
+    _check_pollers(settings.deploy, sources)
     if settings.queue.fifo != settings.queue.dead_letter_name.endswith(FIFO_SUFFIX):
         raise ConfigError(
             "invalid value for queue.dlq_name: a FIFO queue needs a FIFO DLQ (name ending .fifo)"

@@ -41,7 +41,8 @@ def _lambda_rows(sides: list[FunctionSide] | None) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = []
     for side in sides or []:
         m = side.mapping
-        rows.append((f"lambda {side.function}", f"mapping {m.state.lower() or '?'}"))
+        state = f"mapping {m.state.lower() or '?'}, {m.mode} (limit {m.limit_text})"
+        rows.append((f"lambda {side.function}", state))
         if side.invocations is None:
             rows.append(("  metrics", "unavailable"))
             continue

@@ -25,7 +25,14 @@ tap_app = typer.Typer(
 
 
 def _tap(st: State) -> Tap:
-    return Tap(st.clients(), st.queues(), default_limit=st.settings.deploy.max_concurrency)
+    deploy = st.settings.deploy
+    pollers = deploy.pollers
+    return Tap(
+        st.clients(),
+        st.queues(),
+        default_limit=deploy.max_concurrency,
+        default_pollers=pollers[1] if pollers else None,
+    )
 
 
 def _render_tap(output: OutputFormat, report: TapReport) -> None:
@@ -62,11 +69,10 @@ def _render_tap(output: OutputFormat, report: TapReport) -> None:
             console.print("no event source mapping (local workers only)")
             return
         out = Table(title="event source mappings", title_justify="left")
-        for column in ("function", "state", "max concurrency", "uuid"):
+        for column in ("function", "state", "mode", "limit", "uuid"):
             out.add_column(column)
         for m in report.mappings:
-            concurrency = "—" if m.max_concurrency is None else str(m.max_concurrency)
-            out.add_row(*map(shown, (m.function, m.state, concurrency, m.uuid)))
+            out.add_row(*map(shown, (m.function, m.state, m.mode, m.limit_text, m.uuid)))
         console.print(out)
 
     emit(output, report.to_dict(), table)
@@ -105,12 +111,17 @@ def tap_close(
 @tap_app.command("limit")
 def tap_limit(
     ctx: typer.Context,
-    n: str = typer.Argument(..., metavar="N", help="2 to 1000, or 'none' to lift the limit."),
+    n: str = typer.Argument(
+        ...,
+        metavar="N",
+        help="2 to 1000 (to 10,000 pollers in provisioned mode), or 'none' to lift it.",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Cap consumption: the mappings' maximum concurrency, and each local worker's rate
-    (records per second). The guard never raises the tap above a limit set here: under
-    throttling it lowers it, and gives it back once the throttling stops.
+    """Cap consumption: the mappings' maximum concurrency (in provisioned mode, their maximum
+    pollers: AWS takes no maximum concurrency there), and each local worker's rate (records
+    per second). The guard never raises the tap above a limit set here: under throttling it
+    lowers it, and gives it back once the throttling stops.
 
     Examples:
       northmigrate tap limit 20

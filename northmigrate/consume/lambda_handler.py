@@ -115,9 +115,11 @@ def build_runtime(
     runtime.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")
     if settings.guard.enabled:
         by = f"{GUARD} (lambda {runtime.function_name})"
-        # A function's limit is its mapping's concurrency: it lowers from the deployed one.
+        # A function's limit is its mapping's: it lowers from what the mapping runs at (its
+        # maximum concurrency, or its maximum pollers in provisioned mode).
         most = settings.deploy.max_concurrency or MAX_MAPPING_CONCURRENCY
-        throttle = Throttle(settings.guard, own_tap(runtime), by=by, start=lambda rate: most)
+        tap = own_tap(runtime)
+        throttle = Throttle(settings.guard, tap, by=by, start=lambda rate: tap.cap() or most)
         runtime.guard = Guard(
             settings.guard, by=by, on_trip=lambda trip: close_tap(runtime, trip), throttle=throttle
         )
@@ -133,6 +135,7 @@ def own_tap(runtime: Runtime) -> Tap:
         runtime.clients,
         runtime.queues,
         default_limit=settings.deploy.max_concurrency,
+        default_pollers=settings.deploy.pollers[1] if settings.deploy.pollers else None,
         only=(uuid,) if uuid else None,
         function=runtime.function_name,
     )

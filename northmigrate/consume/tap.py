@@ -5,7 +5,9 @@ infrastructure: ``northmigrate:tap`` (``open`` or ``closed``; no tag means open)
 ``northmigrate:tap-limit`` (a positive integer; no tag means no limit).
 
 - Lambda: closing disables every event source mapping that reads the queue, opening enables
-  them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000).
+  them; a limit sets their ``ScalingConfig.MaximumConcurrency`` (AWS takes 2 to 1000), or,
+  for a mapping in provisioned mode (``ProvisionedPollerConfig``, which AWS refuses beside a
+  maximum concurrency), its ``MaximumPollers`` (2 to 10,000; the minimum lowered to it).
 - Local workers read the tags through a ``TapGate`` (northmigrate.consume.worker.gate; cached for
   ``ttl`` seconds, 2 by default): while closed they stop receiving (messages in flight
   finish), and a limit caps the records they handle per second. ``deploy`` honours the
@@ -17,13 +19,15 @@ Messages simply wait in the queue while the tap is closed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import AwsClients, aws_errors, error_code
 from northmigrate.aws.queues import Queues
 from northmigrate.aws.sqs.message import sqs_text
+from northmigrate.consume.mapping import MAX_POLLERS, PROVISIONED
+from northmigrate.consume.mapping import MappingState as MappingState  # where it was
 from northmigrate.errors import AwsError, InputError, Refused
 from northmigrate.records.envelope import iso, utc_now
 
@@ -133,35 +137,6 @@ def closed_tags(by: str, reason: str | None, at: str) -> dict[str, str]:
 
 
 @dataclass
-class MappingState:
-    uuid: str
-    function: str
-    state: str
-    enabled: bool
-    max_concurrency: int | None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> MappingState:
-        state = str(data.get("State", ""))
-        return cls(
-            uuid=str(data["UUID"]),
-            function=str(data.get("FunctionArn", "")).rsplit(":", 1)[-1],
-            state=state,
-            enabled=state in {"Enabled", "Enabling", "Creating", "Updating"},
-            max_concurrency=(data.get("ScalingConfig") or {}).get("MaximumConcurrency"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "uuid": self.uuid,
-            "function": self.function,
-            "state": self.state,
-            "enabled": self.enabled,
-            "max_concurrency": self.max_concurrency,
-        }
-
-
-@dataclass
 class TapReport:
     queue: str
     state: TapState
@@ -224,6 +199,7 @@ class Tap:
         queues: Queues,
         *,
         default_limit: int | None = None,
+        default_pollers: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         only: tuple[str, ...] | None = None,
         function: str | None = None,
@@ -232,6 +208,7 @@ class Tap:
         self.clients = clients
         self.queues = queues
         self.default_limit = default_limit  # the mappings' concurrency with no tap limit
+        self.default_pollers = default_pollers  # the same, in provisioned mode
         self.sleep = sleep
         # A function's own tap (the guard on Lambda): only its own mappings, by UUID, asked
         # one by one (its role may not list the others).
@@ -259,6 +236,12 @@ class Tap:
 
     def state(self) -> TapState:
         return read_state(self.sqs, self.queues.main_url())
+
+    def cap(self) -> int | None:
+        """The highest limit its mappings run at now (maximum concurrency, or maximum pollers
+        in provisioned mode): what the guard lowers from when the tap has no limit."""
+        caps = [m.cap for m in self._mapping_states() if m.cap is not None]
+        return max(caps) if caps else None
 
     def status(self) -> TapReport:
         url = self.queues.main_url()
@@ -315,23 +298,32 @@ class Tap:
         reason: str | None = None,
         was: int | None = None,
     ) -> TapReport:
-        """Cap consumption at ``n``; None lifts the cap (mappings go back to ``default_limit``).
-        The guard passes ``by``, ``reason`` and ``was`` (the limit it lowered from)."""
-        if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= MAX_MAPPING_CONCURRENCY:
+        """Cap consumption at ``n``; None lifts the cap (mappings go back to the config's
+        maximum concurrency, or maximum pollers in provisioned mode). The guard passes
+        ``by``, ``reason`` and ``was`` (the limit it lowered from)."""
+        found = self._mapping_states()
+        provisioned = bool(found) and all(m.mode == PROVISIONED for m in found)
+        ceiling = MAX_POLLERS if provisioned else MAX_MAPPING_CONCURRENCY
+        if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= ceiling:
             raise InputError(
                 f"tap limit {n} is out of range",
-                hint=f"give {MIN_MAPPING_CONCURRENCY} to {MAX_MAPPING_CONCURRENCY} (AWS's range "
-                "for an event source mapping's maximum concurrency)",
+                hint=f"give {MIN_MAPPING_CONCURRENCY} to {ceiling} (AWS's range for an event "
+                f"source mapping's maximum concurrency, or up to {MAX_POLLERS} pollers when "
+                "every mapping is in provisioned mode)",
             )
         if n is None:
             self._untag(_LIMIT_TAGS)
-            if self.default_limit is not None:
-                self._update_mappings(ScalingConfig={"MaximumConcurrency": self.default_limit})
         else:
             tags = {TAG_LIMIT: str(n), TAG_LIMIT_BY: by}
             tags |= {TAG_LIMIT_REASON: reason} if reason else {}
             tags |= {TAG_LIMIT_WAS: str(was)} if was else {}
             self._tag({k: sqs_text(v)[:TAG_VALUE_LIMIT] for k, v in tags.items()})
             self._untag([key for key in _LIMIT_TAGS if key not in tags])
-            self._update_mappings(ScalingConfig={"MaximumConcurrency": n})
+        for mapping in found:
+            default = self.default_pollers if mapping.mode == PROVISIONED else self.default_limit
+            changes = mapping.limited(n, default)
+            if changes is not None:
+                wait_mapping(self._lambda, mapping.uuid, sleep=self.sleep)
+                with aws_errors(f"update event source mapping {mapping.uuid}"):
+                    self._lambda.update_event_source_mapping(UUID=mapping.uuid, **changes)
         return self.status()

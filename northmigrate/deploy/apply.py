@@ -21,7 +21,7 @@ from northmigrate.deploy.package import Package
 from northmigrate.deploy.role import ensure_log_group, ensure_role
 from northmigrate.deploy.schedule import ensure_schedule
 from northmigrate.deploy.spec import MANAGED_BY, StackSpec
-from northmigrate.errors import AwsError
+from northmigrate.errors import AwsError, Refused
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -36,6 +36,35 @@ GUARD_MAPPING_ENV = "NORTHMIGRATE_GUARD__MAPPING_UUID"
 _ROLE_NOT_READY = "cannot be assumed"
 ROLE_WAIT_S = 90.0
 UPDATE_WAIT_S = 300.0
+
+
+def _current(mapping: Mapping[str, Any], key: str) -> Any:
+    """A mapping's setting as ``mapping_settings`` states it: a batching window of 0 and an
+    empty scaling or poller config are what AWS leaves out."""
+    value = mapping.get(key)
+    if key == "MaximumBatchingWindowInSeconds":
+        return value or 0
+    if key in ("ScalingConfig", "ProvisionedPollerConfig"):
+        return {k: v for k, v in dict(value or {}).items() if v is not None}
+    return value or None
+
+
+def _with_mode(current: Mapping[str, Any], wanted: dict[str, Any], name: str) -> dict[str, Any]:
+    """``wanted`` for an existing mapping: going to provisioned mode also clears its maximum
+    concurrency (AWS refuses the two together); going back to on-demand is refused."""
+    provisioned = _current(current, "ProvisionedPollerConfig")
+    if "ProvisionedPollerConfig" in wanted:
+        if _current(current, "ScalingConfig"):
+            return {**wanted, "ScalingConfig": {}}
+        return wanted
+    if provisioned:
+        raise Refused(
+            f"event source mapping {name} is in provisioned mode ({provisioned}); deploy does "
+            "not turn that off",
+            hint="set deploy.min_pollers/max_pollers to keep it, or turn provisioned mode off "
+            "in the Lambda console, then deploy again",
+        )
+    return wanted
 
 
 @dataclass
@@ -262,12 +291,8 @@ class Deployer:
                     return str(created["UUID"])
                 return ""
             current = existing[0]
-            changed = [
-                key
-                for key, value in wanted.items()
-                if (current.get(key) or (0 if key == "MaximumBatchingWindowInSeconds" else None))
-                != value
-            ]
+            wanted = _with_mode(current, wanted, name)
+            changed = [key for key, value in wanted.items() if _current(current, key) != value]
             uuid = str(current["UUID"])
             if self._note("mapping", name, False, changed):
                 wait_mapping(self.lam, uuid, sleep=self.sleep)

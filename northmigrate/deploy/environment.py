@@ -96,6 +96,14 @@ def environment(settings: Settings) -> dict[str, str]:
         if (section, key) == ("queue", "dlq_name"):
             value = settings.queue.dead_letter_name
         values[env_name(section, key)] = value
+    # What the mapping is capped at, for the function's guard (it lowers from it and puts it
+    # back): the maximum concurrency, or in provisioned mode the pollers (never both: the
+    # config refuses them together).
+    deploy = settings.deploy
+    caps = ("min_pollers", "max_pollers") if deploy.pollers else ("max_concurrency",)
+    for key in caps:
+        if getattr(deploy, key) is not None:
+            values[env_name("deploy", key)] = getattr(deploy, key)
     url = settings.aws.endpoint_url
     if url:  # an emulator: the function talks to it as the CLI does
         if has_credentials(url):

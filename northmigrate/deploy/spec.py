@@ -203,6 +203,7 @@ class StackSpec:
     dlq: QueueRef
     policy: dict[str, Any]
     handler: str = HANDLER
+    pollers: tuple[int, int] | None = None  # provisioned mode: (minimum, maximum)
     probe_schedule: str | None = None  # the guard's probe rule's rate (deploy.schedule)
     description: str = "northmigrate worker: migrates one SQS record at a time"
 
@@ -217,16 +218,30 @@ class StackSpec:
         return {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
 
     def mapping_settings(self, limit: int | None) -> dict[str, Any]:
-        """The event source mapping's settings (``limit``: the tap's, over the config's)."""
+        """The event source mapping's settings (``limit``: the tap's, over the config's). In
+        provisioned mode the limit is the maximum number of pollers (AWS refuses a maximum
+        concurrency beside a poller config)."""
         wanted: dict[str, Any] = {
             "BatchSize": self.batch_size,
             "MaximumBatchingWindowInSeconds": self.batching_window_s,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
         }
+        if self.pollers is not None:
+            wanted["ProvisionedPollerConfig"] = poller_config(self.pollers, limit)
+            return wanted
         concurrency = limit if limit is not None else self.max_concurrency
         if concurrency is not None:
             wanted["ScalingConfig"] = {"MaximumConcurrency": concurrency}
         return wanted
+
+
+def poller_config(pollers: tuple[int, int], limit: int | None) -> dict[str, int]:
+    """``ProvisionedPollerConfig`` for (minimum, maximum) pollers under a tap ``limit``
+    (the maximum; the minimum never above it)."""
+    low, high = pollers
+    if limit is not None:
+        high = limit
+    return {"MinimumPollers": min(low, high), "MaximumPollers": high}
 
 
 def lambda_architecture(arch: Literal["x86_64", "arm64", "host"]) -> Architecture:
@@ -275,7 +290,8 @@ def build_spec(
         timeout_s=timeout,
         batch_size=d.batch_size,
         batching_window_s=d.batching_window_s,
-        max_concurrency=d.max_concurrency,
+        max_concurrency=None if d.pollers else d.max_concurrency,
+        pollers=d.pollers,
         log_retention_days=d.log_retention_days,
         environment=environment(settings),
         queue=queue,

@@ -306,6 +306,8 @@ def redrive(
     max_in_flight: int | None = None,
     run_id: str | None = None,
     on_moved: Callable[[list[Letter]], None] | None = None,
+    count_in_flight: bool = True,
+    before_release: Callable[[], None] | None = None,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
@@ -315,7 +317,10 @@ def redrive(
     read and not moved is visible again when this returns (also on error or interruption).
     ``on_moved`` is told the letters of each chunk that reached the destination.
     ``concurrency`` caps the chunks in flight; how many are, up to it, adapts to the
-    endpoint (:mod:`northmigrate.aws.inflight`).
+    endpoint (:mod:`northmigrate.aws.inflight`). ``count_in_flight=False`` leaves the
+    count of dead letters hidden at the start to the caller (several processes of one run,
+    :mod:`northmigrate.dlq.processes`), and ``before_release`` is called before the
+    messages held are made visible again (there, once every process is done).
     """
     if source_url == destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")
@@ -331,7 +336,7 @@ def redrive(
         mode=MODE_CLIENT,
         dry_run=dry_run,
     )
-    report.in_flight = depth(sqs, source_url).in_flight
+    report.in_flight = depth(sqs, source_url).in_flight if count_in_flight else 0
     if report.in_flight:
         report.back_within_s = max(back_within_s(sqs, source_url), visibility_timeout)
     reader = Reader(
@@ -380,7 +385,11 @@ def redrive(
                 while worker.is_alive():
                     worker.join(0.2)
     finally:
-        reader.release()
+        try:
+            if before_release is not None:
+                before_release()
+        finally:
+            reader.release()
         report.duration_s = monotonic() - started
     report.interrupted = report.ended == "stop"
     return report

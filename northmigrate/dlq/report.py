@@ -41,13 +41,24 @@ class RedriveReport:
     error: NorthmigrateError | None = None
     in_flight: int = 0  # dead letters hidden when the run started: not seen by it
     back_within_s: int | None = None  # when those come back, at most
+    # --processes N: one entry per process (its share, its counts, how it ended)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def died(self) -> list[dict[str, Any]]:
+        """The processes of a --processes run that ended without a report (killed)."""
+        return [p for p in self.processes if p.get("died")]
 
     @property
     def hidden_note(self) -> str | None:
         return hidden_note(self.in_flight, self.back_within_s)
 
     def snapshot(self) -> RedriveReport:
-        return replace(self, failure_reasons=Counter(self.failure_reasons))
+        return replace(
+            self,
+            failure_reasons=Counter(self.failure_reasons),
+            processes=[dict(p) for p in self.processes],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,4 +81,4 @@ class RedriveReport:
             "task_status": self.task_status,
             "in_flight": self.in_flight,
             "in_flight_back_within_s": self.back_within_s if self.in_flight else None,
-        }
+        } | ({"processes": self.processes} if self.processes else {})

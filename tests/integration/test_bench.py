@@ -112,3 +112,15 @@ def test_the_guard_benchmark_runs() -> None:
     # the guard's effect is not a matter of speed (the throttled rate is: not asserted here)
     found = verdicts(out)
     assert len(found) == 3 and found[0] == "PASS" and found[2] == "PASS", out
+
+
+def test_the_shards_benchmark_runs() -> None:
+    out = run_bench("shards.py", "--records", "300", "--latency-ms", "20")
+    for contender in ("--processes 1", "--processes 2"):
+        assert contender in out
+    for network in ("loopback", "+20 ms"):
+        assert network in out
+    assert "emulator cores" in out
+    # the goal at +20 ms with two processes; the enqueue rows, or why there are none
+    assert len(verdicts(out)) == 1
+    assert "enqueue --shard" in out

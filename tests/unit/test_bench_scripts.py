@@ -20,7 +20,7 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"
 
 
 def test_the_scripts_are_found() -> None:
-    assert {"enqueue.py", "redrive.py", "worker.py", "guard.py"} <= set(SCRIPTS)
+    assert {"enqueue.py", "redrive.py", "worker.py", "guard.py", "shards.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "latency.py"])
