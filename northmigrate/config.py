@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from northmigrate.config_origins import Sources
 from northmigrate.errors import ConfigError, plain_words
 
 ENV_PREFIX = "NORTHMIGRATE_"
@@ -256,59 +256,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, 
     return origins
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([\"']?)([A-Za-z0-9_.-]+)\1\s*=")
 _SECTIONS = ("aws", "queue", "migration", "worker", "guard", "deploy")
-
-
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """The line of each table header and key of a TOML text (its first occurrence)."""
-    lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    for number, line in enumerate(text.splitlines(), 1):
-        header = _HEADER.match(line)
-        if header:
-            table = tuple(part.strip().strip("\"'") for part in header.group(1).split("."))
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(line)
-        if key:
-            lines.setdefault(table + tuple(key.group(2).split(".")), number)
-    return lines
-
-
-class _Sources:
-    """Where each value of the merged configuration came from, for error messages."""
-
-    def __init__(self, file: Path | None, text: str, env: dict[tuple[str, ...], str]) -> None:
-        self.file = file
-        self.lines = _key_lines(text)
-        self.env = env
-
-    def of(self, loc: tuple[str, ...]) -> str:
-        """``set by VAR``, ``in FILE line N``, ``in FILE``, or nothing."""
-        for end in range(len(loc), 0, -1):
-            if loc[:end] in self.env:
-                return f"set by {self.env[loc[:end]]}"
-        below = [name for path, name in self.env.items() if path[: len(loc)] == loc]
-        if below and loc not in self.lines:  # a section made by a variable
-            return f"set by {below[0]}"
-        if self.file is None:
-            return ""
-        for end in range(len(loc), 0, -1):
-            if loc[:end] in self.lines:
-                return f"in {self.file} line {self.lines[loc[:end]]}"
-        return f"in {self.file}"
-
-    def aws_origins(self) -> dict[str, str]:
-        """Where each [aws] value set came from: ``AWS_REGION``, ``aws.region in FILE line N``."""
-        out = {}
-        for key in AwsSettings.model_fields:
-            if ("aws", key) in self.env:
-                out[key] = self.env[("aws", key)]
-            elif ("aws", key) in self.lines:
-                out[key] = f"aws.{key} {self.of(('aws', key))}"
-        return out
 
 
 def _fields_at(loc: tuple[str, ...]) -> list[str]:
@@ -333,7 +281,7 @@ def _with(where: str) -> str:
     return f" {where}" if where.startswith("in ") else f", {where}" if where else ""
 
 
-def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
+def _check_sections(data: dict[str, Any], sources: Sources) -> None:
     """An unknown top-level name is flagged before the model would report a missing
     section: ``[queeu]`` is a typo of ``[queue]``, not a missing queue."""
     for name, value in data.items():
@@ -343,7 +291,7 @@ def _check_sections(data: dict[str, Any], sources: _Sources) -> None:
             raise ConfigError(f"unknown {label}{where}", hint=_suggestion((name,)))
 
 
-def _check_pollers(deploy: DeploySettings, sources: _Sources) -> None:
+def _check_pollers(deploy: DeploySettings, sources: Sources) -> None:
     """Provisioned mode's keys agree with each other and stand alone."""
     low, high = deploy.pollers or (0, 0)
     if high and "max_concurrency" in deploy.model_fields_set and deploy.max_concurrency:
@@ -359,7 +307,7 @@ def _check_pollers(deploy: DeploySettings, sources: _Sources) -> None:
         raise ConfigError(f"invalid value for deploy.min_pollers{where}: more than max_pollers")
 
 
-def _describe(error: ValidationError, sources: _Sources) -> ConfigError:
+def _describe(error: ValidationError, sources: Sources) -> ConfigError:
     first = error.errors(include_url=False, include_input=False)[0]
     loc = tuple(str(part) for part in first["loc"])
     key = ".".join(loc)
@@ -385,7 +333,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {file}: {exc}") from exc
-    sources = _Sources(file, text, _apply_env(data, env))
+    sources = Sources(file, text, _apply_env(data, env))
     if file is None and not data.keys() - {"aws"}:
         raise ConfigError(
             "no configuration found",
@@ -404,5 +352,5 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             " and a standard queue a standard DLQ"
         )
     settings = settings.model_copy(update={"source_path": str(file) if file else None})
-    settings._aws_origins = sources.aws_origins()
+    settings._aws_origins = sources.aws_origins(AwsSettings.model_fields)
     return settings

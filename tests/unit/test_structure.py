@@ -24,10 +24,11 @@ MAX_CLASS_LINES = 200
 # docs/architecture.md draws the same table.
 FACE = "<face>"
 # failures: what kind a failure is (record, throttled, outage), asked by every room.
-BASE = frozenset({"errors", "config", "privatefile", "failures"})
+BASE = frozenset({"errors", "config", "config_origins", "privatefile", "failures"})
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
-    "config": frozenset({"errors"}),
+    "config": frozenset({"errors", "config_origins"}),
+    "config_origins": frozenset(),
     "privatefile": frozenset({"errors"}),
     "failures": frozenset({"errors"}),
     "aws": BASE,
