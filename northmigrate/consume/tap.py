@@ -243,6 +243,10 @@ class Tap:
         caps = [m.cap for m in self._mapping_states() if m.cap is not None]
         return max(caps) if caps else None
 
+    def ceiling(self) -> int:
+        """The highest limit the tap takes now (see ``_ceiling``)."""
+        return _ceiling(self._mapping_states())
+
     def status(self) -> TapReport:
         url = self.queues.main_url()
         return TapReport(self.queues.main_name, read_state(self.sqs, url), self._mapping_states())
@@ -302,8 +306,7 @@ class Tap:
         maximum concurrency, or maximum pollers in provisioned mode). The guard passes
         ``by``, ``reason`` and ``was`` (the limit it lowered from)."""
         found = self._mapping_states()
-        provisioned = bool(found) and all(m.mode == PROVISIONED for m in found)
-        ceiling = MAX_POLLERS if provisioned else MAX_MAPPING_CONCURRENCY
+        ceiling = _ceiling(found)
         if n is not None and not MIN_MAPPING_CONCURRENCY <= n <= ceiling:
             raise InputError(
                 f"tap limit {n} is out of range",
@@ -327,3 +330,10 @@ class Tap:
                 with aws_errors(f"update event source mapping {mapping.uuid}"):
                     self._lambda.update_event_source_mapping(UUID=mapping.uuid, **changes)
         return self.status()
+
+
+def _ceiling(found: list[MappingState]) -> int:
+    """The highest limit the consumers take: ``MAX_POLLERS`` when every mapping is in
+    provisioned mode, else ``MAX_MAPPING_CONCURRENCY`` (a mapping's, or a local worker's)."""
+    provisioned = bool(found) and all(m.mode == PROVISIONED for m in found)
+    return MAX_POLLERS if provisioned else MAX_MAPPING_CONCURRENCY

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from northmigrate.config import GuardSettings
 from northmigrate.consume.processing import Outcome
-from northmigrate.consume.tap import MAX_MAPPING_CONCURRENCY, MIN_MAPPING_CONCURRENCY, TapState
+from northmigrate.consume.tap import MIN_MAPPING_CONCURRENCY, TapState
 from northmigrate.errors import NorthmigrateError
 from northmigrate.failures import THROTTLED
 
@@ -99,7 +99,7 @@ class Throttle:
         if throttled:
             current = state.limit or self.start(tries / elapsed if elapsed > 0 else 0.0)
             if current > FLOOR:
-                lowered = max(FLOOR, min(current // 2, MAX_MAPPING_CONCURRENCY))
+                lowered = max(FLOOR, min(current // 2, self.tap.ceiling()))
                 was = state.limit_was if state.limited_by_guard else state.limit
                 self._ceiling = self._ceiling or current
                 why = f"throttled: {throttled} of {tries} tries in {elapsed:.0f} s"
@@ -118,7 +118,7 @@ class Throttle:
         if raised < ceiling:
             why = f"no throttling for {elapsed:.0f} s: raised step by step"
             self.tap.limit(
-                min(raised, MAX_MAPPING_CONCURRENCY), by=self.by, reason=why, was=state.limit_was
+                min(raised, self.tap.ceiling()), by=self.by, reason=why, was=state.limit_was
             )
         elif state.limit_was is not None:  # the operator's limit, given back
             self.tap.limit(state.limit_was, by="operator")

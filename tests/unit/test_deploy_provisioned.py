@@ -230,6 +230,28 @@ def test_the_guard_s_limit_works_through_the_pollers(mocked_aws: None, tmp_path:
     assert mapping_of(clients, uuid)["ProvisionedPollerConfig"]["MinimumPollers"] == 3
 
 
+def test_the_guard_lowers_and_gives_back_pollers_above_1000(
+    mocked_aws: None, tmp_path: Path
+) -> None:
+    """A provisioned mapping may hold up to 10,000 pollers: the guard halves them and raises
+    them back to where they were, never stopping at on-demand's 1,000."""
+    clients, s = AwsClients(), settings(tmp_path, "[deploy]\nmin_pollers = 3\nmax_pollers = 4000\n")
+    provision(clients, s, migration)
+    uuid = deploy(clients, s, tmp_path)["mapping_uuid"]
+    tap = tap_of(clients, s)
+    clock = Clock()
+    options = GuardSettings(throttle_step_s=10, throttle_outage_s=60)
+    throttle = Throttle(
+        options, tap, by="guard (lambda f)", start=lambda rate: tap.cap() or 10, clock=clock
+    )
+    pollers = []
+    for outcomes in ([throttled(), ok()], [ok()], [ok()]):
+        step(throttle, clock, outcomes)
+        pollers.append(mapping_of(clients, uuid)["ProvisionedPollerConfig"]["MaximumPollers"])
+    assert pollers == [2000, 3000, 4000]
+    assert tap.state().limit is None
+
+
 def test_an_on_demand_mapping_takes_no_limit_above_1000(mocked_aws: None, tmp_path: Path) -> None:
     clients, s = AwsClients(), settings(tmp_path)
     provision(clients, s, migration)
