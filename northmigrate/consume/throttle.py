@@ -47,6 +47,10 @@ class LimitTap(Protocol):
         self, n: int | None, *, by: str = ..., reason: str | None = ..., was: int | None = ...
     ) -> object: ...
 
+    def ceiling(self) -> int:
+        """The highest limit the tap takes (maximum pollers above 1,000 in provisioned mode)."""
+        ...
+
 
 class Throttle:
     """One consumer's view of throttling; thread-safe. ``start(rate)`` is the limit to
