@@ -190,7 +190,10 @@ def test_deploy_tap_and_destroy_lifecycle(project: Project) -> None:
                 "function": fn,
                 "state": "Enabled",
                 "enabled": True,
+                "mode": "on-demand",
                 "max_concurrency": 3,
+                "min_pollers": None,
+                "max_pollers": None,
             }
         ],
     }
