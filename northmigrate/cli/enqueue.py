@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from northmigrate.cli.fanout import FAN_OUT_HELP, check_flags, run_fan_out
+from northmigrate.cli.fanout import FAN_OUT_HELP, RESUME_HELP, check_flags, run_fan_out
 from northmigrate.cli.output import OUTPUT_OPTION, OutputFormat
 from northmigrate.cli.records import (
     CONSISTENT_OPTION,
@@ -113,6 +113,9 @@ def enqueue(
     shard_text: str | None = SHARD_OPTION,
     shards: int | None = SHARDS_OPTION,
     fan_out: str | None = typer.Option(None, "--fan-out", metavar="N|auto", help=FAN_OUT_HELP),
+    resume_fan_out: str | None = typer.Option(
+        None, "--resume-fan-out", metavar="RUN", help=RESUME_HELP
+    ),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -133,8 +136,10 @@ def enqueue(
       northmigrate enqueue s3://old-exports/onboarding/ --shard auto  # on AWS Batch
       northmigrate enqueue s3://old-exports/onboarding/ --fan-out auto  # Step Functions
     """
-    if fan_out is not None:
+    if fan_out is not None or resume_fan_out is not None:
         given = {
+            "--fan-out (the run keeps its shard count)": resume_fan_out is not None
+            and fan_out is not None,
             "--shard": shard_text is not None or shards is not None,
             "--from-line": from_line is not None,
             "--from-object": from_object is not None,
@@ -144,9 +149,10 @@ def enqueue(
             "--concurrency": concurrency is not None,
             "--resume": resume,
         }
-        check_flags(source, given)
+        by = "--fan-out" if resume_fan_out is None else "--resume-fan-out"
+        check_flags(source, given, by)
         check_options(source, _scan_flags(segments, consistent, filters, filter_values))
-        run_fan_out(state(ctx), source, fan_out, output)
+        run_fan_out(state(ctx), source, fan_out, output, resume_fan_out)
         return
     shard = _shard(shard_text, shards)
     st = state(ctx)

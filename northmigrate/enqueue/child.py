@@ -2,9 +2,10 @@
 ``deploy.fan_out``; handler ``northmigrate.enqueue.child.handler``).
 
 The event is one item of the Map: ``{"source": "s3://…", "shard": "I/N", "run": RUN_ID,
-"store": "s3://BUCKET/northmigrate/fan-out/RUN_ID/"}``. The child runs the same enqueue as
-``enqueue --shard I/N`` (it reads the records itself: Step Functions never parses them, so
-every number stays exact), writes its rejects to the store, and returns its counts.
+"store": "s3://BUCKET/northmigrate/fan-out/RUN_ID/", "listing": DIGEST}``. The child runs
+the same enqueue as ``enqueue --shard I/N`` (it reads the records itself: Step Functions
+never parses them, so every number stays exact), writes its rejects to the store, and
+returns its counts.
 
 It stops itself before Lambda's timeout: when the time left falls under ``margin_s``, it
 stops reading, waits for SQS to confirm what it sent, saves where it stopped
@@ -14,7 +15,8 @@ state, so a shard larger than one invocation still sends every record once. A sh
 records could not all be sent resumes from the first one not sent. A child killed outright
 (out of memory) saves nothing: its retry resumes from the last state saved, sending again
 what that invocation sent (at least once, as everywhere; the consumers are idempotent).
-A source that cannot be read (a missing object, an unknown format) raises
+A source that cannot be read (a missing object, an unknown format, objects that changed
+since the run started: ``listing``, the digest of the objects then) raises
 :class:`ShardFailed`, which is not retried.
 """
 
@@ -112,8 +114,14 @@ def run_shard(
     from_line, from_object = state.get("resume_from_line"), state.get("resume_from_object")
     rejects_path = workdir / f"rejects-{shard.index}-{attempt}.jsonl"
     try:
+        listing = event.get("listing")
         opened = open_source(
-            source, clients=clients, stop=stop, shard=shard, from_object=from_object
+            source,
+            clients=clients,
+            stop=stop,
+            shard=shard,
+            from_object=from_object,
+            listing=None if listing is None else str(listing),
         )
         with RejectsWriter(rejects_path) as rejects:
             report = run(

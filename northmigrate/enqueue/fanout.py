@@ -1,11 +1,16 @@
 """``enqueue s3://… --fan-out N``: the N shards of an S3 source, each a Lambda child of a Step
 Functions Distributed Map (``deploy`` with ``deploy.fan_out``, docs/deploy.md).
 
-The run writes the Map's items (one ``{source, shard, run, store}`` per shard) to the fan-out
-bucket, starts the state machine, follows the map run's counts, then adds up the shards'
-reports into one ``EnqueueReport``, as a local run prints it. A shard that did not finish
-(its retries spent, or a source it cannot read) is named with its error; the run's exit
-code is the worst shard's (2: the source, 3: AWS, 1: records not sent).
+The run writes the Map's items (one ``{source, shard, run, store, listing}`` per shard) to
+the fan-out bucket, starts the state machine, follows the map run's counts, then adds up the
+shards' reports into one ``EnqueueReport``, as a local run prints it. A shard that did not
+finish (its retries spent, a source it cannot read, the run stopped) is named with its
+error; the run's exit code is the worst shard's (2: the source, 3: AWS, 1: records not sent).
+
+``--resume-fan-out RUN`` runs again the shards of RUN that did not finish
+(``northmigrate.enqueue.fanout_resume``). ``listing``, the digest of the source's objects
+when the run started, keeps every shard's cut the same across its attempts: a source that
+changed since is refused, by the resume and by every child.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.enqueue.store import RunStore, ShardStore
 from northmigrate.errors import EXIT_ATTENTION, Interrupted, NorthmigrateError
 from northmigrate.records.validation import Rejection
+from northmigrate.sources.base import Source
 from northmigrate.sources.shard import Shard
 
 if TYPE_CHECKING:
@@ -98,13 +104,60 @@ class MapProgress:
 
 @dataclass
 class FanOut:
-    """One started run."""
+    """One started (or resumed, or followed) run."""
 
     execution_arn: str
     store: RunStore
     source: str
-    shards: int
+    shards: int  # the run's, however many this execution runs
     rejects: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)  # the shards this execution runs
+    # started: a new run; resumed: its unfinished shards run again; followed: resuming found
+    # its execution still running; finished: resuming found every shard finished
+    action: str = "started"
+
+
+def listing_of(source: Source) -> str | None:
+    """The digest of an opened S3 source's objects (None for any other source)."""
+    listing = getattr(source, "listing", None)
+    return listing if isinstance(listing, str) else None
+
+
+def map_items(store: RunStore, source: str, shards: list[Shard], listing: str | None) -> list[Any]:
+    return [
+        {"source": source, "shard": str(shard), "run": store.run_id, "store": store.uri}
+        | ({"listing": listing} if listing is not None else {})
+        for shard in shards
+    ]
+
+
+def launch(
+    sfn: SFNClient,
+    s3: S3Client,
+    machine_arn: str,
+    store: RunStore,
+    key: str,
+    name: str,
+    items: list[Any],
+) -> str:
+    """Write ``items`` at ``key`` of the store and start the execution ``name`` over them."""
+    try:
+        s3.put_object(
+            Bucket=store.bucket,
+            Key=key,
+            Body=json.dumps(items).encode(),
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+        )
+    except AWS_EXCEPTIONS as exc:
+        raise translate(exc, f"S3 PutObject s3://{store.bucket}/{key}") from exc
+    with aws_errors(f"state machine {machine_arn}"):
+        started = sfn.start_execution(
+            stateMachineArn=machine_arn,
+            name=name,
+            input=json.dumps({"bucket": store.bucket, "key": key}),
+        )
+    return str(started["executionArn"])
 
 
 def start(
@@ -116,30 +169,19 @@ def start(
     shards: int,
     bucket: str,
     run_id: str,
+    listing: str | None = None,
 ) -> FanOut:
     """Write the Map's items and start the state machine (execution name: the run id)."""
     store = RunStore(bucket, run_id)
-    items = [
-        {"source": source, "shard": str(Shard(n, shards)), "run": run_id, "store": store.uri}
-        for n in range(shards)
-    ]
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=store.shards_key,
-            Body=json.dumps(items).encode(),
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-        )
-    except AWS_EXCEPTIONS as exc:
-        raise translate(exc, f"S3 PutObject s3://{bucket}/{store.shards_key}") from exc
-    with aws_errors(f"state machine {machine_arn}"):
-        started = sfn.start_execution(
-            stateMachineArn=machine_arn,
-            name=run_id,
-            input=json.dumps({"bucket": bucket, "key": store.shards_key}),
-        )
-    return FanOut(started["executionArn"], store, source, shards)
+    every = [Shard(n, shards) for n in range(shards)]
+    items = map_items(store, source, every, listing)
+    arn = launch(sfn, s3, machine_arn, store, store.shards_key, run_id, items)
+    return FanOut(arn, store, source, shards, running=[str(s) for s in every])
+
+
+def resume_command(source: str, run_id: str) -> str:
+    """The command that runs the unfinished shards of ``run_id`` again."""
+    return f"northmigrate enqueue {source} --resume-fan-out {run_id}"
 
 
 def progress(sfn: SFNClient, execution_arn: str) -> MapProgress:
@@ -184,7 +226,11 @@ def wait(
         if stop is not None and stop.is_set():
             with aws_errors(f"execution {run.execution_arn}"):
                 sfn.stop_execution(executionArn=run.execution_arn, cause="stopped by the user")
-            raise Interrupted(f"stopped the fan-out {run.store.run_id}")
+            raise Interrupted(
+                f"stopped the fan-out {run.store.run_id}",
+                hint="what the shards sent stays sent; the rest: "
+                + resume_command(run.source, run.store.run_id),
+            )
         (stop.wait if stop is not None else sleep)(poll_s)
 
 
@@ -222,8 +268,8 @@ def totals(s3: S3Client, run: FanOut, report: EnqueueReport) -> EnqueueReport:
         report.error = FanOutIncomplete(
             f"{len(unfinished)} of {run.shards} shards did not finish: {shown}{more}",
             exit_code=max(code for _, _, code in unfinished) or EXIT_ATTENTION,
-            hint=f"their state is under {run.store.uri}; running the fan-out again sends "
-            "every shard again (the consumers are idempotent)",
+            hint="run them again, each from where it stopped: "
+            + resume_command(run.source, run.store.run_id),
         )
     return report
 
@@ -236,7 +282,11 @@ __all__ = [
     "MapProgress",
     "default_shards",
     "enqueue_function_name",
+    "launch",
+    "listing_of",
+    "map_items",
     "progress",
+    "resume_command",
     "role_of",
     "source_prefix",
     "start",

@@ -30,6 +30,7 @@ def open_source(
     sleep: Callable[[float], None] | None = None,
     shard: Shard | None = None,
     from_object: str | None = None,
+    listing: str | None = None,
 ) -> Source:
     """Open ``name`` for reading (nothing is read until iterated). Raises SourceError (exit 2)
     when it cannot be opened, or when ``options`` hold a flag that does not apply to it.
@@ -41,7 +42,9 @@ def open_source(
 
     ``shard`` opens only that shard's part (``northmigrate.sources.shard``); stdin cannot
     be shared among shards (SourceError). ``from_object`` (a key of an S3 prefix) reads
-    nothing of the objects before it (``--from-object``, resuming).
+    nothing of the objects before it (``--from-object``, resuming). ``listing`` (an S3
+    source's digest, ``northmigrate.sources.s3.listing_digest``): a SourceError when the
+    objects changed since it was taken.
     """
     options = options or ScanOptions()
     check_options(name, options)
@@ -68,6 +71,7 @@ def open_source(
             stop=stop,
             shard=shard,
             from_object=from_object,
+            listing=listing,
             **({"sleep": sleep} if sleep else {}),
         )
     from northmigrate.sources import dynamodb

@@ -11,12 +11,18 @@ A prefix is listed first (for the total and to fail before reading anything): ob
 read in key order; "directory" placeholders (keys ending in ``/``) and empty objects are
 skipped; a non-empty object whose format cannot be told from its name stops the run before
 anything is read (nothing under the prefix is ignored silently).
+
+A listing has a digest (:func:`listing_digest`: every object's key, size and ETag). Shards
+that run at different times (a fan-out's children, their retries, a resumed fan-out) cut the
+same listing only if nothing under the prefix changed in between; given the digest the run
+started with (``listing=``), opening a source whose objects changed is an error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import threading
 import time
@@ -56,6 +62,15 @@ MAX_LISTED = 5
 class S3Object:
     key: str
     size: int
+    etag: str = ""
+
+
+def listing_digest(objects: list[S3Object]) -> str:
+    """What the objects are: their keys, sizes and ETags, in order (a short hex digest)."""
+    digest = hashlib.sha256()
+    for obj in objects:
+        digest.update(f"{obj.key}\0{obj.size}\0{obj.etag}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 class ObjectStream(io.RawIOBase):
@@ -177,6 +192,7 @@ class S3Source(NoCheckpoint):
         self._done_bytes = 0
         self._current: CountingReader | None = None
         self.pieces = pieces  # a shard's pieces of the objects (None: all of every one)
+        self.listing = listing_digest(objects)
         chosen = pieces or [Piece(n, 0, o.size, True) for n, o in enumerate(objects)]
         self._total = sum(p.end - p.start for p in chosen)
 
@@ -274,7 +290,7 @@ def list_objects(s3: S3Client, bucket: str, prefix: str) -> list[S3Object]:
                 except SourceError:
                     unknown.append(key)
                     continue
-                found.append(S3Object(key, size))
+                found.append(S3Object(key, size, str(entry.get("ETag", ""))))
     except AWS_EXCEPTIONS as exc:
         if error_code(exc) in _NO_BUCKET:
             raise SourceError(f"bucket {bucket} does not exist ({uri})") from exc
@@ -300,14 +316,17 @@ def open_s3(
     stop: threading.Event | None = None,
     shard: Shard | None = None,
     from_object: str | None = None,
+    listing: str | None = None,
 ) -> Source:
     """One object or a prefix; with ``shard``, only that shard's part of it; with
-    ``from_object`` (a prefix's), nothing of the objects before that key."""
+    ``from_object`` (a prefix's), nothing of the objects before that key; with ``listing``
+    (a digest), a SourceError unless the objects are still those the digest was taken of."""
     bucket, key = s3_uri(name)
     s3 = clients.client("s3")
     if key == "" or key.endswith("/"):
         objects = list_objects(s3, bucket, key)
         source = S3Source(s3, bucket, objects, name=name, sleep=sleep, stop=stop)
+        _same_listing(source, listing)
         sharded = _sharded(source, shard)
         if from_object is not None:
             source.skip_before(from_object)  # after the cut: every shard cuts the same way
@@ -320,8 +339,20 @@ def open_s3(
         if code in _MISSING | _NO_BUCKET:
             raise SourceError(f"{name} does not exist") from exc
         raise translate(exc, f"S3 HeadObject {name}") from exc
-    obj = S3Object(key, int(head.get("ContentLength", 0)))
-    return _sharded(S3Source(s3, bucket, [obj], name=name, sleep=sleep, stop=stop), shard)
+    obj = S3Object(key, int(head.get("ContentLength", 0)), str(head.get("ETag", "")))
+    source = S3Source(s3, bucket, [obj], name=name, sleep=sleep, stop=stop)
+    _same_listing(source, listing)
+    return _sharded(source, shard)
+
+
+def _same_listing(source: S3Source, listing: str | None) -> None:
+    if listing is not None and source.listing != listing:
+        raise SourceError(
+            f"the objects of {source.name} changed since the run started (an object was "
+            "added, removed or rewritten): its shards would be cut differently",
+            hint="start a new run over the source as it is now (a record sent twice is "
+            "harmless: the consumers are idempotent)",
+        )
 
 
 def _sharded(source: S3Source, shard: Shard | None) -> Source:

@@ -122,6 +122,11 @@ def test_a_stopped_shard_of_an_s3_prefix_continues_from_its_object_and_line(
         (["s3://b-exports/in/", "--fan-out", "2"], "--fan-out needs the fan-out deployed"),
         (["s3://b-exports/in/", "--fan-out", "2", "-j", "8"], "--concurrency does not go"),
         (["s3://b-exports/in/", "--fan-out", "2", "--segments", "4"], "applies to dynamodb://"),
+        (["r.jsonl", "--resume-fan-out", "r1"], "--resume-fan-out reads S3 sources"),
+        (
+            ["s3://b-exports/in/", "--resume-fan-out", "r1", "--fan-out", "3"],
+            "--fan-out (the run keeps its shard count) does not go with --resume-fan-out",
+        ),
     ],
 )
 def test_a_fan_out_that_cannot_run_is_exit_2_before_anything_starts(

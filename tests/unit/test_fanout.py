@@ -8,21 +8,22 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from pydantic import BaseModel
 
 from northmigrate.aws.clients import AwsClients
 from northmigrate.config import Settings, load_settings
-from northmigrate.enqueue import fanout
+from northmigrate.enqueue import fanout, fanout_resume
 from northmigrate.enqueue.child import ShardFailed, ShardIncomplete, margin_for, run_shard
 from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.enqueue.store import RunStore
-from northmigrate.errors import InputError
+from northmigrate.errors import InputError, Interrupted
 from northmigrate.plugin import Migration
 
 SOURCE = "s3://exports/in/"
@@ -328,3 +329,313 @@ def test_default_shards_keep_each_well_inside_lambdas_time() -> None:
     with pytest.raises(InputError):
         RunStore.from_uri("s3://b/elsewhere/")
     assert RunStore.from_uri("s3://b/northmigrate/fan-out/r9/") == RunStore("b", "r9")
+
+
+# -- resuming a run (--resume-fan-out) ---------------------------------------------------------
+
+
+def missing_execution(stub: Stubber, name: str) -> None:
+    stub.add_client_error(
+        "describe_execution",
+        service_error_code="ExecutionDoesNotExist",
+        service_message="Execution Does Not Exist",
+        expected_params={"executionArn": fanout_resume.execution_arn(MACHINE, name)},
+    )
+
+
+LONG_AGO = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def execution(stub: Stubber, name: str, status: str, stopped: datetime | None = LONG_AGO) -> None:
+    arn = fanout_resume.execution_arn(MACHINE, name)
+    answer = described(status) | {"executionArn": arn}
+    if stopped is not None and status != "RUNNING":
+        answer["stopDate"] = stopped
+    stub.add_response("describe_execution", answer, {"executionArn": arn})
+
+
+def run_item(
+    clients: AwsClients,
+    settings: Settings,
+    item: dict[str, Any],
+    tmp_path: Path,
+    migration: Migration[Any] = ROWS,
+    remaining: Any = lambda: 900.0,
+) -> dict[str, Any]:
+    """What the Map's child does with one item."""
+    return run_shard(
+        item,
+        settings=settings,
+        clients=clients,
+        migration=migration,
+        remaining_s=remaining,
+        margin_s=60.0,
+        workdir=tmp_path,
+        poll_s=0.01,
+    )
+
+
+def items_at(clients: AwsClients, key: str) -> list[dict[str, Any]]:
+    body = clients.client("s3").get_object(Bucket="fan-store", Key=key)["Body"].read()
+    return list(json.loads(body))
+
+
+def listing(clients: AwsClients, source: str = SOURCE) -> str | None:
+    from northmigrate.sources import open_source
+
+    opened = open_source(source, clients=clients)
+    opened.close()
+    return fanout.listing_of(opened)
+
+
+def test_resuming_runs_only_the_unfinished_shards_each_from_where_it_stopped(
+    world: tuple[AwsClients, Settings], tmp_path: Path
+) -> None:
+    clients, settings = world
+    s3 = clients.client("s3")
+    sfn, stub = stubbed_sfn()
+    digest = listing(clients)
+    assert digest and len(digest) == 32
+    stub.add_response(
+        "start_execution",
+        {"executionArn": EXECUTION, "startDate": "2026-12-06T00:00:00Z"},
+        {"stateMachineArn": MACHINE, "name": "r1", "input": ANY},
+    )
+    with stub:
+        run = fanout.start(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            shards=3,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+    first = items_at(clients, run.store.shards_key)
+    assert {i["listing"] for i in first} == {digest} and run.running == ["0/3", "1/3", "2/3"]
+    run_item(clients, settings, first[0], tmp_path)  # shard 0 finishes
+
+    class Stalls:  # shard 1 runs short of time after a few records: it saves its place
+        seen = 0
+        told = threading.Event()
+
+        @classmethod
+        def remaining(cls) -> float:
+            if cls.seen >= 5:
+                cls.told.set()
+                return 1.0
+            return 900.0
+
+    def slow(row: Row) -> bool:
+        Stalls.seen += 1
+        if Stalls.seen >= 5:
+            Stalls.told.wait(10)
+            time.sleep(0.05)
+        return True
+
+    stalling = Migration(name="rows", model=Row, key="id", handler=lambda r, c: None, eligible=slow)
+    with pytest.raises(ShardIncomplete):  # and its retries are spent
+        run_item(clients, settings, first[1], tmp_path, stalling, Stalls.remaining)
+    before = sent(clients)  # shard 2 never started (the run was stopped, or its retries spent)
+    report = fanout.totals(s3, run, EnqueueReport(run_id="r1", source=SOURCE))
+    assert isinstance(report.error, fanout.FanOutIncomplete)
+    assert "2 of 3 shards did not finish" in str(report.error)
+    assert f"northmigrate enqueue {SOURCE} --resume-fan-out r1" in (report.error.hint or "")
+
+    execution(stub, "r1", "SUCCEEDED")  # the Map tolerates its children's failures
+    missing_execution(stub, "r1-r1")
+    stub.add_response(
+        "start_execution",
+        {"executionArn": fanout_resume.execution_arn(MACHINE, "r1-r1"), "startDate": "2026-12-06"},
+        {
+            "stateMachineArn": MACHINE,
+            "name": "r1-r1",
+            "input": json.dumps(
+                {"bucket": "fan-store", "key": "northmigrate/fan-out/r1/shards-r1.json"}
+            ),
+        },
+    )
+    with stub:
+        resumed = fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+        stub.assert_no_pending_responses()
+    assert resumed.action == "resumed" and resumed.running == ["1/3", "2/3"]
+    assert resumed.execution_arn.endswith(":execution:orders-fan-out:r1-r1")
+    again = items_at(clients, "northmigrate/fan-out/r1/shards-r1.json")
+    assert again == first[1:]  # the same items: the same run, store and listing
+    counts = [run_item(clients, settings, item, tmp_path) for item in again]
+    assert counts[0]["attempts"] == 2  # shard 1 resumed from its state, not from the start
+    after = sent(clients)
+    assert sorted(before + after) == sorted(EVERY)  # every record once over both executions
+    report = fanout.totals(s3, resumed, EnqueueReport(run_id="r1", source=SOURCE))
+    assert report.error is None and report.enqueued == len(EVERY) and report.tally.read == 75
+
+    execution(stub, "r1", "SUCCEEDED")
+    execution(stub, "r1-r1", "SUCCEEDED")
+    missing_execution(stub, "r1-r2")
+    with stub:  # a third time: every shard finished, nothing is started
+        done = fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+        stub.assert_no_pending_responses()
+    assert done.action == "finished" and done.running == []
+
+
+def test_resuming_a_run_whose_execution_still_runs_follows_it_and_starts_nothing(
+    world: tuple[AwsClients, Settings],
+) -> None:
+    clients, _ = world
+    s3 = clients.client("s3")
+    sfn, stub = stubbed_sfn()
+    digest = listing(clients)
+    stub.add_response(
+        "start_execution", {"executionArn": EXECUTION, "startDate": "2026-12-06"}, None
+    )
+    execution(stub, "r1", "FAILED")
+    execution(stub, "r1-r1", "RUNNING")  # another operator's resume, still at work
+    missing_execution(stub, "r1-r2")
+    with stub:
+        fanout.start(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            shards=2,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+        run = fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+        stub.assert_no_pending_responses()
+    assert run.action == "followed" and run.execution_arn == fanout_resume.execution_arn(
+        MACHINE, "r1-r1"
+    )
+    assert run.shards == 2
+
+
+def test_a_source_that_changed_since_the_run_started_is_refused_by_the_resume_and_each_child(
+    world: tuple[AwsClients, Settings], tmp_path: Path
+) -> None:
+    clients, settings = world
+    s3 = clients.client("s3")
+    sfn, stub = stubbed_sfn()
+    digest = listing(clients)
+    stub.add_response(
+        "start_execution", {"executionArn": EXECUTION, "startDate": "2026-12-06"}, None
+    )
+    with stub:
+        run = fanout.start(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            shards=2,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+    items = items_at(clients, run.store.shards_key)
+    # the same size, other bytes: only the ETag tells (the cuts would fall elsewhere otherwise)
+    s3.put_object(Bucket="exports", Key="in/1.jsonl", Body=record_lines(901, 25))
+    now = listing(clients)
+    assert now != digest
+    with pytest.raises(ShardFailed, match="changed since the run started"):
+        run_item(clients, settings, items[0], tmp_path)
+    assert sent(clients) == []  # it read nothing
+    with stub, pytest.raises(InputError, match="changed since the fan-out run r1 started"):
+        fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r1",
+            listing=now,
+        )
+    with stub, pytest.raises(InputError, match="read s3://exports/in/, not s3://exports/"):
+        fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source="s3://exports/",
+            bucket="fan-store",
+            run_id="r1",
+            listing=now,
+        )
+    with stub, pytest.raises(InputError, match="no fan-out run r9"):
+        fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r9",
+            listing=digest,
+        )
+
+
+def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_ended(
+    world: tuple[AwsClients, Settings],
+) -> None:
+    clients, _ = world
+    s3 = clients.client("s3")
+    sfn, stub = stubbed_sfn()
+    digest = listing(clients)
+    stopped = datetime.now(UTC) - timedelta(seconds=10)  # stopped 10 s ago (Ctrl-C)
+    stub.add_response(
+        "start_execution", {"executionArn": EXECUTION, "startDate": "2026-12-06"}, None
+    )
+    execution(stub, "r1", "ABORTED", stopped)
+    missing_execution(stub, "r1-r1")
+    execution(stub, "r1", "ABORTED", None)  # an emulator that gives no stop time
+    missing_execution(stub, "r1-r1")
+    waited: list[float] = []
+    with stub:
+        fanout.start(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            shards=2,
+            bucket="fan-store",
+            run_id="r1",
+            listing=digest,
+        )
+        for _ in range(2):  # Ctrl-C while it waits: nothing is started
+            with pytest.raises(Interrupted, match="before resuming the fan-out r1"):
+                fanout_resume.resume(
+                    sfn,
+                    s3,
+                    machine_arn=MACHINE,
+                    source=SOURCE,
+                    bucket="fan-store",
+                    run_id="r1",
+                    listing=digest,
+                    function_timeout_s=60,
+                    wait=lambda s: waited.append(s) or True,
+                )
+        stub.assert_no_pending_responses()
+    assert 49 < waited[0] <= 50 and waited[1] == 60
+    assert fanout_resume.settle_s({"stopDate": LONG_AGO}, 900, datetime.now(UTC)) == 0
