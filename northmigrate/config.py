@@ -172,6 +172,7 @@ class DeploySettings(_Section):
     fan_out_sources: list[str] = Field(default_factory=list)  # s3://BUCKET/PREFIX/ it may read
     fan_out_concurrency: int = Field(default=100, ge=1, le=10_000)
     fan_out_timeout_s: int = Field(default=900, ge=30, le=900)
+    fan_out_retries: int = Field(default=10, ge=0, le=20)  # a shard's retries in one execution
     fan_out_memory_mb: int = Field(default=1769, ge=128, le=10_240)  # one vCPU
 
     @property

@@ -75,7 +75,7 @@ SHARD_OPTION = typer.Option(
     "--shard",
     metavar="I/N|auto",
     help="Read only part I of N (0-based); N processes, each with its own I, read the source "
-    "once between them. auto: from AWS_BATCH_JOB_ARRAY_INDEX/_SIZE, JOB_COMPLETION_INDEX "
+    "once between them. auto: from AWS_BATCH_JOB_ARRAY_INDEX and _SIZE, JOB_COMPLETION_INDEX "
     "(with --shards N) or CLOUD_RUN_TASK_INDEX/_COUNT. Not for stdin.",
 )
 SHARDS_OPTION = typer.Option(

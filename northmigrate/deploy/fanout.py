@@ -54,7 +54,6 @@ STATES_TRUST: dict[str, Any] = {
         {**TRUST_POLICY["Statement"][0], "Principal": {"Service": "states.amazonaws.com"}}
     ],
 }
-RETRIES = 10  # attempts of one shard: each resumes where the one before stopped
 
 
 @dataclass(frozen=True)
@@ -66,14 +65,16 @@ class FanOutSpec:
     machine_arn: str
     machine_role: StackSpec  # the state machine's role (role_name and policy only)
     concurrency: int
+    retries: int = 10  # a shard's retries: each resumes where the one before stopped
 
     def definition(self, function_arn: str) -> dict[str, Any]:
-        return definition(function_arn, self.concurrency)
+        return definition(function_arn, self.concurrency, self.retries)
 
 
-def definition(function_arn: str, concurrency: int) -> dict[str, Any]:
+def definition(function_arn: str, concurrency: int, retries: int = 10) -> dict[str, Any]:
     """The state machine: one child per item of ``s3://{bucket}/{key}`` (the execution's
-    input), each invoking the enqueue function with its item."""
+    input), each invoking the enqueue function with its item and retrying it ``retries``
+    times (``deploy.fan_out_retries``)."""
     return {
         "Comment": "northmigrate fan-out: one child per shard of an S3 source",
         "StartAt": "Shards",
@@ -104,7 +105,7 @@ def definition(function_arn: str, concurrency: int) -> dict[str, Any]:
                                     "IntervalSeconds": 2,
                                     "BackoffRate": 2.0,
                                     "MaxDelaySeconds": 60,
-                                    "MaxAttempts": RETRIES,
+                                    "MaxAttempts": retries,
                                 },
                             ],
                             "End": True,
@@ -263,6 +264,7 @@ def fan_out_spec(
         machine_arn=state_machine_arn(queue.arn, machine),
         machine_role=machine_role,
         concurrency=d.fan_out_concurrency,
+        retries=d.fan_out_retries,
     )
 
 

@@ -20,6 +20,7 @@ cut differently.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_RESUMES = 99  # executions RUN-r1 … RUN-r99 of one run
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an execution's name, with room for -rK
 
 
 def execution_arn(machine_arn: str, name: str) -> str:
@@ -88,6 +90,11 @@ def resume(
     Before it starts, it waits (``on_wait`` told how long; ``wait`` returning true:
     Interrupted) until ``function_timeout_s`` has passed since the newest execution ended:
     every child that execution started has ended by then."""
+    if not RUN_ID.fullmatch(run_id):
+        raise InputError(
+            f"{run_id!r} is not a fan-out run id",
+            hint="the run id is in the fan-out's output (run_id), e.g. 20261206T234132Z-4fbe08",
+        )
     store = RunStore(bucket, run_id)
     items = _read_items(s3, store)
     first = items[0]

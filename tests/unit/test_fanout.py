@@ -584,6 +584,16 @@ def test_a_source_that_changed_since_the_run_started_is_refused_by_the_resume_an
             run_id="r1",
             listing=now,
         )
+    with pytest.raises(InputError, match="is not a fan-out run id"):
+        fanout_resume.resume(
+            sfn,
+            s3,
+            machine_arn=MACHINE,
+            source=SOURCE,
+            bucket="fan-store",
+            run_id="r1)",
+            listing=digest,
+        )
     with stub, pytest.raises(InputError, match="no fan-out run r9"):
         fanout_resume.resume(
             sfn,
