@@ -111,14 +111,14 @@ def _oldest(st: State, target: Target) -> OldestAge:
 
 def _mappings_table(mappings: list[QueueMapping]) -> Table:
     out = Table(title="event source mappings", title_justify="left")
-    for column in ("function", "state", "batch", "max concurrency", "item failures", "uuid"):
+    for column in ("function", "state", "batch", "limit", "item failures", "uuid"):
         out.add_column(column)
     for m in mappings:
         row = (
             m.function,
             m.state.state,
             "—" if m.batch_size is None else m.batch_size,
-            "—" if m.state.max_concurrency is None else m.state.max_concurrency,
+            m.state.limit_text,  # max concurrency, or a provisioned mapping's pollers
             "yes" if m.reports_item_failures else "no",
             m.uuid,
         )

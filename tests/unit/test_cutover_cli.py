@@ -144,3 +144,26 @@ def test_without_a_queue_the_config_s_main_queue_is_the_target(s: Stage, tmp_pat
     assert held.returncode == 0, held.stderr
     assert (held.json()["queue"], held.json()["held"]) == ("intake", True)
     assert s.mappings() == {"old": "Disabled"}
+
+
+def test_the_mappings_table_shows_what_caps_each_mapping_in_either_mode() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from northmigrate.cli.cutover import _mappings_table
+    from northmigrate.cutover.target import QueueMapping
+
+    def mapping(uuid: str, **extra: object) -> QueueMapping:
+        data = {"UUID": uuid, "FunctionArn": "arn:aws:lambda:us-east-1:1:function:f-" + uuid}
+        return QueueMapping.from_api(data | {"State": "Enabled", "BatchSize": 10} | extra)
+
+    rows = [
+        mapping("a", ScalingConfig={"MaximumConcurrency": 40}),
+        mapping("b", ProvisionedPollerConfig={"MinimumPollers": 2, "MaximumPollers": 50}),
+        mapping("c"),
+    ]
+    out = StringIO()
+    Console(file=out, width=160).print(_mappings_table(rows))
+    lines = {line.split()[1]: line for line in out.getvalue().splitlines() if "f-" in line}
+    assert " 40 " in lines["f-a"] and "pollers 2-50" in lines["f-b"] and "—" in lines["f-c"]
