@@ -9,10 +9,12 @@ never stops the others, and its execution therefore ends ``SUCCEEDED``, which th
 not redrive (nor does ministack know the API).
 
 Never two executions on one shard's state: while the run's newest execution runs, resuming
-follows it instead of starting another; once it ended, resuming waits until the enqueue
-function's timeout has passed since (stopping an execution does not stop a Lambda
-invocation it started, and a child still at work would send its shard alongside its
-resumption). A run whose every shard finished starts nothing. A
+follows it instead of starting another; once it ended other than ``SUCCEEDED`` (stopped,
+timed out, failed), resuming waits until the enqueue function's timeout has passed since:
+stopping an execution does not stop a Lambda invocation it started, and a child still at
+work would send its shard alongside its resumption. An execution that ``SUCCEEDED`` had
+every child's task answered (each child's last invocation returned or timed out), so
+nothing of it still runs. A run whose every shard finished starts nothing. A
 source whose objects changed since the run started is refused (exit 2): its shards would be
 cut differently.
 """
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import AWS_EXCEPTIONS, error_code, translate
 from northmigrate.enqueue.fanout import FanOut, SFNClient, launch, map_items
-from northmigrate.enqueue.store import RunStore, ShardStore
+from northmigrate.enqueue.store import RunStore
 from northmigrate.errors import InputError, Interrupted
 from northmigrate.sources.shard import Shard, parse_shard
 
@@ -87,9 +89,10 @@ def resume(
     start nothing when every shard finished. InputError (exit 2) for an unknown run, another
     source, or a source whose objects changed since the run started.
 
-    Before it starts, it waits (``on_wait`` told how long; ``wait`` returning true:
-    Interrupted) until ``function_timeout_s`` has passed since the newest execution ended:
-    every child that execution started has ended by then."""
+    Before it starts, when the newest execution was stopped, timed out or failed, it waits
+    (``on_wait`` told how long; ``wait`` returning true: Interrupted) until
+    ``function_timeout_s`` has passed since it ended: every child that execution started
+    has ended by then."""
     if not RUN_ID.fullmatch(run_id):
         raise InputError(
             f"{run_id!r} is not a fan-out run id",
@@ -115,11 +118,7 @@ def resume(
     run = FanOut(str(described["executionArn"]), store, source, count, action="followed")
     if described["status"] == "RUNNING":  # never two executions on one shard's state
         return run
-    unfinished = [
-        Shard(n, count)
-        for n in range(count)
-        if ShardStore(s3, store, Shard(n, count)).report() is None
-    ]
+    unfinished = _unfinished(s3, store, count)
     if not unfinished:
         run.action = "finished"
         return run
@@ -133,7 +132,7 @@ def resume(
         on_wait(settle)
         if wait(settle):
             raise Interrupted(f"stopped before resuming the fan-out {run_id}")
-        unfinished = [s for s in unfinished if ShardStore(s3, store, s).report() is None]
+        unfinished = _unfinished(s3, store, count)
         if not unfinished:
             run.action = "finished"
             return run
@@ -145,9 +144,27 @@ def resume(
     return FanOut(arn, store, source, count, running=[str(s) for s in unfinished], action="resumed")
 
 
+def _unfinished(s3: S3Client, store: RunStore, count: int) -> list[Shard]:
+    """The shards of the run without a ``report.json``, from one listing of its store."""
+    done: set[str] = set()
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=store.prefix
+        )
+        for page in pages:
+            done |= {str(o["Key"]) for o in page.get("Contents", [])}
+    except AWS_EXCEPTIONS as exc:
+        raise translate(exc, f"S3 ListObjectsV2 {store.uri}") from exc
+    every = [Shard(n, count) for n in range(count)]
+    return [s for s in every if store.shard_prefix(s) + "report.json" not in done]
+
+
 def settle_s(described: dict[str, Any], function_timeout_s: float, now: datetime) -> float:
-    """How long until an execution's children have surely ended: the function's timeout
-    after the execution stopped (the whole timeout when its stop time is not known)."""
+    """How long until an execution's children have surely ended: none for one that
+    succeeded, else the function's timeout after it ended (the whole timeout when its stop
+    time is not known)."""
+    if described.get("status") == "SUCCEEDED":
+        return 0.0
     stopped = described.get("stopDate")
     if not isinstance(stopped, datetime):
         return function_timeout_s

@@ -648,4 +648,8 @@ def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_end
                 )
         stub.assert_no_pending_responses()
     assert 49 < waited[0] <= 50 and waited[1] == 60
-    assert fanout_resume.settle_s({"stopDate": LONG_AGO}, 900, datetime.now(UTC)) == 0
+    now = datetime.now(UTC)
+    assert fanout_resume.settle_s({"status": "ABORTED", "stopDate": LONG_AGO}, 900, now) == 0
+    # every child's task of an execution that succeeded was answered: nothing still runs
+    assert fanout_resume.settle_s({"status": "SUCCEEDED", "stopDate": now}, 900, now) == 0
+    assert fanout_resume.settle_s({"status": "TIMED_OUT", "stopDate": now}, 900, now) == 900
