@@ -83,17 +83,20 @@ def event(shard: str, run: str = "r1") -> dict[str, str]:
     return {"source": SOURCE, "shard": shard, "run": run, "store": RunStore("fan-store", run).uri}
 
 
-def child(
+ROWS = Migration(name="rows", model=Row, key="id", handler=lambda record, ctx: None)
+
+
+def run_item(
     clients: AwsClients,
     settings: Settings,
-    shard: str,
+    item: dict[str, Any],
     tmp_path: Path,
-    migration: Migration[Any],
+    migration: Migration[Any] = ROWS,
     remaining: Any = lambda: 900.0,
-    source: str = SOURCE,
 ) -> dict[str, Any]:
+    """What the Map's child does with one item."""
     return run_shard(
-        event(shard) | {"source": source},
+        item,
         settings=settings,
         clients=clients,
         migration=migration,
@@ -104,7 +107,19 @@ def child(
     )
 
 
-ROWS = Migration(name="rows", model=Row, key="id", handler=lambda record, ctx: None)
+def child(
+    clients: AwsClients,
+    settings: Settings,
+    shard: str,
+    tmp_path: Path,
+    migration: Migration[Any],
+    remaining: Any = lambda: 900.0,
+    source: str = SOURCE,
+) -> dict[str, Any]:
+    item = event(shard) | {"source": source}
+    return run_item(clients, settings, item, tmp_path, migration, remaining)
+
+
 EVERY = {f"R{100 * o + n}" for o in range(3) for n in range(1, 26) if (100 * o + n) % 10}
 
 
@@ -334,6 +349,24 @@ def test_default_shards_keep_each_well_inside_lambdas_time() -> None:
 # -- resuming a run (--resume-fan-out) ---------------------------------------------------------
 
 
+def start(sfn: Any, s3: Any, shards: int, digest: str | None) -> fanout.FanOut:
+    return fanout.start(
+        sfn,
+        s3,
+        machine_arn=MACHINE,
+        source=SOURCE,
+        shards=shards,
+        bucket="fan-store",
+        run_id="r1",
+        listing=digest,
+    )
+
+
+def resume(sfn: Any, s3: Any, **given: Any) -> fanout.FanOut:
+    args = {"machine_arn": MACHINE, "source": SOURCE, "bucket": "fan-store", "run_id": "r1"}
+    return fanout_resume.resume(sfn, s3, **(args | given))
+
+
 def missing_execution(stub: Stubber, name: str) -> None:
     stub.add_client_error(
         "describe_execution",
@@ -352,27 +385,6 @@ def execution(stub: Stubber, name: str, status: str, stopped: datetime | None = 
     if stopped is not None and status != "RUNNING":
         answer["stopDate"] = stopped
     stub.add_response("describe_execution", answer, {"executionArn": arn})
-
-
-def run_item(
-    clients: AwsClients,
-    settings: Settings,
-    item: dict[str, Any],
-    tmp_path: Path,
-    migration: Migration[Any] = ROWS,
-    remaining: Any = lambda: 900.0,
-) -> dict[str, Any]:
-    """What the Map's child does with one item."""
-    return run_shard(
-        item,
-        settings=settings,
-        clients=clients,
-        migration=migration,
-        remaining_s=remaining,
-        margin_s=60.0,
-        workdir=tmp_path,
-        poll_s=0.01,
-    )
 
 
 def items_at(clients: AwsClients, key: str) -> list[dict[str, Any]]:
@@ -402,16 +414,7 @@ def test_resuming_runs_only_the_unfinished_shards_each_from_where_it_stopped(
         {"stateMachineArn": MACHINE, "name": "r1", "input": ANY},
     )
     with stub:
-        run = fanout.start(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            shards=3,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        run = start(sfn, s3, 3, digest)
     first = items_at(clients, run.store.shards_key)
     assert {i["listing"] for i in first} == {digest} and run.running == ["0/3", "1/3", "2/3"]
     run_item(clients, settings, first[0], tmp_path)  # shard 0 finishes
@@ -457,15 +460,7 @@ def test_resuming_runs_only_the_unfinished_shards_each_from_where_it_stopped(
         },
     )
     with stub:
-        resumed = fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        resumed = resume(sfn, s3, listing=digest)
         stub.assert_no_pending_responses()
     assert resumed.action == "resumed" and resumed.running == ["1/3", "2/3"]
     assert resumed.execution_arn.endswith(":execution:orders-fan-out:r1-r1")
@@ -482,15 +477,7 @@ def test_resuming_runs_only_the_unfinished_shards_each_from_where_it_stopped(
     execution(stub, "r1-r1", "SUCCEEDED")
     missing_execution(stub, "r1-r2")
     with stub:  # a third time: every shard finished, nothing is started
-        done = fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        done = resume(sfn, s3, listing=digest)
         stub.assert_no_pending_responses()
     assert done.action == "finished" and done.running == []
 
@@ -509,25 +496,8 @@ def test_resuming_a_run_whose_execution_still_runs_follows_it_and_starts_nothing
     execution(stub, "r1-r1", "RUNNING")  # another operator's resume, still at work
     missing_execution(stub, "r1-r2")
     with stub:
-        fanout.start(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            shards=2,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
-        run = fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        start(sfn, s3, 2, digest)
+        run = resume(sfn, s3, listing=digest)
         stub.assert_no_pending_responses()
     assert run.action == "followed" and run.execution_arn == fanout_resume.execution_arn(
         MACHINE, "r1-r1"
@@ -546,16 +516,7 @@ def test_a_source_that_changed_since_the_run_started_is_refused_by_the_resume_an
         "start_execution", {"executionArn": EXECUTION, "startDate": "2026-12-06"}, None
     )
     with stub:
-        run = fanout.start(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            shards=2,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        run = start(sfn, s3, 2, digest)
     items = items_at(clients, run.store.shards_key)
     # the same size, other bytes: only the ETag tells (the cuts would fall elsewhere otherwise)
     s3.put_object(Bucket="exports", Key="in/1.jsonl", Body=record_lines(901, 25))
@@ -565,45 +526,13 @@ def test_a_source_that_changed_since_the_run_started_is_refused_by_the_resume_an
         run_item(clients, settings, items[0], tmp_path)
     assert sent(clients) == []  # it read nothing
     with stub, pytest.raises(InputError, match="changed since the fan-out run r1 started"):
-        fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r1",
-            listing=now,
-        )
+        resume(sfn, s3, listing=now)
     with stub, pytest.raises(InputError, match="read s3://exports/in/, not s3://exports/"):
-        fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source="s3://exports/",
-            bucket="fan-store",
-            run_id="r1",
-            listing=now,
-        )
+        resume(sfn, s3, source="s3://exports/", listing=now)
     with pytest.raises(InputError, match="is not a fan-out run id"):
-        fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r1)",
-            listing=digest,
-        )
+        resume(sfn, s3, run_id="r1)", listing=digest)
     with stub, pytest.raises(InputError, match="no fan-out run r9"):
-        fanout_resume.resume(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            bucket="fan-store",
-            run_id="r9",
-            listing=digest,
-        )
+        resume(sfn, s3, run_id="r9", listing=digest)
 
 
 def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_ended(
@@ -623,25 +552,12 @@ def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_end
     missing_execution(stub, "r1-r1")
     waited: list[float] = []
     with stub:
-        fanout.start(
-            sfn,
-            s3,
-            machine_arn=MACHINE,
-            source=SOURCE,
-            shards=2,
-            bucket="fan-store",
-            run_id="r1",
-            listing=digest,
-        )
+        start(sfn, s3, 2, digest)
         for _ in range(2):  # Ctrl-C while it waits: nothing is started
             with pytest.raises(Interrupted, match="before resuming the fan-out r1"):
-                fanout_resume.resume(
+                resume(
                     sfn,
                     s3,
-                    machine_arn=MACHINE,
-                    source=SOURCE,
-                    bucket="fan-store",
-                    run_id="r1",
                     listing=digest,
                     function_timeout_s=60,
                     wait=lambda s: waited.append(s) or True,
