@@ -136,16 +136,24 @@ def child_report(records: int, mark: Mark) -> None:
     report(records, *mark.until_now())
 
 
-def report(records: int, seconds: float, cpu_s: float, emulator_cpu_s: float | None) -> None:
-    """Print a child's measure (the last line of its stdout) for :func:`run_child`."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def report(
+    records: int,
+    seconds: float,
+    cpu_s: float,
+    emulator_cpu_s: float | None,
+    peak_rss_mb: float | None = None,
+) -> None:
+    """Print a child's measure (the last line of its stdout) for :func:`run_child`; the peak
+    RSS is the child's own unless given (e.g. that of the processes it ran)."""
+    if peak_rss_mb is None:
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "records": records,
                 "seconds": seconds,
                 "cpu_s": cpu_s,
-                "peak_rss_mb": usage.ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb,
                 "emulator_cpu_s": emulator_cpu_s,
             }
         )

@@ -151,8 +151,8 @@ def redrive(
         "--processes",
         min=1,
         max=MAX_PROCESSES,
-        help="Run N redrives on this machine, --max and --rate divided among them, "
-        "reported as one (one per core: one process's CPU is its limit).",
+        help="Run N redrives on this machine, --max taken from together and --rate divided "
+        "among them, reported as one (one per core: one process's CPU is its limit).",
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -170,11 +170,11 @@ def redrive(
     line with --output json), and warns at once when nothing reads the main queue (no worker
     seen in 3 minutes, no enabled event source mapping, or a closed tap).
 
-    With --processes N: N processes each run the same redrive with their share of --max and
-    --rate (the shares sum to them exactly); one total is reported, with each process's
-    counts in the JSON output. A process that dies is named, and the run exits 1: what it
-    held comes back to the DLQ after --visibility-timeout, and running the command again
-    moves it.
+    With --processes N: N processes each run the same redrive, taking from one --max
+    together (a faster one moves more; together never more than --max) with R/N of
+    --rate; one total is reported, with each process's counts in the JSON output. A
+    process that dies is named, and the run exits 1: what it held comes back to the DLQ
+    after --visibility-timeout, and running the command again moves it.
 
     Examples:
       northmigrate dlq redrive --where "error_kind=outage" --dry-run

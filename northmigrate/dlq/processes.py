@@ -2,18 +2,21 @@
 
 One process moves about 900 messages a second at +20 ms, its CPU (mostly botocore's) the
 limit; N processes on N cores move more. Each runs :func:`northmigrate.dlq.redrive.redrive`
-(send, confirm, then delete) with a client of its own; ``--max`` is divided among them
-exactly (the shares differ by one at most and sum to it) and so is ``--rate`` (each gets
-R/N). Each process holds what it read and did not move (not matching, not sent, not
-deleted) until every process has finished, and only then are they all made visible again:
-one run sees each message once, over all its processes.
+(send, confirm, then delete) with a client of its own. ``--max`` is one limit they take
+from together (a count in shared memory, under its lock: a process that moves faster takes
+more, and together they never pass it; fixed shares left the fast processes waiting, done,
+while a slow one moved the rest of its share alone); ``--rate`` is divided (each gets R/N).
+Each process holds what it read and did not move (not matching, not sent, not deleted)
+until every process has finished, and only then are they all made visible again: one run
+sees each message once, over all its processes.
 
 A process that dies (SIGKILL, out of memory) ends without a report: it is named in the
 result (``died``), the messages it held come back to the DLQ when their visibility timeout
 lapses, and one it had sent but not yet deleted is in both queues (the worker is
-idempotent). A rerun moves them; nothing is lost. A stop (Ctrl-C, SIGTERM) reaches every
-process, and each finishes the chunks it has in flight. When this process dies, the others
-notice, stop, and give back what they hold.
+idempotent). A rerun moves them; nothing is lost. What it had reserved of ``--max`` stays
+reserved: the others may move that many fewer than ``--max``, never more. A stop (Ctrl-C,
+SIGTERM) reaches every process, and each finishes the chunks it has in flight. When this
+process dies, the others notice, stop, and give back what they hold.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.sqs.queue import depth, queue_name
 from northmigrate.aws.sqs.reader import back_within_s
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE, AwsSettings
-from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, redrive
+from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, SharedMax, redrive
 from northmigrate.dlq.report import MODE_CLIENT, Progress, RedriveReport
 from northmigrate.dlq.where import Condition
 from northmigrate.errors import EXIT_INTERNAL, InputError, NorthmigrateError
@@ -53,12 +56,6 @@ MAX_PROCESSES = 64
 _ENDINGS = ("error", "stop", "died", "in_flight_limit", "stale", "empty", "max")
 
 
-def shares(total: int, n: int) -> list[int]:
-    """``total`` divided among ``n`` exactly: the first ``total % n`` get one more."""
-    base, extra = divmod(total, n)
-    return [base + (1 if i < extra else 0) for i in range(n)]
-
-
 @dataclass(frozen=True)
 class SqsFactory:
     """Builds a process's own SQS client from the run's AWS settings (picklable: it crosses
@@ -74,7 +71,8 @@ class SqsFactory:
 
 @dataclass(frozen=True)
 class Job:
-    """One process's part of the run: the same redrive, with its share of --max and --rate."""
+    """One process's part of the run: the same redrive, with its share of --rate (--max is
+    the run's, taken from together)."""
 
     sqs: Callable[[], SQSClient]
     source_url: str
@@ -139,7 +137,7 @@ class _Signals:
         threading.Thread(target=self.watch, name="nm-redrive-watch", daemon=True).start()
 
 
-def _child(job: Job, conn: Connection) -> None:
+def _child(job: Job, conn: Connection, shared_max: SharedMax | None = None) -> None:
     """A process of the run: the redrive, its progress and its report sent to the parent."""
     line = _Line(conn)
     stop = threading.Event()
@@ -163,7 +161,7 @@ def _child(job: Job, conn: Connection) -> None:
             pass
 
     try:
-        report = _run(job, stop, progress, hold_until_all_done)
+        report = _run(job, stop, progress, hold_until_all_done, shared_max)
     except NorthmigrateError as exc:  # before any message was read: nothing to give back
         report = RedriveReport(queue_name(job.source_url), queue_name(job.destination_url))
         report.error, report.ended = exc, "error"
@@ -181,6 +179,7 @@ def _run(
     stop: threading.Event,
     progress: Progress,
     before_release: Callable[[], None],
+    shared_max: SharedMax | None = None,
 ) -> RedriveReport:
     return redrive(
         job.sqs(),
@@ -199,6 +198,7 @@ def _run(
         run_id=job.run_id,
         count_in_flight=False,
         before_release=before_release,
+        shared_max=shared_max,
     )
 
 
@@ -224,10 +224,9 @@ def redrive_processes(
     if job.source_url == job.destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")
     n = min(processes, job.max_messages) if job.max_messages is not None else processes
-    limits = shares(job.max_messages, n) if job.max_messages is not None else [None] * n
     run_id = job.run_id or secrets.token_hex(8)  # one run, one id (its redrives entries)
     rate = job.rate / n if job.rate is not None else None
-    jobs = [replace(job, max_messages=limits[i], rate=rate, run_id=run_id) for i in range(n)]
+    jobs = [replace(job, rate=rate, run_id=run_id) for _ in range(n)]
     total = RedriveReport(
         source=queue_name(job.source_url),
         destination=queue_name(job.destination_url),
@@ -262,6 +261,8 @@ class _Parent:
     ) -> None:
         self.ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self.jobs = jobs
+        # --max, one count for all: [moved, reserved] (zeros), under the array's own lock
+        self.shared_max = self.ctx.Array("q", 2) if jobs[0].max_messages is not None else None
         self.stop = stop
         self.progress = progress
         self.total = total
@@ -279,7 +280,10 @@ class _Parent:
         for i, job in enumerate(self.jobs):
             mine, theirs = self.ctx.Pipe()
             proc = self.ctx.Process(
-                target=_child, args=(job, theirs), name=f"nm-redrive-{i}", daemon=False
+                target=_child,
+                args=(job, theirs, self.shared_max),
+                name=f"nm-redrive-{i}",
+                daemon=False,
             )
             proc.start()
             theirs.close()  # only the process holds its end: its death is the line's end
@@ -362,7 +366,7 @@ class _Parent:
         endings = []
         for i, job in enumerate(self.jobs):
             r = self.latest.get(i)
-            entry: dict[str, Any] = {"index": i, "max": job.max_messages, "rate": job.rate}
+            entry: dict[str, Any] = {"index": i, "rate": job.rate}
             if r is not None:
                 for name in ("read", "matched", "moved", "skipped", "failed", "delete_failed"):
                     setattr(total, name, getattr(total, name) + getattr(r, name))

@@ -15,14 +15,16 @@ instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from northmigrate.aws.clients import aws_errors
 from northmigrate.aws.inflight import MAX_IN_FLIGHT, InFlight, Slot
@@ -79,14 +81,35 @@ def default_destination(sqs: SQSClient, dlq_url: str, main_url: str) -> str:
     )
 
 
+class SharedMax(Protocol):
+    """The counts of one ``--max`` shared by several processes (``[done, reserved]`` with a
+    lock across them: a ``multiprocessing`` array, :mod:`northmigrate.dlq.processes`)."""
+
+    def __getitem__(self, index: int, /) -> int: ...
+
+    def __setitem__(self, index: int, value: int, /) -> None: ...
+
+    def get_lock(self) -> AbstractContextManager[Any]: ...
+
+
 class _Budget:
     """``--max``: messages reserved by the threads before they receive, committed when they
-    are moved (or matched, in a dry run), given back otherwise. Never over the limit."""
+    are moved (or matched, in a dry run), given back otherwise. Never over the limit.
 
-    def __init__(self, limit: int | None) -> None:
+    With ``shared`` the counts are those of every process of one run, under the array's
+    lock: a process that moves faster takes more of the limit, and together they never pass
+    it. A thread waits only for the reservations of its own process: with nothing left
+    free and none of its own reserved, its process is done (what another process reserved
+    and gives back, that process takes again).
+    """
+
+    def __init__(self, limit: int | None, shared: SharedMax | None = None) -> None:
         self.limit = limit
-        self.done = 0
-        self.reserved = 0
+        self._counts: SharedMax | list[int] = shared if shared is not None else [0, 0]
+        self._shared: AbstractContextManager[Any] = (
+            shared.get_lock() if shared is not None else contextlib.nullcontext()
+        )
+        self.mine = 0  # reserved by this process's threads
         self._cond = threading.Condition()
 
     def reserve(self, n: int, stop: threading.Event) -> int:
@@ -94,12 +117,15 @@ class _Budget:
             while True:
                 if self.limit is None:
                     return n
-                free = self.limit - self.done - self.reserved
-                if free > 0:
-                    got = min(n, free)
-                    self.reserved += got
-                    return got
-                if self.reserved == 0 or stop.is_set():
+                with self._shared:
+                    done, reserved = self._counts[0], self._counts[1]
+                    free = self.limit - done - reserved
+                    if free > 0:
+                        got = min(n, free)
+                        self._counts[1] = reserved + got
+                        self.mine += got
+                        return got
+                if self.mine == 0 or stop.is_set():
                     return 0
                 self._cond.wait(0.1)  # others may give theirs back
 
@@ -107,13 +133,15 @@ class _Budget:
         if self.limit is None:
             return
         with self._cond:
-            self.reserved -= reserved
-            self.done += used
+            with self._shared:
+                self._counts[1] -= reserved
+                self._counts[0] += used
+            self.mine -= reserved
             self._cond.notify_all()
 
     @property
     def exhausted(self) -> bool:
-        return self.limit is not None and self.done >= self.limit
+        return self.limit is not None and self._counts[0] >= self.limit
 
 
 class _Run:
@@ -308,6 +336,7 @@ def redrive(
     on_moved: Callable[[list[Letter]], None] | None = None,
     count_in_flight: bool = True,
     before_release: Callable[[], None] | None = None,
+    shared_max: SharedMax | None = None,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
@@ -320,7 +349,9 @@ def redrive(
     endpoint (:mod:`northmigrate.aws.inflight`). ``count_in_flight=False`` leaves the
     count of dead letters hidden at the start to the caller (several processes of one run,
     :mod:`northmigrate.dlq.processes`), and ``before_release`` is called before the
-    messages held are made visible again (there, once every process is done).
+    messages held are made visible again (there, once every process is done);
+    ``shared_max`` makes ``max_messages`` the limit of all of them together (see
+    :class:`SharedMax`).
     """
     if source_url == destination_url:
         raise InputError("the destination of a redrive cannot be the DLQ itself")
@@ -363,7 +394,7 @@ def redrive(
         report,
         conditions=conditions,
         dry_run=dry_run,
-        budget=_Budget(max_messages),
+        budget=_Budget(max_messages, shared_max),
         bucket=bucket,
         stop=stop,
         progress=progress,

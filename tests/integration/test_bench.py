@@ -115,12 +115,15 @@ def test_the_guard_benchmark_runs() -> None:
 
 
 def test_the_shards_benchmark_runs() -> None:
-    out = run_bench("shards.py", "--records", "300", "--latency-ms", "20")
-    for contender in ("--processes 1", "--processes 2"):
+    out = run_bench(
+        "shards.py", "--records", "300", "--enqueue-records", "300", "--latency-ms", "20"
+    )
+    for contender in ("--processes 1", "--processes 2", "enqueue, 1 shard", "enqueue, 2 shards"):
         assert contender in out
     for network in ("loopback", "+20 ms"):
         assert network in out
-    assert "emulator cores" in out
-    # the goal at +20 ms with two processes; the enqueue rows, or why there are none
-    assert len(verdicts(out)) == 1
-    assert "enqueue --shard" in out
+    assert "emulator cores" in out and "load at the start" in out
+    # text and JSON: two shards against one on each network, two processes at +20 ms
+    found = verdicts(out)
+    assert len(found) == 6, found
+    assert '"x_one_shard": ' in out and '"client_cores": ' in out

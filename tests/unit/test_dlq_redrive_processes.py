@@ -1,10 +1,12 @@
 """``dlq redrive --processes N`` on the moto server (the processes need an endpoint of their
-own, not this process's in-process moto): shares of --max and --rate, one total, one sight of
-each message over all the processes, a process killed mid-run, a stop, an error."""
+own, not this process's in-process moto): one --max for all the processes, shares of --rate,
+one total, one sight of each message over all the processes, a process killed mid-run, a
+stop, an error."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import threading
@@ -20,7 +22,8 @@ from rich.console import Console
 from northmigrate.cli.dlq import _render_redrive
 from northmigrate.config import AwsSettings
 from northmigrate.dlq import parse_all, redrive
-from northmigrate.dlq.processes import Job, SqsFactory, _Signals, redrive_processes, shares
+from northmigrate.dlq.processes import Job, SqsFactory, _Signals, redrive_processes
+from northmigrate.dlq.redrive import _Budget
 from northmigrate.dlq.report import RedriveReport
 from northmigrate.errors import AwsError, InputError
 from northmigrate.records import envelope
@@ -28,12 +31,22 @@ from northmigrate.records import envelope
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.mark.parametrize("n", range(1, 9))
-def test_shares_sum_to_the_total_and_differ_by_one_at_most(n: int) -> None:
-    for total in range(0, 60):
-        got = shares(total, n)
-        assert len(got) == n and sum(got) == total
-        assert max(got) - min(got) <= 1
+def test_one_max_shared_by_processes_is_never_passed_and_a_process_waits_for_its_own() -> None:
+    """Two budgets on one shared count, as two processes of a run have: what one reserves
+    the other cannot take; one with nothing reserved and nothing free is done at once (it
+    does not wait for the other's reservations); what is given back can be taken again."""
+    counts = multiprocessing.get_context("spawn").Array("q", 2)
+    fast, slow = _Budget(25, counts), _Budget(25, counts)
+    never = threading.Event()
+    assert slow.reserve(10, never) == 10
+    assert [fast.reserve(10, never) for _ in range(2)] == [10, 5]
+    fast.settle(15, 15)
+    assert fast.reserve(10, never) == 0  # done: the 10 left are the other's
+    slow.settle(10, 4)  # 6 given back (not matching, not sent)
+    assert fast.reserve(10, never) == 6
+    fast.settle(6, 6)
+    assert list(counts) == [25, 0] and fast.exhausted and slow.exhausted
+    assert slow.reserve(10, never) == 0
 
 
 def test_a_stop_signal_never_waits_for_a_lock_the_main_thread_holds() -> None:
@@ -136,7 +149,7 @@ def setup(moto_endpoint: str, tmp_path: Path) -> tuple[Any, str, str, SqsFactory
     return sqs, main, dlq, factory
 
 
-def test_max_is_divided_exactly_and_reported_as_one_total(
+def test_max_is_one_limit_for_all_and_reported_as_one_total(
     setup: tuple[Any, str, str, SqsFactory],
 ) -> None:
     sqs, main, dlq, factory = setup
@@ -145,7 +158,6 @@ def test_max_is_divided_exactly_and_reported_as_one_total(
     job = Job(factory, dlq, main, max_messages=25, rate=400.0, concurrency=2)
     report = redrive_processes(sqs, job, 2)
     assert report.error is None and report.died == []
-    assert [p["max"] for p in report.processes] == [13, 12]
     assert [p["rate"] for p in report.processes] == [200.0, 200.0]
     assert report.moved == report.matched == 25
     assert sum(p["moved"] for p in report.processes) == 25
@@ -167,8 +179,43 @@ def test_more_processes_than_max_start_only_as_many_as_max(
     sqs, main, dlq, factory = setup
     fill(sqs, dlq, [f"R-{n}" for n in range(5)])
     report = redrive_processes(sqs, Job(factory, dlq, main, max_messages=2, concurrency=1), 4)
-    assert [p["max"] for p in report.processes] == [1, 1]
+    assert [p["index"] for p in report.processes] == [0, 1]
     assert report.moved == 2
+
+
+class SlowSecondFactory:
+    """The run's client, but the second process's sends take 2.5 s each (picklable)."""
+
+    def __init__(self, factory: SqsFactory) -> None:
+        self.factory = factory
+
+    def __call__(self) -> Any:
+        sqs = self.factory()
+        if multiprocessing.current_process().name.endswith("-1"):
+            send = sqs.send_message_batch
+
+            def slow_send(**kwargs: Any) -> Any:
+                time.sleep(2.5)
+                return send(**kwargs)
+
+            sqs.send_message_batch = slow_send
+        return sqs
+
+
+def test_a_slow_process_leaves_the_rest_of_max_to_a_fast_one(
+    setup: tuple[Any, str, str, SqsFactory],
+) -> None:
+    """--max is taken from together: the fast process moves more than half of it (a fixed
+    share would have stopped it at 20, done and idle, while the slow one moved its 20)."""
+    sqs, main, dlq, factory = setup
+    fill(sqs, dlq, [f"R-{n}" for n in range(60)])
+    job = Job(SlowSecondFactory(factory), dlq, main, max_messages=40, concurrency=1)
+    report = redrive_processes(sqs, job, 2)
+    assert report.error is None and report.ended == "max"
+    moved = [p["moved"] for p in report.processes]
+    assert sum(moved) == report.moved == 40 and moved[0] > 20, moved
+    settled(sqs, dlq)
+    assert sum(ids_in(sqs, main).values()) == 40 and sum(ids_in(sqs, dlq).values()) == 20
 
 
 def test_each_message_is_seen_once_over_all_the_processes(
@@ -329,7 +376,6 @@ def test_cli_processes_reports_one_total_in_json(project: Project) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["moved"] == 21 and data["failed"] == 0
-    assert [p["max"] for p in data["processes"]] == [11, 10]
     assert sum(p["moved"] for p in data["processes"]) == 21
 
 
