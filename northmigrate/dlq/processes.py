@@ -38,7 +38,8 @@ from northmigrate.aws.clients import AwsClients
 from northmigrate.aws.sqs.queue import depth, queue_name
 from northmigrate.aws.sqs.reader import back_within_s
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE, AwsSettings
-from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, SharedMax, redrive
+from northmigrate.dlq.budget import SharedMax
+from northmigrate.dlq.redrive import REDRIVE_VISIBILITY_S, redrive
 from northmigrate.dlq.report import MODE_CLIENT, Progress, RedriveReport
 from northmigrate.dlq.where import Condition
 from northmigrate.errors import EXIT_INTERNAL, InputError, NorthmigrateError

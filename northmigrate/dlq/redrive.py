@@ -15,16 +15,14 @@ instead.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from northmigrate.aws.clients import aws_errors
 from northmigrate.aws.inflight import MAX_IN_FLIGHT, InFlight, Slot
@@ -33,6 +31,7 @@ from northmigrate.aws.sqs.queue import depth, queue_arn, queue_name
 from northmigrate.aws.sqs.reader import STALE_RECEIVES, Reader, back_within_s
 from northmigrate.config import SQS_MAX_MESSAGE_SIZE
 from northmigrate.consume.backoff import TokenBucket
+from northmigrate.dlq.budget import Budget, SharedMax
 from northmigrate.dlq.letters import Letter, read_letter
 from northmigrate.dlq.mover import Mover
 from northmigrate.dlq.native import native_redrive
@@ -81,69 +80,6 @@ def default_destination(sqs: SQSClient, dlq_url: str, main_url: str) -> str:
     )
 
 
-class SharedMax(Protocol):
-    """The counts of one ``--max`` shared by several processes (``[done, reserved]`` with a
-    lock across them: a ``multiprocessing`` array, :mod:`northmigrate.dlq.processes`)."""
-
-    def __getitem__(self, index: int, /) -> int: ...
-
-    def __setitem__(self, index: int, value: int, /) -> None: ...
-
-    def get_lock(self) -> AbstractContextManager[Any]: ...
-
-
-class _Budget:
-    """``--max``: messages reserved by the threads before they receive, committed when they
-    are moved (or matched, in a dry run), given back otherwise. Never over the limit.
-
-    With ``shared`` the counts are those of every process of one run, under the array's
-    lock: a process that moves faster takes more of the limit, and together they never pass
-    it. A thread waits only for the reservations of its own process: with nothing left
-    free and none of its own reserved, its process is done (what another process reserved
-    and gives back, that process takes again).
-    """
-
-    def __init__(self, limit: int | None, shared: SharedMax | None = None) -> None:
-        self.limit = limit
-        self._counts: SharedMax | list[int] = shared if shared is not None else [0, 0]
-        self._shared: AbstractContextManager[Any] = (
-            shared.get_lock() if shared is not None else contextlib.nullcontext()
-        )
-        self.mine = 0  # reserved by this process's threads
-        self._cond = threading.Condition()
-
-    def reserve(self, n: int, stop: threading.Event) -> int:
-        with self._cond:
-            while True:
-                if self.limit is None:
-                    return n
-                with self._shared:
-                    done, reserved = self._counts[0], self._counts[1]
-                    free = self.limit - done - reserved
-                    if free > 0:
-                        got = min(n, free)
-                        self._counts[1] = reserved + got
-                        self.mine += got
-                        return got
-                if self.mine == 0 or stop.is_set():
-                    return 0
-                self._cond.wait(0.1)  # others may give theirs back
-
-    def settle(self, reserved: int, used: int) -> None:
-        if self.limit is None:
-            return
-        with self._cond:
-            with self._shared:
-                self._counts[1] -= reserved
-                self._counts[0] += used
-            self.mine -= reserved
-            self._cond.notify_all()
-
-    @property
-    def exhausted(self) -> bool:
-        return self.limit is not None and self._counts[0] >= self.limit
-
-
 class _Run:
     def __init__(
         self,
@@ -153,7 +89,7 @@ class _Run:
         *,
         conditions: Sequence[Condition],
         dry_run: bool,
-        budget: _Budget,
+        budget: Budget,
         bucket: TokenBucket | None,
         stop: threading.Event,
         progress: Progress | None,
@@ -394,7 +330,7 @@ def redrive(
         report,
         conditions=conditions,
         dry_run=dry_run,
-        budget=_Budget(max_messages, shared_max),
+        budget=Budget(max_messages, shared_max),
         bucket=bucket,
         stop=stop,
         progress=progress,

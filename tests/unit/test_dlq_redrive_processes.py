@@ -22,8 +22,8 @@ from rich.console import Console
 from northmigrate.cli.dlq import _render_redrive
 from northmigrate.config import AwsSettings
 from northmigrate.dlq import parse_all, redrive
+from northmigrate.dlq.budget import Budget
 from northmigrate.dlq.processes import Job, SqsFactory, _Signals, redrive_processes
-from northmigrate.dlq.redrive import _Budget
 from northmigrate.dlq.report import RedriveReport
 from northmigrate.errors import AwsError, InputError
 from northmigrate.records import envelope
@@ -36,7 +36,7 @@ def test_one_max_shared_by_processes_is_never_passed_and_a_process_waits_for_its
     the other cannot take; one with nothing reserved and nothing free is done at once (it
     does not wait for the other's reservations); what is given back can be taken again."""
     counts = multiprocessing.get_context("spawn").Array("q", 2)
-    fast, slow = _Budget(25, counts), _Budget(25, counts)
+    fast, slow = Budget(25, counts), Budget(25, counts)
     never = threading.Event()
     assert slow.reserve(10, never) == 10
     assert [fast.reserve(10, never) for _ in range(2)] == [10, 5]
