@@ -333,6 +333,8 @@ def test_stopping_the_driver_stops_the_execution() -> None:
     with stub, pytest.raises(Exception, match="stopped the fan-out r1") as caught:
         fanout.wait(sfn, run, stop=stop)
     assert caught.value.exit_code == 130  # type: ignore[attr-defined]
+    hint = caught.value.hint  # type: ignore[attr-defined]
+    assert f"northmigrate enqueue {SOURCE} --resume-fan-out r1" in hint
 
 
 def test_default_shards_keep_each_well_inside_lambdas_time() -> None:
