@@ -162,6 +162,16 @@ def test_the_state_machine_retries_a_shard_but_not_a_source_it_cannot_read() -> 
     assert retry[1]["ErrorEquals"] == ["States.ALL"] and retry[1]["MaxAttempts"] >= 5
 
 
+def test_deploy_fan_out_retries_sets_a_shards_retries_on_both_paths(tmp_path: Path) -> None:
+    s = settings(tmp_path, FAN_OUT + "fan_out_retries = 3\n")
+    for body in (
+        fanout.fan_out_spec(s, spec_of(s)).definition("arn:fn"),  # deploy's API path
+        template(s)["Resources"]["FanOutStateMachine"]["Properties"]["Definition"],
+    ):
+        task = body["States"]["Shards"]["ItemProcessor"]["States"]["Enqueue"]
+        assert task["Retry"][1]["MaxAttempts"] == 3
+
+
 # -- the template ------------------------------------------------------------------------------
 
 cfnlint_api = pytest.importorskip("cfnlint.api")
