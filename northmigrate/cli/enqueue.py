@@ -14,6 +14,7 @@ from northmigrate.cli.records import (
     FILTER_OPTION,
     FILTER_VALUES_OPTION,
     FORCE_OPTION,
+    LISTING_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
     SHARD_OPTION,
@@ -40,6 +41,7 @@ def continue_command(
     concurrency: int | None,
     shard: Shard | None = None,
     key: str | None = None,
+    listing: str | None = None,
 ) -> str:
     """The command that goes on where this run stopped, to copy as it is."""
     words = ["northmigrate"]
@@ -51,6 +53,8 @@ def continue_command(
     words += ["--from-line", str(line)]
     if shard is not None:
         words += ["--shard", str(shard)]
+    if listing is not None:  # an S3 source: the rest is read only from the same objects
+        words += ["--listing", listing]
     if rejects is not None:
         words += ["--rejects", str(rejects)]
     if concurrency is not None:
@@ -112,6 +116,7 @@ def enqueue(
     force: bool = FORCE_OPTION,
     shard_text: str | None = SHARD_OPTION,
     shards: int | None = SHARDS_OPTION,
+    listing: str | None = LISTING_OPTION,
     fan_out: str | None = typer.Option(None, "--fan-out", metavar="N|auto", help=FAN_OUT_HELP),
     resume_fan_out: str | None = typer.Option(
         None, "--resume-fan-out", metavar="RUN", help=RESUME_HELP
@@ -148,6 +153,7 @@ def enqueue(
             "--rejects (the shards write theirs to the fan-out bucket)": rejects is not None,
             "--concurrency": concurrency is not None,
             "--resume": resume,
+            "--listing (the run keeps its own)": listing is not None,
         }
         by = "--fan-out" if resume_fan_out is None else "--resume-fan-out"
         check_flags(source, given, by)
@@ -170,13 +176,16 @@ def enqueue(
         flags=_scan_flags(segments, consistent, filters, filter_values, resume),
         force=force,
         shard=shard,
+        listing=listing,
     )
     info = _scan_info(opened)
     line = report.resume_from_line
     command = None
     if line is not None and not dry_run and source != "-" and not info:
         key = report.resume_from_object
-        command = continue_command(st, source, line, rejects, concurrency, shard, key)
+        command = continue_command(
+            st, source, line, rejects, concurrency, shard, key, report.listing
+        )
     notes = _notes(report, limit, command)
     if info and not dry_run and not report.complete:
         notes.append(

@@ -97,7 +97,7 @@ def run_fan_out(
     listing = fanout.listing_of(opened)
     opened.close()
     sfn, s3 = clients.client("stepfunctions"), clients.client("s3")
-    report = EnqueueReport(run_id=resume_run or new_run_id(), source=source)
+    report = EnqueueReport(run_id=resume_run or new_run_id(), source=source, listing=listing)
     started = time.monotonic()
     with ExitStack() as stack:
         stop = stack.enter_context(graceful_stop("stopping the fan-out's execution"))

@@ -26,6 +26,7 @@ from northmigrate.records.rejects import RejectsWriter
 from northmigrate.records.validation import Rejection
 from northmigrate.sources import ScanOptions, Source, check_options, open_source
 from northmigrate.sources.resume import STATE_DIR
+from northmigrate.sources.s3 import listing_of
 from northmigrate.sources.shard import Shard, parse_shard
 
 SOURCE_HELP = (
@@ -77,6 +78,13 @@ SHARD_OPTION = typer.Option(
     help="Read only part I of N (0-based); N processes, each with its own I, read the source "
     "once between them. auto: from AWS_BATCH_JOB_ARRAY_INDEX and _SIZE, JOB_COMPLETION_INDEX "
     "(with --shards N) or CLOUD_RUN_TASK_INDEX/_COUNT. Not for stdin.",
+)
+LISTING_OPTION = typer.Option(
+    None,
+    "--listing",
+    metavar="DIGEST",
+    help="s3:// only: exit 2 unless the source's objects are those of this digest (the JSON "
+    "summary's listing): shards started apart cut the same objects.",
 )
 SHARDS_OPTION = typer.Option(
     None, "--shards", min=1, metavar="N", help="The shard count, for --shard auto on Kubernetes."
@@ -188,6 +196,7 @@ def _run(
     flags: ScanOptions,
     force: bool = False,
     shard: Shard | None = None,
+    listing: str | None = None,
 ) -> tuple[enqueue_lib.EnqueueReport, Source]:
     # before the config is read
     check_options(
@@ -196,6 +205,7 @@ def _run(
         from_line=from_line,
         from_object=from_object,
         sharded=shard is not None,
+        listing=listing,
     )
     settings = st.settings
     migration = st.migration
@@ -223,6 +233,7 @@ def _run(
             options=options,
             shard=shard,
             from_object=from_object,
+            listing=listing,
         )
         notice = getattr(source, "notice", None)
         if notice:  # e.g. --segments lowered to what the table can use
@@ -282,6 +293,7 @@ def _run(
             run_id=run_id,
         )
         report.shard = None if shard is None else str(shard)
+        report.listing = listing_of(source)
         seen[:] = [report]
         if recorder is not None:
             recorder.update(report.enqueued)

@@ -12,6 +12,7 @@ from northmigrate.cli.records import (
     FILTER_OPTION,
     FILTER_VALUES_OPTION,
     FORCE_OPTION,
+    LISTING_OPTION,
     REJECTS_OPTION,
     SEGMENTS_OPTION,
     SHARD_OPTION,
@@ -40,6 +41,7 @@ def validate(
     filter_values: str | None = FILTER_VALUES_OPTION,
     shard_text: str | None = SHARD_OPTION,
     shards: int | None = SHARDS_OPTION,
+    listing: str | None = LISTING_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Read and validate every record against the migration's model; send nothing.
@@ -55,7 +57,15 @@ def validate(
     shard = _shard(shard_text, shards)
     flags = _scan_flags(segments, consistent, filters, filter_values)
     report, _ = _run(
-        state(ctx), source, output, rejects, send=False, flags=flags, force=force, shard=shard
+        state(ctx),
+        source,
+        output,
+        rejects,
+        send=False,
+        flags=flags,
+        force=force,
+        shard=shard,
+        listing=listing,
     )
     _finish(report, output, "validate")
     if strict and (report.tally.invalid or report.tally.duplicates):

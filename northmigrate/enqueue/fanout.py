@@ -31,7 +31,7 @@ from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.enqueue.store import RunStore, ShardStore
 from northmigrate.errors import EXIT_ATTENTION, Interrupted, NorthmigrateError
 from northmigrate.records.validation import Rejection
-from northmigrate.sources.base import Source
+from northmigrate.sources.s3 import listing_of
 from northmigrate.sources.shard import Shard
 
 if TYPE_CHECKING:
@@ -115,12 +115,6 @@ class FanOut:
     # started: a new run; resumed: its unfinished shards run again; followed: resuming found
     # its execution still running; finished: resuming found every shard finished
     action: str = "started"
-
-
-def listing_of(source: Source) -> str | None:
-    """The digest of an opened S3 source's objects (None for any other source)."""
-    listing = getattr(source, "listing", None)
-    return listing if isinstance(listing, str) else None
 
 
 def map_items(store: RunStore, source: str, shards: list[Shard], listing: str | None) -> list[Any]:

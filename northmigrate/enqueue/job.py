@@ -61,6 +61,7 @@ class EnqueueReport:
     source_done: int = 0
     source_total: int | None = None
     shard: str | None = None  # "I/N" of --shard: this run read only that part
+    listing: str | None = None  # an S3 source's listing digest (--listing)
     error: NorthmigrateError | None = None
 
     @property
@@ -75,6 +76,8 @@ class EnqueueReport:
         out["source"] = self.source
         if self.shard is not None:
             out["shard"] = self.shard
+        if self.listing is not None:
+            out["listing"] = self.listing
         out |= {
             "read": t.read,
             "valid": t.valid,

@@ -68,14 +68,21 @@ def check_options(
     from_line: int | None = None,
     from_object: str | None = None,
     sharded: bool = False,
+    listing: str | None = None,
 ) -> None:
     """Refuse a flag given for a source it does not apply to (SourceError, exit 2).
 
     ``from_line`` is enqueue's ``--from-line``: it applies to one file or one S3 object, or
     to an S3 prefix with ``from_object`` (``--from-object KEY``, a prefix's only).
-    ``sharded`` (``--shard``) applies to any source but stdin.
+    ``sharded`` (``--shard``) applies to any source but stdin; ``listing`` (``--listing``) to
+    S3 sources only.
     """
     kind = kind_of(name)
+    if listing is not None and kind != "s3":
+        raise SourceError(
+            f"--listing applies to s3:// sources, not to {name}",
+            hint="it is the digest of an S3 source's objects (the JSON summary's listing)",
+        )
     if sharded and kind == "stdin":
         raise SourceError(
             "--shard cannot share stdin among shards: every shard would read its own copy",

@@ -345,13 +345,19 @@ def open_s3(
     return _sharded(source, shard)
 
 
+def listing_of(source: Source) -> str | None:
+    """The listing digest of an opened S3 source, sharded or not (None for any other)."""
+    inner = source.source if isinstance(source, Strided) else source
+    return inner.listing if isinstance(inner, S3Source) else None
+
+
 def _same_listing(source: S3Source, listing: str | None) -> None:
     if listing is not None and source.listing != listing:
         raise SourceError(
             f"the objects of {source.name} changed since the run started (an object was "
             "added, removed or rewritten): its shards would be cut differently",
-            hint="start a new run over the source as it is now (a record sent twice is "
-            "harmless: the consumers are idempotent)",
+            hint="start a new run over the source as it is now, without --listing (a record "
+            "sent twice is harmless: the consumers are idempotent)",
         )
 
 

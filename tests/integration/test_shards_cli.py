@@ -105,10 +105,24 @@ def test_a_stopped_shard_of_an_s3_prefix_continues_from_its_object_and_line(
     words = shlex.split(stopped["resume_command"])
     assert words[words.index("--from-object") + 1] == "in/3.jsonl"
     assert words[words.index("--shard") + 1] == "1/2"
+    # both shards cut the same objects, and the rest is read only from those objects
+    assert len(other["listing"]) == 32 and stopped["listing"] == other["listing"]
+    assert words[words.index("--listing") + 1] == other["listing"]
     rest = project.cli_json(*words[1:])
     assert rest["resume_from_line"] is None and rest["read"] == 6
     assert other["enqueued"] + stopped["enqueued"] + rest["enqueued"] == 32
     assert project.cli_json("status")["main"]["visible"] == 32
+
+    # an object rewritten (the same size, other bytes): the cuts would not hold, so no
+    # shard of the old listing reads anything
+    body = records(tmp_path / "again.jsonl", 8, first=901, bad_every=0).read_bytes()
+    s3.put_object(Bucket=bucket, Key="in/1.jsonl", Body=body)
+    changed = project.cli(*words[1:])
+    assert changed.returncode == 2, changed.stderr
+    assert "changed since the run started" in " ".join(changed.stderr.split())
+    assert project.cli_json("status")["main"]["visible"] == 32
+    misplaced = project.cli("validate", "r.jsonl", "--listing", other["listing"])
+    assert misplaced.returncode == 2 and "--listing applies to s3:// sources" in misplaced.stderr
 
 
 @pytest.mark.parametrize(

@@ -571,3 +571,28 @@ def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_end
     # every child's task of an execution that succeeded was answered: nothing still runs
     assert fanout_resume.settle_s({"status": "SUCCEEDED", "stopDate": now}, 900, now) == 0
     assert fanout_resume.settle_s({"status": "TIMED_OUT", "stopDate": now}, 900, now) == 900
+
+
+def test_every_way_an_s3_source_opens_has_its_listing_and_a_changed_one_is_refused(
+    world: tuple[AwsClients, Settings],
+) -> None:
+    import gzip
+
+    from northmigrate.sources import open_source
+    from northmigrate.sources.base import SourceError
+    from northmigrate.sources.s3 import listing_of
+    from northmigrate.sources.shard import Shard
+
+    clients, _ = world
+    s3 = clients.client("s3")
+    s3.put_object(Bucket="exports", Key="gz/all.jsonl.gz", Body=gzip.compress(record_lines(1, 5)))
+    for uri in (SOURCE, "s3://exports/in/0.jsonl", "s3://exports/gz/all.jsonl.gz"):
+        whole = open_source(uri, clients=clients)
+        part = open_source(uri, clients=clients, shard=Shard(1, 2))  # cut, or read strided
+        digest = listing_of(whole)
+        assert digest is not None and listing_of(part) == digest, uri
+        open_source(uri, clients=clients, shard=Shard(0, 2), listing=digest).close()
+        with pytest.raises(SourceError, match="changed since the run started"):
+            open_source(uri, clients=clients, listing="0" * 32)
+        whole.close()
+        part.close()
