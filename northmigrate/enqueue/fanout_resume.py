@@ -14,9 +14,9 @@ timed out, failed), resuming waits until the enqueue function's timeout has pass
 stopping an execution does not stop a Lambda invocation it started, and a child still at
 work would send its shard alongside its resumption. An execution that ``SUCCEEDED`` had
 every child's task answered (each child's last invocation returned or timed out), so
-nothing of it still runs. A run whose every shard finished starts nothing. A
-source whose objects changed since the run started is refused (exit 2): its shards would be
-cut differently.
+nothing of it still runs. A run whose every shard finished starts nothing. A source whose
+objects changed since the run started is refused (exit 2): its shards would be cut
+differently.
 """
 
 from __future__ import annotations
@@ -184,7 +184,10 @@ def _read_items(s3: S3Client, store: RunStore) -> list[dict[str, Any]]:
                 hint="the run id is in the fan-out's output (run_id)",
             ) from exc
         raise translate(exc, f"S3 GetObject s3://{store.bucket}/{store.shards_key}") from exc
-    items = json.loads(body)
+    try:
+        items = json.loads(body)
+    except ValueError:
+        items = None
     if not isinstance(items, list) or not items or not isinstance(items[0], dict):
         raise InputError(f"s3://{store.bucket}/{store.shards_key} is not a fan-out's items")
     return items

@@ -535,6 +535,9 @@ def test_a_source_that_changed_since_the_run_started_is_refused_by_the_resume_an
         resume(sfn, s3, run_id="r1)", listing=digest)
     with stub, pytest.raises(InputError, match="no fan-out run r9"):
         resume(sfn, s3, run_id="r9", listing=digest)
+    s3.put_object(Bucket="fan-store", Key="northmigrate/fan-out/r8/shards.json", Body=b"{[")
+    with stub, pytest.raises(InputError, match="is not a fan-out's items"):
+        resume(sfn, s3, run_id="r8", listing=digest)
 
 
 def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_ended(
