@@ -125,8 +125,9 @@ def run_fan_out(
                 function_timeout_s=d.fan_out_timeout_s,
                 wait=stop.wait,
                 on_wait=lambda seconds: say(
-                    "[yellow]the run's last execution ended {} s ago or less: waiting {} s "
-                    "for the invocations it started to end[/yellow]",
+                    "[yellow]the run's last execution was stopped, and an invocation it "
+                    "started may run {} s (fan_out_timeout_s): waiting {} s before its "
+                    "shards run again[/yellow]",
                     str(d.fan_out_timeout_s),
                     f"{seconds:.0f}",
                 ),
