@@ -92,10 +92,18 @@ def test_the_guard_on_lambda_closes_the_tap_and_the_probe_reopens_it(
     [target] = events.list_targets_by_rule(Rule=f"{function}-probe")["Targets"]
     assert json.loads(target["Input"]) == PROBE_EVENT  # the schedule the stack holds
 
-    answer = project.client("lambda").invoke(
-        FunctionName=function, Payload=json.dumps(PROBE_EVENT).encode()
-    )
-    assert json.loads(answer["Payload"].read())["opened"] is True
+    # The schedule's ticks, here at once: a tick whose cold start ran past the function's 2 s
+    # timeout (a loaded machine) is followed by the next, as the rule's next minute would be.
+    answers: list[dict[str, Any]] = []
+    for _tick in range(4):
+        answer = project.client("lambda").invoke(
+            FunctionName=function, Payload=json.dumps(PROBE_EVENT).encode()
+        )
+        answers.append(json.loads(answer["Payload"].read()))
+        if answers[-1].get("opened") is True or answers[-1].get("tap") == "open":
+            break
+        assert "Task timed out" in json.dumps(answers[-1]), answers  # nothing else is retried
+    assert answers[-1].get("opened") is True or answers[-1].get("tap") == "open", answers
     tap = project.cli_json("tap", "status")
     assert tap["open"] is True and tap["opened"].startswith("guard (lambda ")
     assert all(m["enabled"] for m in tap["mappings"])  # the function enabled its mapping
