@@ -18,6 +18,7 @@ from northmigrate.enqueue.job import EnqueueReport, new_run_id
 from northmigrate.errors import EXIT_ATTENTION, ConfigError, InputError
 from northmigrate.sources import open_source
 from northmigrate.sources.names import kind_of
+from northmigrate.sources.s3 import listing_of
 
 FAN_OUT_HELP = (
     "s3:// only: run N shards on Step Functions, one Lambda child each (deploy with "
@@ -94,7 +95,7 @@ def run_fan_out(
     machine = fanout.state_machine_arn(queue_arn, fanout.state_machine_name(settings.queue.name))
     opened = open_source(source, clients=clients)  # lists it: a bad source is exit 2 here
     total = opened.progress()[1] or 0
-    listing = fanout.listing_of(opened)
+    listing = listing_of(opened)
     opened.close()
     sfn, s3 = clients.client("stepfunctions"), clients.client("s3")
     report = EnqueueReport(run_id=resume_run or new_run_id(), source=source, listing=listing)
@@ -125,9 +126,9 @@ def run_fan_out(
                 function_timeout_s=d.fan_out_timeout_s,
                 wait=stop.wait,
                 on_wait=lambda seconds: say(
-                    "[yellow]the run's last execution was stopped, and an invocation it "
-                    "started may run {} s (fan_out_timeout_s): waiting {} s before its "
-                    "shards run again[/yellow]",
+                    "[yellow]the run's last execution was stopped, timed out or failed, and "
+                    "an invocation it started may run {} s (fan_out_timeout_s): waiting {} s "
+                    "before its shards run again[/yellow]",
                     str(d.fan_out_timeout_s),
                     f"{seconds:.0f}",
                 ),

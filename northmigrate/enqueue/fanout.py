@@ -31,7 +31,6 @@ from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.enqueue.store import RunStore, ShardStore
 from northmigrate.errors import EXIT_ATTENTION, Interrupted, NorthmigrateError
 from northmigrate.records.validation import Rejection
-from northmigrate.sources.s3 import listing_of
 from northmigrate.sources.shard import Shard
 
 if TYPE_CHECKING:
@@ -277,7 +276,6 @@ __all__ = [
     "default_shards",
     "enqueue_function_name",
     "launch",
-    "listing_of",
     "map_items",
     "progress",
     "resume_command",

@@ -25,6 +25,7 @@ from northmigrate.enqueue.job import EnqueueReport
 from northmigrate.enqueue.store import RunStore
 from northmigrate.errors import InputError, Interrupted
 from northmigrate.plugin import Migration
+from northmigrate.sources.s3 import listing_of
 
 SOURCE = "s3://exports/in/"
 
@@ -399,7 +400,7 @@ def listing(clients: AwsClients, source: str = SOURCE) -> str | None:
 
     opened = open_source(source, clients=clients)
     opened.close()
-    return fanout.listing_of(opened)
+    return listing_of(opened)
 
 
 def test_resuming_runs_only_the_unfinished_shards_each_from_where_it_stopped(
@@ -547,7 +548,7 @@ def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_end
     s3 = clients.client("s3")
     sfn, stub = stubbed_sfn()
     digest = listing(clients)
-    stopped = datetime.now(UTC) - timedelta(seconds=10)  # stopped 10 s ago (Ctrl-C)
+    stopped = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)  # Ctrl-C; the resume comes 10 s later
     stub.add_response(
         "start_execution", {"executionArn": EXECUTION, "startDate": "2026-12-06"}, None
     )
@@ -566,9 +567,10 @@ def test_resuming_waits_until_the_children_of_the_last_execution_have_surely_end
                     listing=digest,
                     function_timeout_s=60,
                     wait=lambda s: waited.append(s) or True,
+                    now=lambda: stopped + timedelta(seconds=10),
                 )
         stub.assert_no_pending_responses()
-    assert 49 < waited[0] <= 50 and waited[1] == 60
+    assert waited == [50, 60]
     now = datetime.now(UTC)
     assert fanout_resume.settle_s({"status": "ABORTED", "stopDate": LONG_AGO}, 900, now) == 0
     # every child's task of an execution that succeeded was answered: nothing still runs
@@ -583,7 +585,6 @@ def test_every_way_an_s3_source_opens_has_its_listing_and_a_changed_one_is_refus
 
     from northmigrate.sources import open_source
     from northmigrate.sources.base import SourceError
-    from northmigrate.sources.s3 import listing_of
     from northmigrate.sources.shard import Shard
 
     clients, _ = world
